@@ -1,0 +1,531 @@
+#include "common/protocol.h"
+
+#include <msgpack.hpp>
+
+#include "common/utf8.h"
+
+namespace todo::protocol {
+namespace {
+
+constexpr std::string_view kOpNames[] = {"add_entry",    "entries", "update_entry",
+                                         "delete_entry", "locate",  "ping"};
+
+// The msgpack type of a value, as decoding saw it.
+enum class Type : uint8_t { kAbsent, kNil, kBool, kUint, kNegInt, kFloat, kStr, kBin, kExt, kArray, kMap };
+
+std::string_view TypeName(Type t) {
+  switch (t) {
+    case Type::kAbsent: return "nothing";
+    case Type::kNil: return "nil";
+    case Type::kBool: return "bool";
+    case Type::kUint: return "uint";
+    case Type::kNegInt: return "negative int";
+    case Type::kFloat: return "float";
+    case Type::kStr: return "str";
+    case Type::kBin: return "bin";
+    case Type::kExt: return "ext";
+    case Type::kArray: return "array";
+    case Type::kMap: return "map";
+  }
+  return "?";
+}
+
+// The keys decoding looks at; every other key is skipped.
+enum Key : int { kKeyOp, kKeyId, kKeyList, kKeyDate, kKeyTitle, kKeyEntryId, kNumKeys, kKeyOther };
+constexpr std::string_view kKeyNames[kNumKeys] = {"op", "id", "list", "date", "title", "entry_id"};
+
+Key LookupKey(std::string_view k) {
+  for (int i = 0; i < kNumKeys; ++i) {
+    if (k == kKeyNames[i]) return static_cast<Key>(i);
+  }
+  return kKeyOther;
+}
+
+struct Field {
+  Type type = Type::kAbsent;
+  std::string_view str;  // kStr or kBin bytes
+  uint64_t uint_value = 0;
+};
+
+// A msgpack visitor that accepts exactly one top-level map with str keys and
+// records the raw values of the keys above. Returning false stops parsing.
+class RequestVisitor : public msgpack::null_visitor {
+ public:
+  Field fields[kNumKeys];
+  std::string error;  // set when the visitor stopped the parse
+
+  bool visit_nil() { return Scalar(Type::kNil); }
+  bool visit_boolean(bool) { return Scalar(Type::kBool); }
+  bool visit_positive_integer(uint64_t v) { return Scalar(Type::kUint, {}, v); }
+  bool visit_negative_integer(int64_t) { return Scalar(Type::kNegInt); }
+  bool visit_float32(float) { return Scalar(Type::kFloat); }
+  bool visit_float64(double) { return Scalar(Type::kFloat); }
+  bool visit_str(const char* v, uint32_t size) { return Scalar(Type::kStr, {v, size}); }
+  bool visit_bin(const char* v, uint32_t size) { return Scalar(Type::kBin, {v, size}); }
+  bool visit_ext(const char*, uint32_t) { return Scalar(Type::kExt); }
+
+  bool start_array(uint32_t) { return Open(Type::kArray); }
+  bool end_array() { return Close(); }
+  bool start_map(uint32_t) { return Open(Type::kMap); }
+  bool end_map() { return Close(); }
+  bool start_map_key() {
+    if (depth_ == 1) in_key_ = true;
+    return true;
+  }
+  bool end_map_key() {
+    if (depth_ == 1) in_key_ = false;
+    return true;
+  }
+  bool end_map_value() {
+    if (depth_ == 1) current_ = kKeyOther;
+    return true;
+  }
+  void parse_error(size_t, size_t) { parse_failed_ = true; }
+  void insufficient_bytes(size_t, size_t) { truncated_ = true; }
+
+  bool saw_map() const { return saw_map_; }
+  bool parse_failed() const { return parse_failed_; }
+  bool truncated() const { return truncated_; }
+
+ private:
+  bool Fail(std::string message) {
+    if (error.empty()) error = std::move(message);
+    return false;
+  }
+
+  bool Scalar(Type type, std::string_view str = {}, uint64_t u = 0) {
+    if (depth_ == 0) return Fail("body must be a msgpack map, not " + std::string(TypeName(type)));
+    if (depth_ > 1) return true;  // inside a value we skip
+    if (in_key_) return Key(type, str);
+    if (current_ != kKeyOther) fields_set(type, str, u);
+    return true;
+  }
+
+  void fields_set(Type type, std::string_view str, uint64_t u) {
+    Field& f = fields[current_];
+    f.type = type;
+    f.str = str;
+    f.uint_value = u;
+  }
+
+  bool Key(Type type, std::string_view k) {
+    if (type == Type::kBin) return Fail("map keys must be str, not bin");
+    if (type != Type::kStr) {
+      return Fail("map keys must be str, not " + std::string(TypeName(type)));
+    }
+    current_ = LookupKey(k);
+    if (current_ != kKeyOther) {
+      if (fields[current_].type != Type::kAbsent) {
+        return Fail("duplicate key '" + std::string(kKeyNames[current_]) + "'");
+      }
+      // Mark present now, so a container value still counts as present.
+      fields[current_].type = Type::kNil;
+    }
+    return true;
+  }
+
+  bool Open(Type type) {
+    if (depth_ == 0) {
+      if (type != Type::kMap) return Fail("body must be a msgpack map, not array");
+      saw_map_ = true;
+    } else if (depth_ == 1) {
+      if (in_key_) return Fail("map keys must be str, not " + std::string(TypeName(type)));
+      if (current_ != kKeyOther) fields_set(type, {}, 0);
+    }
+    if (++depth_ > kMaxNesting) {
+      return Fail("msgpack nesting deeper than " + std::to_string(kMaxNesting));
+    }
+    return true;
+  }
+
+  bool Close() {
+    --depth_;
+    return true;
+  }
+
+  int depth_ = 0;
+  bool in_key_ = false;
+  bool saw_map_ = false;
+  bool parse_failed_ = false;
+  bool truncated_ = false;
+  ::todo::protocol::Key current_ = kKeyOther;
+};
+
+std::string TypeError(std::string_view key, std::string_view want, Type got) {
+  std::string m = "key '";
+  m += key;
+  m += "' must be ";
+  m += want;
+  m += ", not ";
+  m += TypeName(got);
+  return m;
+}
+
+// Quotes a client-supplied string for an error message: at most 64 bytes,
+// non-printable bytes as \xNN.
+std::string Quote(std::string_view s) {
+  std::string out = "'";
+  size_t n = 0;
+  for (unsigned char c : s) {
+    if (n++ == 64) {
+      out += "...";
+      break;
+    }
+    if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  out += "'";
+  return out;
+}
+
+Status NeedStr(const Field& f, std::string_view key) {
+  if (f.type == Type::kAbsent) return Status::BadRequest("missing key '" + std::string(key) + "'");
+  if (f.type != Type::kStr) return Status::BadRequest(TypeError(key, "a str", f.type));
+  return Status::Ok();
+}
+
+Status CheckList(const Field& f, std::string_view* out) {
+  if (Status s = NeedStr(f, "list"); !s.ok()) return s;
+  if (f.str.empty() || f.str.size() > kMaxListBytes) {
+    return Status::BadRequest("key 'list' must be 1-255 bytes, not " + std::to_string(f.str.size()));
+  }
+  if (!IsValidUtf8(f.str)) return Status::BadRequest("key 'list' is not valid UTF-8");
+  *out = f.str;
+  return Status::Ok();
+}
+
+Status CheckDate(const Field& f, std::optional<Date>* out) {
+  if (Status s = NeedStr(f, "date"); !s.ok()) return s;
+  auto d = ParseDate(f.str);
+  if (!d) {
+    return Status::BadRequest("key 'date' must be a real calendar date YYYY-MM-DD (0001-9999), not " +
+                              Quote(f.str));
+  }
+  *out = d;
+  return Status::Ok();
+}
+
+Status CheckTitle(const Field& f, std::optional<std::string_view>* out) {
+  if (Status s = NeedStr(f, "title"); !s.ok()) return s;
+  if (f.str.empty() || f.str.size() > kMaxTitleBytes) {
+    return Status::BadRequest("key 'title' must be 1-1024 bytes, not " +
+                              std::to_string(f.str.size()));
+  }
+  if (!IsValidUtf8(f.str)) return Status::BadRequest("key 'title' is not valid UTF-8");
+  *out = f.str;
+  return Status::Ok();
+}
+
+Status CheckEntryId(const Field& f, uint64_t* out) {
+  if (f.type == Type::kAbsent) return Status::BadRequest("missing key 'entry_id'");
+  if (f.type != Type::kUint) return Status::BadRequest(TypeError("entry_id", "a uint", f.type));
+  *out = f.uint_value;
+  return Status::Ok();
+}
+
+Status Validate(const Field* fields, Request* req) {
+  const Field& op = fields[kKeyOp];
+  if (op.type == Type::kAbsent) return Status::BadRequest("missing key 'op'");
+  if (op.type != Type::kStr) return Status::BadRequest(TypeError("op", "a str", op.type));
+  auto parsed = ParseOp(op.str);
+  if (!parsed) return {ErrorCode::kUnknownOp, "unknown op " + Quote(op.str)};
+  req->op = *parsed;
+  if (NeedsList(req->op)) {
+    if (Status s = CheckList(fields[kKeyList], &req->list); !s.ok()) return s;
+  }
+  const Field& date = fields[kKeyDate];
+  const Field& title = fields[kKeyTitle];
+  switch (req->op) {
+    case Op::kAddEntry:
+      if (Status s = CheckDate(date, &req->date); !s.ok()) return s;
+      return CheckTitle(title, &req->title);
+    case Op::kEntries:
+      if (date.type != Type::kAbsent) return CheckDate(date, &req->date);
+      return Status::Ok();
+    case Op::kUpdateEntry: {
+      if (Status s = CheckEntryId(fields[kKeyEntryId], &req->entry_id); !s.ok()) return s;
+      if (date.type == Type::kAbsent && title.type == Type::kAbsent) {
+        return Status::BadRequest("update_entry needs at least one of 'date', 'title'");
+      }
+      if (date.type != Type::kAbsent) {
+        if (Status s = CheckDate(date, &req->date); !s.ok()) return s;
+      }
+      if (title.type != Type::kAbsent) return CheckTitle(title, &req->title);
+      return Status::Ok();
+    }
+    case Op::kDeleteEntry:
+      return CheckEntryId(fields[kKeyEntryId], &req->entry_id);
+    case Op::kLocate:
+    case Op::kPing:
+      return Status::Ok();
+  }
+  return Status::Ok();
+}
+
+// --- encoding helpers ---
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+void PackStr(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+void PackId(Packer& pk, const RequestId& id) {
+  if (id.kind == RequestId::Kind::kNone) return;
+  PackStr(pk, "id");
+  if (id.kind == RequestId::Kind::kUint) {
+    pk.pack_uint64(id.uint_value);
+  } else {
+    PackStr(pk, id.str_value);
+  }
+}
+
+// {"id": .., "ok": true, "result": <caller packs>}
+void BeginOk(Packer& pk, const RequestId& id) {
+  pk.pack_map(id.kind == RequestId::Kind::kNone ? 2 : 3);
+  PackId(pk, id);
+  PackStr(pk, "ok");
+  pk.pack_true();
+  PackStr(pk, "result");
+}
+
+void PackEntry(Packer& pk, const Entry& e) {
+  pk.pack_map(3);
+  PackStr(pk, "id");
+  pk.pack_uint64(e.id);
+  PackStr(pk, "date");
+  char date[10];
+  FormatDateTo(e.date, date);
+  PackStr(pk, std::string_view(date, 10));
+  PackStr(pk, "title");
+  PackStr(pk, e.title);
+}
+
+}  // namespace
+
+std::string_view OpName(Op op) { return kOpNames[static_cast<int>(op)]; }
+
+std::optional<Op> ParseOp(std::string_view name) {
+  for (size_t i = 0; i < std::size(kOpNames); ++i) {
+    if (name == kOpNames[i]) return static_cast<Op>(i);
+  }
+  return std::nullopt;
+}
+
+bool IsMutating(Op op) {
+  return op == Op::kAddEntry || op == Op::kUpdateEntry || op == Op::kDeleteEntry;
+}
+
+bool NeedsList(Op op) { return op != Op::kPing; }
+
+DecodeResult DecodeRequest(std::string_view body) {
+  DecodeResult r;
+  if (body.size() > kMaxBodyBytes) {
+    r.status = Status::BadRequest("body is " + std::to_string(body.size()) +
+                                  " bytes, more than the 65536 allowed");
+    return r;
+  }
+  RequestVisitor v;
+  size_t off = 0;
+  bool parsed = false;
+  try {
+    parsed = msgpack::parse(body.data(), body.size(), off, v);
+  } catch (const std::exception& e) {  // msgpack-c may throw on size limits
+    r.status = Status::BadRequest(std::string("body is not valid msgpack: ") + e.what());
+    return r;
+  }
+  // The id is echoed whenever it was read, whatever else is wrong.
+  const Field& id = v.fields[kKeyId];
+  Status id_status;
+  if (id.type == Type::kUint) {
+    r.id = RequestId::Uint(id.uint_value);
+  } else if (id.type == Type::kStr) {
+    r.id = RequestId::Str(id.str);
+  } else if (id.type != Type::kAbsent) {
+    id_status = Status::BadRequest(TypeError("id", "a uint or str", id.type));
+  }
+  if (!v.error.empty()) {
+    r.status = Status::BadRequest(v.error);
+  } else if (!parsed) {
+    r.status = Status::BadRequest(v.truncated() || body.empty()
+                                      ? "body is not valid msgpack: truncated"
+                                      : "body is not valid msgpack");
+  } else if (!v.saw_map()) {
+    r.status = Status::BadRequest("body must be a msgpack map");
+  } else if (off != body.size()) {
+    r.status = Status::BadRequest(std::to_string(body.size() - off) +
+                                  " trailing bytes after the request map");
+  } else if (!id_status.ok()) {
+    r.status = id_status;
+  } else {
+    r.status = Validate(v.fields, &r.request);
+  }
+  r.request.id = r.id;
+  return r;
+}
+
+void EncodeError(msgpack::sbuffer& out, const RequestId& id, ErrorCode code,
+                 std::string_view message) {
+  Packer pk(out);
+  pk.pack_map(id.kind == RequestId::Kind::kNone ? 2 : 3);
+  PackId(pk, id);
+  PackStr(pk, "ok");
+  pk.pack_false();
+  PackStr(pk, "error");
+  pk.pack_map(2);
+  PackStr(pk, "code");
+  PackStr(pk, ErrorCodeName(code));
+  PackStr(pk, "message");
+  PackStr(pk, message);
+}
+
+void EncodeError(msgpack::sbuffer& out, const RequestId& id, const Status& status) {
+  EncodeError(out, id, status.code(), status.message());
+}
+
+void EncodeAddResult(msgpack::sbuffer& out, const RequestId& id, uint64_t entry_id) {
+  Packer pk(out);
+  BeginOk(pk, id);
+  pk.pack_map(1);
+  PackStr(pk, "id");
+  pk.pack_uint64(entry_id);
+}
+
+void EncodeEntries(msgpack::sbuffer& out, const RequestId& id,
+                   const std::vector<const Entry*>& entries) {
+  Packer pk(out);
+  BeginOk(pk, id);
+  pk.pack_array(static_cast<uint32_t>(entries.size()));
+  for (const Entry* e : entries) PackEntry(pk, *e);
+}
+
+void EncodeEntry(msgpack::sbuffer& out, const RequestId& id, const Entry& entry) {
+  Packer pk(out);
+  BeginOk(pk, id);
+  PackEntry(pk, entry);
+}
+
+void EncodeDeleted(msgpack::sbuffer& out, const RequestId& id, bool deleted) {
+  Packer pk(out);
+  BeginOk(pk, id);
+  pk.pack_map(1);
+  PackStr(pk, "deleted");
+  if (deleted) {
+    pk.pack_true();
+  } else {
+    pk.pack_false();
+  }
+}
+
+void EncodeLocate(msgpack::sbuffer& out, const RequestId& id, std::string_view node) {
+  Packer pk(out);
+  BeginOk(pk, id);
+  pk.pack_map(1);
+  PackStr(pk, "node");
+  PackStr(pk, node);
+}
+
+void EncodePing(msgpack::sbuffer& out, const RequestId& id, std::string_view role,
+                std::string_view name) {
+  Packer pk(out);
+  BeginOk(pk, id);
+  pk.pack_map(3);
+  PackStr(pk, "pong");
+  pk.pack_true();
+  PackStr(pk, "role");
+  PackStr(pk, role);
+  PackStr(pk, "name");
+  PackStr(pk, name);
+}
+
+void EncodeRequest(msgpack::sbuffer& out, const Request& request) {
+  Packer pk(out);
+  uint32_t n = 1;
+  if (request.id.kind != RequestId::Kind::kNone) ++n;
+  bool list = NeedsList(request.op);
+  bool entry_id = request.op == Op::kUpdateEntry || request.op == Op::kDeleteEntry;
+  n += list + entry_id + request.date.has_value() + request.title.has_value();
+  pk.pack_map(n);
+  PackStr(pk, "op");
+  PackStr(pk, OpName(request.op));
+  PackId(pk, request.id);
+  if (list) {
+    PackStr(pk, "list");
+    PackStr(pk, request.list);
+  }
+  if (entry_id) {
+    PackStr(pk, "entry_id");
+    pk.pack_uint64(request.entry_id);
+  }
+  if (request.date) {
+    PackStr(pk, "date");
+    char date[10];
+    FormatDateTo(*request.date, date);
+    PackStr(pk, std::string_view(date, 10));
+  }
+  if (request.title) {
+    PackStr(pk, "title");
+    PackStr(pk, *request.title);
+  }
+}
+
+ErrorCode ParseErrorCode(std::string_view name) {
+  for (ErrorCode c : {ErrorCode::kBadRequest, ErrorCode::kUnknownOp, ErrorCode::kNotFound,
+                      ErrorCode::kOverloaded, ErrorCode::kUnavailable, ErrorCode::kTimeout,
+                      ErrorCode::kInternal}) {
+    if (ErrorCodeName(c) == name) return c;
+  }
+  return ErrorCode::kInternal;
+}
+
+StatusOr<ReplyHeader> DecodeReplyHeader(std::string_view body) {
+  try {
+    size_t off = 0;
+    msgpack::object_handle oh = msgpack::unpack(body.data(), body.size(), off);
+    if (off != body.size()) return Status::BadRequest("trailing bytes after the reply");
+    const msgpack::object& o = oh.get();
+    if (o.type != msgpack::type::MAP) return Status::BadRequest("reply is not a map");
+    ReplyHeader h;
+    bool have_ok = false;
+    for (uint32_t i = 0; i < o.via.map.size; ++i) {
+      const auto& kv = o.via.map.ptr[i];
+      if (kv.key.type != msgpack::type::STR) continue;
+      std::string_view k(kv.key.via.str.ptr, kv.key.via.str.size);
+      const msgpack::object& v = kv.val;
+      if (k == "id") {
+        if (v.type == msgpack::type::POSITIVE_INTEGER) {
+          h.id_kind = RequestId::Kind::kUint;
+          h.id_uint = v.via.u64;
+        } else if (v.type == msgpack::type::STR) {
+          h.id_kind = RequestId::Kind::kStr;
+          h.id_str.assign(v.via.str.ptr, v.via.str.size);
+        }
+      } else if (k == "ok" && v.type == msgpack::type::BOOLEAN) {
+        h.ok = v.via.boolean;
+        have_ok = true;
+      } else if (k == "error" && v.type == msgpack::type::MAP) {
+        for (uint32_t j = 0; j < v.via.map.size; ++j) {
+          const auto& e = v.via.map.ptr[j];
+          if (e.key.type != msgpack::type::STR || e.val.type != msgpack::type::STR) continue;
+          std::string_view ek(e.key.via.str.ptr, e.key.via.str.size);
+          std::string_view ev(e.val.via.str.ptr, e.val.via.str.size);
+          if (ek == "code") h.code = ParseErrorCode(ev);
+          if (ek == "message") h.message.assign(ev);
+        }
+      }
+    }
+    if (!have_ok) return Status::BadRequest("reply has no 'ok'");
+    return h;
+  } catch (const std::exception& e) {
+    return Status::BadRequest(std::string("reply is not valid msgpack: ") + e.what());
+  }
+}
+
+}  // namespace todo::protocol

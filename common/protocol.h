@@ -1,0 +1,105 @@
+// Wire protocol v1: strict request decoding and validation, reply encoding.
+// Pure: no I/O, no threads. The description of what is implemented lives
+// next to this file in PROTOCOL.md and agrees with shared/spec/protocol.md.
+//
+// Decoding is zero-copy: a decoded Request holds string_views into the body,
+// so the body must outlive the Request. Decoding never allocates per key; it
+// walks the msgpack bytes once with a visitor.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <msgpack/sbuffer.hpp>
+
+#include "common/date.h"
+#include "common/status.h"
+#include "common/todo_list.h"
+
+
+namespace todo::protocol {
+
+constexpr size_t kMaxBodyBytes = 64 * 1024;  // larger bodies: bad_request, not decoded
+constexpr size_t kMaxListBytes = 255;
+constexpr size_t kMaxTitleBytes = 1024;
+constexpr int kMaxNesting = 32;  // deeper msgpack nesting is a bad_request
+
+enum class Op : uint8_t { kAddEntry, kEntries, kUpdateEntry, kDeleteEntry, kLocate, kPing };
+
+std::string_view OpName(Op op);
+std::optional<Op> ParseOp(std::string_view name);
+// add_entry, update_entry, delete_entry.
+bool IsMutating(Op op);
+// Every op but ping names a list.
+bool NeedsList(Op op);
+
+// The request's "id", echoed verbatim in the reply.
+struct RequestId {
+  enum class Kind : uint8_t { kNone, kUint, kStr };
+  Kind kind = Kind::kNone;
+  uint64_t uint_value = 0;
+  std::string_view str_value;  // points into the body
+
+  static RequestId None() { return {}; }
+  static RequestId Uint(uint64_t v) { return {Kind::kUint, v, {}}; }
+  static RequestId Str(std::string_view s) { return {Kind::kStr, 0, s}; }
+};
+
+// A validated request. Which fields are set depends on op (see PROTOCOL.md).
+struct Request {
+  Op op = Op::kPing;
+  RequestId id;
+  std::string_view list;                  // every op but ping
+  std::optional<Date> date;               // add_entry; optional for entries, update_entry
+  std::optional<std::string_view> title;  // add_entry; optional for update_entry
+  uint64_t entry_id = 0;                  // update_entry, delete_entry
+};
+
+struct DecodeResult {
+  // The id to echo in the reply; set whenever the body held a valid "id",
+  // even when the request is otherwise bad.
+  RequestId id;
+  // OK, or the error to answer (bad_request or unknown_op), whose message
+  // names the key and the rule.
+  Status status;
+  Request request;  // valid only if status.ok()
+};
+
+// Decodes and validates one request body. Never throws.
+DecodeResult DecodeRequest(std::string_view body);
+
+// --- Replies (node and router side). Each appends one whole reply map. ---
+void EncodeError(msgpack::sbuffer& out, const RequestId& id, ErrorCode code,
+                 std::string_view message);
+void EncodeError(msgpack::sbuffer& out, const RequestId& id, const Status& status);
+void EncodeAddResult(msgpack::sbuffer& out, const RequestId& id, uint64_t entry_id);
+void EncodeEntries(msgpack::sbuffer& out, const RequestId& id,
+                   const std::vector<const Entry*>& entries);
+void EncodeEntry(msgpack::sbuffer& out, const RequestId& id, const Entry& entry);
+void EncodeDeleted(msgpack::sbuffer& out, const RequestId& id, bool deleted);
+void EncodeLocate(msgpack::sbuffer& out, const RequestId& id, std::string_view node);
+void EncodePing(msgpack::sbuffer& out, const RequestId& id, std::string_view role,
+                std::string_view name);
+
+// --- Client side (bench, tests, tools). ---
+// Encodes a request map with the keys that `request` sets.
+void EncodeRequest(msgpack::sbuffer& out, const Request& request);
+
+// The parts of a reply a client always needs; the result stays undecoded.
+struct ReplyHeader {
+  RequestId::Kind id_kind = RequestId::Kind::kNone;
+  uint64_t id_uint = 0;
+  std::string id_str;
+  bool ok = false;
+  ErrorCode code = ErrorCode::kOk;  // when !ok
+  std::string message;              // when !ok
+};
+// Parses a reply map; an error Status if the body is not a well-formed reply.
+StatusOr<ReplyHeader> DecodeReplyHeader(std::string_view body);
+// Maps a wire code name to its ErrorCode (kInternal if unknown).
+ErrorCode ParseErrorCode(std::string_view name);
+
+}  // namespace todo::protocol

@@ -1,0 +1,70 @@
+// TodoList: the book's Todo.List as a plain value type. No I/O, no threads,
+// no clock. One list's entries, numbered from 1; an id is never reused, not
+// even after a delete (next_id only grows).
+//
+// Costs: Add is O(log n); EntriesOn(date) touches only that date's entries
+// (a per-date index), never other dates; Update/Delete are O(log n) plus the
+// size of the touched date buckets.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/date.h"
+
+namespace todo {
+
+struct Entry {
+  uint64_t id = 0;
+  Date date;
+  std::string title;
+
+  friend bool operator==(const Entry&, const Entry&) = default;
+};
+
+class TodoList {
+ public:
+  TodoList() = default;
+
+  // Rebuilds a list from stored entries (any order, distinct ids) and the
+  // stored next id. next_id is raised above the largest id if it is lower, so
+  // a lost counter can never make an id be reused.
+  static TodoList Restore(std::vector<Entry> entries, uint64_t next_id);
+
+  // Adds an entry with the next id and returns it.
+  const Entry& Add(Date date, std::string_view title);
+
+  // All entries, ascending by id.
+  std::vector<const Entry*> Entries() const;
+  // The entries of one date, ascending by id, without scanning other dates.
+  std::vector<const Entry*> EntriesOn(Date date) const;
+
+  // Changes the date and/or the title of entry `id`; returns the updated
+  // entry, or nullopt (and changes nothing) if the list has no such entry.
+  std::optional<Entry> Update(uint64_t id, std::optional<Date> date,
+                              std::optional<std::string_view> title);
+
+  // Removes entry `id`; false if there was none.
+  bool Delete(uint64_t id);
+
+  const Entry* Find(uint64_t id) const;
+  // The id the next Add will use (1 for a new list).
+  uint64_t next_id() const { return next_id_; }
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+
+ private:
+  void IndexAdd(Date date, uint64_t id);
+  void IndexRemove(Date date, uint64_t id);
+
+  uint64_t next_id_ = 1;
+  std::map<uint64_t, Entry> entries_;
+  // date -> ids of that date, ascending.
+  std::map<uint32_t, std::vector<uint64_t>> by_date_;
+};
+
+}  // namespace todo
