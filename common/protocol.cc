@@ -11,21 +11,44 @@ constexpr std::string_view kOpNames[] = {"add_entry",    "entries", "update_entr
                                          "delete_entry", "locate",  "ping"};
 
 // The msgpack type of a value, as decoding saw it.
-enum class Type : uint8_t { kAbsent, kNil, kBool, kUint, kNegInt, kFloat, kStr, kBin, kExt, kArray, kMap };
+enum class Type : uint8_t {
+  kAbsent,
+  kNil,
+  kBool,
+  kUint,
+  kNegInt,
+  kFloat,
+  kStr,
+  kBin,
+  kExt,
+  kArray,
+  kMap
+};
 
 std::string_view TypeName(Type t) {
   switch (t) {
-    case Type::kAbsent: return "nothing";
-    case Type::kNil: return "nil";
-    case Type::kBool: return "bool";
-    case Type::kUint: return "uint";
-    case Type::kNegInt: return "negative int";
-    case Type::kFloat: return "float";
-    case Type::kStr: return "str";
-    case Type::kBin: return "bin";
-    case Type::kExt: return "ext";
-    case Type::kArray: return "array";
-    case Type::kMap: return "map";
+    case Type::kAbsent:
+      return "nothing";
+    case Type::kNil:
+      return "nil";
+    case Type::kBool:
+      return "bool";
+    case Type::kUint:
+      return "uint";
+    case Type::kNegInt:
+      return "negative int";
+    case Type::kFloat:
+      return "float";
+    case Type::kStr:
+      return "str";
+    case Type::kBin:
+      return "bin";
+    case Type::kExt:
+      return "ext";
+    case Type::kArray:
+      return "array";
+    case Type::kMap:
+      return "map";
   }
   return "?";
 }
@@ -57,7 +80,13 @@ class RequestVisitor : public msgpack::null_visitor {
   bool visit_nil() { return Scalar(Type::kNil); }
   bool visit_boolean(bool) { return Scalar(Type::kBool); }
   bool visit_positive_integer(uint64_t v) { return Scalar(Type::kUint, {}, v); }
-  bool visit_negative_integer(int64_t) { return Scalar(Type::kNegInt); }
+  // msgpack-c reports every signed encoding (int8..int64) here, even a
+  // non-negative value; msgpack defines that value as the same integer as
+  // its uint encoding, so it counts as a uint.
+  bool visit_negative_integer(int64_t v) {
+    if (v >= 0) return visit_positive_integer(static_cast<uint64_t>(v));
+    return Scalar(Type::kNegInt);
+  }
   bool visit_float32(float) { return Scalar(Type::kFloat); }
   bool visit_float64(double) { return Scalar(Type::kFloat); }
   bool visit_str(const char* v, uint32_t size) { return Scalar(Type::kStr, {v, size}); }
@@ -193,7 +222,8 @@ Status NeedStr(const Field& f, std::string_view key) {
 Status CheckList(const Field& f, std::string_view* out) {
   if (Status s = NeedStr(f, "list"); !s.ok()) return s;
   if (f.str.empty() || f.str.size() > kMaxListBytes) {
-    return Status::BadRequest("key 'list' must be 1-255 bytes, not " + std::to_string(f.str.size()));
+    return Status::BadRequest("key 'list' must be 1-255 bytes, not " +
+                              std::to_string(f.str.size()));
   }
   if (!IsValidUtf8(f.str)) return Status::BadRequest("key 'list' is not valid UTF-8");
   *out = f.str;
@@ -204,8 +234,8 @@ Status CheckDate(const Field& f, std::optional<Date>* out) {
   if (Status s = NeedStr(f, "date"); !s.ok()) return s;
   auto d = ParseDate(f.str);
   if (!d) {
-    return Status::BadRequest("key 'date' must be a real calendar date YYYY-MM-DD (0001-9999), not " +
-                              Quote(f.str));
+    return Status::BadRequest(
+        "key 'date' must be a real calendar date YYYY-MM-DD (0001-9999), not " + Quote(f.str));
   }
   *out = d;
   return Status::Ok();
@@ -354,9 +384,9 @@ DecodeResult DecodeRequest(std::string_view body) {
   if (!v.error.empty()) {
     r.status = Status::BadRequest(v.error);
   } else if (!parsed) {
-    r.status = Status::BadRequest(v.truncated() || body.empty()
-                                      ? "body is not valid msgpack: truncated"
-                                      : "body is not valid msgpack");
+    r.status =
+        Status::BadRequest(v.truncated() || body.empty() ? "body is not valid msgpack: truncated"
+                                                         : "body is not valid msgpack");
   } else if (!v.saw_map()) {
     r.status = Status::BadRequest("body must be a msgpack map");
   } else if (off != body.size()) {
@@ -477,9 +507,9 @@ void EncodeRequest(msgpack::sbuffer& out, const Request& request) {
 }
 
 ErrorCode ParseErrorCode(std::string_view name) {
-  for (ErrorCode c : {ErrorCode::kBadRequest, ErrorCode::kUnknownOp, ErrorCode::kNotFound,
-                      ErrorCode::kOverloaded, ErrorCode::kUnavailable, ErrorCode::kTimeout,
-                      ErrorCode::kInternal}) {
+  for (ErrorCode c :
+       {ErrorCode::kBadRequest, ErrorCode::kUnknownOp, ErrorCode::kNotFound, ErrorCode::kOverloaded,
+        ErrorCode::kUnavailable, ErrorCode::kTimeout, ErrorCode::kInternal}) {
     if (ErrorCodeName(c) == name) return c;
   }
   return ErrorCode::kInternal;

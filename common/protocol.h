@@ -8,17 +8,15 @@
 #pragma once
 
 #include <cstdint>
+#include <msgpack/sbuffer.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <msgpack/sbuffer.hpp>
-
 #include "common/date.h"
 #include "common/status.h"
 #include "common/todo_list.h"
-
 
 namespace todo::protocol {
 

@@ -127,6 +127,7 @@ StatusOr<Manifest> ParseManifest(std::string_view text) {
       return Status::Internal("manifest value of '" + std::string(key) + "' is not a number");
     }
     if (key == "format") {
+      if (n > 1000000) return Status::Internal("manifest format out of range");
       m.format = static_cast<int>(n);
       format = true;
     } else if (key == "shards") {

@@ -1,0 +1,138 @@
+#include "node/list_actor.h"
+
+#include "common/storage_format.h"
+
+namespace todo::node {
+
+using protocol::Op;
+
+ListActor::ListActor(std::string name, runtime::Executor* executor, size_t mailbox_capacity,
+                     store::Store* store, ReplyQueue* replies)
+    : MailboxActor<Call>(executor, mailbox_capacity),
+      name_(std::move(name)),
+      store_(store),
+      writer_(store->writer(store->ShardFor(name_))),
+      replies_(replies) {}
+
+std::shared_ptr<store::WriteOwner> ListActor::self() {
+  return std::static_pointer_cast<ListActor>(shared_from_this());
+}
+
+Status ListActor::EnsureLoaded() {
+  uint64_t valid = valid_epoch.load(std::memory_order_acquire);
+  if (loaded_ && epoch_ >= valid) return Status::Ok();
+  auto loaded = store_->Load(name_);
+  if (!loaded.ok()) {
+    loaded_ = false;
+    return loaded.status();
+  }
+  list_ = std::move(loaded).value();
+  epoch_ = valid;
+  loaded_ = true;
+  return Status::Ok();
+}
+
+void ListActor::Handle(std::vector<Call>& batch) {
+  std::vector<Reply> now;
+  std::vector<store::WriteOp> writes;
+  for (auto& call : batch) HandleOne(call, &now, &writes);
+  writer_.Submit(writes);
+  replies_->PushAll(now);
+}
+
+void ListActor::Fail(Call& call, const Status& s, std::vector<Reply>* now) {
+  Reply r;
+  r.envelope = std::move(call.envelope);
+  protocol::EncodeError(r.body, call.request.id, s);
+  now->push_back(std::move(r));
+}
+
+void ListActor::Answer(Call& call, msgpack::sbuffer body, std::vector<Reply>* now,
+                       std::vector<store::WriteOp>* writes) {
+  if (inflight.load(std::memory_order_acquire) == 0) {
+    now->push_back(Reply{std::move(call.envelope), std::move(body)});
+    return;
+  }
+  if (!writer_.TryReserve()) {
+    Fail(call, Status::Overloaded("shard writer queue is full"), now);
+    return;
+  }
+  inflight.fetch_add(1, std::memory_order_relaxed);
+  store::WriteOp op;
+  op.owner = self();
+  op.epoch = epoch_;
+  op.barrier = true;
+  op.reply = Reply{std::move(call.envelope), std::move(body)};
+  op.id = call.request.id;
+  op.body = std::move(call.body);
+  writes->push_back(std::move(op));
+}
+
+void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
+                          std::vector<store::WriteOp>* writes) {
+  if (Status s = EnsureLoaded(); !s.ok()) {
+    Fail(call, s, now);
+    return;
+  }
+  const protocol::Request& req = call.request;
+  msgpack::sbuffer body;
+  switch (req.op) {
+    case Op::kEntries:
+      protocol::EncodeEntries(body, req.id,
+                              req.date ? list_.EntriesOn(*req.date) : list_.Entries());
+      Answer(call, std::move(body), now, writes);
+      return;
+    case Op::kAddEntry:
+    case Op::kUpdateEntry:
+    case Op::kDeleteEntry:
+      break;
+    case Op::kLocate:
+    case Op::kPing:  // answered by the socket loop; never posted here
+      Fail(call, Status::Internal("op reached a list actor"), now);
+      return;
+  }
+
+  // A mutation: take a writer slot before touching the list.
+  if (!writer_.TryReserve()) {
+    Fail(call, Status::Overloaded("shard writer queue is full"), now);
+    return;
+  }
+  store::WriteOp op;
+  if (req.op == Op::kAddEntry) {
+    const Entry& e = list_.Add(*req.date, *req.title);
+    op.batch.Put(storage::EntryKey(name_, e.id), storage::EncodeEntryValue(e.date, e.title));
+    op.batch.Put(storage::MetaKey(name_), storage::EncodeMetaValue(list_.next_id()));
+    protocol::EncodeAddResult(body, req.id, e.id);
+  } else if (req.op == Op::kUpdateEntry) {
+    auto e = list_.Update(req.entry_id, req.date, req.title);
+    if (!e) {
+      writer_.Unreserve();
+      Status nf(ErrorCode::kNotFound, "list has no entry " + std::to_string(req.entry_id));
+      msgpack::sbuffer err;
+      protocol::EncodeError(err, req.id, nf);
+      Answer(call, std::move(err), now, writes);
+      return;
+    }
+    op.batch.Put(storage::EntryKey(name_, e->id), storage::EncodeEntryValue(e->date, e->title));
+    protocol::EncodeEntry(body, req.id, *e);
+  } else {
+    bool deleted = list_.Delete(req.entry_id);
+    if (!deleted) {
+      writer_.Unreserve();
+      protocol::EncodeDeleted(body, req.id, false);
+      Answer(call, std::move(body), now, writes);
+      return;
+    }
+    op.batch.Delete(storage::EntryKey(name_, req.entry_id));
+    protocol::EncodeDeleted(body, req.id, true);
+  }
+  inflight.fetch_add(1, std::memory_order_relaxed);
+  op.owner = self();
+  op.epoch = epoch_;
+  op.reply = Reply{std::move(call.envelope), std::move(body)};
+  op.id = req.id;
+  op.body = std::move(call.body);
+  writes->push_back(std::move(op));
+}
+
+}  // namespace todo::node

@@ -1,0 +1,96 @@
+// todo-node: one node of the to-do cluster. Wires the pieces together:
+// the store (Todo.Database and its workers), the worker pool, the registry
+// (Todo.Cache) of list actors (Todo.Server) and the socket loop.
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <zmq.hpp>
+
+#include "node/list_actor.h"
+#include "node/node_server.h"
+#include "node/options.h"
+#include "node/registry.h"
+#include "node/reply_queue.h"
+#include "node/runtime/worker_pool.h"
+#include "node/store/store.h"
+
+using namespace todo;
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  auto parsed = node::ParseNodeFlags(argc, argv, &exit_code);
+  if (!parsed) return exit_code;
+  const node::NodeOptions& o = *parsed;
+
+  auto logger = spdlog::stderr_color_mt("todo-node");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(o.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [" + o.name + "] %v");
+
+  // Block the stop signals in every thread; the socket loop reads them from
+  // a signalfd.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  int signal_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
+  if (signal_fd < 0) {
+    spdlog::error("signalfd failed");
+    return 1;
+  }
+
+  node::ReplyQueue replies;
+  store::StoreOptions so;
+  so.dir = o.data;
+  so.shards = o.shards;
+  so.sync = o.sync;
+  so.writer_queue = o.writer_queue;
+  so.max_batch = o.max_batch;
+  auto opened = store::Store::Open(so, &replies);
+  if (!opened.ok()) {
+    spdlog::error("{}", opened.status().message());
+    return 1;
+  }
+  std::unique_ptr<store::Store> store = std::move(opened).value();
+  if (!o.sync) spdlog::warn("--no-sync: acknowledged writes are NOT fsynced");
+
+  int exit_status = 0;
+  {
+    runtime::WorkerPool workers(o.workers);
+    node::Registry::Options ro;
+    ro.max_lists = o.max_lists;
+    ro.idle_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(o.idle_timeout_s));
+    node::Registry registry(ro, [&](std::string name) {
+      return std::make_shared<node::ListActor>(std::move(name), &workers, o.mailbox, store.get(),
+                                               &replies);
+    });
+    zmq::context_t ctx(1);
+    {
+      node::NodeServer server(o, &ctx, &registry, &replies);
+      if (Status s = server.Bind(); !s.ok()) {
+        spdlog::error("{}", s.message());
+        exit_status = 1;
+      } else {
+        spdlog::info("listening on {} (data {}, {} shards, {} workers, sync {})", o.listen, o.data,
+                     o.shards, o.workers, o.sync ? "on" : "off");
+        server.Run(signal_fd, std::chrono::seconds(10));
+        const auto& c = server.counters();
+        spdlog::info("stopped: {} requests, {} bad, {} overloaded, {} replies, {} dropped",
+                     c.requests, c.bad_requests, c.overloaded, c.replies_sent, c.replies_dropped);
+      }
+      workers.Stop();
+      store->Stop();
+    }
+    ctx.close();
+  }
+  store.reset();
+  close(signal_fd);
+  spdlog::info("exit {}", exit_status);
+  return exit_status;
+}

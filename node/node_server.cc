@@ -1,0 +1,222 @@
+#include "node/node_server.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace todo::node {
+namespace {
+
+// Frames per message at most (envelope + body); more is a bad request.
+constexpr size_t kMaxFrames = 32;
+// Messages read per wake-up before replies get a turn.
+constexpr int kReadBurst = 512;
+// Bodies this small may live inside the zmq_msg_t itself and move with it;
+// they are copied out so the decoded string_views stay valid.
+constexpr size_t kMinStableBody = 64;
+
+void FreeBuffer(void* data, void*) { std::free(data); }
+
+zmq::message_t ToMessage(msgpack::sbuffer& body) {
+  size_t n = body.size();
+  char* data = body.release();
+  return zmq::message_t(data, n, FreeBuffer, nullptr);
+}
+
+zmq::message_t StableCopy(const zmq::message_t& m) {
+  void* copy = std::malloc(m.size() ? m.size() : 1);
+  if (m.size()) std::memcpy(copy, m.data(), m.size());
+  return zmq::message_t(copy, m.size(), FreeBuffer, nullptr);
+}
+
+}  // namespace
+
+NodeServer::NodeServer(const NodeOptions& options, zmq::context_t* ctx, Registry* registry,
+                       ReplyQueue* replies)
+    : options_(options),
+      socket_(*ctx, zmq::socket_type::router),
+      registry_(registry),
+      replies_(replies) {
+  socket_.set(zmq::sockopt::router_mandatory, 1);
+  socket_.set(zmq::sockopt::sndhwm, 100000);
+  socket_.set(zmq::sockopt::rcvhwm, 100000);
+  socket_.set(zmq::sockopt::maxmsgsize, int64_t{1} << 20);  // bigger frames drop the peer
+  socket_.set(zmq::sockopt::linger, 2000);
+}
+
+Status NodeServer::Bind() {
+  try {
+    socket_.bind(options_.listen);
+  } catch (const zmq::error_t& e) {
+    return Status::Internal("cannot bind " + options_.listen + ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+void NodeServer::SendReply(Envelope& envelope, msgpack::sbuffer& body) {
+  try {
+    for (size_t i = 0; i < envelope.size(); ++i) {
+      if (!socket_.send(envelope[i], zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        ++counters_.replies_dropped;  // the client's pipe is full
+        return;
+      }
+    }
+    zmq::message_t msg = ToMessage(body);
+    socket_.send(msg, zmq::send_flags::dontwait);
+    ++counters_.replies_sent;
+  } catch (const zmq::error_t& e) {
+    ++counters_.replies_dropped;  // EHOSTUNREACH: the client is gone
+  }
+}
+
+void NodeServer::SendError(Envelope& envelope, const protocol::RequestId& id, const Status& s) {
+  msgpack::sbuffer body;
+  protocol::EncodeError(body, id, s);
+  SendReply(envelope, body);
+}
+
+void NodeServer::HandleMessage(std::vector<zmq::message_t>& frames) {
+  ++counters_.requests;
+  Call call;
+  call.body = std::move(frames.back());
+  frames.pop_back();
+  call.envelope = std::move(frames);
+  frames.clear();
+  if (call.envelope.size() + 1 > kMaxFrames) {
+    ++counters_.bad_requests;
+    call.envelope.resize(1);  // the identity, so the client still hears back
+    SendError(call.envelope, {},
+              Status::BadRequest("too many frames (more than " + std::to_string(kMaxFrames) + ")"));
+    return;
+  }
+  if (call.body.size() <= kMinStableBody) call.body = StableCopy(call.body);
+  auto decoded = protocol::DecodeRequest(
+      std::string_view(static_cast<const char*>(call.body.data()), call.body.size()));
+  if (!decoded.status.ok()) {
+    ++counters_.bad_requests;
+    SendError(call.envelope, decoded.id, decoded.status);
+    return;
+  }
+  call.request = decoded.request;
+  msgpack::sbuffer body;
+  switch (call.request.op) {
+    case protocol::Op::kPing:
+      protocol::EncodePing(body, call.request.id, "node", options_.name);
+      SendReply(call.envelope, body);
+      return;
+    case protocol::Op::kLocate:
+      protocol::EncodeLocate(body, call.request.id, options_.name);
+      SendReply(call.envelope, body);
+      return;
+    default:
+      break;
+  }
+  if (inflight_ >= options_.max_inflight) {
+    ++counters_.overloaded;
+    SendError(call.envelope, call.request.id,
+              Status::Overloaded("node has " + std::to_string(inflight_) +
+                                 " requests in flight (--max-inflight)"));
+    return;
+  }
+  ListActor* actor = registry_->Get(call.request.list, std::chrono::steady_clock::now());
+  if (actor == nullptr) {
+    ++counters_.overloaded;
+    SendError(call.envelope, call.request.id,
+              Status::Overloaded("too many live lists (--max-lists), none idle"));
+    return;
+  }
+  if (!actor->Post(call)) {
+    ++counters_.overloaded;
+    SendError(call.envelope, call.request.id,
+              Status::Overloaded("the list's mailbox is full (--mailbox)"));
+    return;
+  }
+  ++inflight_;
+}
+
+void NodeServer::ReadBurst() {
+  for (int n = 0; n < kReadBurst; ++n) {
+    zmq::message_t first;
+    if (!socket_.recv(first, zmq::recv_flags::dontwait)) return;
+    frames_.clear();
+    bool more = first.more();
+    frames_.push_back(std::move(first));
+    size_t dropped = 0;
+    while (more) {
+      zmq::message_t part;
+      (void)socket_.recv(part);  // the rest of a multipart message is already here
+      more = part.more();
+      if (frames_.size() < kMaxFrames + 1) {
+        frames_.push_back(std::move(part));
+      } else {
+        ++dropped;
+      }
+    }
+    if (frames_.size() < 2) continue;  // a ROUTER always gives identity + body
+    if (dropped > 0) {
+      ++counters_.requests;
+      ++counters_.bad_requests;
+      Envelope env;
+      env.push_back(std::move(frames_.front()));
+      SendError(
+          env, {},
+          Status::BadRequest("too many frames (more than " + std::to_string(kMaxFrames) + ")"));
+      continue;
+    }
+    HandleMessage(frames_);
+  }
+}
+
+void NodeServer::SendReplies() {
+  replies_->Drain(&drained_);
+  for (auto& r : drained_) SendReply(r.envelope, r.body);
+  inflight_ -= drained_.size();
+  drained_.clear();
+}
+
+void NodeServer::Run(int signal_fd, std::chrono::milliseconds drain_timeout) {
+  using Clock = std::chrono::steady_clock;
+  const auto evict_every = std::chrono::milliseconds(
+      std::clamp<int64_t>(static_cast<int64_t>(options_.idle_timeout_s * 250), 10, 1000));
+  auto next_evict = Clock::now() + evict_every;
+  bool draining = false;
+  Clock::time_point drain_deadline;
+  for (;;) {
+    zmq::pollitem_t items[3] = {
+        {nullptr, replies_->fd(), ZMQ_POLLIN, 0},
+        {nullptr, signal_fd, ZMQ_POLLIN, 0},
+        {static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0},
+    };
+    int n_items = draining ? 2 : 3;
+    zmq::poll(items, n_items, std::chrono::milliseconds(draining ? 50 : 200));
+    if (items[0].revents & ZMQ_POLLIN) SendReplies();
+    if (!draining && (items[1].revents & ZMQ_POLLIN)) {
+      signalfd_siginfo si;
+      ssize_t got = read(signal_fd, &si, sizeof si);
+      spdlog::info("signal {}: draining {} requests in flight",
+                   got == sizeof si ? strsignal(static_cast<int>(si.ssi_signo)) : "?", inflight_);
+      draining = true;
+      drain_deadline = Clock::now() + drain_timeout;
+    }
+    if (!draining && (items[2].revents & ZMQ_POLLIN)) ReadBurst();
+    auto now = Clock::now();
+    if (draining) {
+      if (inflight_ == 0) return;
+      if (now >= drain_deadline) {
+        spdlog::warn("drain deadline passed with {} requests in flight", inflight_);
+        return;
+      }
+    }
+    if (now >= next_evict) {
+      size_t evicted = registry_->EvictIdle(now);
+      if (evicted > 0) spdlog::debug("evicted {} idle lists, {} live", evicted, registry_->size());
+      next_evict = now + evict_every;
+    }
+  }
+}
+
+}  // namespace todo::node

@@ -1,0 +1,72 @@
+// NodeServer: the socket loop — the only thread that touches the node's
+// ROUTER socket.
+//
+// Design: one poll over three fds: the ROUTER socket, the ReplyQueue's
+// eventfd (replies from workers and writers) and a signalfd (SIGTERM/SIGINT).
+// Requests are read in bursts, decoded and validated here (a bad request is
+// answered at once, with its envelope echoed), `ping` and `locate` are
+// answered here, and every list op is posted to its list actor through the
+// registry. Everything admitted is counted in flight until its one reply is
+// sent; past --max-inflight, a full mailbox or a full registry, the request
+// is answered `overloaded` at once. Replies are sent with DONTWAIT and
+// ROUTER_MANDATORY: a reply to a vanished or non-reading client is dropped
+// and counted, never blocking the loop.
+// On a signal the loop stops reading requests, keeps sending replies until
+// nothing is in flight (bounded by a drain deadline), and returns.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+#include <zmq.hpp>
+
+#include "node/message.h"
+#include "node/options.h"
+#include "node/registry.h"
+#include "node/reply_queue.h"
+
+namespace todo::node {
+
+struct NodeCounters {
+  uint64_t requests = 0;
+  uint64_t bad_requests = 0;
+  uint64_t overloaded = 0;
+  uint64_t replies_sent = 0;
+  uint64_t replies_dropped = 0;  // client gone or not reading
+};
+
+class NodeServer {
+ public:
+  // All pointers must outlive the server.
+  NodeServer(const NodeOptions& options, zmq::context_t* ctx, Registry* registry,
+             ReplyQueue* replies);
+
+  // Binds the ROUTER socket; internal with the reason if it can't.
+  Status Bind();
+
+  // Serves until `signal_fd` becomes readable, then drains (at most
+  // `drain_timeout`) and returns.
+  void Run(int signal_fd, std::chrono::milliseconds drain_timeout);
+
+  const NodeCounters& counters() const { return counters_; }
+  size_t inflight() const { return inflight_; }
+
+ private:
+  void ReadBurst();
+  void HandleMessage(std::vector<zmq::message_t>& frames);
+  void SendReply(Envelope& envelope, msgpack::sbuffer& body);
+  void SendError(Envelope& envelope, const protocol::RequestId& id, const Status& s);
+  void SendReplies();
+
+  const NodeOptions options_;
+  zmq::socket_t socket_;
+  Registry* const registry_;
+  ReplyQueue* const replies_;
+  size_t inflight_ = 0;
+  NodeCounters counters_;
+  std::vector<Reply> drained_;
+  std::vector<zmq::message_t> frames_;
+};
+
+}  // namespace todo::node

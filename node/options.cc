@@ -1,0 +1,93 @@
+#include "node/options.h"
+
+#include <CLI/CLI.hpp>
+#include <cstring>
+#include <iostream>
+
+namespace todo::node {
+namespace {
+
+bool ValidName(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  }
+  return true;
+}
+
+bool ValidEndpoint(const std::string& s) {
+  for (const char* p : {"tcp://", "ipc://", "inproc://"}) {
+    if (s.rfind(p, 0) == 0 && s.size() > strlen(p)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Status NodeOptions::Validate() const {
+  if (!ValidName(name)) {
+    return Status::BadRequest("--name must be 1-64 characters of [A-Za-z0-9_.-]");
+  }
+  if (!ValidEndpoint(listen)) {
+    return Status::BadRequest("--listen must be a tcp://, ipc:// or inproc:// endpoint");
+  }
+  if (data.empty()) return Status::BadRequest("--data must name a directory");
+  if (shards < 1 || shards > 256) return Status::BadRequest("--shards must be 1-256");
+  if (workers < 1 || workers > 64) return Status::BadRequest("--workers must be 1-64");
+  if (!(idle_timeout_s > 0)) return Status::BadRequest("--idle-timeout must be > 0 seconds");
+  if (max_lists < 1) return Status::BadRequest("--max-lists must be >= 1");
+  if (mailbox < 1) return Status::BadRequest("--mailbox must be >= 1");
+  if (max_inflight < 1) return Status::BadRequest("--max-inflight must be >= 1");
+  if (writer_queue < 1) return Status::BadRequest("--writer-queue must be >= 1");
+  if (max_batch < 1) return Status::BadRequest("--max-batch must be >= 1");
+  for (const char* l : {"trace", "debug", "info", "warn", "error"}) {
+    if (log_level == l) return Status::Ok();
+  }
+  return Status::BadRequest("--log-level must be trace, debug, info, warn or error");
+}
+
+std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code) {
+  NodeOptions o;
+  CLI::App app("todo-node: one node of the to-do cluster (lists, actors, LevelDB store)",
+               "todo-node");
+  app.add_option("--name", o.name, "this node's name in the cluster")->required();
+  app.add_option("--listen", o.listen, "ZeroMQ endpoint to bind, e.g. tcp://127.0.0.1:7001")
+      ->required();
+  app.add_option("--data", o.data, "data directory (created if missing)")->required();
+  app.add_option("--shards", o.shards, "LevelDB shards; fixed for a data dir")
+      ->capture_default_str();
+  app.add_option("--workers", o.workers, "threads running list actors")->capture_default_str();
+  app.add_option("--idle-timeout", o.idle_timeout_s, "seconds before an idle list is evicted")
+      ->capture_default_str();
+  app.add_option("--max-lists", o.max_lists, "live list actors at most")->capture_default_str();
+  app.add_option("--mailbox", o.mailbox, "queued requests per list at most")->capture_default_str();
+  app.add_option("--max-inflight", o.max_inflight, "requests inside the node at most")
+      ->capture_default_str();
+  app.add_option("--writer-queue", o.writer_queue, "queued writes per shard at most")
+      ->capture_default_str();
+  app.add_option("--max-batch", o.max_batch, "writes per group commit at most")
+      ->capture_default_str();
+  bool no_sync = false;
+  app.add_flag("--no-sync", no_sync, "do not fsync writes (tests and benchmarks only)");
+  app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    *exit_code = 0;
+    return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "todo-node: error: " << e.what() << "\n";
+    *exit_code = 2;
+    return std::nullopt;
+  }
+  o.sync = !no_sync;
+  if (Status s = o.Validate(); !s.ok()) {
+    std::cerr << "todo-node: error: " << s.message() << "\n";
+    *exit_code = 2;
+    return std::nullopt;
+  }
+  return o;
+}
+
+}  // namespace todo::node

@@ -1,0 +1,39 @@
+// NodeOptions: every flag of todo-node, with its default, and how flags are
+// parsed. Defaults admit at least 1,000 requests in flight on one list and
+// 10,000 on one node before anything answers `overloaded` (protocol.md).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+
+namespace todo::node {
+
+struct NodeOptions {
+  std::string name;                // --name: this node's name in the cluster (required)
+  std::string listen;              // --listen: ZeroMQ endpoint to bind (required)
+  std::string data;                // --data: the data dir (required; created if missing)
+  uint32_t shards = 4;             // --shards: LevelDB shards (fixed per data dir)
+  int workers = 2;                 // --workers: threads running list actors
+  double idle_timeout_s = 60;      // --idle-timeout: seconds before an idle list leaves memory
+  size_t max_lists = 200000;       // --max-lists: live list actors at most
+  size_t mailbox = 4096;           // --mailbox: queued requests per list at most
+  size_t max_inflight = 65536;     // --max-inflight: requests inside the node at most
+  size_t writer_queue = 16384;     // --writer-queue: queued writes per shard at most
+  size_t max_batch = 4096;         // --max-batch: writes per group commit at most
+  bool sync = true;                // --no-sync turns fsync off (tests/benchmarks only)
+  std::string log_level = "info";  // --log-level: trace|debug|info|warn|error
+
+  // OK, or bad_request naming the flag and the rule.
+  Status Validate() const;
+};
+
+// Parses argv. On success returns the options; on --help prints usage and
+// sets *exit_code = 0; on an error prints one line "todo-node: error: ..." to
+// stderr and sets *exit_code = 2. Returns nullopt in both latter cases.
+std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code);
+
+}  // namespace todo::node

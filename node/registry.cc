@@ -1,0 +1,62 @@
+#include "node/registry.h"
+
+namespace todo::node {
+
+namespace {
+// How many of the least recently used actors to try when making room.
+constexpr int kEvictProbe = 16;
+}  // namespace
+
+Registry::Registry(Options options, Factory factory)
+    : options_(options), factory_(std::move(factory)) {}
+
+ListActor* Registry::Get(std::string_view list, Clock::time_point now) {
+  auto it = map_.find(list);
+  if (it != map_.end()) {
+    Lru::iterator slot = it->second;
+    slot->last_used = now;
+    if (slot != lru_.begin()) lru_.splice(lru_.begin(), lru_, slot);
+    return slot->actor.get();
+  }
+  if (map_.size() >= options_.max_lists && !EvictOneForRoom()) return nullptr;
+  lru_.push_front(Slot{factory_(std::string(list)), now});
+  map_.emplace(std::string_view(lru_.front().actor->name()), lru_.begin());
+  ++created_;
+  return lru_.front().actor.get();
+}
+
+void Registry::Erase(Lru::iterator it) {
+  map_.erase(std::string_view(it->actor->name()));
+  lru_.erase(it);
+  ++evicted_;
+}
+
+bool Registry::EvictOneForRoom() {
+  int probed = 0;
+  for (auto it = lru_.end(); it != lru_.begin() && probed < kEvictProbe; ++probed) {
+    --it;
+    if (it->actor->Evictable()) {
+      Erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t Registry::EvictIdle(Clock::time_point now) {
+  size_t n = 0;
+  auto it = lru_.end();
+  while (it != lru_.begin()) {
+    --it;
+    if (now - it->last_used < options_.idle_timeout) break;  // the rest are newer
+    if (it->actor->Evictable()) {
+      auto victim = it;
+      ++it;  // stays valid: list iterators survive erasing other nodes
+      Erase(victim);
+      ++n;
+    }
+  }
+  return n;
+}
+
+}  // namespace todo::node

@@ -1,0 +1,78 @@
+// Registry: the book's Todo.Cache — list name -> list actor.
+//
+// Design: owned and used by the socket loop thread alone, so lookups take no
+// lock and creating an actor never blocks other lists (the actor loads its
+// list later, on a worker). Actors are kept in least-recently-used order:
+//  - an actor with no message for `idle_timeout` is evicted by EvictIdle()
+//    (it is reloaded from the store on its next use), so idle lists leave
+//    memory;
+//  - at most `max_lists` actors live; creating one more first evicts the
+//    least recently used actor that is idle, and fails (the caller answers
+//    `overloaded`) if none of the oldest few is.
+// An actor is evicted only when it is Evictable(): nothing queued, running,
+// or waiting for the disk, so no request or write is ever dropped, and a new
+// actor for the same list never loads while an old one still has writes
+// pending.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "node/list_actor.h"
+
+namespace todo::node {
+
+class Registry {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Factory = std::function<std::shared_ptr<ListActor>(std::string name)>;
+
+  struct Options {
+    size_t max_lists = 200000;
+    Clock::duration idle_timeout = std::chrono::seconds(60);
+  };
+
+  Registry(Options options, Factory factory);
+
+  // The list's actor, created if needed; nullptr if `max_lists` actors are
+  // live and none could be evicted. Marks the actor used at `now`.
+  ListActor* Get(std::string_view list, Clock::time_point now);
+
+  // Evicts actors unused since now - idle_timeout that are Evictable().
+  // Returns how many were evicted.
+  size_t EvictIdle(Clock::time_point now);
+
+  size_t size() const { return map_.size(); }
+  uint64_t created() const { return created_; }
+  uint64_t evicted() const { return evicted_; }
+
+ private:
+  struct Slot {
+    std::shared_ptr<ListActor> actor;
+    Clock::time_point last_used;
+  };
+  using Lru = std::list<Slot>;  // most recently used first
+
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
+  bool EvictOneForRoom();
+  void Erase(Lru::iterator it);
+
+  const Options options_;
+  const Factory factory_;
+  Lru lru_;
+  // Keys view the actor's name, which lives as long as the slot.
+  std::unordered_map<std::string_view, Lru::iterator, Hash, std::equal_to<>> map_;
+  uint64_t created_ = 0;
+  uint64_t evicted_ = 0;
+};
+
+}  // namespace todo::node

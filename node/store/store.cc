@@ -1,0 +1,182 @@
+#include "node/store/store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/rendezvous.h"
+#include "common/storage_format.h"
+
+namespace todo::store {
+namespace fs = std::filesystem;
+
+namespace {
+
+Status ReadFile(const fs::path& p, std::string* out) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return Status::Internal("cannot read " + p.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return Status::Ok();
+}
+
+// Writes the file and renames it into place, syncing both, so a crash leaves
+// either no manifest or a whole one.
+Status WriteFileAtomically(const fs::path& p, const std::string& data) {
+  fs::path tmp = p;
+  tmp += ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::Internal("cannot create " + tmp.string() + ": " + strerror(errno));
+  bool ok =
+      write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) && fsync(fd) == 0;
+  close(fd);
+  if (!ok || rename(tmp.c_str(), p.c_str()) != 0) {
+    return Status::Internal("cannot write " + p.string() + ": " + strerror(errno));
+  }
+  int dfd = open(p.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  return Status::Ok();
+}
+
+std::string ShardDirName(uint32_t i) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "shard-%03u", i);
+  return buf;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
+                                             node::ReplyQueue* replies) {
+  std::unique_ptr<Store> store(new Store());
+  store->options_ = options;
+  const fs::path dir(options.dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::Internal("cannot create data dir " + dir.string() + ": " + ec.message());
+
+  fs::path lock_path = dir / "LOCK";
+  store->lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (store->lock_fd_ < 0) {
+    return Status::Internal("cannot open lock file " + lock_path.string() + ": " + strerror(errno));
+  }
+  if (flock(store->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return Status::Internal("data dir " + dir.string() + " is locked (" + lock_path.string() +
+                            "): another todo-node is using it");
+  }
+
+  fs::path manifest_path = dir / "MANIFEST";
+  if (fs::exists(manifest_path)) {
+    std::string text;
+    if (Status s = ReadFile(manifest_path, &text); !s.ok()) return s;
+    auto m = storage::ParseManifest(text);
+    if (!m.ok()) {
+      return Status::Internal("data dir " + dir.string() +
+                              ": bad MANIFEST: " + m.status().message());
+    }
+    if (m->format != storage::kFormatVersion) {
+      return Status::Internal("data dir " + dir.string() + " has format " +
+                              std::to_string(m->format) + ", this node reads format " +
+                              std::to_string(storage::kFormatVersion));
+    }
+    if (m->shards != options.shards) {
+      return Status::Internal("data dir " + dir.string() + " has " + std::to_string(m->shards) +
+                              " shards but --shards is " + std::to_string(options.shards));
+    }
+  } else {
+    for (const auto& e : fs::directory_iterator(dir)) {
+      if (e.path().filename().string().rfind("shard-", 0) == 0) {
+        return Status::Internal("data dir " + dir.string() +
+                                " has shard dirs but no MANIFEST; refusing to guess");
+      }
+    }
+    storage::Manifest m;
+    m.shards = options.shards;
+    if (Status s = WriteFileAtomically(manifest_path, storage::FormatManifest(m)); !s.ok()) {
+      return s;
+    }
+  }
+
+  store->cache_.reset(leveldb::NewLRUCache(options.block_cache_bytes * options.shards));
+  for (uint32_t i = 0; i < options.shards; ++i) {
+    leveldb::Options lo;
+    lo.create_if_missing = true;
+    lo.paranoid_checks = true;
+    lo.block_cache = store->cache_.get();
+    lo.write_buffer_size = options.write_buffer_bytes;
+    lo.max_open_files = 256;
+    if (options.env) lo.env = options.env;
+    leveldb::DB* db = nullptr;
+    fs::path shard_dir = dir / ShardDirName(i);
+    leveldb::Status s = leveldb::DB::Open(lo, shard_dir.string(), &db);
+    if (!s.ok()) {
+      return Status::Internal("cannot open shard " + shard_dir.string() + ": " + s.ToString());
+    }
+    store->dbs_.emplace_back(db);
+  }
+  for (uint32_t i = 0; i < options.shards; ++i) {
+    store->writers_.push_back(std::make_unique<ShardWriter>(
+        store->dbs_[i].get(), i, options.sync, options.writer_queue, options.max_batch, replies));
+  }
+  return store;
+}
+
+Store::~Store() {
+  Stop();
+  writers_.clear();
+  dbs_.clear();
+  if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
+}
+
+void Store::Stop() {
+  for (auto& w : writers_) w->Stop();
+}
+
+uint32_t Store::ShardFor(std::string_view list) const { return ShardOf(list, shards()); }
+
+StatusOr<TodoList> Store::Load(std::string_view list) const {
+  leveldb::DB* db = dbs_[ShardFor(list)].get();
+  std::unique_ptr<leveldb::Iterator> it(db->NewIterator(leveldb::ReadOptions()));
+  const std::string begin = storage::ListRangeBegin(list);
+  const std::string end = storage::ListRangeEnd(list);
+  std::vector<Entry> entries;
+  uint64_t next_id = 1;
+  for (it->Seek(begin); it->Valid() && it->key().compare(end) < 0; it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    std::string_view value(it->value().data(), it->value().size());
+    auto parsed = storage::ParseKey(key);
+    if (!parsed || parsed->list != list) {
+      return Status::Internal("list '" + std::string(list) + "': malformed key in store");
+    }
+    if (parsed->is_meta) {
+      auto n = storage::DecodeMetaValue(value);
+      if (!n.ok())
+        return Status::Internal("list '" + std::string(list) + "': " + n.status().message());
+      next_id = *n;
+    } else {
+      auto v = storage::DecodeEntryValue(value);
+      if (!v.ok()) {
+        return Status::Internal("list '" + std::string(list) + "' entry " +
+                                std::to_string(parsed->id) + ": " + v.status().message());
+      }
+      entries.push_back(Entry{parsed->id, v->date, std::string(v->title)});
+    }
+  }
+  if (!it->status().ok()) {
+    return Status::Internal("list '" + std::string(list) +
+                            "': read failed: " + it->status().ToString());
+  }
+  return TodoList::Restore(std::move(entries), next_id);
+}
+
+}  // namespace todo::store

@@ -1,0 +1,70 @@
+// Store: the book's Todo.Database. A node's lists live in N LevelDB shards
+// under one data dir; a list belongs to shard ShardOf(name) and its writes go
+// through that shard's ShardWriter (the database worker).
+//
+// Data dir layout:
+//   DIR/LOCK          flock()ed while a node uses the dir (two nodes never share it)
+//   DIR/MANIFEST      "format 1", "shards N" (common/storage_format.h)
+//   DIR/shard-NNN/    one LevelDB database per shard
+// Opening checks the manifest against the options and refuses a mismatch.
+// Thread-safety: Load() may be called from any thread (LevelDB reads are
+// thread-safe); writers are thread-safe; Open/Stop from one thread.
+#pragma once
+
+#include <leveldb/cache.h>
+#include <leveldb/db.h>
+#include <leveldb/env.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/todo_list.h"
+#include "node/reply_queue.h"
+#include "node/store/shard_writer.h"
+
+namespace todo::store {
+
+struct StoreOptions {
+  std::string dir;                      // created if missing
+  uint32_t shards = 4;                  // must match the manifest of an existing dir
+  bool sync = true;                     // fsync every group commit (off only for tests/benchmarks)
+  size_t writer_queue = 16384;          // ops queued per shard before `overloaded`
+  size_t max_batch = 4096;              // ops per group commit at most
+  size_t block_cache_bytes = 8 << 20;   // per shard
+  size_t write_buffer_bytes = 4 << 20;  // per shard memtable
+  leveldb::Env* env = nullptr;          // nullptr: leveldb::Env::Default(); tests inject faults
+};
+
+class Store {
+ public:
+  // Locks the dir, checks or writes the manifest, opens every shard and
+  // starts the writers. Errors name the dir and what is wrong.
+  static StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options,
+                                               node::ReplyQueue* replies);
+  ~Store();  // Stop()s, closes the shards, releases the lock
+
+  uint32_t shards() const { return static_cast<uint32_t>(dbs_.size()); }
+  uint32_t ShardFor(std::string_view list) const;
+  ShardWriter& writer(uint32_t shard) { return *writers_[shard]; }
+  const ShardWriter& writer(uint32_t shard) const { return *writers_[shard]; }
+
+  // Reads a list with one range scan. A list never written is empty.
+  // internal if the shard can't be read or a record is corrupt.
+  StatusOr<TodoList> Load(std::string_view list) const;
+
+  // Writes everything queued and stops the writers. Idempotent.
+  void Stop();
+
+ private:
+  Store() = default;
+
+  StoreOptions options_;
+  int lock_fd_ = -1;
+  std::unique_ptr<leveldb::Cache> cache_;
+  std::vector<std::unique_ptr<leveldb::DB>> dbs_;
+  std::vector<std::unique_ptr<ShardWriter>> writers_;
+};
+
+}  // namespace todo::store
