@@ -41,8 +41,7 @@ void ListActor::Handle(std::vector<Call>& batch) {
 }
 
 void ListActor::Fail(Call& call, const Status& s, std::vector<Reply>* now) {
-  Reply r;
-  r.envelope = std::move(call.envelope);
+  Reply r{std::move(call.envelope), NewReplyBuffer()};
   protocol::EncodeError(r.body, call.request.id, s);
   now->push_back(std::move(r));
 }
@@ -75,7 +74,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     return;
   }
   const protocol::Request& req = call.request;
-  msgpack::sbuffer body;
+  msgpack::sbuffer body = NewReplyBuffer();
   switch (req.op) {
     case Op::kEntries:
       protocol::EncodeEntries(body, req.id,
@@ -108,7 +107,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     if (!e) {
       writer_.Unreserve();
       Status nf(ErrorCode::kNotFound, "list has no entry " + std::to_string(req.entry_id));
-      msgpack::sbuffer err;
+      msgpack::sbuffer err = NewReplyBuffer();
       protocol::EncodeError(err, req.id, nf);
       Answer(call, std::move(err), now, writes);
       return;

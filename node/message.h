@@ -19,9 +19,14 @@ namespace todo::node {
 // prepended, and the empty delimiter if the client sent one. Opaque; echoed.
 using Envelope = std::vector<zmq::message_t>;
 
+// msgpack::sbuffer starts at 8 KiB by default; most replies are tens of
+// bytes, so reply buffers start small and grow by doubling when needed.
+constexpr size_t kReplyInitialBytes = 128;
+inline msgpack::sbuffer NewReplyBuffer() { return msgpack::sbuffer(kReplyInitialBytes); }
+
 struct Reply {
   Envelope envelope;
-  msgpack::sbuffer body;
+  msgpack::sbuffer body{0};  // no allocation until written or moved into
 };
 
 struct Call {

@@ -74,7 +74,7 @@ void NodeServer::SendReply(Envelope& envelope, msgpack::sbuffer& body) {
 }
 
 void NodeServer::SendError(Envelope& envelope, const protocol::RequestId& id, const Status& s) {
-  msgpack::sbuffer body;
+  msgpack::sbuffer body = NewReplyBuffer();
   protocol::EncodeError(body, id, s);
   SendReply(envelope, body);
 }
@@ -102,7 +102,7 @@ void NodeServer::HandleMessage(std::vector<zmq::message_t>& frames) {
     return;
   }
   call.request = decoded.request;
-  msgpack::sbuffer body;
+  msgpack::sbuffer body = NewReplyBuffer();
   switch (call.request.op) {
     case protocol::Op::kPing:
       protocol::EncodePing(body, call.request.id, "node", options_.name);

@@ -129,8 +129,7 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
       why = "storage failure: " + s.ToString() + "; the change was not applied";
       op.owner->Invalidate(op.epoch);
     }
-    node::Reply r;
-    r.envelope = std::move(op.reply.envelope);
+    node::Reply r{std::move(op.reply.envelope), node::NewReplyBuffer()};
     protocol::EncodeError(r.body, op.id, ErrorCode::kInternal, why);
     replies->push_back(std::move(r));
   }
