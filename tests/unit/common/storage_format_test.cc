@@ -1,0 +1,280 @@
+#include "common/storage_format.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace todo::storage {
+namespace {
+
+// LevelDB's default comparator: memcmp, then length.
+struct BytewiseLess {
+  bool operator()(const std::string& a, const std::string& b) const {
+    int c = std::memcmp(a.data(), b.data(), std::min(a.size(), b.size()));
+    return c != 0 ? c < 0 : a.size() < b.size();
+  }
+};
+using FakeDb = std::map<std::string, std::string, BytewiseLess>;
+
+// Names chosen to collide under a naive "name/id" or "name\0id" layout.
+std::vector<std::string> TrickyNames() {
+  std::vector<std::string> names = {"a",
+                                    "ab",
+                                    "abc",
+                                    "a/",
+                                    "a/b",
+                                    "a/1",
+                                    "/",
+                                    "//",
+                                    std::string("a\0", 2),
+                                    std::string("\0", 1),
+                                    std::string("\0\0", 2),
+                                    std::string("a\0b", 3),
+                                    std::string("a\x01", 2),
+                                    std::string("a\x02", 2),
+                                    "\xff",
+                                    "\xff\xff",
+                                    "a\xff",
+                                    std::string(255, 'z'),
+                                    std::string(255, '\xff'),
+                                    std::string(254, 'z'),
+                                    "b",
+                                    std::string(1, '\x01'),
+                                    std::string(1, '\x02'),
+                                    "\x09",
+                                    "\x0a",
+                                    std::string("\x01\x00", 2)};
+  return names;
+}
+
+const uint64_t kIds[] = {1, 2, 255, 256, 65536, uint64_t{1} << 32, UINT64_MAX - 1, UINT64_MAX};
+
+TEST(StorageKeyTest, Layout) {
+  EXPECT_EQ(MetaKey("ab"), std::string("\x02"
+                                       "ab\x00",
+                                       4));
+  EXPECT_EQ(EntryKey("ab", 0x0102030405060708ULL),
+            std::string("\x02"
+                        "ab\x01\x01\x02\x03\x04\x05\x06\x07\x08",
+                        12));
+  EXPECT_EQ(ListRangeBegin("ab"), std::string("\x02"
+                                              "ab\x00",
+                                              4));
+  EXPECT_EQ(ListRangeEnd("ab"), std::string("\x02"
+                                            "ab\x02",
+                                            4));
+}
+
+TEST(StorageKeyTest, NoTwoKeysCollideAndRangesHoldExactlyOneList) {
+  FakeDb db;
+  size_t written = 0;
+  for (const std::string& name : TrickyNames()) {
+    db[MetaKey(name)] = "meta:" + name;
+    ++written;
+    for (uint64_t id : kIds) {
+      db[EntryKey(name, id)] = "entry:" + name;
+      ++written;
+    }
+  }
+  ASSERT_EQ(db.size(), written) << "two keys collided";
+  for (const std::string& name : TrickyNames()) {
+    auto begin = db.lower_bound(ListRangeBegin(name));
+    auto end = db.lower_bound(ListRangeEnd(name));
+    std::vector<std::string> keys;
+    for (auto it = begin; it != end; ++it) {
+      auto parsed = ParseKey(it->first);
+      ASSERT_TRUE(parsed.has_value());
+      ASSERT_EQ(parsed->list, name);
+      keys.push_back(it->first);
+    }
+    // The meta key first, then the entries ascending by id.
+    std::vector<std::string> want = {MetaKey(name)};
+    for (uint64_t id : kIds) want.push_back(EntryKey(name, id));
+    EXPECT_EQ(keys, want);
+  }
+}
+
+TEST(StorageKeyTest, ParseKeyRoundTrips) {
+  for (const std::string& name : TrickyNames()) {
+    std::string meta_key = MetaKey(name);  // ParsedKey points into it
+    auto meta = ParseKey(meta_key);
+    ASSERT_TRUE(meta.has_value());
+    EXPECT_EQ(meta->list, name);
+    EXPECT_TRUE(meta->is_meta);
+    for (uint64_t id : kIds) {
+      std::string key = EntryKey(name, id);
+      auto e = ParseKey(key);
+      ASSERT_TRUE(e.has_value());
+      EXPECT_EQ(e->list, name);
+      EXPECT_FALSE(e->is_meta);
+      EXPECT_EQ(e->id, id);
+    }
+  }
+}
+
+TEST(StorageKeyTest, ParseKeyRejectsGarbage) {
+  std::string meta = MetaKey("list");
+  std::string entry = EntryKey("list", 7);
+  for (const std::string& bad : {
+           std::string(), std::string(1, '\0'),  // zero-length name
+           std::string("\x00\x00", 2),           // zero-length name with a tag
+           std::string("\x04", 1),               // length only
+           std::string("\x04lis", 4),            // name cut short
+           std::string("\x04list", 5),           // no tag
+           std::string("\x04list\x02", 6),       // unknown tag
+           std::string("\x04list\xff", 6),       // unknown tag
+           meta + '\0',                          // meta with extra bytes
+           entry.substr(0, entry.size() - 1),    // id of 7 bytes
+           entry + '\0',                         // id of 9 bytes
+           std::string("\x04list\x01", 6),       // entry without id
+           EntryKey("list", 0),                  // ids start at 1
+           std::string("\xff", 1) + "short",     // length beyond the key
+       }) {
+    EXPECT_FALSE(ParseKey(bad).has_value()) << testing::PrintToString(bad);
+  }
+}
+
+TEST(StorageValueTest, EntryRoundTrip) {
+  std::string euro_title;
+  for (int i = 0; i < 341; ++i) euro_title += "\xe2\x82\xac";  // 1023 bytes
+  for (const std::string& title :
+       {std::string("t"), std::string("milk"), std::string("nul\0inside", 10),
+        std::string(1024, 'x'), euro_title}) {
+    for (const char* date : {"0001-01-01", "2024-02-29", "9999-12-31"}) {
+      Date d = *ParseDate(date);
+      std::string value = EncodeEntryValue(d, title);
+      EXPECT_EQ(value.size(), 5 + title.size());
+      EXPECT_EQ(static_cast<uint8_t>(value[0]), kRecordVersion);
+      auto decoded = DecodeEntryValue(value);
+      ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+      EXPECT_EQ(decoded->date, d);
+      EXPECT_EQ(decoded->title, title);
+    }
+  }
+}
+
+TEST(StorageValueTest, EntryRejectsCorruptValues) {
+  Date d = *ParseDate("2026-05-17");
+  std::string good = EncodeEntryValue(d, "title");
+  auto with_date = [&](uint32_t packed) {
+    std::string v = good;
+    for (int i = 0; i < 4; ++i) v[1 + i] = static_cast<char>(packed >> (8 * (3 - i)));
+    return v;
+  };
+  std::string wrong_version = good;
+  wrong_version[0] = 2;
+  std::string zero_version = good;
+  zero_version[0] = 0;
+  for (const std::string& bad : {
+           std::string(),
+           good.substr(0, 1),
+           good.substr(0, 5),  // no title (titles are 1-1024 bytes)
+           wrong_version,
+           zero_version,
+           with_date(20260229),
+           with_date(0),
+           with_date(100000101),  // year 10000
+           with_date(20261301),
+           with_date(0xffffffff),
+           EncodeEntryValue(d, "bad \xff utf8"),
+           EncodeEntryValue(d, "\xed\xa0\x80"),
+           EncodeEntryValue(d, std::string(1025, 'x')),
+       }) {
+    auto r = DecodeEntryValue(bad);
+    EXPECT_FALSE(r.ok()) << testing::PrintToString(bad);
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), ErrorCode::kInternal);
+    }
+  }
+}
+
+TEST(StorageValueTest, MetaRoundTrip) {
+  for (uint64_t next : {uint64_t{0}, uint64_t{1}, uint64_t{256}, uint64_t{1} << 40, UINT64_MAX}) {
+    std::string value = EncodeMetaValue(next);
+    EXPECT_EQ(value.size(), 9u);
+    auto decoded = DecodeMetaValue(value);
+    ASSERT_TRUE(decoded.ok());
+    EXPECT_EQ(*decoded, next);
+  }
+  EXPECT_EQ(EncodeMetaValue(0x0102030405060708ULL),
+            std::string("\x01\x01\x02\x03\x04\x05\x06\x07\x08", 9));
+}
+
+TEST(StorageValueTest, MetaRejectsCorruptValues) {
+  std::string good = EncodeMetaValue(5);
+  std::string wrong_version = good;
+  wrong_version[0] = 2;
+  for (const std::string& bad :
+       {std::string(), good.substr(0, 8), good + '\0', wrong_version, std::string(9, '\0')}) {
+    auto r = DecodeMetaValue(bad);
+    EXPECT_FALSE(r.ok()) << testing::PrintToString(bad);
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), ErrorCode::kInternal);
+    }
+  }
+}
+
+TEST(ManifestTest, RoundTrip) {
+  for (uint32_t shards : {1u, 4u, 1024u}) {
+    Manifest m;
+    m.shards = shards;
+    std::string text = FormatManifest(m);
+    auto parsed = ParseManifest(text);
+    ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+    EXPECT_EQ(parsed->format, kFormatVersion);
+    EXPECT_EQ(parsed->shards, shards);
+  }
+  EXPECT_EQ(FormatManifest(Manifest{1, 4}), "todo-node data directory\nformat 1\nshards 4\n");
+}
+
+TEST(ManifestTest, ToleratesOrderBlankLinesAndMissingFinalNewline) {
+  auto m = ParseManifest("todo-node data directory\n\nshards 8\nformat 1");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->shards, 8u);
+  EXPECT_EQ(m->format, 1);
+  // Another format number parses; the node decides whether it can read it.
+  auto future = ParseManifest("todo-node data directory\nformat 2\nshards 8\n");
+  ASSERT_TRUE(future.ok());
+  EXPECT_EQ(future->format, 2);
+}
+
+TEST(ManifestTest, RejectsCorruptManifests) {
+  for (const char* bad : {
+           "",
+           "\n",
+           "todo-node data directory\n",
+           "todo-node data directory\nformat 1\n",
+           "todo-node data directory\nshards 4\n",
+           "something else\nformat 1\nshards 4\n",
+           "format 1\nshards 4\ntodo-node data directory\n",
+           " todo-node data directory\nformat 1\nshards 4\n",
+           "todo-node data directory\r\nformat 1\r\nshards 4\r\n",
+           "todo-node data directory\nformat 1\nshards 0\n",
+           "todo-node data directory\nformat 1\nshards 1025\n",
+           "todo-node data directory\nformat 1\nshards -4\n",
+           "todo-node data directory\nformat 1\nshards +4\n",
+           "todo-node data directory\nformat 1\nshards four\n",
+           "todo-node data directory\nformat 1\nshards 4 \n",
+           "todo-node data directory\nformat 1\nshards  4\n",
+           "todo-node data directory\nformat 1\nshards 4x\n",
+           "todo-node data directory\nformat 1\nshards 18446744073709551617\n",
+           "todo-node data directory\nformat 1\nshards 4294967300\n",
+           "todo-node data directory\nformat\nshards 4\n",
+           "todo-node data directory\nformat one\nshards 4\n",
+           // Regression: a format beyond int used to wrap (4294967297 -> 1).
+           "todo-node data directory\nformat 4294967297\nshards 4\n",
+       }) {
+    auto r = ParseManifest(bad);
+    EXPECT_FALSE(r.ok()) << testing::PrintToString(std::string(bad));
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), ErrorCode::kInternal);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace todo::storage

@@ -1,0 +1,303 @@
+#include "common/todo_list.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace todo {
+namespace {
+
+Date D(const char* s) { return *ParseDate(s); }
+
+std::vector<uint64_t> Ids(const std::vector<const Entry*>& entries) {
+  std::vector<uint64_t> ids;
+  for (const Entry* e : entries) ids.push_back(e->id);
+  return ids;
+}
+
+TEST(TodoListTest, NewListIsEmpty) {
+  TodoList list;
+  EXPECT_TRUE(list.empty());
+  EXPECT_EQ(list.size(), 0u);
+  EXPECT_EQ(list.next_id(), 1u);
+  EXPECT_TRUE(list.Entries().empty());
+  EXPECT_TRUE(list.EntriesOn(D("2026-01-01")).empty());
+  EXPECT_EQ(list.Find(1), nullptr);
+}
+
+TEST(TodoListTest, IdsStartAtOneAndCount) {
+  TodoList list;
+  for (uint64_t i = 1; i <= 5; ++i) {
+    const Entry& e = list.Add(D("2026-01-01"), "t" + std::to_string(i));
+    EXPECT_EQ(e.id, i);
+    EXPECT_EQ(e.title, "t" + std::to_string(i));
+    EXPECT_EQ(e.date, D("2026-01-01"));
+    EXPECT_EQ(list.next_id(), i + 1);
+  }
+  EXPECT_EQ(list.size(), 5u);
+  EXPECT_EQ(Ids(list.Entries()), (std::vector<uint64_t>{1, 2, 3, 4, 5}));
+}
+
+TEST(TodoListTest, IdsAreNeverReusedAfterDelete) {
+  TodoList list;
+  list.Add(D("2026-01-01"), "a");
+  list.Add(D("2026-01-01"), "b");
+  EXPECT_TRUE(list.Delete(2));  // the highest id
+  EXPECT_EQ(list.next_id(), 3u);
+  EXPECT_EQ(list.Add(D("2026-01-01"), "c").id, 3u);
+  EXPECT_TRUE(list.Delete(1));
+  EXPECT_TRUE(list.Delete(3));
+  EXPECT_TRUE(list.empty());
+  EXPECT_EQ(list.Add(D("2026-01-01"), "d").id, 4u);
+}
+
+TEST(TodoListTest, EntriesOnReturnsOnlyThatDateAscendingById) {
+  TodoList list;
+  list.Add(D("2026-01-02"), "a");  // 1
+  list.Add(D("2026-01-01"), "b");  // 2
+  list.Add(D("2026-01-02"), "c");  // 3
+  list.Add(D("2025-01-02"), "d");  // 4
+  list.Add(D("2026-01-02"), "e");  // 5
+  EXPECT_EQ(Ids(list.EntriesOn(D("2026-01-02"))), (std::vector<uint64_t>{1, 3, 5}));
+  EXPECT_EQ(Ids(list.EntriesOn(D("2026-01-01"))), (std::vector<uint64_t>{2}));
+  EXPECT_EQ(Ids(list.EntriesOn(D("2025-01-02"))), (std::vector<uint64_t>{4}));
+  EXPECT_TRUE(list.EntriesOn(D("2026-01-03")).empty());
+  for (const Entry* e : list.EntriesOn(D("2026-01-02"))) EXPECT_EQ(e->date, D("2026-01-02"));
+  EXPECT_EQ(Ids(list.Entries()), (std::vector<uint64_t>{1, 2, 3, 4, 5}));
+}
+
+TEST(TodoListTest, UpdateDateMovesEntryBetweenBuckets) {
+  TodoList list;
+  list.Add(D("2026-01-01"), "a");  // 1
+  list.Add(D("2026-01-02"), "b");  // 2
+  list.Add(D("2026-01-01"), "c");  // 3
+  auto e = list.Update(1, D("2026-01-02"), std::nullopt);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(*e, (Entry{1, D("2026-01-02"), "a"}));
+  EXPECT_EQ(Ids(list.EntriesOn(D("2026-01-01"))), (std::vector<uint64_t>{3}));
+  // Moved into an existing bucket, it takes its place by id, not at the end.
+  EXPECT_EQ(Ids(list.EntriesOn(D("2026-01-02"))), (std::vector<uint64_t>{1, 2}));
+  // Moving the last entry out of a bucket empties it.
+  list.Update(3, D("2026-01-05"), std::nullopt);
+  EXPECT_TRUE(list.EntriesOn(D("2026-01-01")).empty());
+  EXPECT_EQ(Ids(list.EntriesOn(D("2026-01-05"))), (std::vector<uint64_t>{3}));
+  EXPECT_EQ(list.Find(3)->date, D("2026-01-05"));
+}
+
+TEST(TodoListTest, UpdateToSameDateKeepsOneIndexEntry) {
+  TodoList list;
+  list.Add(D("2026-01-01"), "a");
+  list.Add(D("2026-01-01"), "b");
+  list.Update(1, D("2026-01-01"), std::string_view("a2"));
+  EXPECT_EQ(Ids(list.EntriesOn(D("2026-01-01"))), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(list.Find(1)->title, "a2");
+}
+
+TEST(TodoListTest, UpdateTitleOnly) {
+  TodoList list;
+  list.Add(D("2026-01-01"), "old");
+  auto e = list.Update(1, std::nullopt, std::string_view("new title"));
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(*e, (Entry{1, D("2026-01-01"), "new title"}));
+  EXPECT_EQ(*list.Find(1), *e);
+  EXPECT_EQ(Ids(list.EntriesOn(D("2026-01-01"))), (std::vector<uint64_t>{1}));
+}
+
+TEST(TodoListTest, UpdateBoth) {
+  TodoList list;
+  list.Add(D("2026-01-01"), "old");
+  auto e = list.Update(1, D("2027-07-07"), std::string_view("new"));
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(*e, (Entry{1, D("2027-07-07"), "new"}));
+  EXPECT_TRUE(list.EntriesOn(D("2026-01-01")).empty());
+}
+
+TEST(TodoListTest, UpdateMissingIdChangesNothing) {
+  TodoList list;
+  list.Add(D("2026-01-01"), "a");
+  list.Add(D("2026-01-02"), "b");
+  list.Delete(2);
+  auto before = list.Entries();
+  std::vector<Entry> copy;
+  for (const Entry* e : before) copy.push_back(*e);
+  for (uint64_t id : {uint64_t{0}, uint64_t{2}, uint64_t{3}, UINT64_MAX}) {
+    EXPECT_FALSE(list.Update(id, D("2030-01-01"), std::string_view("x")).has_value()) << id;
+  }
+  std::vector<Entry> after;
+  for (const Entry* e : list.Entries()) after.push_back(*e);
+  EXPECT_EQ(after, copy);
+  EXPECT_EQ(list.next_id(), 3u);
+  EXPECT_TRUE(list.EntriesOn(D("2030-01-01")).empty());
+}
+
+TEST(TodoListTest, DeleteReturnsWhetherThereWasOne) {
+  TodoList list;
+  list.Add(D("2026-01-01"), "a");
+  list.Add(D("2026-01-01"), "b");
+  EXPECT_FALSE(list.Delete(0));
+  EXPECT_FALSE(list.Delete(3));
+  EXPECT_TRUE(list.Delete(1));
+  EXPECT_FALSE(list.Delete(1));
+  EXPECT_EQ(list.Find(1), nullptr);
+  EXPECT_EQ(Ids(list.EntriesOn(D("2026-01-01"))), (std::vector<uint64_t>{2}));
+  EXPECT_TRUE(list.Delete(2));
+  EXPECT_TRUE(list.EntriesOn(D("2026-01-01")).empty());
+  EXPECT_TRUE(list.empty());
+}
+
+TEST(TodoListTest, TitlesAreCopied) {
+  TodoList list;
+  std::string title = "mutable";
+  list.Add(D("2026-01-01"), title);
+  title[0] = 'X';
+  EXPECT_EQ(list.Find(1)->title, "mutable");
+  std::string t2(std::string_view("with\0nul", 8));
+  list.Update(1, std::nullopt, std::string_view(t2));
+  EXPECT_EQ(list.Find(1)->title, t2);
+}
+
+TEST(TodoListTest, RestoreSortsAndIndexes) {
+  std::vector<Entry> stored = {{7, D("2026-01-02"), "g"},
+                               {2, D("2026-01-01"), "b"},
+                               {5, D("2026-01-02"), "e"},
+                               {3, D("2026-01-02"), "c"}};
+  TodoList list = TodoList::Restore(stored, 8);
+  EXPECT_EQ(list.size(), 4u);
+  EXPECT_EQ(Ids(list.Entries()), (std::vector<uint64_t>{2, 3, 5, 7}));
+  EXPECT_EQ(Ids(list.EntriesOn(D("2026-01-02"))), (std::vector<uint64_t>{3, 5, 7}));
+  EXPECT_EQ(Ids(list.EntriesOn(D("2026-01-01"))), (std::vector<uint64_t>{2}));
+  EXPECT_EQ(list.next_id(), 8u);
+  EXPECT_EQ(*list.Find(5), (Entry{5, D("2026-01-02"), "e"}));
+  EXPECT_EQ(list.Add(D("2026-01-02"), "h").id, 8u);
+}
+
+TEST(TodoListTest, RestoreKeepsHigherNextId) {
+  // The highest entries were deleted before the restart: their ids stay used.
+  TodoList list = TodoList::Restore({{1, D("2026-01-01"), "a"}}, 10);
+  EXPECT_EQ(list.next_id(), 10u);
+}
+
+TEST(TodoListTest, RestoreRaisesNextIdAboveMaxId) {
+  TodoList list = TodoList::Restore({{4, D("2026-01-01"), "a"}, {9, D("2026-01-01"), "b"}}, 3);
+  EXPECT_EQ(list.next_id(), 10u);
+  EXPECT_EQ(list.Add(D("2026-01-01"), "c").id, 10u);
+  TodoList lost = TodoList::Restore({{9, D("2026-01-01"), "b"}}, 0);
+  EXPECT_EQ(lost.next_id(), 10u);
+  TodoList equal = TodoList::Restore({{9, D("2026-01-01"), "b"}}, 9);
+  EXPECT_EQ(equal.next_id(), 10u);
+}
+
+TEST(TodoListTest, RestoreEmpty) {
+  EXPECT_EQ(TodoList::Restore({}, 0).next_id(), 1u);
+  EXPECT_EQ(TodoList::Restore({}, 1).next_id(), 1u);
+  TodoList list = TodoList::Restore({}, 42);
+  EXPECT_TRUE(list.empty());
+  EXPECT_EQ(list.next_id(), 42u);
+  EXPECT_EQ(list.Add(D("2026-01-01"), "a").id, 42u);
+}
+
+// A deliberately simple model: a map of entries and a counter; queries scan.
+class ReferenceList {
+ public:
+  uint64_t Add(Date date, const std::string& title) {
+    uint64_t id = next_id_++;
+    entries_[id] = Entry{id, date, title};
+    return id;
+  }
+  std::optional<Entry> Update(uint64_t id, std::optional<Date> date,
+                              std::optional<std::string> title) {
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return std::nullopt;
+    if (date) it->second.date = *date;
+    if (title) it->second.title = *title;
+    return it->second;
+  }
+  bool Delete(uint64_t id) { return entries_.erase(id) == 1; }
+  std::vector<Entry> All() const {
+    std::vector<Entry> out;
+    for (const auto& [id, e] : entries_) out.push_back(e);
+    return out;
+  }
+  std::vector<Entry> On(Date date) const {
+    std::vector<Entry> out;
+    for (const auto& [id, e] : entries_) {
+      if (e.date == date) out.push_back(e);
+    }
+    return out;
+  }
+  uint64_t next_id() const { return next_id_; }
+
+ private:
+  uint64_t next_id_ = 1;
+  std::map<uint64_t, Entry> entries_;
+};
+
+std::vector<Entry> Copy(const std::vector<const Entry*>& entries) {
+  std::vector<Entry> out;
+  for (const Entry* e : entries) out.push_back(*e);
+  return out;
+}
+
+TEST(TodoListPropertyTest, MatchesReferenceModel) {
+  std::mt19937_64 rng(20260101);  // fixed seed: failures reproduce
+  std::vector<Date> dates;
+  for (const char* s : {"2026-01-01", "2026-01-02", "2026-02-28", "2024-02-29", "9999-12-31"}) {
+    dates.push_back(D(s));
+  }
+  auto pick_date = [&] { return dates[rng() % dates.size()]; };
+  for (int round = 0; round < 20; ++round) {
+    TodoList list;
+    ReferenceList ref;
+    for (int step = 0; step < 400; ++step) {
+      uint64_t any_id = rng() % (ref.next_id() + 2);  // sometimes missing ids
+      switch (rng() % 8) {
+        case 0:
+        case 1:
+        case 2: {
+          Date d = pick_date();
+          std::string title = "t" + std::to_string(rng() % 1000);
+          const Entry& e = list.Add(d, title);
+          ASSERT_EQ(e.id, ref.Add(d, title));
+          break;
+        }
+        case 3: {
+          std::optional<Date> d;
+          std::optional<std::string> t;
+          if (rng() % 2) d = pick_date();
+          if (rng() % 2) t = "u" + std::to_string(rng() % 1000);
+          std::optional<std::string_view> tv;
+          if (t) tv = *t;
+          ASSERT_EQ(list.Update(any_id, d, tv), ref.Update(any_id, d, t));
+          break;
+        }
+        case 4:
+          ASSERT_EQ(list.Delete(any_id), ref.Delete(any_id));
+          break;
+        case 5: {
+          // Restart: restore from the entries in a shuffled order.
+          std::vector<Entry> stored = ref.All();
+          std::shuffle(stored.begin(), stored.end(), rng);
+          list = TodoList::Restore(stored, ref.next_id());
+          break;
+        }
+        default: {
+          Date d = pick_date();
+          ASSERT_EQ(Copy(list.EntriesOn(d)), ref.On(d));
+          break;
+        }
+      }
+      ASSERT_EQ(list.next_id(), ref.next_id());
+      ASSERT_EQ(Copy(list.Entries()), ref.All());
+      ASSERT_EQ(list.size(), ref.All().size());
+      ASSERT_EQ(list.empty(), ref.All().empty());
+    }
+    for (Date d : dates) ASSERT_EQ(Copy(list.EntriesOn(d)), ref.On(d));
+  }
+}
+
+}  // namespace
+}  // namespace todo
