@@ -1,0 +1,331 @@
+#!/usr/bin/python3
+"""A small client for the todo cluster (wire protocol v1, shared/spec/protocol.md).
+
+One TodoClient owns one ZeroMQ DEALER socket connected to a router (or to a
+single node: a node answers the same protocol). Every request carries an
+auto-incrementing unsigned id, and replies are matched to requests by that id,
+so many requests can be in flight at once (pipelining):
+
+    client = TodoClient("tcp://127.0.0.1:7000")
+    entry_id = client.add_entry("bob", "2026-12-19", "Dentist")
+    for e in client.entries("bob"):
+        print(e["id"], e["date"], e["title"])
+
+    ids = [client.submit("entries", list=name) for name in names]
+    replies = client.collect(ids)          # Reply objects, in the order of ids
+
+Error replies raise TodoError(code, message); `code` is the wire code
+("bad_request", "not_found", "timeout", ...). A request with no reply within
+`timeout` seconds fails with code "timeout" (raised by the client itself; the
+message says so). A reply that arrives after its request was given up on is
+discarded.
+
+Retries: reads (entries, locate, ping) are retried on timeout, unavailable and
+overloaded, up to `retries` more times, with exponential back-off and jitter.
+Writes (add_entry, update_entry, delete_entry) are retried only on
+"overloaded", which the protocol guarantees was not applied; after a timeout a
+write's outcome is unknown, so it is never retried automatically.
+
+Not thread-safe: use one TodoClient per thread.
+"""
+
+import datetime
+import itertools
+import random
+import time
+
+import msgpack
+import zmq
+
+__all__ = ["TodoClient", "TodoError", "Reply", "READ_OPS", "WRITE_OPS"]
+
+READ_OPS = frozenset({"entries", "locate", "ping"})
+WRITE_OPS = frozenset({"add_entry", "update_entry", "delete_entry"})
+
+# Codes after which a read is retried, and after which a write is.
+_RETRY_READ_CODES = frozenset({"timeout", "unavailable", "overloaded"})
+_RETRY_WRITE_CODES = frozenset({"overloaded"})
+
+
+class TodoError(Exception):
+    """An error reply from the server, or a client-side timeout.
+
+    Attributes:
+      code: the wire error code, e.g. "bad_request", "not_found", "timeout".
+      message: the server's message (or the client's, for a local timeout).
+    """
+
+    def __init__(self, code, message):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Reply:
+    """The outcome of one request: either `result` (ok) or `error` (TodoError)."""
+
+    __slots__ = ("id", "ok", "result", "error")
+
+    def __init__(self, request_id, ok, result=None, error=None):
+        self.id = request_id
+        self.ok = ok
+        self.result = result
+        self.error = error
+
+    def value(self):
+        """Returns the result, or raises the error."""
+        if not self.ok:
+            raise self.error
+        return self.result
+
+    def __repr__(self):
+        if self.ok:
+            return f"Reply(id={self.id}, ok=True, result={self.result!r})"
+        return f"Reply(id={self.id}, ok=False, error={self.error!r})"
+
+    @staticmethod
+    def from_map(request_id, body):
+        """Builds a Reply from a decoded reply map (protocol.md, "Replies")."""
+        if body.get("ok") is True:
+            return Reply(request_id, True, result=body.get("result"))
+        err = body.get("error")
+        if isinstance(err, dict):
+            code = str(err.get("code", "internal"))
+            message = str(err.get("message", ""))
+        else:
+            code, message = "internal", f"malformed error reply: {body!r}"
+        return Reply(request_id, False, error=TodoError(code, message))
+
+
+def _timeout_reply(request_id, endpoint, seconds):
+    return Reply(request_id, False,
+                 error=TodoError("timeout", f"no reply from {endpoint} within {seconds:g}s "
+                                            "(client-side deadline)"))
+
+
+def _as_date(value):
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.strftime("%Y-%m-%d")
+    return value
+
+
+class TodoClient:
+    """A DEALER-socket client for one endpoint.
+
+    Args:
+      endpoint: a ZeroMQ endpoint, e.g. "tcp://127.0.0.1:7000".
+      timeout: seconds to wait for each reply (per attempt); > 0.
+      retries: extra attempts for retryable failures (see module doc); >= 0.
+      backoff: the first back-off delay in seconds; doubles each retry.
+      max_backoff: the cap on one back-off delay.
+      curve_serverkey, curve_publickey, curve_secretkey: optional Z85 CURVE
+        keys; when all three are given the socket uses CURVE encryption.
+      context: an existing zmq.Context to use (default: the global instance).
+    """
+
+    def __init__(self, endpoint, timeout=5.0, retries=3, *, backoff=0.1, max_backoff=2.0,
+                 curve_serverkey=None, curve_publickey=None, curve_secretkey=None,
+                 context=None):
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0")
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        self.endpoint = endpoint
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+        self._ids = itertools.count(1)
+        # Ids still wanted -> decoded reply map, or None until it arrives.
+        self._pending = {}
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        # Pipelining: let many requests and replies queue in the socket.
+        self._sock.setsockopt(zmq.SNDHWM, 100000)
+        self._sock.setsockopt(zmq.RCVHWM, 100000)
+        if curve_serverkey and curve_publickey and curve_secretkey:
+            self._sock.curve_serverkey = _bytes(curve_serverkey)
+            self._sock.curve_publickey = _bytes(curve_publickey)
+            self._sock.curve_secretkey = _bytes(curve_secretkey)
+        self._sock.connect(endpoint)
+
+    # --- lifecycle ---
+
+    def close(self):
+        """Closes the socket; requests in flight are abandoned."""
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+        self._pending.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- pipelining ---
+
+    def submit(self, op, **keys):
+        """Sends one request without waiting; returns its id.
+
+        `keys` are the request keys (list=..., date=..., title=..., entry_id=...);
+        keys whose value is None are left out. Collect the reply with collect().
+        Raises TodoError("timeout") if the request can't even be queued in time.
+        """
+        request_id = next(self._ids)
+        body = {"op": op, "id": request_id}
+        for key, value in keys.items():
+            if value is not None:
+                body[key] = _as_date(value) if key == "date" else value
+        data = msgpack.packb(body, use_bin_type=True)
+        self._send(data, time.monotonic() + self.timeout)
+        self._pending[request_id] = None
+        return request_id
+
+    def collect(self, ids, timeout=None):
+        """Waits for the replies to `ids` (from submit) and returns them.
+
+        Returns a list of Reply, in the order of `ids`. An id with no reply by
+        the deadline (now + `timeout`, default self.timeout) gets a Reply with a
+        "timeout" TodoError, and its late reply, if any, is discarded. Never
+        raises for error replies: check Reply.ok or call Reply.value(). Raises
+        KeyError for an id that is not pending (never submitted, already
+        collected, or forgotten).
+        """
+        ids = list(ids)
+        seconds = self.timeout if timeout is None else float(timeout)
+        deadline = time.monotonic() + seconds
+        for request_id in ids:
+            if request_id not in self._pending:
+                raise KeyError(f"request id {request_id} is not pending")
+        waiting = {i for i in ids if self._pending.get(i) is None}
+        while waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if self._sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN):
+                self._drain()
+                waiting = {i for i in waiting if self._pending.get(i) is None}
+        replies = []
+        for request_id in ids:
+            body = self._pending.pop(request_id, None)
+            if body is None:
+                replies.append(_timeout_reply(request_id, self.endpoint, seconds))
+            else:
+                replies.append(Reply.from_map(request_id, body))
+        return replies
+
+    def pipeline(self, requests, timeout=None):
+        """Sends every request, then gathers the replies by id.
+
+        `requests` is an iterable of (op, keys) pairs, keys a dict. Returns a
+        list of Reply in the order of `requests`. `timeout` (default
+        self.timeout) bounds the wait for all replies after the last send. No
+        automatic retries: a failed request shows up as a Reply with an error.
+        """
+        ids = [self.submit(op, **dict(keys)) for op, keys in requests]
+        return self.collect(ids, timeout=timeout)
+
+    def forget(self, ids):
+        """Gives up on submitted requests; their replies will be discarded."""
+        for request_id in ids:
+            self._pending.pop(request_id, None)
+
+    # --- one request at a time ---
+
+    def call(self, op, **keys):
+        """Sends one request, waits for its reply, retries as the module doc says.
+
+        Returns the reply's "result"; raises TodoError on an error reply or when
+        no reply arrives within `timeout` seconds (code "timeout").
+        """
+        retry_codes = _RETRY_READ_CODES if op in READ_OPS else (
+            _RETRY_WRITE_CODES if op in WRITE_OPS else frozenset())
+        attempt = 0
+        while True:
+            try:
+                reply = self.collect([self.submit(op, **keys)])[0]
+            except TodoError as error:  # could not even queue the request
+                reply = Reply(None, False, error=error)
+            if reply.ok:
+                return reply.result
+            if reply.error.code not in retry_codes or attempt >= self.retries:
+                raise reply.error
+            time.sleep(self._backoff_delay(attempt))
+            attempt += 1
+
+    def add_entry(self, list_name, date, title):
+        """Adds an entry; returns its new id (int)."""
+        return self.call("add_entry", list=list_name, date=date, title=title)["id"]
+
+    def entries(self, list_name, date=None):
+        """Returns the list's entries (dicts with id, date, title), by ascending id."""
+        return self.call("entries", list=list_name, date=date)
+
+    def update_entry(self, list_name, entry_id, date=None, title=None):
+        """Changes an entry's date and/or title; returns the updated entry.
+
+        Raises TodoError("not_found") if the list has no such entry.
+        """
+        return self.call("update_entry", list=list_name, entry_id=entry_id, date=date,
+                         title=title)
+
+    def delete_entry(self, list_name, entry_id):
+        """Deletes an entry; returns True if it existed, False otherwise."""
+        return bool(self.call("delete_entry", list=list_name, entry_id=entry_id)["deleted"])
+
+    def locate(self, list_name):
+        """Returns the name of the node that owns the list."""
+        return self.call("locate", list=list_name)["node"]
+
+    def ping(self):
+        """Returns the ping result: {"pong": True, "role": ..., "name": ...}."""
+        return self.call("ping")
+
+    # --- internals ---
+
+    def _backoff_delay(self, attempt):
+        delay = min(self.max_backoff, self.backoff * (2 ** attempt))
+        return delay * random.uniform(0.5, 1.5)  # jitter: never in lock-step
+
+    def _send(self, data, deadline):
+        """Sends without blocking past `deadline`, draining replies meanwhile."""
+        while True:
+            try:
+                self._sock.send(data, zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TodoError("timeout", f"could not send to {self.endpoint} within "
+                                           f"{self.timeout:g}s (client-side deadline)")
+            events = self._sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN | zmq.POLLOUT)
+            if events & zmq.POLLIN:
+                self._drain()
+
+    def _drain(self):
+        """Receives every reply already queued; keeps those still wanted."""
+        while True:
+            try:
+                frames = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            # A reply mirrors the request's framing: [body] or ["", body].
+            try:
+                body = msgpack.unpackb(frames[-1], raw=False)
+            except Exception:  # pylint: disable=broad-except
+                continue  # undecodable: can't match it to a request
+            if not isinstance(body, dict):
+                continue
+            request_id = body.get("id")
+            if isinstance(request_id, int) and request_id in self._pending \
+                    and self._pending[request_id] is None:
+                self._pending[request_id] = body
+            # Otherwise a late or unknown reply: discarded.
+
+
+def _bytes(value):
+    return value.encode("ascii") if isinstance(value, str) else value
