@@ -117,9 +117,17 @@ class RequestVisitor : public msgpack::null_visitor {
   bool truncated() const { return truncated_; }
 
  private:
+  // A fatal error: stops the parse.
   bool Fail(std::string message) {
     if (error.empty()) error = std::move(message);
     return false;
+  }
+  // An error in one key: remembered, and the parse goes on (its value is
+  // skipped) so that a valid "id" later in the map is still echoed.
+  bool Note(std::string message) {
+    if (error.empty()) error = std::move(message);
+    current_ = kKeyOther;
+    return true;
   }
 
   bool Scalar(Type type, std::string_view str = {}, uint64_t u = 0) {
@@ -138,14 +146,11 @@ class RequestVisitor : public msgpack::null_visitor {
   }
 
   bool Key(Type type, std::string_view k) {
-    if (type == Type::kBin) return Fail("map keys must be str, not bin");
-    if (type != Type::kStr) {
-      return Fail("map keys must be str, not " + std::string(TypeName(type)));
-    }
+    if (type != Type::kStr) return Note("map keys must be str, not " + std::string(TypeName(type)));
     current_ = LookupKey(k);
     if (current_ != kKeyOther) {
       if (fields[current_].type != Type::kAbsent) {
-        return Fail("duplicate key '" + std::string(kKeyNames[current_]) + "'");
+        return Note("duplicate key '" + std::string(kKeyNames[current_]) + "'");
       }
       // Mark present now, so a container value still counts as present.
       fields[current_].type = Type::kNil;
@@ -158,8 +163,11 @@ class RequestVisitor : public msgpack::null_visitor {
       if (type != Type::kMap) return Fail("body must be a msgpack map, not array");
       saw_map_ = true;
     } else if (depth_ == 1) {
-      if (in_key_) return Fail("map keys must be str, not " + std::string(TypeName(type)));
-      if (current_ != kKeyOther) fields_set(type, {}, 0);
+      if (in_key_) {
+        Note("map keys must be str, not " + std::string(TypeName(type)));
+      } else if (current_ != kKeyOther) {
+        fields_set(type, {}, 0);
+      }
     }
     if (++depth_ > kMaxNesting) {
       return Fail("msgpack nesting deeper than " + std::to_string(kMaxNesting));

@@ -236,11 +236,19 @@ TEST_F(DecodeTest, IdIsEchoedEvenWhenSomethingElseIsBad) {
   EXPECT_EQ(s.id.str_value, "abc");
 }
 
-TEST_F(DecodeTest, IdAfterAStructuralErrorIsNotRead) {
-  // Decoding stops at a non-str key, so an id after it is never seen.
-  const auto& r = Decode(Body({{U(1), "x"}, {"id", U(77)}, {"op", "ping"}}));
-  EXPECT_EQ(r.status.code(), ErrorCode::kBadRequest);
-  EXPECT_EQ(r.id.kind, RequestId::Kind::kNone);
+TEST_F(DecodeTest, IdAfterABadKeyIsStillEchoed) {
+  // A bad key is remembered and its value skipped; the rest of the map is
+  // still read, so a valid id after it is echoed (regression: decoding used
+  // to stop at the first non-str key).
+  for (const std::string& body : {Body({{U(1), "x"}, {"id", U(77)}, {"op", "ping"}}),
+                                  Body({{Bin("k"), U(1)}, {"id", U(77)}, {"op", "ping"}}),
+                                  Body({{Arr({U(1)}), U(1)}, {"id", U(77)}, {"op", "ping"}}),
+                                  Body({{"op", "ping"}, {"op", "entries"}, {"id", U(77)}})}) {
+    const auto& r = Decode(body);
+    EXPECT_EQ(r.status.code(), ErrorCode::kBadRequest) << r.status.ToString();
+    EXPECT_EQ(r.id.kind, RequestId::Kind::kUint) << r.status.ToString();
+    EXPECT_EQ(r.id.uint_value, 77u);
+  }
 }
 
 // --- body structure ---
