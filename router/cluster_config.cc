@@ -1,0 +1,176 @@
+#include "router/cluster_config.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+namespace todo::router {
+namespace {
+
+constexpr size_t kMaxNodeName = 64;
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+
+// Splits a line into whitespace-separated words, stopping at a word that
+// starts with '#'.
+std::vector<std::string_view> Words(std::string_view line) {
+  std::vector<std::string_view> words;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && IsSpace(line[i])) ++i;
+    if (i == line.size() || line[i] == '#') break;
+    size_t start = i;
+    while (i < line.size() && !IsSpace(line[i])) ++i;
+    words.push_back(line.substr(start, i - start));
+  }
+  return words;
+}
+
+// A printable rendering of untrusted text for an error message.
+std::string Quote(std::string_view s) {
+  std::string out = "'";
+  for (char c : s.substr(0, 80)) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  if (s.size() > 80) out += "...";
+  return out + "'";
+}
+
+Status CheckSpec(const NodeSpec& spec) {
+  if (!IsValidNodeName(spec.name)) {
+    return Status::BadRequest(spec.origin + ": node name " + Quote(spec.name) +
+                              " must be 1-64 characters of [A-Za-z0-9_.-]");
+  }
+  if (!IsValidEndpoint(spec.endpoint)) {
+    return Status::BadRequest(spec.origin + ": endpoint " + Quote(spec.endpoint) + " of node '" +
+                              spec.name + "' must be a tcp://, ipc:// or inproc:// endpoint");
+  }
+  return Status::Ok();
+}
+
+// Names unique, endpoints unique; the error names the later origin and the
+// earlier one.
+Status CheckUnique(const std::vector<NodeSpec>& nodes) {
+  std::unordered_map<std::string_view, const NodeSpec*> names;
+  std::unordered_map<std::string_view, const NodeSpec*> endpoints;
+  for (const NodeSpec& n : nodes) {
+    if (auto [it, added] = names.emplace(n.name, &n); !added) {
+      return Status::BadRequest(n.origin + ": duplicate node name '" + n.name +
+                                "' (first given at " + it->second->origin + ")");
+    }
+    if (auto [it, added] = endpoints.emplace(n.endpoint, &n); !added) {
+      return Status::BadRequest(n.origin + ": node '" + n.name + "' has the same endpoint " +
+                                n.endpoint + " as node '" + it->second->name + "' (" +
+                                it->second->origin + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool IsValidNodeName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxNodeName) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool IsValidEndpoint(std::string_view endpoint) {
+  for (std::string_view scheme : {"tcp://", "ipc://", "inproc://"}) {
+    if (endpoint.size() > scheme.size() && endpoint.substr(0, scheme.size()) == scheme) {
+      for (char c : endpoint) {
+        if (IsSpace(c) || c == '\n' || static_cast<unsigned char>(c) < 0x20) return false;
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+StatusOr<NodeSpec> ParseNodeFlag(std::string_view value) {
+  size_t eq = value.find('=');
+  if (eq == std::string_view::npos) {
+    return Status::BadRequest("--node " + Quote(value) + " must be NAME=ENDPOINT");
+  }
+  NodeSpec spec{std::string(value.substr(0, eq)), std::string(value.substr(eq + 1)),
+                "--node " + Quote(value)};
+  if (Status s = CheckSpec(spec); !s.ok()) return s;
+  return spec;
+}
+
+StatusOr<std::vector<NodeSpec>> ParseClusterText(std::string_view text, std::string_view file) {
+  std::vector<NodeSpec> nodes;
+  size_t line_no = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    std::string origin = std::string(file) + ":" + std::to_string(line_no);
+    std::vector<std::string_view> words = Words(line);
+    if (words.empty()) continue;
+    if (words[0] != "node") {
+      return Status::BadRequest(origin + ": unknown directive " + Quote(words[0]) +
+                                " (expected 'node NAME ENDPOINT')");
+    }
+    if (words.size() != 3) {
+      return Status::BadRequest(origin + ": expected 'node NAME ENDPOINT', got " +
+                                std::to_string(words.size()) + " words");
+    }
+    NodeSpec spec{std::string(words[1]), std::string(words[2]), origin};
+    if (Status s = CheckSpec(spec); !s.ok()) return s;
+    nodes.push_back(std::move(spec));
+  }
+  if (Status s = CheckUnique(nodes); !s.ok()) return s;
+  return nodes;
+}
+
+StatusOr<std::vector<NodeSpec>> LoadClusterFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::BadRequest("cannot read cluster file " + path + ": " + std::strerror(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Status::BadRequest("cannot read cluster file " + path);
+  return ParseClusterText(text.str(), path);
+}
+
+StatusOr<std::vector<NodeSpec>> BuildCluster(std::vector<NodeSpec> from_flags,
+                                             std::vector<NodeSpec> from_file) {
+  std::vector<NodeSpec> nodes = std::move(from_flags);
+  for (NodeSpec& n : from_file) nodes.push_back(std::move(n));
+  if (nodes.empty()) {
+    return Status::BadRequest("no nodes configured: give --node NAME=ENDPOINT or --cluster FILE");
+  }
+  for (const NodeSpec& n : nodes) {
+    if (Status s = CheckSpec(n); !s.ok()) return s;
+  }
+  if (Status s = CheckUnique(nodes); !s.ok()) return s;
+  return nodes;
+}
+
+std::vector<std::string> NodeNames(const std::vector<NodeSpec>& nodes) {
+  std::vector<std::string> names;
+  names.reserve(nodes.size());
+  for (const NodeSpec& n : nodes) names.push_back(n.name);
+  return names;
+}
+
+}  // namespace todo::router

@@ -1,0 +1,57 @@
+// The router's view of the cluster: which nodes exist and where they listen.
+//
+// Nodes come from `--node NAME=ENDPOINT` flags and from a cluster file
+// (deploy/cluster.example.conf):
+//
+//   # comment (a '#' starting a word comments out the rest of the line)
+//   node n1 tcp://127.0.0.1:7001
+//   node n2 tcp://127.0.0.1:7002
+//
+// Node names are 1-64 bytes of [A-Za-z0-9_.-] and unique; endpoints are
+// tcp://, ipc:// or inproc:// and unique. Owners are chosen by rendezvous
+// hashing over the names only, so the order of flags and lines never matters.
+// Pure: parsing takes text; only LoadClusterFile reads a file.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace todo::router {
+
+struct NodeSpec {
+  std::string name;
+  std::string endpoint;
+  std::string origin;  // where it was given, for messages: "--node" or "FILE:LINE"
+};
+
+// True if `name` is 1-64 bytes of [A-Za-z0-9_.-].
+bool IsValidNodeName(std::string_view name);
+// True if `endpoint` is tcp://, ipc:// or inproc:// followed by at least one
+// byte, with no whitespace.
+bool IsValidEndpoint(std::string_view endpoint);
+
+// Parses one `--node` value "NAME=ENDPOINT" (split at the first '=').
+// bad_request naming the flag and the rule on error.
+StatusOr<NodeSpec> ParseNodeFlag(std::string_view value);
+
+// Parses the text of a cluster file; `file` names it in messages, which read
+// "FILE:LINE: ...". Checks each line's syntax, name and endpoint, and
+// duplicates within the file; an empty result is not an error here.
+StatusOr<std::vector<NodeSpec>> ParseClusterText(std::string_view text, std::string_view file);
+
+// Reads and parses a cluster file; bad_request if it can't be read.
+StatusOr<std::vector<NodeSpec>> LoadClusterFile(const std::string& path);
+
+// Joins the flag nodes and the file nodes into the cluster: at least one
+// node, names unique, endpoints unique (messages name both origins). The
+// result keeps flags first, then file order.
+StatusOr<std::vector<NodeSpec>> BuildCluster(std::vector<NodeSpec> from_flags,
+                                             std::vector<NodeSpec> from_file);
+
+// The names of `nodes`, in order (what Rendezvous takes).
+std::vector<std::string> NodeNames(const std::vector<NodeSpec>& nodes);
+
+}  // namespace todo::router

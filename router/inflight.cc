@@ -1,0 +1,81 @@
+#include "router/inflight.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace todo::router {
+
+OwnedRequestId OwnedRequestId::From(const protocol::RequestId& id) {
+  OwnedRequestId owned;
+  owned.kind = id.kind;
+  owned.uint_value = id.uint_value;
+  if (id.kind == protocol::RequestId::Kind::kStr) owned.str_value.assign(id.str_value);
+  return owned;
+}
+
+protocol::RequestId OwnedRequestId::view() const {
+  switch (kind) {
+    case protocol::RequestId::Kind::kUint:
+      return protocol::RequestId::Uint(uint_value);
+    case protocol::RequestId::Kind::kStr:
+      return protocol::RequestId::Str(str_value);
+    case protocol::RequestId::Kind::kNone:
+      break;
+  }
+  return protocol::RequestId::None();
+}
+
+InflightTable::InflightTable(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {}
+
+bool InflightTable::Insert(InflightEntry entry) {
+  if (full()) return false;
+  if (last_deadline_ && entry.deadline < *last_deadline_) return false;
+  uint64_t seq = entry.seq;
+  TimePoint deadline = entry.deadline;
+  if (!entries_.emplace(seq, std::move(entry)).second) return false;
+  order_.push_back({seq, deadline});
+  last_deadline_ = deadline;
+  CompactIfSparse();
+  return true;
+}
+
+std::optional<InflightEntry> InflightTable::Complete(uint64_t seq) {
+  auto it = entries_.find(seq);
+  if (it == entries_.end()) return std::nullopt;
+  InflightEntry entry = std::move(it->second);
+  entries_.erase(it);
+  PopFinished();
+  return entry;
+}
+
+size_t InflightTable::Expire(TimePoint now, std::vector<InflightEntry>* expired) {
+  size_t n = 0;
+  while (!order_.empty() && order_.front().deadline <= now) {
+    auto it = entries_.find(order_.front().seq);
+    order_.pop_front();
+    if (it == entries_.end()) continue;  // completed earlier; its slot was behind a live one
+    expired->push_back(std::move(it->second));
+    entries_.erase(it);
+    ++n;
+  }
+  PopFinished();
+  return n;
+}
+
+std::optional<TimePoint> InflightTable::NextDeadline() const {
+  if (order_.empty()) return std::nullopt;
+  return order_.front().deadline;  // the front is live (PopFinished)
+}
+
+void InflightTable::PopFinished() {
+  while (!order_.empty() && !entries_.contains(order_.front().seq)) order_.pop_front();
+}
+
+void InflightTable::CompactIfSparse() {
+  // Live slots are at most capacity_, so a compaction here frees more than
+  // capacity_ + 64 slots: its O(slots) cost is paid by as many inserts.
+  if (order_.size() <= 2 * capacity_ + 64) return;
+  std::erase_if(order_, [this](const Slot& s) { return !entries_.contains(s.seq); });
+}
+
+}  // namespace todo::router

@@ -1,0 +1,39 @@
+// RouterOptions: every flag of todo-router, with its default, and how flags
+// are parsed. The defaults admit 100,000 requests in flight through one
+// router (and so at least 10,000 on one node) before it answers
+// `overloaded` (protocol.md).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "router/cluster_config.h"
+
+namespace todo::router {
+
+struct RouterOptions {
+  std::string listen;              // --listen: ZeroMQ endpoint of the frontend (required)
+  std::vector<NodeSpec> nodes;     // --node NAME=ENDPOINT (repeatable) and --cluster FILE, joined
+  std::string cluster_file;        // --cluster: the file the nodes came from, if any
+  std::string name;                // --name: the name `ping` reports; "" = the listen endpoint
+  int64_t timeout_ms = 5000;       // --timeout-ms: deadline of a forwarded request
+  int64_t heartbeat_ms = 500;      // --heartbeat-ms: time between heartbeats to each node
+  int64_t down_after_ms = 2000;    // --down-after-ms: a node silent this long is down
+  size_t max_inflight = 100000;    // --max-inflight: forwarded requests awaiting a reply, at most
+  std::string log_level = "info";  // --log-level: trace|debug|info|warn|error
+
+  // OK, or bad_request naming the flag and the rule.
+  Status Validate() const;
+};
+
+// Parses argv, reads the cluster file if one is given, and validates. On
+// success returns the options; on --help prints usage to stdout and sets
+// *exit_code = 0; on an error prints one line "todo-router: error: ..." to
+// stderr and sets *exit_code = 2. Returns nullopt in both latter cases.
+std::optional<RouterOptions> ParseRouterFlags(int argc, char** argv, int* exit_code);
+
+}  // namespace todo::router

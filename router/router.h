@@ -1,0 +1,125 @@
+// Router: the router's single-threaded poll loop — the only code that
+// touches its sockets.
+//
+// Design: one frontend ROUTER socket (clients) and one DEALER per node,
+// polled together with a signalfd. The loop
+//   - reads client requests in bursts, decodes just enough to route them,
+//     answers `ping`, `locate` and every malformed request itself, answers
+//     `unavailable` at once for a list whose owner is down, and forwards the
+//     rest to the owner's DEALER as [seq][client envelope...][body], moving
+//     the frames (the body is never copied);
+//   - reads node replies [seq][client envelope...][reply], finds seq in the
+//     InflightTable and forwards the rest to the client; a seq that is no
+//     longer there (its deadline passed) is a late reply and is dropped, so
+//     a client never hears twice;
+//   - expires deadlines: the poll sleeps at most until the earliest deadline,
+//     and an expired request is answered `timeout`;
+//   - sends heartbeats ['H' + token][ping] to every node on the NodeTable's
+//     schedule; the node echoes them, and any message from a node counts as
+//     hearing from it. A node silent for --down-after-ms is down.
+// Bounded: --max-inflight requests awaiting replies (then `overloaded`),
+// per-node send queues (a full one, or a node with no connection, means
+// `overloaded`), bursts per wake-up, frames per message, bytes per frame.
+// On a signal the loop stops reading requests and runs until every request
+// in flight is answered or expired (so at most --timeout-ms), then returns.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <msgpack/sbuffer.hpp>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "common/protocol.h"
+#include "common/rendezvous.h"
+#include "router/inflight.h"
+#include "router/node_table.h"
+#include "router/options.h"
+
+namespace todo::router {
+
+// What the router did; logged at exit, kept for a later stats op.
+struct RouterCounters {
+  // Requests that decoded, by protocol::Op.
+  std::array<uint64_t, 6> requests_by_op{};
+  // Requests answered bad_request or unknown_op by the router.
+  uint64_t bad_requests = 0;
+  // Messages dropped without a reply (no body to answer).
+  uint64_t dropped_requests = 0;
+  // Replies the router built itself, by ErrorCode (kOk: ping and locate).
+  std::array<uint64_t, 8> replies_by_code{};
+  uint64_t forwarded = 0;          // requests sent to a node
+  uint64_t replies_forwarded = 0;  // node replies delivered to a client
+  uint64_t timeouts = 0;
+  uint64_t late_replies_dropped = 0;  // node replies after their deadline
+  // Replies that could not be delivered: client gone (EHOSTUNREACH) or its
+  // queue full.
+  uint64_t unroutable_sends = 0;
+  uint64_t bad_node_messages = 0;  // from a node, neither a reply nor a heartbeat echo
+  uint64_t heartbeats_sent = 0;
+  uint64_t heartbeats_unsent = 0;  // node not connected or its queue full
+  uint64_t node_up = 0;            // transitions to up
+  uint64_t node_down = 0;          // transitions to down
+};
+
+class Router {
+ public:
+  // `ctx` must outlive the router.
+  Router(const RouterOptions& options, zmq::context_t* ctx);
+  ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Binds the frontend and connects one DEALER per node; internal with the
+  // reason on failure.
+  Status Start();
+
+  // Serves until `signal_fd` becomes readable, then drains (every request in
+  // flight answered or expired) and returns.
+  void Run(int signal_fd);
+
+  // The name `ping` reports: --name, else the bound endpoint.
+  const std::string& name() const { return name_; }
+  const RouterCounters& counters() const { return counters_; }
+  const NodeTable& nodes() const { return nodes_; }
+  size_t inflight() const { return inflight_.size(); }
+  // One line summing the counters, for the log.
+  std::string CountersSummary() const;
+
+ private:
+  void ReadFrontend(TimePoint now);
+  void HandleRequest(TimePoint now);
+  void Forward(size_t node, const protocol::Request& request, TimePoint now);
+  void ReadNode(size_t node, TimePoint now);
+  void HandleNodeMessage(size_t node, TimePoint now);
+  void ExpireDeadlines(TimePoint now);
+  void TendNodes(TimePoint now);
+  void NoteTransition(const NodeTransition& t, TimePoint now);
+
+  // Answers the request in frames_ with `reply`, echoing its envelope
+  // (every frame before the body); counts the reply under `code`.
+  void ReplyFromRouter(msgpack::sbuffer& reply, ErrorCode code);
+  void ReplyError(const protocol::RequestId& id, ErrorCode code, std::string_view message);
+
+  const RouterOptions options_;
+  std::string name_;
+  zmq::socket_t frontend_;
+  std::vector<std::unique_ptr<zmq::socket_t>> backends_;  // one DEALER per node
+  Rendezvous rendezvous_;
+  NodeTable nodes_;
+  InflightTable inflight_;
+  // Forwarded requests per node still awaiting a reply or their deadline. A
+  // failed send to a node with fewer outstanding than its queue bound means
+  // the node is not connected (ZMQ_IMMEDIATE), not that its queue is full.
+  std::vector<size_t> outstanding_;
+  uint64_t next_seq_ = 1;
+  RouterCounters counters_;
+  std::vector<zmq::message_t> frames_;  // the message being handled
+  std::vector<InflightEntry> expired_;
+  std::vector<NodeTransition> transitions_;
+  msgpack::sbuffer heartbeat_body_;  // {"op":"ping"}
+};
+
+}  // namespace todo::router
