@@ -8,9 +8,11 @@
 //   meta key     = prefix | 0x00                  value = 0x01 | u64 next_id
 //   entry key    = prefix | 0x01 | u64 id         value = 0x01 | u32 YYYYMMDD | title
 // A list is the contiguous range [prefix|0x00, prefix|0x02): loaded with one
-// range scan. An add writes the entry and the meta key (a few hundred bytes
-// whatever the list's size); the meta key keeps ids from being reused after
-// the highest entry is deleted.
+// range scan. An add writes one entry key (a few hundred bytes whatever the
+// list's size). The next id on load is max(meta, highest entry id + 1); the
+// meta key is written only when the highest id ever given out is deleted,
+// which is exactly when the entries alone would understate it, so an id is
+// never reused.
 #pragma once
 
 #include <cstdint>

@@ -4,6 +4,15 @@
 
 namespace todo {
 
+TodoList::TodoList(const TodoList& other) : next_id_(other.next_id_), entries_(other.entries_) {
+  for (const auto& [id, e] : entries_) IndexAdd(&e);
+}
+
+TodoList& TodoList::operator=(const TodoList& other) {
+  if (this != &other) *this = TodoList(other);
+  return *this;
+}
+
 TodoList TodoList::Restore(std::vector<Entry> entries, uint64_t next_id) {
   TodoList list;
   std::sort(entries.begin(), entries.end(),
@@ -11,36 +20,40 @@ TodoList TodoList::Restore(std::vector<Entry> entries, uint64_t next_id) {
   uint64_t max_id = 0;
   for (auto& e : entries) {
     max_id = std::max(max_id, e.id);
-    list.IndexAdd(e.date, e.id);
     uint64_t id = e.id;
-    list.entries_.emplace_hint(list.entries_.end(), id, std::move(e));
+    auto it = list.entries_.emplace_hint(list.entries_.end(), id, std::move(e));
+    list.IndexAdd(&it->second);
   }
   list.next_id_ = std::max<uint64_t>({next_id, max_id + 1, 1});
   return list;
 }
 
-void TodoList::IndexAdd(Date date, uint64_t id) {
-  auto& ids = by_date_[date.packed];
-  if (ids.empty() || ids.back() < id) {
-    ids.push_back(id);  // the common case: a new id is the largest
+namespace {
+bool IdLess(const Entry* e, uint64_t id) { return e->id < id; }
+}  // namespace
+
+void TodoList::IndexAdd(const Entry* e) {
+  auto& bucket = by_date_[e->date.packed];
+  if (bucket.empty() || bucket.back()->id < e->id) {
+    bucket.push_back(e);  // the common case: a new id is the largest
   } else {
-    ids.insert(std::lower_bound(ids.begin(), ids.end(), id), id);
+    bucket.insert(std::lower_bound(bucket.begin(), bucket.end(), e->id, IdLess), e);
   }
 }
 
 void TodoList::IndexRemove(Date date, uint64_t id) {
   auto it = by_date_.find(date.packed);
   if (it == by_date_.end()) return;
-  auto& ids = it->second;
-  auto pos = std::lower_bound(ids.begin(), ids.end(), id);
-  if (pos != ids.end() && *pos == id) ids.erase(pos);
-  if (ids.empty()) by_date_.erase(it);
+  auto& bucket = it->second;
+  auto pos = std::lower_bound(bucket.begin(), bucket.end(), id, IdLess);
+  if (pos != bucket.end() && (*pos)->id == id) bucket.erase(pos);
+  if (bucket.empty()) by_date_.erase(it);
 }
 
 const Entry& TodoList::Add(Date date, std::string_view title) {
   uint64_t id = next_id_++;
-  IndexAdd(date, id);
   auto it = entries_.emplace_hint(entries_.end(), id, Entry{id, date, std::string(title)});
+  IndexAdd(&it->second);
   return it->second;
 }
 
@@ -51,13 +64,10 @@ std::vector<const Entry*> TodoList::Entries() const {
   return out;
 }
 
-std::vector<const Entry*> TodoList::EntriesOn(Date date) const {
-  std::vector<const Entry*> out;
+const std::vector<const Entry*>& TodoList::EntriesOn(Date date) const {
+  static const std::vector<const Entry*> kNone;
   auto it = by_date_.find(date.packed);
-  if (it == by_date_.end()) return out;
-  out.reserve(it->second.size());
-  for (uint64_t id : it->second) out.push_back(&entries_.at(id));
-  return out;
+  return it == by_date_.end() ? kNone : it->second;
 }
 
 std::optional<Entry> TodoList::Update(uint64_t id, std::optional<Date> date,
@@ -68,7 +78,7 @@ std::optional<Entry> TodoList::Update(uint64_t id, std::optional<Date> date,
   if (date && *date != e.date) {
     IndexRemove(e.date, id);
     e.date = *date;
-    IndexAdd(e.date, id);
+    IndexAdd(&e);
   }
   if (title) e.title.assign(title->data(), title->size());
   return e;

@@ -29,6 +29,12 @@ struct Entry {
 class TodoList {
  public:
   TodoList() = default;
+  // A value type: copies are independent (the index is rebuilt, since it
+  // points into the copy's own entries); moves keep every pointer valid.
+  TodoList(const TodoList& other);
+  TodoList& operator=(const TodoList& other);
+  TodoList(TodoList&&) = default;
+  TodoList& operator=(TodoList&&) = default;
 
   // Rebuilds a list from stored entries (any order, distinct ids) and the
   // stored next id. next_id is raised above the largest id if it is lower, so
@@ -41,7 +47,8 @@ class TodoList {
   // All entries, ascending by id.
   std::vector<const Entry*> Entries() const;
   // The entries of one date, ascending by id, without scanning other dates.
-  std::vector<const Entry*> EntriesOn(Date date) const;
+  // Valid until the list is next changed.
+  const std::vector<const Entry*>& EntriesOn(Date date) const;
 
   // Changes the date and/or the title of entry `id`; returns the updated
   // entry, or nullopt (and changes nothing) if the list has no such entry.
@@ -58,13 +65,14 @@ class TodoList {
   bool empty() const { return entries_.empty(); }
 
  private:
-  void IndexAdd(Date date, uint64_t id);
+  void IndexAdd(const Entry* e);
   void IndexRemove(Date date, uint64_t id);
 
   uint64_t next_id_ = 1;
   std::map<uint64_t, Entry> entries_;
-  // date -> ids of that date, ascending.
-  std::map<uint32_t, std::vector<uint64_t>> by_date_;
+  // date -> that date's entries, ascending by id. The pointers are into
+  // entries_, whose nodes never move.
+  std::map<uint32_t, std::vector<const Entry*>> by_date_;
 };
 
 }  // namespace todo

@@ -100,7 +100,6 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   if (req.op == Op::kAddEntry) {
     const Entry& e = list_.Add(*req.date, *req.title);
     op.batch.Put(storage::EntryKey(name_, e.id), storage::EncodeEntryValue(e.date, e.title));
-    op.batch.Put(storage::MetaKey(name_), storage::EncodeMetaValue(list_.next_id()));
     protocol::EncodeAddResult(body, req.id, e.id);
   } else if (req.op == Op::kUpdateEntry) {
     auto e = list_.Update(req.entry_id, req.date, req.title);
@@ -123,6 +122,11 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
       return;
     }
     op.batch.Delete(storage::EntryKey(name_, req.entry_id));
+    // Deleting the highest id ever given out: record the counter, or a
+    // reload would compute it from the surviving entries and reuse the id.
+    if (req.entry_id + 1 == list_.next_id()) {
+      op.batch.Put(storage::MetaKey(name_), storage::EncodeMetaValue(list_.next_id()));
+    }
     protocol::EncodeDeleted(body, req.id, true);
   }
   inflight.fetch_add(1, std::memory_order_relaxed);

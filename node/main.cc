@@ -86,6 +86,17 @@ int main(int argc, char** argv) {
       }
       workers.Stop();
       store->Stop();
+      for (uint32_t i = 0; i < store->shards(); ++i) {
+        const auto& w = store->writer(i).stats();
+        uint64_t b = w.batches.load(), ops = w.ops.load();
+        spdlog::info(
+            "shard {}: {} writes in {} group commits ({:.1f} per commit, max {}), "
+            "{:.2f} ms per commit, {} failed",
+            i, ops, b, b ? double(ops) / double(b) : 0.0, w.max_batch.load(),
+            b ? double(w.write_micros.load()) / double(b) / 1000.0 : 0.0, w.failed_batches.load());
+      }
+      spdlog::info("lists: {} loaded, {} evicted, {} live", registry.created(), registry.evicted(),
+                   registry.size());
     }
     ctx.close();
   }
