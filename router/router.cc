@@ -118,6 +118,12 @@ Router::Router(const RouterOptions& options, zmq::context_t* ctx)
     s->set(zmq::sockopt::linger, 0);
     s->set(zmq::sockopt::reconnect_ivl, 100);
     s->set(zmq::sockopt::reconnect_ivl_max, 1000);
+    // ZMTP heartbeats: a connection whose peer vanished without a FIN (a cut
+    // link, a dead host) is dropped and re-dialled within seconds, instead
+    // of waiting for TCP's backed-off retransmissions.
+    s->set(zmq::sockopt::heartbeat_ivl, 500);
+    s->set(zmq::sockopt::heartbeat_timeout, 2000);
+    s->set(zmq::sockopt::heartbeat_ttl, 4000);
     s->set(zmq::sockopt::sndhwm, kNodeSndHwm);
     s->set(zmq::sockopt::rcvhwm, kNodeRcvHwm);
     backends_.push_back(std::move(s));
@@ -456,25 +462,32 @@ void Router::Run(int signal_fd) {
 std::string Router::CountersSummary() const {
   const RouterCounters& c = counters_;
   std::string s = "requests:";
+  auto add = [&s](std::string_view name, uint64_t v) {
+    s.append(" ").append(name).append("=").append(std::to_string(v));
+  };
   for (size_t i = 0; i < c.requests_by_op.size(); ++i) {
-    s += " " + std::string(protocol::OpName(static_cast<protocol::Op>(i))) + "=" +
-         std::to_string(c.requests_by_op[i]);
+    add(protocol::OpName(static_cast<protocol::Op>(i)), c.requests_by_op[i]);
   }
-  s += " bad=" + std::to_string(c.bad_requests) + " dropped=" + std::to_string(c.dropped_requests);
-  s += "; forwarded=" + std::to_string(c.forwarded) +
-       " node_replies=" + std::to_string(c.replies_forwarded) + "; own replies:";
+  add("bad", c.bad_requests);
+  add("dropped", c.dropped_requests);
+  s.append(";");
+  add("forwarded", c.forwarded);
+  add("node_replies", c.replies_forwarded);
+  s.append("; own replies:");
   for (size_t i = 0; i < c.replies_by_code.size(); ++i) {
-    s += " " + std::string(ErrorCodeName(static_cast<ErrorCode>(i))) + "=" +
-         std::to_string(c.replies_by_code[i]);
+    add(ErrorCodeName(static_cast<ErrorCode>(i)), c.replies_by_code[i]);
   }
-  s += "; timeouts=" + std::to_string(c.timeouts) +
-       " late_replies_dropped=" + std::to_string(c.late_replies_dropped) +
-       " unroutable_sends=" + std::to_string(c.unroutable_sends) +
-       " bad_node_messages=" + std::to_string(c.bad_node_messages) +
-       "; heartbeats sent=" + std::to_string(c.heartbeats_sent) +
-       " unsent=" + std::to_string(c.heartbeats_unsent) +
-       "; node transitions up=" + std::to_string(c.node_up) +
-       " down=" + std::to_string(c.node_down);
+  s.append(";");
+  add("timeouts", c.timeouts);
+  add("late_replies_dropped", c.late_replies_dropped);
+  add("unroutable_sends", c.unroutable_sends);
+  add("bad_node_messages", c.bad_node_messages);
+  s.append("; heartbeats");
+  add("sent", c.heartbeats_sent);
+  add("unsent", c.heartbeats_unsent);
+  s.append("; node transitions");
+  add("up", c.node_up);
+  add("down", c.node_down);
   return s;
 }
 
