@@ -47,6 +47,11 @@ int main(int argc, char** argv) {
         spdlog::error("{}", s.message());
         exit_status = 1;
       } else {
+        size_t heard = r.AwaitNodes(std::chrono::milliseconds(1000));
+        if (heard < o.nodes.size()) {
+          spdlog::warn("{} of {} nodes answered at start; the rest are tried in the background",
+                       heard, o.nodes.size());
+        }
         std::string nodes;
         for (const auto& n : o.nodes) nodes += " " + n.name + "=" + n.endpoint;
         spdlog::info(

@@ -389,11 +389,7 @@ void Router::NoteTransition(const NodeTransition& t, TimePoint now) {
   }
 }
 
-void Router::TendNodes(TimePoint now) {
-  transitions_.clear();
-  nodes_.CheckSilence(now, &transitions_);
-  for (const NodeTransition& t : transitions_) NoteTransition(t, now);
-  if (!nodes_.HeartbeatDue(now)) return;
+void Router::SendHeartbeats() {
   for (size_t i = 0; i < backends_.size(); ++i) {
     unsigned char head[kHeartbeatBytes];
     head[0] = static_cast<unsigned char>(kHeartbeatTag);
@@ -411,10 +407,45 @@ void Router::TendNodes(TimePoint now) {
       ++counters_.heartbeats_unsent;
     }
   }
+}
+
+void Router::TendNodes(TimePoint now) {
+  transitions_.clear();
+  nodes_.CheckSilence(now, &transitions_);
+  for (const NodeTransition& t : transitions_) NoteTransition(t, now);
+  if (!nodes_.HeartbeatDue(now)) return;
+  SendHeartbeats();
   nodes_.HeartbeatsSent(now);
 }
 
 // --- The loop ---
+
+size_t Router::AwaitNodes(milliseconds max) {
+  const size_t n_nodes = backends_.size();
+  std::vector<zmq::pollitem_t> items(n_nodes);
+  for (size_t i = 0; i < n_nodes; ++i) {
+    items[i] = {static_cast<void*>(*backends_[i]), 0, ZMQ_POLLIN, 0};
+  }
+  const TimePoint deadline = Clock::now() + max;
+  // Re-send heartbeats often while connections come up (a heartbeat sent
+  // before the connection exists is not queued).
+  TimePoint next_beat = Clock::now();
+  for (;;) {
+    size_t heard = 0;
+    for (size_t i = 0; i < n_nodes; ++i) heard += nodes_.ever_heard(i) ? 1 : 0;
+    TimePoint now = Clock::now();
+    if (heard == n_nodes || now >= deadline) return heard;
+    if (now >= next_beat) {
+      SendHeartbeats();
+      next_beat = now + milliseconds(20);
+    }
+    zmq::poll(items.data(), items.size(), milliseconds(10));
+    now = Clock::now();
+    for (size_t i = 0; i < n_nodes; ++i) {
+      if (items[i].revents & ZMQ_POLLIN) ReadNode(i, now);
+    }
+  }
+}
 
 void Router::Run(int signal_fd) {
   const size_t n_nodes = backends_.size();

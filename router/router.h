@@ -80,6 +80,12 @@ class Router {
   // flight answered or expired) and returns.
   void Run(int signal_fd);
 
+  // Before Run(): heartbeats the nodes until each has answered or `max`
+  // passed, so that the first requests don't find the connections still
+  // being set up. Requests that arrive meanwhile wait in the frontend queue.
+  // Returns how many nodes answered.
+  size_t AwaitNodes(std::chrono::milliseconds max);
+
   // The name `ping` reports: --name, else the bound endpoint.
   const std::string& name() const { return name_; }
   const RouterCounters& counters() const { return counters_; }
@@ -96,6 +102,7 @@ class Router {
   void HandleNodeMessage(size_t node, TimePoint now);
   void ExpireDeadlines(TimePoint now);
   void TendNodes(TimePoint now);
+  void SendHeartbeats();
   void NoteTransition(const NodeTransition& t, TimePoint now);
 
   // Answers the request in frames_ with `reply`, echoing its envelope
