@@ -1,0 +1,45 @@
+// todo-bench's command line: the options struct with its defaults, its
+// validation, and the CLI11 parser.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+#include "tests/bench/workload.h"
+
+namespace todo::bench {
+
+struct BenchOptions {
+  std::string endpoint = "tcp://127.0.0.1:7000";  // router or node to load
+  uint32_t connections = 16;                      // DEALER sockets
+  uint32_t window = 32;                           // requests in flight per connection, always
+  uint32_t threads = 1;                           // connections are spread round-robin over them
+  uint32_t io_threads = 1;                        // ZeroMQ I/O threads of the shared context
+  uint32_t lists = 10000;                         // distinct lists, picked uniformly
+  std::string list_prefix = "bench-";
+  std::string mix = "add=70,entries=30";
+  double duration_s = 10;  // measured seconds
+  double warmup_s = 1;     // seconds of load before measuring
+  uint64_t seed = 1;
+  uint32_t preload = 0;  // adds per list before the run (not measured)
+  uint32_t dates = 30;   // distinct dates
+  uint32_t title_bytes = 24;
+  int64_t timeout_ms = 10000;    // per request; then client_timeout
+  double connect_timeout_s = 5;  // no reply on some connection by then: exit 1
+  bool json = false;             // one JSON object on stdout
+
+  Mix parsed_mix;  // filled by Validate()
+
+  // OK, or bad_request naming the flag and its rule. Parses --mix.
+  Status Validate();
+  // The workload part.
+  WorkloadOptions Workload() const;
+};
+
+// Parses argv. On --help prints the help and sets *exit_code = 0; on a bad
+// flag prints one line to stderr and sets *exit_code = 2; both return nullopt.
+std::optional<BenchOptions> ParseBenchFlags(int argc, char** argv, int* exit_code);
+
+}  // namespace todo::bench

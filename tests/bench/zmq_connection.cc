@@ -1,0 +1,101 @@
+#include "tests/bench/zmq_connection.h"
+
+#include "common/protocol.h"
+
+namespace todo::bench {
+
+namespace protocol = todo::protocol;
+
+StatusOr<std::unique_ptr<ZmqConnection>> ZmqConnection::Open(zmq::context_t& ctx,
+                                                             const std::string& endpoint, int hwm) {
+  try {
+    zmq::socket_t socket(ctx, zmq::socket_type::dealer);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::sndhwm, hwm);
+    socket.set(zmq::sockopt::rcvhwm, hwm);
+    socket.connect(endpoint);
+    return std::unique_ptr<ZmqConnection>(new ZmqConnection(std::move(socket)));
+  } catch (const zmq::error_t& e) {
+    return Status(ErrorCode::kUnavailable, "cannot connect to " + endpoint + ": " + e.what());
+  }
+}
+
+ZmqConnection::ZmqConnection(zmq::socket_t socket) : socket_(std::move(socket)) {}
+
+Connection::SendResult ZmqConnection::Send(const BenchRequest& b, uint64_t tag) {
+  protocol::Request r;
+  r.id = protocol::RequestId::Uint(tag);
+  r.list = b.list;
+  switch (b.op) {
+    case BenchOp::kAdd:
+      r.op = protocol::Op::kAddEntry;
+      r.date = b.date;
+      r.title = b.title;
+      break;
+    case BenchOp::kEntries:
+      r.op = protocol::Op::kEntries;
+      r.date = b.date;
+      break;
+    case BenchOp::kEntriesAll:
+      r.op = protocol::Op::kEntries;
+      break;
+    case BenchOp::kUpdate:
+      r.op = protocol::Op::kUpdateEntry;
+      r.entry_id = b.entry_id;
+      r.date = b.date;
+      r.title = b.title;
+      break;
+    case BenchOp::kDelete:
+      r.op = protocol::Op::kDeleteEntry;
+      r.entry_id = b.entry_id;
+      break;
+    case BenchOp::kPing:
+      r.op = protocol::Op::kPing;
+      break;
+  }
+  out_.clear();
+  protocol::EncodeRequest(out_, r);
+  try {
+    auto sent =
+        socket_.send(zmq::const_buffer(out_.data(), out_.size()), zmq::send_flags::dontwait);
+    return sent ? SendResult::kSent : SendResult::kWouldBlock;
+  } catch (const zmq::error_t&) {
+    return SendResult::kFailed;
+  }
+}
+
+zmq_pollitem_t ZmqConnection::PollItem() {
+  return zmq_pollitem_t{socket_.handle(), 0, ZMQ_POLLIN, 0};
+}
+
+size_t ZmqConnection::Receive(std::vector<Completion>* out, size_t max) {
+  size_t n = 0;
+  while (n < max) {
+    auto got = socket_.recv(in_, zmq::recv_flags::dontwait);
+    if (!got) break;
+    if (in_.more()) {
+      // We never send a delimiter, so a reply has exactly one frame; skip
+      // every frame of a multi-frame message and count it once.
+      while (in_.more() && socket_.recv(in_, zmq::recv_flags::none)) {
+      }
+      ++stray_;
+      continue;
+    }
+    auto header = protocol::DecodeReplyHeader(std::string_view(in_.data<char>(), in_.size()));
+    if (!header.ok() || header->id_kind != protocol::RequestId::Kind::kUint) {
+      ++stray_;
+      continue;
+    }
+    Outcome outcome = Outcome::kOk;
+    if (!header->ok) {
+      // A failure must name its code; one that doesn't is not understood.
+      outcome =
+          header->code == ErrorCode::kOk ? Outcome::kBadReply : OutcomeFromErrorCode(header->code);
+    }
+    out->push_back({header->id_uint, outcome});
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace todo::bench

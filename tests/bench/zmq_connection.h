@@ -1,0 +1,42 @@
+// The ZeroMQ backend of todo-bench: a DEALER socket speaking wire protocol v1
+// to a router or a node. Requests are one body frame (no empty delimiter), so
+// replies are one frame too; the request id is the driver's uint tag.
+//
+// Steady state costs no allocation of ours: the encode buffer and the receive
+// message are reused (libzmq still copies each body it sends, and
+// DecodeReplyHeader unpacks into a msgpack zone).
+#pragma once
+
+#include <memory>
+#include <msgpack/sbuffer.hpp>
+#include <string>
+#include <zmq.hpp>
+
+#include "common/status.h"
+#include "tests/bench/connection.h"
+
+namespace todo::bench {
+
+class ZmqConnection final : public Connection {
+ public:
+  // Creates a DEALER on `ctx`, connected to `endpoint` (connecting is
+  // asynchronous: a missing server shows as requests never answered).
+  // `hwm` bounds the messages queued in each direction.
+  static StatusOr<std::unique_ptr<ZmqConnection>> Open(zmq::context_t& ctx,
+                                                       const std::string& endpoint, int hwm);
+
+  SendResult Send(const BenchRequest& request, uint64_t tag) override;
+  zmq_pollitem_t PollItem() override;
+  size_t Receive(std::vector<Completion>* out, size_t max) override;
+  uint64_t stray_replies() const override { return stray_; }
+
+ private:
+  explicit ZmqConnection(zmq::socket_t socket);
+
+  zmq::socket_t socket_;
+  msgpack::sbuffer out_;
+  zmq::message_t in_;
+  uint64_t stray_ = 0;
+};
+
+}  // namespace todo::bench
