@@ -44,7 +44,9 @@ NodeServer::NodeServer(const NodeOptions& options, zmq::context_t* ctx, Registry
   socket_.set(zmq::sockopt::router_mandatory, 1);
   socket_.set(zmq::sockopt::sndhwm, 100000);
   socket_.set(zmq::sockopt::rcvhwm, 100000);
-  socket_.set(zmq::sockopt::maxmsgsize, int64_t{1} << 20);  // bigger frames drop the peer
+  // A bigger frame drops the peer's connection unread (see PROTOCOL.md);
+  // up to this size an oversized body is answered bad_request.
+  socket_.set(zmq::sockopt::maxmsgsize, int64_t{8} << 20);
   socket_.set(zmq::sockopt::linger, 2000);
 }
 

@@ -23,7 +23,7 @@ constexpr int kNodeBurst = 512;
 constexpr milliseconds kMaxPollWait{100};
 // Frontend: bytes per frame at most (a bigger frame drops the peer) and
 // queue bounds per client.
-constexpr int64_t kMaxFrameBytes = int64_t{1} << 20;
+constexpr int64_t kMaxFrameBytes = int64_t{8} << 20;
 constexpr int kFrontendSndHwm = 100000;
 constexpr int kFrontendRcvHwm = 10000;
 // Per-node DEALER: messages queued for a node at most (then `overloaded`),
