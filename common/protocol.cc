@@ -1,5 +1,6 @@
 #include "common/protocol.h"
 
+#include <cstring>
 #include <msgpack.hpp>
 
 #include "common/utf8.h"
@@ -7,8 +8,9 @@
 namespace todo::protocol {
 namespace {
 
-constexpr std::string_view kOpNames[] = {"add_entry",    "entries", "update_entry",
-                                         "delete_entry", "locate",  "ping"};
+constexpr std::string_view kOpNames[] = {"add_entry", "entries", "update_entry", "delete_entry",
+                                         "locate",    "ping",    "stats"};
+static_assert(std::size(kOpNames) == kNumOps);
 
 // The msgpack type of a value, as decoding saw it.
 enum class Type : uint8_t {
@@ -301,6 +303,7 @@ Status Validate(const Field* fields, Request* req) {
       return CheckEntryId(fields[kKeyEntryId], &req->entry_id);
     case Op::kLocate:
     case Op::kPing:
+    case Op::kStats:
       return Status::Ok();
   }
   return Status::Ok();
@@ -348,6 +351,26 @@ void PackEntry(Packer& pk, const Entry& e) {
 
 }  // namespace
 
+OwnedRequestId OwnedRequestId::From(const RequestId& id) {
+  OwnedRequestId owned;
+  owned.kind = id.kind;
+  owned.uint_value = id.uint_value;
+  if (id.kind == RequestId::Kind::kStr) owned.str_value.assign(id.str_value);
+  return owned;
+}
+
+RequestId OwnedRequestId::view() const {
+  switch (kind) {
+    case RequestId::Kind::kUint:
+      return RequestId::Uint(uint_value);
+    case RequestId::Kind::kStr:
+      return RequestId::Str(str_value);
+    case RequestId::Kind::kNone:
+      break;
+  }
+  return RequestId::None();
+}
+
 std::string_view OpName(Op op) { return kOpNames[static_cast<int>(op)]; }
 
 std::optional<Op> ParseOp(std::string_view name) {
@@ -361,7 +384,7 @@ bool IsMutating(Op op) {
   return op == Op::kAddEntry || op == Op::kUpdateEntry || op == Op::kDeleteEntry;
 }
 
-bool NeedsList(Op op) { return op != Op::kPing; }
+bool NeedsList(Op op) { return op != Op::kPing && op != Op::kStats; }
 
 DecodeResult DecodeRequest(std::string_view body) {
   DecodeResult r;
@@ -481,6 +504,62 @@ void EncodePing(msgpack::sbuffer& out, const RequestId& id, std::string_view rol
   PackStr(pk, role);
   PackStr(pk, "name");
   PackStr(pk, name);
+}
+
+void BeginOkReply(msgpack::sbuffer& out, const RequestId& id) {
+  Packer pk(out);
+  BeginOk(pk, id);
+}
+
+std::optional<ErrorCode> PeekReplyCode(std::string_view body) {
+  const auto* p = reinterpret_cast<const unsigned char*>(body.data());
+  const unsigned char* end = p + body.size();
+  auto take = [&](std::string_view bytes) {
+    if (static_cast<size_t>(end - p) < bytes.size() ||
+        std::memcmp(p, bytes.data(), bytes.size()) != 0) {
+      return false;
+    }
+    p += bytes.size();
+    return true;
+  };
+  // Skips a uint or str value (the id); false if it is neither.
+  auto skip_id = [&]() {
+    if (p == end) return false;
+    unsigned char t = *p++;
+    size_t n = 0;
+    if (t <= 0x7f) return true;                                // positive fixint
+    if (t == 0xcc || t == 0xcd || t == 0xce || t == 0xcf) {    // uint 8..64
+      n = size_t{1} << (t - 0xcc);
+    } else if (t >= 0xa0 && t <= 0xbf) {                       // fixstr
+      n = t & 0x1f;
+    } else if (t == 0xd9 || t == 0xda || t == 0xdb) {          // str 8/16/32
+      size_t len_bytes = size_t{1} << (t - 0xd9);
+      if (static_cast<size_t>(end - p) < len_bytes) return false;
+      for (size_t i = 0; i < len_bytes; ++i) n = (n << 8) | *p++;
+    } else {
+      return false;
+    }
+    if (static_cast<size_t>(end - p) < n) return false;
+    p += n;
+    return true;
+  };
+  if (p == end) return std::nullopt;
+  unsigned char map = *p++;
+  if (map == 0x83) {
+    if (!take("\xa2id") || !skip_id()) return std::nullopt;
+  } else if (map != 0x82) {
+    return std::nullopt;
+  }
+  if (!take("\xa2ok")) return std::nullopt;
+  if (take("\xc3")) return ErrorCode::kOk;
+  if (!take("\xc2\xa5" "error" "\x82\xa4" "code")) return std::nullopt;
+  if (p == end || *p < 0xa0 || *p > 0xbf) return std::nullopt;  // every code is a fixstr
+  size_t n = *p++ & 0x1f;
+  if (static_cast<size_t>(end - p) < n) return std::nullopt;
+  std::string_view code(reinterpret_cast<const char*>(p), n);
+  ErrorCode c = ParseErrorCode(code);
+  if (c == ErrorCode::kInternal && code != "internal") return std::nullopt;
+  return c;
 }
 
 void EncodeRequest(msgpack::sbuffer& out, const Request& request) {

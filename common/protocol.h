@@ -25,13 +25,23 @@ constexpr size_t kMaxListBytes = 255;
 constexpr size_t kMaxTitleBytes = 1024;
 constexpr int kMaxNesting = 32;  // deeper msgpack nesting is a bad_request
 
-enum class Op : uint8_t { kAddEntry, kEntries, kUpdateEntry, kDeleteEntry, kLocate, kPing };
+enum class Op : uint8_t {
+  kAddEntry,
+  kEntries,
+  kUpdateEntry,
+  kDeleteEntry,
+  kLocate,
+  kPing,
+  kStats,
+};
+// How many ops there are: arrays indexed by Op have this size.
+constexpr size_t kNumOps = 7;
 
 std::string_view OpName(Op op);
 std::optional<Op> ParseOp(std::string_view name);
 // add_entry, update_entry, delete_entry.
 bool IsMutating(Op op);
-// Every op but ping names a list.
+// Every op but ping and stats names a list.
 bool NeedsList(Op op);
 
 // The request's "id", echoed verbatim in the reply.
@@ -44,6 +54,17 @@ struct RequestId {
   static RequestId None() { return {}; }
   static RequestId Uint(uint64_t v) { return {Kind::kUint, v, {}}; }
   static RequestId Str(std::string_view s) { return {Kind::kStr, 0, s}; }
+};
+
+// A RequestId that owns its bytes, for keeping past the body's lifetime.
+struct OwnedRequestId {
+  RequestId::Kind kind = RequestId::Kind::kNone;
+  uint64_t uint_value = 0;
+  std::string str_value;
+
+  static OwnedRequestId From(const RequestId& id);
+  // A view valid while this object lives and is unchanged.
+  RequestId view() const;
 };
 
 // A validated request. Which fields are set depends on op (see PROTOCOL.md).
@@ -81,6 +102,16 @@ void EncodeDeleted(msgpack::sbuffer& out, const RequestId& id, bool deleted);
 void EncodeLocate(msgpack::sbuffer& out, const RequestId& id, std::string_view node);
 void EncodePing(msgpack::sbuffer& out, const RequestId& id, std::string_view role,
                 std::string_view name);
+// Appends the start of a success reply, {"id": .., "ok": true, "result": ;
+// the caller then packs exactly one value (the result) to complete it. For
+// results with no encoder here, such as `stats`.
+void BeginOkReply(msgpack::sbuffer& out, const RequestId& id);
+
+// The code of a reply written by the encoders above (kOk for a success),
+// read from its first bytes without decoding it: relies on the key order
+// they write (id, ok, error.code). nullopt if `body` is not laid out so.
+// Cheap enough for a socket loop to call on every reply it forwards.
+std::optional<ErrorCode> PeekReplyCode(std::string_view body);
 
 // --- Client side (bench, tests, tools). ---
 // Encodes a request map with the keys that `request` sets.

@@ -32,9 +32,17 @@ std::string Prefix(std::string_view list, char tag) {
 std::string MetaKey(std::string_view list) { return Prefix(list, '\x00'); }
 
 std::string EntryKey(std::string_view list, uint64_t id) {
-  std::string k = Prefix(list, '\x01');
-  PutBe64(&k, id);
+  std::string k;
+  EntryKeyTo(&k, list, id);
   return k;
+}
+
+void EntryKeyTo(std::string* out, std::string_view list, uint64_t id) {
+  out->clear();
+  out->push_back(static_cast<char>(static_cast<uint8_t>(list.size())));
+  out->append(list);
+  out->push_back('\x01');
+  PutBe64(out, id);
 }
 
 std::string ListRangeBegin(std::string_view list) { return Prefix(list, '\x00'); }
@@ -61,11 +69,15 @@ std::optional<ParsedKey> ParseKey(std::string_view key) {
 
 std::string EncodeEntryValue(Date date, std::string_view title) {
   std::string v;
-  v.reserve(5 + title.size());
-  v.push_back(static_cast<char>(kRecordVersion));
-  for (int i = 3; i >= 0; --i) v.push_back(static_cast<char>((date.packed >> (8 * i)) & 0xff));
-  v.append(title);
+  EntryValueTo(&v, date, title);
   return v;
+}
+
+void EntryValueTo(std::string* out, Date date, std::string_view title) {
+  out->clear();
+  out->push_back(static_cast<char>(kRecordVersion));
+  for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>((date.packed >> (8 * i)) & 0xff));
+  out->append(title);
 }
 
 StatusOr<EntryValue> DecodeEntryValue(std::string_view value) {

@@ -30,6 +30,8 @@ constexpr int kFormatVersion = 1;
 
 std::string MetaKey(std::string_view list);
 std::string EntryKey(std::string_view list, uint64_t id);
+// The same, written into *out (cleared first; its capacity is reused).
+void EntryKeyTo(std::string* out, std::string_view list, uint64_t id);
 // [begin, end) covering every key of the list and nothing else.
 std::string ListRangeBegin(std::string_view list);
 std::string ListRangeEnd(std::string_view list);
@@ -43,6 +45,8 @@ struct ParsedKey {
 std::optional<ParsedKey> ParseKey(std::string_view key);
 
 std::string EncodeEntryValue(Date date, std::string_view title);
+// The same, written into *out (cleared first; its capacity is reused).
+void EntryValueTo(std::string* out, Date date, std::string_view title);
 struct EntryValue {
   Date date;
   std::string_view title;  // points into the value

@@ -33,20 +33,21 @@ Status ListActor::EnsureLoaded() {
 }
 
 void ListActor::Handle(std::vector<Call>& batch) {
-  std::vector<Reply> now;
-  std::vector<store::WriteOp> writes;
+  // Per worker thread, reused slice after slice; both are emptied below.
+  thread_local std::vector<Reply> now;
+  thread_local std::vector<store::WriteOp> writes;
   for (auto& call : batch) HandleOne(call, &now, &writes);
   writer_.Submit(writes);
   replies_->PushAll(now);
 }
 
 void ListActor::Fail(Call& call, const Status& s, std::vector<Reply>* now) {
-  Reply r{std::move(call.envelope), NewReplyBuffer()};
-  protocol::EncodeError(r.body, call.request.id, s);
-  now->push_back(std::move(r));
+  now->push_back(Reply{std::move(call.envelope), EncodeBody([&](msgpack::sbuffer& b) {
+                          protocol::EncodeError(b, call.request.id, s);
+                        })});
 }
 
-void ListActor::Answer(Call& call, msgpack::sbuffer body, std::vector<Reply>* now,
+void ListActor::Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
                        std::vector<store::WriteOp>* writes) {
   if (inflight.load(std::memory_order_acquire) == 0) {
     now->push_back(Reply{std::move(call.envelope), std::move(body)});
@@ -62,8 +63,7 @@ void ListActor::Answer(Call& call, msgpack::sbuffer body, std::vector<Reply>* no
   op.epoch = epoch_;
   op.barrier = true;
   op.reply = Reply{std::move(call.envelope), std::move(body)};
-  op.id = call.request.id;
-  op.body = std::move(call.body);
+  op.id = protocol::OwnedRequestId::From(call.request.id);
   writes->push_back(std::move(op));
 }
 
@@ -74,12 +74,13 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     return;
   }
   const protocol::Request& req = call.request;
-  msgpack::sbuffer body = NewReplyBuffer();
   switch (req.op) {
     case Op::kEntries:
-      protocol::EncodeEntries(body, req.id,
-                              req.date ? list_.EntriesOn(*req.date) : list_.Entries());
-      Answer(call, std::move(body), now, writes);
+      Answer(call, EncodeBody([&](msgpack::sbuffer& b) {
+               protocol::EncodeEntries(b, req.id,
+                                       req.date ? list_.EntriesOn(*req.date) : list_.Entries());
+             }),
+             now, writes);
       return;
     case Op::kAddEntry:
     case Op::kUpdateEntry:
@@ -87,6 +88,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
       break;
     case Op::kLocate:
     case Op::kPing:  // answered by the socket loop; never posted here
+    case Op::kStats:
       Fail(call, Status::Internal("op reached a list actor"), now);
       return;
   }
@@ -96,45 +98,53 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     Fail(call, Status::Overloaded("shard writer queue is full"), now);
     return;
   }
+  // Per-thread scratch for the key and value: Put() copies them into the
+  // op's batch, so they need no allocation of their own.
+  thread_local std::string key, value;
   store::WriteOp op;
+  zmq::message_t body;
   if (req.op == Op::kAddEntry) {
     const Entry& e = list_.Add(*req.date, *req.title);
-    op.batch.Put(storage::EntryKey(name_, e.id), storage::EncodeEntryValue(e.date, e.title));
-    protocol::EncodeAddResult(body, req.id, e.id);
+    storage::EntryKeyTo(&key, name_, e.id);
+    storage::EntryValueTo(&value, e.date, e.title);
+    op.batch.Put(key, value);
+    body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeAddResult(b, req.id, e.id); });
   } else if (req.op == Op::kUpdateEntry) {
     auto e = list_.Update(req.entry_id, req.date, req.title);
     if (!e) {
       writer_.Unreserve();
       Status nf(ErrorCode::kNotFound, "list has no entry " + std::to_string(req.entry_id));
-      msgpack::sbuffer err = NewReplyBuffer();
-      protocol::EncodeError(err, req.id, nf);
-      Answer(call, std::move(err), now, writes);
+      Answer(call, EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeError(b, req.id, nf); }),
+             now, writes);
       return;
     }
-    op.batch.Put(storage::EntryKey(name_, e->id), storage::EncodeEntryValue(e->date, e->title));
-    protocol::EncodeEntry(body, req.id, *e);
+    storage::EntryKeyTo(&key, name_, e->id);
+    storage::EntryValueTo(&value, e->date, e->title);
+    op.batch.Put(key, value);
+    body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeEntry(b, req.id, *e); });
   } else {
     bool deleted = list_.Delete(req.entry_id);
     if (!deleted) {
       writer_.Unreserve();
-      protocol::EncodeDeleted(body, req.id, false);
-      Answer(call, std::move(body), now, writes);
+      Answer(call,
+             EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, false); }),
+             now, writes);
       return;
     }
-    op.batch.Delete(storage::EntryKey(name_, req.entry_id));
+    storage::EntryKeyTo(&key, name_, req.entry_id);
+    op.batch.Delete(key);
     // Deleting the highest id ever given out: record the counter, or a
     // reload would compute it from the surviving entries and reuse the id.
     if (req.entry_id + 1 == list_.next_id()) {
       op.batch.Put(storage::MetaKey(name_), storage::EncodeMetaValue(list_.next_id()));
     }
-    protocol::EncodeDeleted(body, req.id, true);
+    body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, true); });
   }
   inflight.fetch_add(1, std::memory_order_relaxed);
   op.owner = self();
   op.epoch = epoch_;
   op.reply = Reply{std::move(call.envelope), std::move(body)};
-  op.id = req.id;
-  op.body = std::move(call.body);
+  op.id = protocol::OwnedRequestId::From(req.id);
   writes->push_back(std::move(op));
 }
 

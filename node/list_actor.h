@@ -47,7 +47,7 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   Status EnsureLoaded();
   void HandleOne(Call& call, std::vector<Reply>* now, std::vector<store::WriteOp>* writes);
   // Sends `body` for `call`: at once, or behind the in-flight writes.
-  void Answer(Call& call, msgpack::sbuffer body, std::vector<Reply>* now,
+  void Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
               std::vector<store::WriteOp>* writes);
   void Fail(Call& call, const Status& s, std::vector<Reply>* now);
   std::shared_ptr<store::WriteOwner> self();

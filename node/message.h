@@ -2,9 +2,11 @@
 // and the frames it came in) and a Reply (the frames to send back).
 //
 // Frames are zmq::message_t and are moved, never copied: the envelope frames
-// of a request become the envelope frames of its reply, and the request's
-// body frame stays alive in the Call because the decoded Request points into
-// it.
+// of a request become the envelope frames of its reply. The request's body
+// frame stays alive in the Call because the decoded Request points into it.
+// A body of up to 33 bytes lives inside the zmq_msg_t itself and so moves
+// with it: Call's move operations re-point the Request's views at the new
+// place, so no body is ever copied to keep the views valid.
 #pragma once
 
 #include <msgpack/sbuffer.hpp>
@@ -19,20 +21,60 @@ namespace todo::node {
 // prepended, and the empty delimiter if the client sent one. Opaque; echoed.
 using Envelope = std::vector<zmq::message_t>;
 
-// msgpack::sbuffer starts at 8 KiB by default; most replies are tens of
-// bytes, so reply buffers start small and grow by doubling when needed.
-constexpr size_t kReplyInitialBytes = 128;
-inline msgpack::sbuffer NewReplyBuffer() { return msgpack::sbuffer(kReplyInitialBytes); }
+// Encodes a reply body by calling encode(msgpack::sbuffer&) on a per-thread
+// scratch buffer and copying the bytes into a zmq message: one allocation
+// for a reply (none for one of up to 33 bytes, which zmq keeps inline),
+// instead of a buffer plus zmq's descriptor for it.
+template <typename F>
+zmq::message_t EncodeBody(F&& encode) {
+  constexpr size_t kKeep = 64 * 1024;  // don't hold on to a huge scratch buffer
+  thread_local msgpack::sbuffer scratch(1024);
+  scratch.clear();
+  encode(scratch);
+  zmq::message_t body(scratch.data(), scratch.size());
+  if (scratch.size() > kKeep) scratch = msgpack::sbuffer(1024);
+  return body;
+}
 
 struct Reply {
   Envelope envelope;
-  msgpack::sbuffer body{0};  // no allocation until written or moved into
+  zmq::message_t body;
 };
 
 struct Call {
   Envelope envelope;
   zmq::message_t body;        // owns the bytes `request` points into
   protocol::Request request;  // decoded and validated
+
+  Call() = default;
+  Call(Call&& other) noexcept { *this = std::move(other); }
+  Call& operator=(Call&& other) noexcept;
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+
+  std::string_view body_view() const {
+    return std::string_view(static_cast<const char*>(body.data()), body.size());
+  }
 };
+
+inline Call& Call::operator=(Call&& other) noexcept {
+  const char* from = static_cast<const char*>(other.body.data());
+  const size_t n = other.body.size();
+  envelope = std::move(other.envelope);
+  body = std::move(other.body);
+  request = other.request;
+  const char* to = static_cast<const char*>(body.data());
+  if (from != to) {
+    auto rebase = [&](std::string_view& v) {
+      if (!v.empty() && v.data() >= from && v.data() < from + n) {
+        v = std::string_view(to + (v.data() - from), v.size());
+      }
+    };
+    rebase(request.list);
+    rebase(request.id.str_value);
+    if (request.title) rebase(*request.title);
+  }
+  return *this;
+}
 
 }  // namespace todo::node

@@ -15,24 +15,6 @@ namespace {
 constexpr size_t kMaxFrames = 32;
 // Messages read per wake-up before replies get a turn.
 constexpr int kReadBurst = 512;
-// Bodies this small may live inside the zmq_msg_t itself and move with it;
-// they are copied out so the decoded string_views stay valid.
-constexpr size_t kMinStableBody = 64;
-
-void FreeBuffer(void* data, void*) { std::free(data); }
-
-zmq::message_t ToMessage(msgpack::sbuffer& body) {
-  size_t n = body.size();
-  char* data = body.release();
-  return zmq::message_t(data, n, FreeBuffer, nullptr);
-}
-
-zmq::message_t StableCopy(const zmq::message_t& m) {
-  void* copy = std::malloc(m.size() ? m.size() : 1);
-  if (m.size()) std::memcpy(copy, m.data(), m.size());
-  return zmq::message_t(copy, m.size(), FreeBuffer, nullptr);
-}
-
 }  // namespace
 
 NodeServer::NodeServer(const NodeOptions& options, zmq::context_t* ctx, Registry* registry,
@@ -59,7 +41,7 @@ Status NodeServer::Bind() {
   return Status::Ok();
 }
 
-void NodeServer::SendReply(Envelope& envelope, msgpack::sbuffer& body) {
+void NodeServer::SendReply(Envelope& envelope, zmq::message_t& body) {
   try {
     for (size_t i = 0; i < envelope.size(); ++i) {
       if (!socket_.send(envelope[i], zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
@@ -67,8 +49,7 @@ void NodeServer::SendReply(Envelope& envelope, msgpack::sbuffer& body) {
         return;
       }
     }
-    zmq::message_t msg = ToMessage(body);
-    socket_.send(msg, zmq::send_flags::dontwait);
+    socket_.send(body, zmq::send_flags::dontwait);
     ++counters_.replies_sent;
   } catch (const zmq::error_t& e) {
     ++counters_.replies_dropped;  // EHOSTUNREACH: the client is gone
@@ -76,8 +57,7 @@ void NodeServer::SendReply(Envelope& envelope, msgpack::sbuffer& body) {
 }
 
 void NodeServer::SendError(Envelope& envelope, const protocol::RequestId& id, const Status& s) {
-  msgpack::sbuffer body = NewReplyBuffer();
-  protocol::EncodeError(body, id, s);
+  zmq::message_t body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeError(b, id, s); });
   SendReply(envelope, body);
 }
 
@@ -95,23 +75,25 @@ void NodeServer::HandleMessage(std::vector<zmq::message_t>& frames) {
               Status::BadRequest("too many frames (more than " + std::to_string(kMaxFrames) + ")"));
     return;
   }
-  if (call.body.size() <= kMinStableBody) call.body = StableCopy(call.body);
-  auto decoded = protocol::DecodeRequest(
-      std::string_view(static_cast<const char*>(call.body.data()), call.body.size()));
+  auto decoded = protocol::DecodeRequest(call.body_view());
   if (!decoded.status.ok()) {
     ++counters_.bad_requests;
     SendError(call.envelope, decoded.id, decoded.status);
     return;
   }
   call.request = decoded.request;
-  msgpack::sbuffer body = NewReplyBuffer();
+  zmq::message_t body;
   switch (call.request.op) {
     case protocol::Op::kPing:
-      protocol::EncodePing(body, call.request.id, "node", options_.name);
+      body = EncodeBody([&](msgpack::sbuffer& b) {
+        protocol::EncodePing(b, call.request.id, "node", options_.name);
+      });
       SendReply(call.envelope, body);
       return;
     case protocol::Op::kLocate:
-      protocol::EncodeLocate(body, call.request.id, options_.name);
+      body = EncodeBody([&](msgpack::sbuffer& b) {
+        protocol::EncodeLocate(b, call.request.id, options_.name);
+      });
       SendReply(call.envelope, body);
       return;
     default:

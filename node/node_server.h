@@ -55,7 +55,7 @@ class NodeServer {
  private:
   void ReadBurst();
   void HandleMessage(std::vector<zmq::message_t>& frames);
-  void SendReply(Envelope& envelope, msgpack::sbuffer& body);
+  void SendReply(Envelope& envelope, zmq::message_t& body);
   void SendError(Envelope& envelope, const protocol::RequestId& id, const Status& s);
   void SendReplies();
 

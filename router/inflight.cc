@@ -5,26 +5,6 @@
 
 namespace todo::router {
 
-OwnedRequestId OwnedRequestId::From(const protocol::RequestId& id) {
-  OwnedRequestId owned;
-  owned.kind = id.kind;
-  owned.uint_value = id.uint_value;
-  if (id.kind == protocol::RequestId::Kind::kStr) owned.str_value.assign(id.str_value);
-  return owned;
-}
-
-protocol::RequestId OwnedRequestId::view() const {
-  switch (kind) {
-    case protocol::RequestId::Kind::kUint:
-      return protocol::RequestId::Uint(uint_value);
-    case protocol::RequestId::Kind::kStr:
-      return protocol::RequestId::Str(str_value);
-    case protocol::RequestId::Kind::kNone:
-      break;
-  }
-  return protocol::RequestId::None();
-}
-
 InflightTable::InflightTable(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {}
 
 bool InflightTable::Insert(InflightEntry entry) {

@@ -33,15 +33,8 @@ namespace todo::router {
 
 // A request id that owns its bytes (a decoded RequestId points into the
 // request's body, which the router forwards and so cannot keep).
-struct OwnedRequestId {
-  protocol::RequestId::Kind kind = protocol::RequestId::Kind::kNone;
-  uint64_t uint_value = 0;
-  std::string str_value;
 
-  static OwnedRequestId From(const protocol::RequestId& id);
-  // A view valid while this object lives and is unchanged.
-  protocol::RequestId view() const;
-};
+using protocol::OwnedRequestId;
 
 struct InflightEntry {
   uint64_t seq = 0;    // the router's sequence number, unique per router run

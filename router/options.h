@@ -25,6 +25,11 @@ struct RouterOptions {
   int64_t down_after_ms = 2000;    // --down-after-ms: a node silent this long is down
   size_t max_inflight = 100000;    // --max-inflight: forwarded requests awaiting a reply, at most
   std::string log_level = "info";  // --log-level: trace|debug|info|warn|error
+  std::string http;                // --http ADDR:PORT: serve HTTP there ("" = no HTTP)
+  int http_threads = 32;           // --http-threads: HTTP worker threads (one per open connection)
+  // Not a flag: more endpoints the frontend binds (the HTTP front end's
+  // inproc endpoint).
+  std::vector<std::string> internal_endpoints;
 
   // OK, or bad_request naming the flag and the rule.
   Status Validate() const;

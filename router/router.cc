@@ -138,6 +138,7 @@ Router::~Router() = default;
 Status Router::Start() {
   try {
     frontend_.bind(options_.listen);
+    for (const std::string& e : options_.internal_endpoints) frontend_.bind(e);  // HTTP front end
   } catch (const zmq::error_t& e) {
     return Status::Internal("cannot bind " + options_.listen + ": " + e.what());
   }
@@ -229,6 +230,10 @@ void Router::HandleRequest(TimePoint now) {
       return;
     case protocol::Op::kLocate:
       protocol::EncodeLocate(reply, id, rendezvous_.nodes()[rendezvous_.Owner(req.list)]);
+      ReplyFromRouter(reply, ErrorCode::kOk);
+      return;
+    case protocol::Op::kStats:
+      EncodeRouterStats(reply, id, *this);
       ReplyFromRouter(reply, ErrorCode::kOk);
       return;
     default:
@@ -348,6 +353,9 @@ void Router::HandleNodeMessage(size_t node, TimePoint now) {
     return;
   }
   --outstanding_[entry->node];
+  counters_.forwarded_by_op.Record(
+      entry->op, protocol::PeekReplyCode(View(frames_.back())),
+      now - (entry->deadline - milliseconds(options_.timeout_ms)));  // received -> now
   if (SendFrames(frontend_, frames_, 1, &counters_.unroutable_sends)) {
     ++counters_.replies_forwarded;
   }
@@ -361,6 +369,8 @@ void Router::ExpireDeadlines(TimePoint now) {
     --outstanding_[e.node];
     ++counters_.timeouts;
     ++counters_.replies_by_code[static_cast<size_t>(ErrorCode::kTimeout)];
+    counters_.forwarded_by_op.Record(e.op, ErrorCode::kTimeout,
+                                     now - (e.deadline - milliseconds(options_.timeout_ms)));
     const NodeSpec& n = options_.nodes[e.node];
     msgpack::sbuffer reply(kReplyBufferBytes);
     protocol::EncodeError(reply, e.id.view(), ErrorCode::kTimeout,
@@ -486,6 +496,10 @@ void Router::Run(int signal_fd) {
     now = Clock::now();
     ExpireDeadlines(now);
     TendNodes(now);
+    if (publish_ && now >= next_publish_) {
+      publish_(*this);
+      next_publish_ = now + kPublishEvery;
+    }
     if (draining && inflight_.size() == 0) return;
   }
 }

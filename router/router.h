@@ -26,6 +26,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <msgpack/sbuffer.hpp>
 #include <string>
@@ -35,6 +36,7 @@
 #include "common/protocol.h"
 #include "common/rendezvous.h"
 #include "router/inflight.h"
+#include "router/metrics.h"
 #include "router/node_table.h"
 #include "router/options.h"
 
@@ -43,7 +45,7 @@ namespace todo::router {
 // What the router did; logged at exit, kept for a later stats op.
 struct RouterCounters {
   // Requests that decoded, by protocol::Op.
-  std::array<uint64_t, 6> requests_by_op{};
+  std::array<uint64_t, protocol::kNumOps> requests_by_op{};
   // Requests answered bad_request or unknown_op by the router.
   uint64_t bad_requests = 0;
   // Messages dropped without a reply (no body to answer).
@@ -62,6 +64,8 @@ struct RouterCounters {
   uint64_t heartbeats_unsent = 0;  // node not connected or its queue full
   uint64_t node_up = 0;            // transitions to up
   uint64_t node_down = 0;          // transitions to down
+  // Replies to forwarded requests by op and code, and their latency.
+  ForwardedStats forwarded_by_op;
 };
 
 class Router {
@@ -89,6 +93,10 @@ class Router {
   // The name `ping` reports: --name, else the bound endpoint.
   const std::string& name() const { return name_; }
   const RouterCounters& counters() const { return counters_; }
+  const RouterOptions& options() const { return options_; }
+  // Before Run(): `publish` is called from the loop every kPublishEvery
+  // (the metrics snapshot; see router/metrics.h).
+  void SetPublisher(std::function<void(const Router&)> publish) { publish_ = std::move(publish); }
   const NodeTable& nodes() const { return nodes_; }
   size_t inflight() const { return inflight_.size(); }
   // One line summing the counters, for the log.
@@ -127,6 +135,8 @@ class Router {
   std::vector<InflightEntry> expired_;
   std::vector<NodeTransition> transitions_;
   msgpack::sbuffer heartbeat_body_;  // {"op":"ping"}
+  std::function<void(const Router&)> publish_;
+  TimePoint next_publish_{};
 };
 
 }  // namespace todo::router

@@ -44,17 +44,19 @@ class MailboxActor : public Runnable, public std::enable_shared_from_this<Mailbo
   }
 
   void RunSlice() final {
-    std::vector<M> batch;
+    // Reused by every slice this worker thread runs (one at a time).
+    thread_local std::vector<M> batch;
+    batch.clear();
     {
       std::lock_guard<std::mutex> lock(mu_);
       size_t n = std::min(kSliceSize, mailbox_.size());
-      batch.reserve(n);
       for (size_t i = 0; i < n; ++i) {
         batch.push_back(std::move(mailbox_.front()));
         mailbox_.pop_front();
       }
     }
     Handle(batch);
+    batch.clear();
     bool again;
     {
       std::lock_guard<std::mutex> lock(mu_);

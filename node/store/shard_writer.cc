@@ -129,9 +129,10 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
       why = "storage failure: " + s.ToString() + "; the change was not applied";
       op.owner->Invalidate(op.epoch);
     }
-    node::Reply r{std::move(op.reply.envelope), node::NewReplyBuffer()};
-    protocol::EncodeError(r.body, op.id, ErrorCode::kInternal, why);
-    replies->push_back(std::move(r));
+    replies->push_back(node::Reply{
+        std::move(op.reply.envelope), node::EncodeBody([&](msgpack::sbuffer& b) {
+          protocol::EncodeError(b, op.id.view(), ErrorCode::kInternal, why);
+        })});
   }
 }
 

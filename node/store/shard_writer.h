@@ -52,9 +52,8 @@ struct WriteOp {
   uint64_t epoch = 0;
   leveldb::WriteBatch batch;  // empty for a barrier
   bool barrier = false;
-  node::Reply reply;       // sent once the op is durable
-  protocol::RequestId id;  // points into `body`; for the error reply
-  zmq::message_t body;
+  node::Reply reply;            // sent once the op is durable
+  protocol::OwnedRequestId id;  // echoed in the error reply if it fails
 };
 
 struct WriterStats {

@@ -31,7 +31,7 @@ void WriteEntry(Store& store, node::ReplyQueue& q, std::string_view list, uint64
   ops[0].owner = owner;
   ops[0].batch.Put(storage::EntryKey(list, id), storage::EncodeEntryValue(*ParseDate(date), title));
   ops[0].batch.Put(storage::MetaKey(list), storage::EncodeMetaValue(id + 1));
-  ops[0].reply.body.write("ok", 2);
+  ops[0].reply.body = zmq::message_t("ok", 2);
   w.Submit(ops);
   auto replies = todo::testing::WaitReplies(q, 1);
   ASSERT_EQ(replies.size(), 1u);
@@ -129,12 +129,12 @@ TEST(StoreTest, FailedBatchAcknowledgesNothingAndInvalidatesTheOwner) {
   ops[0].owner = owner;
   ops[0].batch.Put(storage::EntryKey("l", 1),
                    storage::EncodeEntryValue(*ParseDate("2026-01-01"), "x"));
-  ops[0].reply.body.write("ok", 2);
+  ops[0].reply.body = zmq::message_t("ok", 2);
   w.Submit(ops);
   auto replies = todo::testing::WaitReplies(q, 1);
   ASSERT_EQ(replies.size(), 1u);
   auto oh = todo::testing::Unpack(replies[0]);
-  auto text = std::string(replies[0].body.data(), replies[0].body.size());
+  auto text = replies[0].body.to_string();
   EXPECT_NE(text.find("internal"), std::string::npos);
   EXPECT_EQ(owner->valid_epoch.load(), 1u);  // the owner must reload
   EXPECT_EQ(w.stats().failed_batches.load(), 1u);

@@ -77,7 +77,7 @@ inline protocol::Request Delete(std::string_view list, uint64_t entry_id, uint64
 }
 
 inline msgpack::object_handle Unpack(const node::Reply& r) {
-  return msgpack::unpack(r.body.data(), r.body.size());
+  return msgpack::unpack(static_cast<const char*>(r.body.data()), r.body.size());
 }
 
 // Waits (bounded) until the queue has produced `n` replies in total.
