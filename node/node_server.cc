@@ -1,5 +1,6 @@
 #include "node/node_server.h"
 
+#include <malloc.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
@@ -13,6 +14,8 @@ namespace {
 
 // Frames per message at most (envelope + body); more is a bad request.
 constexpr size_t kMaxFrames = 32;
+// Evictions in one sweep after which freed memory is returned to the OS.
+constexpr size_t kTrimAfterEvictions = 1000;
 // Messages read per wake-up before replies get a turn.
 constexpr int kReadBurst = 512;
 }  // namespace
@@ -91,9 +94,8 @@ void NodeServer::HandleMessage(std::vector<zmq::message_t>& frames) {
       SendReply(call.envelope, body);
       return;
     case protocol::Op::kLocate:
-      body = EncodeBody([&](msgpack::sbuffer& b) {
-        protocol::EncodeLocate(b, call.request.id, options_.name);
-      });
+      body = EncodeBody(
+          [&](msgpack::sbuffer& b) { protocol::EncodeLocate(b, call.request.id, options_.name); });
       SendReply(call.envelope, body);
       return;
     default:
@@ -198,6 +200,10 @@ void NodeServer::Run(int signal_fd, std::chrono::milliseconds drain_timeout) {
     if (now >= next_evict) {
       size_t evicted = registry_->EvictIdle(now);
       if (evicted > 0) spdlog::debug("evicted {} idle lists, {} live", evicted, registry_->size());
+      // After a large eviction, hand the freed memory back to the OS: glibc
+      // keeps freed chunks in its per-thread arenas otherwise, and idle
+      // lists should leave memory for real.
+      if (evicted >= kTrimAfterEvictions) malloc_trim(0);
       next_evict = now + evict_every;
     }
   }

@@ -33,7 +33,7 @@ class Registry {
   using Factory = std::function<std::shared_ptr<ListActor>(std::string name)>;
 
   struct Options {
-    size_t max_lists = 200000;
+    size_t max_lists = 100000;
     Clock::duration idle_timeout = std::chrono::seconds(60);
   };
 

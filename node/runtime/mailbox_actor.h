@@ -11,7 +11,6 @@
 #pragma once
 
 #include <atomic>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -24,6 +23,7 @@ template <typename M>
 class MailboxActor : public Runnable, public std::enable_shared_from_this<MailboxActor<M>> {
  public:
   static constexpr size_t kSliceSize = 64;
+  static constexpr size_t kKeepCapacity = 16;
 
   MailboxActor(Executor* executor, size_t capacity) : executor_(executor), capacity_(capacity) {}
 
@@ -32,7 +32,7 @@ class MailboxActor : public Runnable, public std::enable_shared_from_this<Mailbo
     bool schedule = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (mailbox_.size() >= capacity_) return false;
+      if (mailbox_.size() - head_ >= capacity_) return false;
       mailbox_.push_back(std::move(msg));
       if (!scheduled_.load(std::memory_order_relaxed)) {
         scheduled_.store(true, std::memory_order_relaxed);
@@ -49,10 +49,20 @@ class MailboxActor : public Runnable, public std::enable_shared_from_this<Mailbo
     batch.clear();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      size_t n = std::min(kSliceSize, mailbox_.size());
-      for (size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(mailbox_.front()));
-        mailbox_.pop_front();
+      size_t n = std::min(kSliceSize, mailbox_.size() - head_);
+      for (size_t i = 0; i < n; ++i) batch.push_back(std::move(mailbox_[head_ + i]));
+      head_ += n;
+      if (head_ == mailbox_.size()) {
+        // Empty: drop the storage of a big burst so idle actors stay small.
+        if (mailbox_.capacity() > kKeepCapacity) {
+          std::vector<M>().swap(mailbox_);
+        } else {
+          mailbox_.clear();
+        }
+        head_ = 0;
+      } else if (head_ >= kSliceSize * 4) {
+        mailbox_.erase(mailbox_.begin(), mailbox_.begin() + static_cast<ptrdiff_t>(head_));
+        head_ = 0;
       }
     }
     Handle(batch);
@@ -60,7 +70,7 @@ class MailboxActor : public Runnable, public std::enable_shared_from_this<Mailbo
     bool again;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      again = !mailbox_.empty();
+      again = head_ < mailbox_.size();
       // Release: everything Handle() did is visible to whoever sees idle.
       if (!again) scheduled_.store(false, std::memory_order_release);
     }
@@ -79,7 +89,11 @@ class MailboxActor : public Runnable, public std::enable_shared_from_this<Mailbo
   Executor* const executor_;
   const size_t capacity_;
   std::mutex mu_;
-  std::deque<M> mailbox_;  // guarded by mu_; FIFO
+  // FIFO: mailbox_[head_..] are queued (guarded by mu_). A vector, not a
+  // deque, because a deque allocates ~600 bytes up front even when empty,
+  // and a node holds up to --max-lists actors, most of them idle.
+  std::vector<M> mailbox_;
+  size_t head_ = 0;
   std::atomic<bool> scheduled_{false};
 };
 
