@@ -49,7 +49,7 @@ void ListActor::Fail(Call& call, const Status& s, std::vector<Reply>* now) {
 
 void ListActor::Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
                        std::vector<store::WriteOp>* writes) {
-  if (inflight.load(std::memory_order_acquire) == 0) {
+  if (quiet_) {
     now->push_back(Reply{std::move(call.envelope), std::move(body)});
     return;
   }
@@ -69,6 +69,11 @@ void ListActor::Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
 
 void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
                           std::vector<store::WriteOp>* writes) {
+  // Order matters: seeing no write in flight (acquire) first makes every
+  // effect of the writer's last completion visible, including a raised
+  // valid_epoch after a failed write, which EnsureLoaded() then acts on. A
+  // reply computed with writes still in flight waits behind them.
+  quiet_ = inflight.load(std::memory_order_acquire) == 0;
   if (Status s = EnsureLoaded(); !s.ok()) {
     Fail(call, s, now);
     return;

@@ -58,6 +58,7 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   ReplyQueue* const replies_;
   // Below: touched only by the worker running the actor.
   bool loaded_ = false;
+  bool quiet_ = false;  // no write in flight when the current message began
   uint64_t epoch_ = 0;
   TodoList list_;
 };
