@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,8 +36,8 @@ class Histogram {
   void Observe(double v) { ObserveN(v, 1); }
   // Records `n` observations of value `v`.
   void ObserveN(double v, uint64_t n) {
-    size_t i = static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) -
-                                   bounds_.begin());
+    size_t i =
+        static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
     counts_[i] += n;
     sum_ += v * static_cast<double>(n);
     count_ += n;
@@ -152,5 +153,35 @@ class TextWriter {
 
   std::string out_;
 };
+
+// Where an HTTP endpoint (--http, --metrics) listens: "HOST:PORT", with
+// HOST an address or name ("[::1]" for IPv6) and PORT 0-65535 (0: any).
+struct ListenAddress {
+  std::string host;
+  int port = 0;
+};
+// The address, or nullopt if `s` is not HOST:PORT.
+inline std::optional<ListenAddress> ParseListenAddress(std::string_view s) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == s.size()) return std::nullopt;
+  std::string_view host = s.substr(0, colon), port = s.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return std::nullopt;
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return std::nullopt;  // IPv6 needs brackets
+  }
+  if (port.size() > 5) return std::nullopt;
+  int p = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return std::nullopt;
+    p = p * 10 + (c - '0');
+  }
+  if (p > 65535) return std::nullopt;
+  for (char c : host) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return std::nullopt;
+  }
+  return ListenAddress{std::string(host), p};
+}
 
 }  // namespace todo::metrics

@@ -527,12 +527,12 @@ std::optional<ErrorCode> PeekReplyCode(std::string_view body) {
     if (p == end) return false;
     unsigned char t = *p++;
     size_t n = 0;
-    if (t <= 0x7f) return true;                                // positive fixint
-    if (t == 0xcc || t == 0xcd || t == 0xce || t == 0xcf) {    // uint 8..64
+    if (t <= 0x7f) return true;                              // positive fixint
+    if (t == 0xcc || t == 0xcd || t == 0xce || t == 0xcf) {  // uint 8..64
       n = size_t{1} << (t - 0xcc);
-    } else if (t >= 0xa0 && t <= 0xbf) {                       // fixstr
+    } else if (t >= 0xa0 && t <= 0xbf) {  // fixstr
       n = t & 0x1f;
-    } else if (t == 0xd9 || t == 0xda || t == 0xdb) {          // str 8/16/32
+    } else if (t == 0xd9 || t == 0xda || t == 0xdb) {  // str 8/16/32
       size_t len_bytes = size_t{1} << (t - 0xd9);
       if (static_cast<size_t>(end - p) < len_bytes) return false;
       for (size_t i = 0; i < len_bytes; ++i) n = (n << 8) | *p++;
@@ -552,7 +552,11 @@ std::optional<ErrorCode> PeekReplyCode(std::string_view body) {
   }
   if (!take("\xa2ok")) return std::nullopt;
   if (take("\xc3")) return ErrorCode::kOk;
-  if (!take("\xc2\xa5" "error" "\x82\xa4" "code")) return std::nullopt;
+  if (!take("\xc2\xa5"
+            "error"
+            "\x82\xa4"
+            "code"))
+    return std::nullopt;
   if (p == end || *p < 0xa0 || *p > 0xbf) return std::nullopt;  // every code is a fixstr
   size_t n = *p++ & 0x1f;
   if (static_cast<size_t>(end - p) < n) return std::nullopt;
@@ -609,11 +613,18 @@ StatusOr<ReplyHeader> DecodeReplyHeader(std::string_view body) {
     // 8 KiB for every unpack, which dominated a client's cost per reply.
     thread_local msgpack::zone zone(1024);
     zone.clear();
-    msgpack::object o = msgpack::unpack(zone, body.data(), body.size(), off);
+    // An array or map can't have more elements than the body has bytes:
+    // without this limit msgpack allocates for the count a header claims
+    // before reading any element (5 bytes claiming 2^32 - 1 elements asked
+    // for 128 GiB; found by tests/fuzz, corpus/reply/regress-huge-array).
+    const msgpack::unpack_limit limit(/*array=*/body.size(), /*map=*/body.size() / 2);
+    msgpack::object o =
+        msgpack::unpack(zone, body.data(), body.size(), off, nullptr, nullptr, limit);
     if (off != body.size()) return Status::BadRequest("trailing bytes after the reply");
     if (o.type != msgpack::type::MAP) return Status::BadRequest("reply is not a map");
     ReplyHeader h;
     bool have_ok = false;
+    bool have_code = false;
     for (uint32_t i = 0; i < o.via.map.size; ++i) {
       const auto& kv = o.via.map.ptr[i];
       if (kv.key.type != msgpack::type::STR) continue;
@@ -636,12 +647,19 @@ StatusOr<ReplyHeader> DecodeReplyHeader(std::string_view body) {
           if (e.key.type != msgpack::type::STR || e.val.type != msgpack::type::STR) continue;
           std::string_view ek(e.key.via.str.ptr, e.key.via.str.size);
           std::string_view ev(e.val.via.str.ptr, e.val.via.str.size);
-          if (ek == "code") h.code = ParseErrorCode(ev);
+          if (ek == "code") {
+            h.code = ParseErrorCode(ev);
+            have_code = true;
+          }
           if (ek == "message") h.message.assign(ev);
         }
       }
     }
     if (!have_ok) return Status::BadRequest("reply has no 'ok'");
+    // An error reply must say which error: without a str "error.code" the
+    // header would read as a failure with code kOk (found by tests/fuzz,
+    // corpus/reply/regress-error-without-code).
+    if (!h.ok && !have_code) return Status::BadRequest("error reply has no 'error.code'");
     return h;
   } catch (const std::exception& e) {
     return Status::BadRequest(std::string("reply is not valid msgpack: ") + e.what());

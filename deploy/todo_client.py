@@ -32,14 +32,17 @@ Not thread-safe: use one TodoClient per thread.
 import datetime
 import itertools
 import random
+import struct
 import time
 
 import msgpack
 import zmq
+import zmq.utils.z85
 
-__all__ = ["TodoClient", "TodoError", "Reply", "READ_OPS", "WRITE_OPS"]
+__all__ = ["TodoClient", "TodoError", "Reply", "READ_OPS", "WRITE_OPS",
+           "read_key_file", "key_or_file", "load_keypair"]
 
-READ_OPS = frozenset({"entries", "locate", "ping"})
+READ_OPS = frozenset({"entries", "locate", "ping", "stats"})
 WRITE_OPS = frozenset({"add_entry", "update_entry", "delete_entry"})
 
 # Codes after which a read is retried, and after which a write is.
@@ -119,7 +122,11 @@ class TodoClient:
       backoff: the first back-off delay in seconds; doubles each retry.
       max_backoff: the cap on one back-off delay.
       curve_serverkey, curve_publickey, curve_secretkey: optional Z85 CURVE
-        keys; when all three are given the socket uses CURVE encryption.
+        keys (str or bytes): the server's public key and this client's
+        keypair (see load_keypair). With curve_serverkey and curve_secretkey
+        the socket uses CURVE (encrypted, and authenticated by the server's
+        allow-list); curve_publickey is derived from the secret if omitted.
+        Giving only some of them raises ValueError.
       context: an existing zmq.Context to use (default: the global instance).
     """
 
@@ -144,7 +151,13 @@ class TodoClient:
         # Pipelining: let many requests and replies queue in the socket.
         self._sock.setsockopt(zmq.SNDHWM, 100000)
         self._sock.setsockopt(zmq.RCVHWM, 100000)
-        if curve_serverkey and curve_publickey and curve_secretkey:
+        if curve_serverkey or curve_publickey or curve_secretkey:
+            if not (curve_serverkey and curve_secretkey):
+                self._sock.close(linger=0)
+                raise ValueError("CURVE needs curve_serverkey and curve_secretkey "
+                                 "(curve_publickey is derived if omitted)")
+            if not curve_publickey:
+                curve_publickey = zmq.curve_public(_bytes(curve_secretkey))
             self._sock.curve_serverkey = _bytes(curve_serverkey)
             self._sock.curve_publickey = _bytes(curve_publickey)
             self._sock.curve_secretkey = _bytes(curve_secretkey)
@@ -284,6 +297,11 @@ class TodoClient:
         """Returns the ping result: {"pong": True, "role": ..., "name": ...}."""
         return self.call("ping")
 
+    def stats(self):
+        """Returns the server's counters: a dict with "role" ("router" or
+        "node"), "name" and its counters (see common/PROTOCOL.md, `stats`)."""
+        return self.call("stats")
+
     # --- internals ---
 
     def _backoff_delay(self, attempt):
@@ -329,3 +347,54 @@ class TodoClient:
 
 def _bytes(value):
     return value.encode("ascii") if isinstance(value, str) else value
+
+
+# --- CURVE key files (format: router/security/keys.h, written by todo-keygen) ---
+
+_Z85_KEY_CHARS = 40
+
+
+def _is_z85_key(text):
+    if len(text) != _Z85_KEY_CHARS:
+        return False
+    try:
+        return len(zmq.utils.z85.decode(text.encode("ascii"))) == 32
+    except (ValueError, KeyError, IndexError, struct.error):  # bad character, out of range
+        return False
+
+
+def read_key_file(path):
+    """The one Z85 key (str) in a key file: '#' lines and blank lines are
+    ignored, a '#' comment may follow the key. Raises ValueError naming the
+    file if it holds no key, more than one, or a malformed one (never quoting
+    it: it may be secret), and OSError if it can't be read."""
+    keys = []
+    with open(path, encoding="ascii", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            word, rest = (line.split(None, 1) + [""])[:2]
+            if not _is_z85_key(word) or (rest and not rest.startswith("#")):
+                raise ValueError(f"{path}:{number}: not a CURVE key "
+                                 "(expected 40 Z85 characters, then at most a '#' comment)")
+            keys.append(word)
+    if len(keys) != 1:
+        raise ValueError(f"{path}: holds {len(keys)} keys; a key file holds exactly one")
+    return keys[0]
+
+
+def key_or_file(value):
+    """A public key given as 40 Z85 characters, or as a key file (e.g. the
+    router's PREFIX.pub); returns the Z85 str."""
+    if _is_z85_key(value):
+        return value
+    return read_key_file(value)
+
+
+def load_keypair(prefix):
+    """(public, secret) Z85 strs of a todo-keygen keypair: reads PREFIX.key
+    (PREFIX itself if it ends in .key) and derives the public key."""
+    path = prefix if prefix.endswith(".key") else prefix + ".key"
+    secret = read_key_file(path)
+    return zmq.curve_public(secret.encode("ascii")).decode("ascii"), secret

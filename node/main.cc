@@ -10,12 +10,15 @@
 #include <zmq.hpp>
 
 #include "node/list_actor.h"
+#include "node/metrics.h"
+#include "node/metrics_server.h"
 #include "node/node_server.h"
 #include "node/options.h"
 #include "node/registry.h"
 #include "node/reply_queue.h"
 #include "node/runtime/worker_pool.h"
 #include "node/store/store.h"
+#include "router/security/curve.h"
 
 using namespace todo;
 
@@ -57,6 +60,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::unique_ptr<store::Store> store = std::move(opened).value();
+  for (const std::string& w : o.curve.warnings) spdlog::warn("{}", w);
   if (!o.sync) spdlog::warn("--no-sync: acknowledged writes are NOT fsynced");
 
   int exit_status = 0;
@@ -72,14 +76,28 @@ int main(int argc, char** argv) {
     });
     zmq::context_t ctx(1);
     {
+      // CURVE (--curve-secret): the ZAP handler authenticates clients; it
+      // starts before the socket binds and is destroyed after it closes.
+      auto zap = security::StartZapHandler(&ctx, o.curve);
       node::NodeServer server(o, &ctx, &registry, &replies);
-      if (Status s = server.Bind(); !s.ok()) {
-        spdlog::error("{}", s.message());
+      node::NodeMetrics metrics(o.name, &registry, store.get());
+      server.SetMetrics(&metrics);
+      node::MetricsServer metrics_http(&metrics);
+      Status bound = zap.ok() ? server.Bind() : zap.status();
+      if (bound.ok() && !o.metrics.empty()) {
+        bound = metrics_http.Start(*metrics::ParseListenAddress(o.metrics));
+        if (bound.ok()) spdlog::info("metrics on {}", o.metrics);
+      }
+      if (!bound.ok()) {
+        spdlog::error("{}", bound.message());
         exit_status = 1;
       } else {
+        spdlog::info("security: {}", security::Describe(o.curve));
         spdlog::info("listening on {} (data {}, {} shards, {} workers, sync {})", o.listen, o.data,
                      o.shards, o.workers, o.sync ? "on" : "off");
         server.Run(signal_fd, std::chrono::seconds(10));
+        metrics.SetStopped();
+        metrics_http.Stop();
         const auto& c = server.counters();
         spdlog::info("stopped: {} requests, {} bad, {} overloaded, {} replies, {} dropped",
                      c.requests, c.bad_requests, c.overloaded, c.replies_sent, c.replies_dropped);

@@ -9,6 +9,8 @@
 // place, so no body is ever copied to keep the views valid.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <msgpack/sbuffer.hpp>
 #include <vector>
 #include <zmq.hpp>
@@ -19,7 +21,20 @@ namespace todo::node {
 
 // Every frame before the body: the ROUTER identity, any frames a router
 // prepended, and the empty delimiter if the client sent one. Opaque; echoed.
-using Envelope = std::vector<zmq::message_t>;
+// It also carries the request's Trace, which moves with the frames from the
+// Call to its Reply, so the socket loop can count and time every reply
+// (node/metrics.h) without the actors or writers knowing.
+struct Envelope : std::vector<zmq::message_t> {
+  using std::vector<zmq::message_t>::vector;
+  using std::vector<zmq::message_t>::operator=;
+
+  struct Trace {
+    static constexpr uint8_t kNoOp = 0xff;             // the request did not decode
+    uint8_t op = kNoOp;                                // a protocol::Op
+    std::chrono::steady_clock::time_point received{};  // zero: not timed
+  };
+  Trace trace;
+};
 
 // Encodes a reply body by calling encode(msgpack::sbuffer&) on a per-thread
 // scratch buffer and copying the bytes into a zmq message: one allocation

@@ -9,6 +9,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "node/metrics.h"
+#include "router/security/curve.h"
+
 namespace todo::node {
 namespace {
 
@@ -36,6 +39,8 @@ NodeServer::NodeServer(const NodeOptions& options, zmq::context_t* ctx, Registry
 }
 
 Status NodeServer::Bind() {
+  // CurveZMQ, if configured (--curve-secret): a CURVE server socket.
+  if (Status s = security::SecureServerSocket(socket_, options_.curve); !s.ok()) return s;
   try {
     socket_.bind(options_.listen);
   } catch (const zmq::error_t& e) {
@@ -45,6 +50,7 @@ Status NodeServer::Bind() {
 }
 
 void NodeServer::SendReply(Envelope& envelope, zmq::message_t& body) {
+  if (metrics_ != nullptr) metrics_->OnReply(envelope.trace, body);
   try {
     for (size_t i = 0; i < envelope.size(); ++i) {
       if (!socket_.send(envelope[i], zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
@@ -85,8 +91,21 @@ void NodeServer::HandleMessage(std::vector<zmq::message_t>& frames) {
     return;
   }
   call.request = decoded.request;
+  if (metrics_ != nullptr) {
+    call.envelope.trace = {static_cast<uint8_t>(call.request.op), std::chrono::steady_clock::now()};
+  }
   zmq::message_t body;
   switch (call.request.op) {
+    case protocol::Op::kStats:
+      body = EncodeBody([&](msgpack::sbuffer& b) {
+        if (metrics_ != nullptr) {
+          metrics_->EncodeStats(b, call.request.id, *this);
+        } else {
+          protocol::EncodeError(b, call.request.id, ErrorCode::kUnknownOp, "stats is off");
+        }
+      });
+      SendReply(call.envelope, body);
+      return;
     case protocol::Op::kPing:
       body = EncodeBody([&](msgpack::sbuffer& b) {
         protocol::EncodePing(b, call.request.id, "node", options_.name);
@@ -169,6 +188,7 @@ void NodeServer::Run(int signal_fd, std::chrono::milliseconds drain_timeout) {
   const auto evict_every = std::chrono::milliseconds(
       std::clamp<int64_t>(static_cast<int64_t>(options_.idle_timeout_s * 250), 10, 1000));
   auto next_evict = Clock::now() + evict_every;
+  Clock::time_point next_publish{};  // metrics snapshot
   bool draining = false;
   Clock::time_point drain_deadline;
   for (;;) {
@@ -205,6 +225,10 @@ void NodeServer::Run(int signal_fd, std::chrono::milliseconds drain_timeout) {
       // lists should leave memory for real.
       if (evicted >= kTrimAfterEvictions) malloc_trim(0);
       next_evict = now + evict_every;
+    }
+    if (metrics_ != nullptr && now >= next_publish) {
+      metrics_->Publish(*this);
+      next_publish = now + NodeMetrics::kPublishEvery;
     }
   }
 }

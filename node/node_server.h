@@ -28,6 +28,8 @@
 
 namespace todo::node {
 
+class NodeMetrics;
+
 struct NodeCounters {
   uint64_t requests = 0;
   uint64_t bad_requests = 0;
@@ -50,6 +52,9 @@ class NodeServer {
   void Run(int signal_fd, std::chrono::milliseconds drain_timeout);
 
   const NodeCounters& counters() const { return counters_; }
+  // Before Run(): counts and times every reply, publishes snapshots and
+  // answers `stats` (without it, `stats` is unknown_op). Not owned.
+  void SetMetrics(NodeMetrics* metrics) { metrics_ = metrics; }
   size_t inflight() const { return inflight_; }
 
  private:
@@ -65,6 +70,7 @@ class NodeServer {
   ReplyQueue* const replies_;
   size_t inflight_ = 0;
   NodeCounters counters_;
+  NodeMetrics* metrics_ = nullptr;
   std::vector<Reply> drained_;
   std::vector<zmq::message_t> frames_;
 };

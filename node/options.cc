@@ -4,6 +4,8 @@
 #include <cstring>
 #include <iostream>
 
+#include "common/metrics.h"
+
 namespace todo::node {
 namespace {
 
@@ -40,6 +42,9 @@ Status NodeOptions::Validate() const {
   if (max_inflight < 1) return Status::BadRequest("--max-inflight must be >= 1");
   if (writer_queue < 1) return Status::BadRequest("--writer-queue must be >= 1");
   if (max_batch < 1) return Status::BadRequest("--max-batch must be >= 1");
+  if (!metrics.empty() && !metrics::ParseListenAddress(metrics)) {
+    return Status::BadRequest("--metrics must be ADDR:PORT, e.g. 127.0.0.1:7091");
+  }
   for (const char* l : {"trace", "debug", "info", "warn", "error"}) {
     if (log_level == l) return Status::Ok();
   }
@@ -70,6 +75,8 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
   bool no_sync = false;
   app.add_flag("--no-sync", no_sync, "do not fsync writes (tests and benchmarks only)");
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--metrics", o.metrics, "serve /metrics and /health over HTTP on ADDR:PORT");
+  security::AddCurveFlags(app, &o.curve, "clients (the routers)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -83,6 +90,11 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
   }
   o.sync = !no_sync;
   if (Status s = o.Validate(); !s.ok()) {
+    std::cerr << "todo-node: error: " << s.message() << "\n";
+    *exit_code = 2;
+    return std::nullopt;
+  }
+  if (Status s = security::LoadCurveConfig(&o.curve); !s.ok()) {
     std::cerr << "todo-node: error: " << s.message() << "\n";
     *exit_code = 2;
     return std::nullopt;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "router/security/curve.h"
 
 namespace todo::node {
 
@@ -26,6 +27,11 @@ struct NodeOptions {
   size_t max_batch = 4096;         // --max-batch: writes per group commit at most
   bool sync = true;                // --no-sync turns fsync off (tests/benchmarks only)
   std::string log_level = "info";  // --log-level: trace|debug|info|warn|error
+  std::string metrics;             // --metrics ADDR:PORT: serve /metrics and /health ("" = off)
+
+  // CurveZMQ (router/security/curve.h): --curve-secret (the node's server
+  // key) and --curve-allow (the routers' public keys); off by default.
+  security::CurveConfig curve;
 
   // OK, or bad_request naming the flag and the rule.
   Status Validate() const;

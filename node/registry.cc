@@ -1,5 +1,7 @@
 #include "node/registry.h"
 
+#include <algorithm>
+
 namespace todo::node {
 
 namespace {
@@ -57,6 +59,16 @@ size_t Registry::EvictIdle(Clock::time_point now) {
     }
   }
   return n;
+}
+
+void Registry::MailboxDepths(size_t* sum, size_t* max) const {
+  *sum = 0;
+  *max = 0;
+  for (const Slot& slot : lru_) {
+    size_t n = slot.actor->queued();
+    *sum += n;
+    *max = std::max(*max, n);
+  }
 }
 
 }  // namespace todo::node

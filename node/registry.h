@@ -50,6 +50,9 @@ class Registry {
   size_t size() const { return map_.size(); }
   uint64_t created() const { return created_; }
   uint64_t evicted() const { return evicted_; }
+  // Messages queued in the live actors' mailboxes: the sum and the largest.
+  // Walks every live actor (for metrics, not per request).
+  void MailboxDepths(size_t* sum, size_t* max) const;
 
  private:
   struct Slot {

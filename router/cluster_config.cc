@@ -1,5 +1,6 @@
 #include "router/cluster_config.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -107,7 +108,7 @@ StatusOr<NodeSpec> ParseNodeFlag(std::string_view value) {
     return Status::BadRequest("--node " + Quote(value) + " must be NAME=ENDPOINT");
   }
   NodeSpec spec{std::string(value.substr(0, eq)), std::string(value.substr(eq + 1)),
-                "--node " + Quote(value)};
+                "--node " + Quote(value), std::nullopt};
   if (Status s = CheckSpec(spec); !s.ok()) return s;
   return spec;
 }
@@ -127,14 +128,22 @@ StatusOr<std::vector<NodeSpec>> ParseClusterText(std::string_view text, std::str
     if (words.empty()) continue;
     if (words[0] != "node") {
       return Status::BadRequest(origin + ": unknown directive " + Quote(words[0]) +
-                                " (expected 'node NAME ENDPOINT')");
+                                " (expected 'node NAME ENDPOINT [SERVER_KEY]')");
     }
-    if (words.size() != 3) {
-      return Status::BadRequest(origin + ": expected 'node NAME ENDPOINT', got " +
+    if (words.size() != 3 && words.size() != 4) {
+      return Status::BadRequest(origin + ": expected 'node NAME ENDPOINT [SERVER_KEY]', got " +
                                 std::to_string(words.size()) + " words");
     }
-    NodeSpec spec{std::string(words[1]), std::string(words[2]), origin};
+    NodeSpec spec{std::string(words[1]), std::string(words[2]), origin, std::nullopt};
     if (Status s = CheckSpec(spec); !s.ok()) return s;
+    if (words.size() == 4) {
+      auto key = security::DecodeZ85Key(words[3]);
+      if (!key.ok()) {
+        return Status::BadRequest(origin + ": server key of node '" + spec.name +
+                                  "': " + key.status().message());
+      }
+      spec.server_key = *key;
+    }
     nodes.push_back(std::move(spec));
   }
   if (Status s = CheckUnique(nodes); !s.ok()) return s;
@@ -164,6 +173,54 @@ StatusOr<std::vector<NodeSpec>> BuildCluster(std::vector<NodeSpec> from_flags,
   }
   if (Status s = CheckUnique(nodes); !s.ok()) return s;
   return nodes;
+}
+
+Status ApplyNodeKeyFlags(const std::vector<std::string>& values, std::vector<NodeSpec>* nodes) {
+  std::unordered_map<std::string_view, std::string_view> given;  // name -> its flag value
+  for (const std::string& value : values) {
+    size_t eq = value.find('=');
+    if (eq == std::string::npos) {
+      return Status::BadRequest("--node-key " + Quote(value) + " must be NAME=KEY");
+    }
+    std::string_view name = std::string_view(value).substr(0, eq);
+    auto node = std::find_if(nodes->begin(), nodes->end(),
+                             [&](const NodeSpec& n) { return n.name == name; });
+    if (node == nodes->end()) {
+      return Status::BadRequest("--node-key: no node named " + Quote(name) +
+                                " (give it with --node or in the cluster file)");
+    }
+    if (!given.emplace(name, value).second) {
+      return Status::BadRequest("--node-key: node '" + node->name + "' given twice");
+    }
+    // Not quoted in messages: a mistaken value might be a secret key.
+    auto key = security::ParseKeyOrFile(std::string_view(value).substr(eq + 1));
+    if (!key.ok()) {
+      return Status::BadRequest("--node-key " + node->name + "=...: " + key.status().message());
+    }
+    if (node->server_key && *node->server_key != *key) {
+      return Status::BadRequest("--node-key: node '" + node->name + "' has another key at " +
+                                node->origin);
+    }
+    node->server_key = *key;
+  }
+  return Status::Ok();
+}
+
+Status CheckNodeKeys(const std::vector<NodeSpec>& nodes, bool curve) {
+  std::string names;
+  for (const NodeSpec& n : nodes) {
+    if (n.server_key.has_value() != curve) names += (names.empty() ? "" : ", ") + n.name;
+  }
+  if (names.empty()) return Status::Ok();
+  if (curve) {
+    return Status::BadRequest(
+        "--curve-secret: no server key for node(s) " + names +
+        ": give each node's public key as the 4th field of its cluster file line "
+        "('node NAME ENDPOINT KEY') or with --node-key NAME=KEY");
+  }
+  return Status::BadRequest("server keys given for node(s) " + names +
+                            " but no --curve-secret: the router would talk plaintext to nodes "
+                            "that expect CURVE; give --curve-secret and --curve-allow");
 }
 
 std::vector<std::string> NodeNames(const std::vector<NodeSpec>& nodes) {

@@ -1,24 +1,75 @@
 // todo-router: routes to-do requests to the node that owns each list
 // (rendezvous hashing over the node names), with a deadline per request and
 // heartbeats to every node. Wires flags, logging, signals and the loop.
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <thread>
 #include <zmq.hpp>
 
+#include "router/http_frontend.h"
+#include "router/metrics.h"
 #include "router/options.h"
 #include "router/router.h"
+#include "router/security/curve.h"
 
 using namespace todo;
+
+namespace {
+
+// Where the router's frontend also listens for its own HTTP workers.
+constexpr char kHttpEndpoint[] = "inproc://todo-router-http";
+
+// With --http, SIGTERM/SIGINT first stop the HTTP server (its requests in
+// progress still get answers: the router is serving), then reach the router,
+// which drains. The relay thread reads the signalfd and, once HTTP has
+// stopped, writes the signal's siginfo into a pipe that the router polls in
+// place of the signalfd.
+class SignalRelay {
+ public:
+  SignalRelay(int signal_fd, router::HttpFrontend* http, router::RouterMetrics* metrics) {
+    if (pipe2(pipe_, O_CLOEXEC) != 0) return;
+    thread_ = std::thread([=, this] {
+      pollfd p{signal_fd, POLLIN, 0};
+      while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+      }
+      signalfd_siginfo si{};
+      if (read(signal_fd, &si, sizeof si) != sizeof si) si.ssi_signo = SIGTERM;
+      spdlog::info("{}: stopping HTTP (finishing requests in progress)",
+                   strsignal(static_cast<int>(si.ssi_signo)));
+      http->Stop();
+      metrics->SetStopped();
+      spdlog::info("HTTP stopped");
+      (void)!write(pipe_[1], &si, sizeof si);
+    });
+  }
+  ~SignalRelay() {
+    if (thread_.joinable()) thread_.join();
+    for (int fd : pipe_) {
+      if (fd >= 0) close(fd);
+    }
+  }
+  // The fd to give Router::Run; -1 if the pipe could not be made.
+  int fd() const { return pipe_[0]; }
+
+ private:
+  int pipe_[2] = {-1, -1};
+  std::thread thread_;
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   int exit_code = 0;
   auto parsed = router::ParseRouterFlags(argc, argv, &exit_code);
   if (!parsed) return exit_code;
-  const router::RouterOptions& o = *parsed;
+  router::RouterOptions& o = *parsed;
+  if (!o.http.empty()) o.internal_endpoints.push_back(kHttpEndpoint);
 
   auto logger = spdlog::stderr_color_mt("todo-router");
   spdlog::set_default_logger(logger);
@@ -38,12 +89,20 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  for (const std::string& w : o.curve.warnings) spdlog::warn("{}", w);
+  if (o.curve.enabled() && !o.http.empty()) {
+    spdlog::warn("--http {} is plain HTTP: CURVE covers the ZeroMQ endpoint only", o.http);
+  }
+
   int exit_status = 0;
   {
     zmq::context_t ctx(1);
     {
+      // CURVE (--curve-secret): the ZAP handler authenticates clients; it
+      // starts before the frontend binds and is destroyed after it closes.
+      auto zap = security::StartZapHandler(&ctx, o.curve);
       router::Router r(o, &ctx);
-      if (Status s = r.Start(); !s.ok()) {
+      if (Status s = zap.ok() ? r.Start() : zap.status(); !s.ok()) {
         spdlog::error("{}", s.message());
         exit_status = 1;
       } else {
@@ -52,6 +111,7 @@ int main(int argc, char** argv) {
           spdlog::warn("{} of {} nodes answered at start; the rest are tried in the background",
                        heard, o.nodes.size());
         }
+        spdlog::info("security: {}", security::Describe(o.curve));
         std::string nodes;
         for (const auto& n : o.nodes) nodes += " " + n.name + "=" + n.endpoint;
         spdlog::info(
@@ -59,7 +119,32 @@ int main(int argc, char** argv) {
             " max in flight {}); nodes:{}",
             o.listen, r.name(), o.timeout_ms, o.heartbeat_ms, o.down_after_ms, o.max_inflight,
             nodes);
-        r.Run(signal_fd);
+        router::RouterMetrics router_metrics;
+        std::unique_ptr<router::HttpFrontend> http;
+        std::unique_ptr<SignalRelay> relay;
+        int stop_fd = signal_fd;
+        if (!o.http.empty()) {
+          r.SetPublisher(
+              [&router_metrics](const router::Router& rr) { router_metrics.Publish(rr); });
+          router_metrics.Publish(r);
+          router::HttpFrontendOptions ho;
+          ho.address = *metrics::ParseListenAddress(o.http);
+          ho.threads = o.http_threads;
+          ho.router_endpoint = kHttpEndpoint;
+          ho.reply_deadline = std::chrono::milliseconds(o.timeout_ms + 1000);
+          http = std::make_unique<router::HttpFrontend>(ho, &ctx, &router_metrics);
+          if (Status hs = http->Start(); !hs.ok()) {
+            spdlog::error("{}", hs.message());
+            exit_status = 1;
+          } else {
+            spdlog::info("HTTP on {}:{} ({} threads)", ho.address.host, http->port(), ho.threads);
+            relay = std::make_unique<SignalRelay>(signal_fd, http.get(), &router_metrics);
+            stop_fd = relay->fd();
+          }
+        }
+        if (exit_status == 0 && stop_fd >= 0) r.Run(stop_fd);
+        relay.reset();
+        http.reset();
         spdlog::info("stopped; {}", r.CountersSummary());
       }
     }

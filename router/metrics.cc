@@ -19,8 +19,12 @@ void PackKV(Packer& pk, std::string_view key, uint64_t v) {
   pk.pack_uint64(v);
 }
 
-std::string OpLabel(size_t op) { return std::string(protocol::OpName(static_cast<protocol::Op>(op))); }
-std::string CodeLabel(size_t code) { return std::string(ErrorCodeName(static_cast<ErrorCode>(code))); }
+std::string OpLabel(size_t op) {
+  return std::string(protocol::OpName(static_cast<protocol::Op>(op)));
+}
+std::string CodeLabel(size_t code) {
+  return std::string(ErrorCodeName(static_cast<ErrorCode>(code)));
+}
 
 size_t StatusSlot(int status) {
   for (size_t i = 0; i < std::size(kCountedStatuses); ++i) {
@@ -84,9 +88,9 @@ void HttpCounters::Record(HttpRoute route, int status, std::optional<double> lat
   by_route_status_[r][StatusSlot(status)].fetch_add(1, std::memory_order_relaxed);
   if (!latency_seconds) return;
   const auto& bounds = metrics::kLatencySeconds;
-  size_t b = static_cast<size_t>(std::lower_bound(std::begin(bounds), std::end(bounds),
-                                                  *latency_seconds) -
-                                 std::begin(bounds));
+  size_t b =
+      static_cast<size_t>(std::lower_bound(std::begin(bounds), std::end(bounds), *latency_seconds) -
+                          std::begin(bounds));
   latency_buckets_[r][b].fetch_add(1, std::memory_order_relaxed);
   latency_sum_ns_[r].fetch_add(static_cast<uint64_t>(*latency_seconds * 1e9),
                                std::memory_order_relaxed);
@@ -171,8 +175,8 @@ std::string RouterMetrics::PrometheusText() const {
     for (size_t code = 0; code < kNumCodes; ++code) {
       uint64_t v = c.forwarded_by_op.by_op_code[op][code];
       if (v == 0) continue;
-      w.Sample("todo_router_forwarded_replies_total", {{"op", OpLabel(op)}, {"code", CodeLabel(code)}},
-               static_cast<double>(v));
+      w.Sample("todo_router_forwarded_replies_total",
+               {{"op", OpLabel(op)}, {"code", CodeLabel(code)}}, static_cast<double>(v));
     }
   }
   w.Family("todo_router_request_duration_seconds", "histogram",
@@ -207,13 +211,12 @@ std::string RouterMetrics::PrometheusText() const {
     for (size_t i = 0; i < kNumStatusSlots; ++i) {
       uint64_t v = h.by_route_status[r][i];
       if (v == 0) continue;
-      std::string status = i < std::size(kCountedStatuses)
-                               ? std::to_string(kCountedStatuses[i])
-                               : std::string("other");
-      w.Sample("todo_http_requests_total",
-               {{"route", std::string(HttpRouteName(static_cast<HttpRoute>(r)))},
-                {"status", status}},
-               static_cast<double>(v));
+      std::string status = i < std::size(kCountedStatuses) ? std::to_string(kCountedStatuses[i])
+                                                           : std::string("other");
+      w.Sample(
+          "todo_http_requests_total",
+          {{"route", std::string(HttpRouteName(static_cast<HttpRoute>(r)))}, {"status", status}},
+          static_cast<double>(v));
     }
   }
   w.Family("todo_http_request_duration_seconds", "histogram",
@@ -260,7 +263,8 @@ void EncodeRouterStats(msgpack::sbuffer& out, const protocol::RequestId& id, con
     for (uint64_t v : c.forwarded_by_op.by_op_code[op]) n += v > 0;
     pk.pack_map(n);
     for (size_t code = 0; code < kNumCodes; ++code) {
-      if (uint64_t v = c.forwarded_by_op.by_op_code[op][code]; v > 0) PackKV(pk, CodeLabel(code), v);
+      if (uint64_t v = c.forwarded_by_op.by_op_code[op][code]; v > 0)
+        PackKV(pk, CodeLabel(code), v);
     }
   }
   PackStr(pk, "latency");

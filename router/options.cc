@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "common/metrics.h"
+
 namespace todo::router {
 namespace {
 
@@ -45,6 +47,12 @@ Status RouterOptions::Validate() const {
   if (max_inflight < 1 || max_inflight > 10000000) {
     return Status::BadRequest("--max-inflight must be 1-10000000");
   }
+  if (!http.empty() && !metrics::ParseListenAddress(http)) {
+    return Status::BadRequest("--http must be ADDR:PORT, e.g. 127.0.0.1:7080");
+  }
+  if (http_threads < 1 || http_threads > 1024) {
+    return Status::BadRequest("--http-threads must be 1-1024");
+  }
   for (const char* l : {"trace", "debug", "info", "warn", "error"}) {
     if (log_level == l) return Status::Ok();
   }
@@ -61,7 +69,7 @@ std::optional<RouterOptions> ParseRouterFlags(int argc, char** argv, int* exit_c
       ->type_name("NAME=ENDPOINT")
       ->allow_extra_args(false)
       ->take_all();
-  app.add_option("--cluster", o.cluster_file, "cluster file: lines 'node NAME ENDPOINT'");
+  app.add_option("--cluster", o.cluster_file, "cluster file: lines 'node NAME ENDPOINT [KEY]'");
   app.add_option("--name", o.name, "name reported by ping (default: the listen endpoint)");
   app.add_option("--timeout-ms", o.timeout_ms, "deadline of a forwarded request")
       ->capture_default_str();
@@ -72,6 +80,15 @@ std::optional<RouterOptions> ParseRouterFlags(int argc, char** argv, int* exit_c
   app.add_option("--max-inflight", o.max_inflight, "forwarded requests awaiting a reply, at most")
       ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--http", o.http, "serve the HTTP API and /metrics on ADDR:PORT (default: off)");
+  app.add_option("--http-threads", o.http_threads,
+                 "HTTP worker threads; each serves one open connection at a time")
+      ->capture_default_str();
+  security::AddCurveFlags(app, &o.curve, "clients");
+  app.add_option("--node-key", o.node_keys,
+                 "a node's CURVE public key, as NAME=KEY (KEY: Z85 or a .pub file; repeatable)")
+      ->type_name("NAME=KEY")
+      ->allow_extra_args(false);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -97,6 +114,15 @@ std::optional<RouterOptions> ParseRouterFlags(int argc, char** argv, int* exit_c
   auto nodes = BuildCluster(std::move(from_flags), std::move(from_file));
   if (!nodes.ok()) return FlagError(nodes.status().message(), exit_code);
   o.nodes = std::move(nodes).value();
+  if (Status s = ApplyNodeKeyFlags(o.node_keys, &o.nodes); !s.ok()) {
+    return FlagError(s.message(), exit_code);
+  }
+  if (Status s = security::LoadCurveConfig(&o.curve); !s.ok()) {
+    return FlagError(s.message(), exit_code);
+  }
+  if (Status s = CheckNodeKeys(o.nodes, o.curve.enabled()); !s.ok()) {
+    return FlagError(s.message(), exit_code);
+  }
   if (Status s = o.Validate(); !s.ok()) return FlagError(s.message(), exit_code);
   return o;
 }

@@ -12,6 +12,7 @@
 
 #include "common/status.h"
 #include "router/cluster_config.h"
+#include "router/security/curve.h"
 
 namespace todo::router {
 
@@ -27,6 +28,11 @@ struct RouterOptions {
   std::string log_level = "info";  // --log-level: trace|debug|info|warn|error
   std::string http;                // --http ADDR:PORT: serve HTTP there ("" = no HTTP)
   int http_threads = 32;           // --http-threads: HTTP worker threads (one per open connection)
+  // CurveZMQ (router/security/curve.h): --curve-secret (the router's keypair:
+  // CURVE server to clients, CURVE client to nodes), --curve-allow (client
+  // keys let in), and the nodes' server keys (cluster file, --node-key).
+  security::CurveConfig curve;
+  std::vector<std::string> node_keys;  // --node-key NAME=KEY (repeatable)
   // Not a flag: more endpoints the frontend binds (the HTTP front end's
   // inproc endpoint).
   std::vector<std::string> internal_endpoints;

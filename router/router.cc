@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "router/security/curve.h"
+
 namespace todo::router {
 namespace {
 
@@ -136,6 +138,8 @@ Router::Router(const RouterOptions& options, zmq::context_t* ctx)
 Router::~Router() = default;
 
 Status Router::Start() {
+  // CurveZMQ, if configured (--curve-secret): CURVE server to clients.
+  if (Status s = security::SecureServerSocket(frontend_, options_.curve); !s.ok()) return s;
   try {
     frontend_.bind(options_.listen);
     for (const std::string& e : options_.internal_endpoints) frontend_.bind(e);  // HTTP front end
@@ -147,6 +151,11 @@ Status Router::Start() {
   }
   for (size_t i = 0; i < backends_.size(); ++i) {
     const NodeSpec& n = options_.nodes[i];
+    // CurveZMQ: CURVE client of the node, with the router's own keypair.
+    if (Status s = security::SecureClientSocket(*backends_[i], options_.curve, n.server_key);
+        !s.ok()) {
+      return s;
+    }
     try {
       backends_[i]->connect(n.endpoint);
     } catch (const zmq::error_t& e) {

@@ -81,6 +81,12 @@ class MailboxActor : public Runnable, public std::enable_shared_from_this<Mailbo
   // meaningful to the single thread that posts (it can't change under it).
   bool Idle() const { return !scheduled_.load(std::memory_order_acquire); }
 
+  // Thread-safe: messages waiting in the mailbox (for metrics).
+  size_t queued() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return mailbox_.size() - head_;
+  }
+
  protected:
   // Handles a batch of messages, in order. Runs on one worker at a time.
   virtual void Handle(std::vector<M>& batch) = 0;
@@ -88,7 +94,7 @@ class MailboxActor : public Runnable, public std::enable_shared_from_this<Mailbo
  private:
   Executor* const executor_;
   const size_t capacity_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   // FIFO: mailbox_[head_..] are queued (guarded by mu_). A vector, not a
   // deque, because a deque allocates ~600 bytes up front even when empty,
   // and a node holds up to --max-lists actors, most of them idle.

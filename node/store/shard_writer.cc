@@ -109,6 +109,9 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
     if (writes > stats_.max_batch.load(std::memory_order_relaxed)) {
       stats_.max_batch.store(writes, std::memory_order_relaxed);
     }
+    std::lock_guard<std::mutex> lock(histograms_mu_);
+    histograms_.batch_sizes.Observe(static_cast<double>(writes));
+    histograms_.write_seconds.Observe(static_cast<double>(us) / 1e6);
   }
   if (!s.ok()) {
     stats_.failed_batches.fetch_add(1, std::memory_order_relaxed);

@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/metrics.h"
 #include "node/message.h"
 #include "node/reply_queue.h"
 
@@ -64,6 +65,12 @@ struct WriterStats {
   std::atomic<uint64_t> write_micros{0};  // total time inside DB::Write
 };
 
+// Per group commit: its size (writes) and its DB::Write time (seconds).
+struct WriterHistograms {
+  metrics::Histogram batch_sizes{metrics::kBatchSizes};
+  metrics::Histogram write_seconds{metrics::kLatencySeconds};
+};
+
 class ShardWriter {
  public:
   // `db` and `replies` must outlive the writer. Starts the thread.
@@ -85,6 +92,11 @@ class ShardWriter {
 
   size_t depth() const { return reserved_.load(std::memory_order_relaxed); }
   const WriterStats& stats() const { return stats_; }
+  // Thread-safe: a copy of the group-commit histograms.
+  WriterHistograms histograms() const {
+    std::lock_guard<std::mutex> lock(histograms_mu_);
+    return histograms_;
+  }
 
  private:
   void Loop();
@@ -103,6 +115,8 @@ class ShardWriter {
   std::vector<WriteOp> queue_;  // guarded by mu_
   bool stopping_ = false;       // guarded by mu_
   WriterStats stats_;
+  mutable std::mutex histograms_mu_;  // taken once per group commit
+  WriterHistograms histograms_;       // guarded by histograms_mu_
   std::thread thread_;
 };
 

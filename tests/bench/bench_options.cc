@@ -3,7 +3,30 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "router/security/keys.h"
+#include "tests/bench/redis_connection.h"
+
 namespace todo::bench {
+
+namespace {
+
+// Fills o->curve from --curve-server-key and --curve-key (both or neither).
+Status LoadCurveKeys(BenchOptions* o) {
+  if (o->curve_server_key.empty() && o->curve_key.empty()) return Status::Ok();
+  if (o->curve_server_key.empty() || o->curve_key.empty()) {
+    return Status::BadRequest("CURVE needs both --curve-server-key and --curve-key");
+  }
+  if (o->backend != "zmq") return Status::BadRequest("--curve-* go with --backend zmq");
+  auto server = security::ParseKeyOrFile(o->curve_server_key);
+  if (!server.ok()) return Status::BadRequest("--curve-server-key: " + server.status().message());
+  std::string secret = o->curve_key.ends_with(".key") ? o->curve_key : o->curve_key + ".key";
+  auto own = security::LoadSecretKeyFile(secret, nullptr);
+  if (!own.ok()) return Status::BadRequest("--curve-key: " + own.status().message());
+  o->curve = ZmqCurveKeys{*server, *own};
+  return Status::Ok();
+}
+
+}  // namespace
 
 Status BenchOptions::Validate() {
   bool endpoint_ok = false;
@@ -12,6 +35,11 @@ Status BenchOptions::Validate() {
   }
   if (!endpoint_ok)
     return Status::BadRequest("--endpoint must be a tcp://, ipc:// or inproc:// endpoint");
+  if (backend != "zmq" && backend != "redis")
+    return Status::BadRequest("--backend must be zmq or redis");
+  if (backend == "redis") {
+    if (auto redis = ParseRedisEndpoint(endpoint); !redis.ok()) return redis.status();
+  }
   if (connections < 1 || connections > 4096)
     return Status::BadRequest("--connections must be 1-4096");
   if (window < 1 || window > 65536) return Status::BadRequest("--window must be 1-65536");
@@ -29,6 +57,8 @@ Status BenchOptions::Validate() {
     return Status::BadRequest("--warmup must be 0-86400 seconds");
   }
   if (preload > 1'000'000) return Status::BadRequest("--preload must be 0-1000000");
+  if (touch_lists && preload > 0)
+    return Status::BadRequest("--touch-lists and --preload can't be used together");
   if (dates < 1 || dates > 100000) return Status::BadRequest("--dates must be 1-100000");
   if (title_bytes < 1 || title_bytes > 1024)
     return Status::BadRequest("--title-bytes must be 1-1024");
@@ -58,7 +88,11 @@ WorkloadOptions BenchOptions::Workload() const {
 std::optional<BenchOptions> ParseBenchFlags(int argc, char** argv, int* exit_code) {
   BenchOptions o;
   CLI::App app("todo-bench: closed-loop load generator for a todo router or node", "todo-bench");
-  app.add_option("--endpoint", o.endpoint, "router or node to load")->capture_default_str();
+  app.add_option("--endpoint", o.endpoint, "router or node to load (with redis: tcp://HOST:PORT)")
+      ->capture_default_str();
+  app.add_option("--backend", o.backend,
+                 "zmq (the todo protocol) or redis (the same requests as Redis commands)")
+      ->capture_default_str();
   app.add_option("--connections", o.connections, "DEALER connections")->capture_default_str();
   app.add_option("--window", o.window, "requests kept in flight per connection")
       ->capture_default_str();
@@ -83,6 +117,17 @@ std::optional<BenchOptions> ParseBenchFlags(int argc, char** argv, int* exit_cod
                  "seconds for every connection to answer a ping")
       ->capture_default_str();
   app.add_flag("--json", o.json, "print one JSON object on stdout (the table goes to stderr)");
+  app.add_flag("--touch-lists", o.touch_lists,
+               "no timed run: send one entries (no date) to each of --lists lists, then exit");
+  app.add_flag("--mark-phases", o.mark_phases,
+               "print 'todo-bench: phase measure-start|measure-end' on stderr at the window's "
+               "edges");
+  app.add_option("--curve-server-key", o.curve_server_key,
+                 "CURVE: the server's public key, Z85 or a .pub file (with --curve-key)")
+      ->type_name("Z85|FILE");
+  app.add_option("--curve-key", o.curve_key,
+                 "CURVE: this client's keypair PREFIX.key (todo-keygen; with --curve-server-key)")
+      ->type_name("PREFIX");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -95,6 +140,11 @@ std::optional<BenchOptions> ParseBenchFlags(int argc, char** argv, int* exit_cod
     return std::nullopt;
   }
   if (Status s = o.Validate(); !s.ok()) {
+    std::cerr << "todo-bench: error: " << s.message() << "\n";
+    *exit_code = 2;
+    return std::nullopt;
+  }
+  if (Status s = LoadCurveKeys(&o); !s.ok()) {
     std::cerr << "todo-bench: error: " << s.message() << "\n";
     *exit_code = 2;
     return std::nullopt;

@@ -7,13 +7,21 @@
 #include <string>
 
 #include "common/status.h"
+#include "router/security/keys.h"
 #include "tests/bench/workload.h"
 
 namespace todo::bench {
 
+// The keys of a CURVE client connection (router/security/keys.h).
+struct ZmqCurveKeys {
+  security::CurveKey server_key;  // the router's (or node's) public key
+  security::KeyPair own;          // this client's keypair
+};
+
 struct BenchOptions {
-  std::string endpoint = "tcp://127.0.0.1:7000";  // router or node to load
-  uint32_t connections = 16;                      // DEALER sockets
+  std::string endpoint = "tcp://127.0.0.1:7000";  // router or node (or Redis) to load
+  std::string backend = "zmq";                    // zmq (todo protocol) or redis (Redis commands)
+  uint32_t connections = 16;                      // DEALER sockets (or Redis connections)
   uint32_t window = 32;                           // requests in flight per connection, always
   uint32_t threads = 1;                           // connections are spread round-robin over them
   uint32_t io_threads = 1;                        // ZeroMQ I/O threads of the shared context
@@ -29,6 +37,13 @@ struct BenchOptions {
   int64_t timeout_ms = 10000;    // per request; then client_timeout
   double connect_timeout_s = 5;  // no reply on some connection by then: exit 1
   bool json = false;             // one JSON object on stdout
+  bool touch_lists = false;      // only send one entries_all to every list, then exit
+  bool mark_phases = false;      // stderr lines at the measured window's start and end
+
+  // CurveZMQ (a server run with --curve-secret; zmq backend only):
+  std::string curve_server_key;       // --curve-server-key Z85|FILE: the server's public key
+  std::string curve_key;              // --curve-key PREFIX: this client's keypair (PREFIX.key)
+  std::optional<ZmqCurveKeys> curve;  // loaded from the two above by ParseBenchFlags
 
   Mix parsed_mix;  // filled by Validate()
 

@@ -9,8 +9,8 @@
   adds refused with overloaded, and sends the same request stream for the
   same seed.
 - NodeTest: against a real todo-node (skipped if $TODO_NODE_BIN is missing):
-  a full mix runs with no error but not_found, and --preload leaves exactly K
-  entries on every list.
+  a full mix runs with no error but not_found, --preload leaves exactly K
+  entries on every list, and --touch-lists reads every list once.
 
 $TODO_BENCH_BIN names the bench (ctest sets it). Every wait is bounded and
 every process started is stopped by pid.
@@ -280,6 +280,16 @@ class NodeTest(unittest.TestCase):
             self.assertEqual([e["id"] for e in got], [1, 2, 3, 4])
             for e in got:
                 self.assertEqual(len(e["title"]), 24)
+
+    def test_touch_lists_reads_each_list_once(self):
+        r = run_bench("--endpoint", self.endpoint, "--touch-lists", "--lists", "500",
+                      "--list-prefix", "touch-", "--connections", "3", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d = json.loads(r.stdout)
+        self.assertEqual((d["touched_ok"], d["errors"], d["lists"]), (500, {}, 500))
+        self.assertEqual(self.entries("touch-499"), [])
+        r = run_bench("--endpoint", self.endpoint, "--touch-lists", "--preload", "1")
+        self.assertEqual(r.returncode, 2)
 
 
 if __name__ == "__main__":

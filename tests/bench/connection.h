@@ -4,9 +4,10 @@
 // The driver (driver.h) owns the window, the deadlines and the statistics; a
 // backend only translates a BenchRequest into its wire format and replies
 // back into an Outcome. The ZeroMQ backend (zmq_connection.h) speaks the
-// todo protocol to a router or a node; a Redis backend (hiredis, pipelined on
-// a non-blocking socket) would implement the same interface, polling on its
-// file descriptor, which zmq_poll accepts next to ZeroMQ sockets.
+// todo protocol to a router or a node; the Redis backend (redis_connection.h:
+// hiredis, pipelined on a non-blocking socket) implements the same interface,
+// polling on its file descriptor, which zmq_poll accepts next to ZeroMQ
+// sockets.
 //
 // Threading: a Connection is used by one thread only (its driver's).
 #pragma once

@@ -121,9 +121,13 @@ void ThreadDriver::Pump(Source& source, int64_t until_ns, int64_t timeout_ns) {
     int64_t now = NowNs();
     if (now >= until_ns) break;
     for (size_t c = 0; c < conns_.size(); ++c) TopUp(c, source, timeout_ns);
-    bool pending = false;
-    for (const Conn& conn : conns_) pending |= conn.pending.has_value();
+    bool pending = false, all_broken = true;
+    for (const Conn& conn : conns_) {
+      pending |= conn.pending.has_value();
+      all_broken &= conn.broken;
+    }
     if (in_flight_ == 0 && !pending && source.Exhausted()) break;
+    if (in_flight_ == 0 && all_broken) break;  // nothing can be sent or answered any more
 
     for (size_t c = 0; c < conns_.size(); ++c) {
       const Conn& conn = conns_[c];
@@ -203,14 +207,22 @@ uint32_t ThreadDriver::Handshake(int64_t deadline_ns) {
 }
 
 void ThreadDriver::Preload(const std::vector<uint32_t>& lists) {
-  // Items are numbered n = list position * preload + k; a cookie is
+  Fill(lists, workload_.options().preload, /*touch=*/false);
+}
+
+void ThreadDriver::Touch(const std::vector<uint32_t>& lists) { Fill(lists, 1, /*touch=*/true); }
+
+void ThreadDriver::Fill(const std::vector<uint32_t>& lists, uint32_t per_list, bool touch) {
+  // Items are numbered n = list position * per_list + k; a cookie is
   // n << 8 | attempts so far.
   class PreloadSource : public Source {
    public:
-    PreloadSource(const Workload& w, const std::vector<uint32_t>& lists, RunStats* stats)
+    PreloadSource(const Workload& w, const std::vector<uint32_t>& lists, uint32_t per_list,
+                  bool touch, RunStats* stats)
         : workload_(w),
           lists_(lists),
-          per_list_(w.options().preload),
+          per_list_(per_list),
+          touch_(touch),
           total_(uint64_t{per_list_} * lists.size()),
           stats_(stats) {}
     bool Next(size_t, BenchRequest* out, uint64_t* cookie) override {
@@ -225,8 +237,9 @@ void ThreadDriver::Preload(const std::vector<uint32_t>& lists) {
       } else {
         return false;
       }
-      *out = workload_.PreloadRequest(lists_[item / per_list_],
-                                      static_cast<uint32_t>(item % per_list_));
+      uint32_t list = lists_[item / per_list_];
+      *out = touch_ ? workload_.TouchRequest(list)
+                    : workload_.PreloadRequest(list, static_cast<uint32_t>(item % per_list_));
       *cookie = item << 8 | attempts;
       return true;
     }
@@ -253,6 +266,7 @@ void ThreadDriver::Preload(const std::vector<uint32_t>& lists) {
     const Workload& workload_;
     const std::vector<uint32_t>& lists_;
     uint32_t per_list_;
+    bool touch_;
     uint64_t total_;
     uint64_t next_ = 0;
     // Ready times grow with the attempt count, not strictly in order; a retry
@@ -260,8 +274,8 @@ void ThreadDriver::Preload(const std::vector<uint32_t>& lists) {
     std::deque<Retry> retries_;
     RunStats* stats_;
   };
-  if (workload_.options().preload == 0 || lists.empty()) return;
-  PreloadSource source(workload_, lists, &stats_);
+  if (per_list == 0 || lists.empty()) return;
+  PreloadSource source(workload_, lists, per_list, touch, &stats_);
   Pump(source, std::numeric_limits<int64_t>::max(), options_.timeout_ns);
 }
 

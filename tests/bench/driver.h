@@ -83,6 +83,10 @@ class ThreadDriver {
   static constexpr uint32_t kPreloadAttempts = 20;
   void Preload(const std::vector<uint32_t>& lists);
 
+  // --touch-lists: like Preload, but sends one TouchRequest (entries, no
+  // date) to each of `lists`; outcomes also go to stats().preload.
+  void Touch(const std::vector<uint32_t>& lists);
+
   // The timed run: sends from the streams until measure_end, then waits for
   // the requests still in flight (up to their deadlines) without counting them.
   void Run(const Phases& phases);
@@ -127,6 +131,9 @@ class ThreadDriver {
   void Pump(Source& source, int64_t until_ns, int64_t timeout_ns);
   void TopUp(size_t c, Source& source, int64_t timeout_ns);
   void ExpireDue(Source& source, int64_t now_ns);
+  // Preload and Touch: `per_list` requests to each of `lists`, made by
+  // PreloadRequest (touch false) or TouchRequest (touch true).
+  void Fill(const std::vector<uint32_t>& lists, uint32_t per_list, bool touch);
 
   const Workload& workload_;
   DriverOptions options_;

@@ -86,6 +86,12 @@ void JsonErrors(std::string* out, const std::array<uint64_t, kNumOutcomes>& outc
   out->push_back('}');
 }
 
+uint64_t Failed(const std::array<uint64_t, kNumOutcomes>& outcomes) {
+  uint64_t n = 0;
+  for (int o = 1; o < kNumOutcomes; ++o) n += outcomes[o];
+  return n;
+}
+
 void JsonLatency(std::string* out, const LatencyHistogram& h) {
   Appendf(out,
           "{\"count\":%llu,\"mean\":%.1f,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,"
@@ -115,9 +121,10 @@ std::string FormatTable(const BenchSummary& s) {
   std::string out;
   Appendf(
       &out,
-      "todo-bench %s: %u connections x %u in flight, %u thread%s, %u lists, mix %s, seed %llu\n",
-      o.endpoint.c_str(), o.connections, o.window, o.threads, o.threads == 1 ? "" : "s", o.lists,
-      o.parsed_mix.ToString().c_str(), static_cast<unsigned long long>(o.seed));
+      "todo-bench %s%s: %u connections x %u in flight, %u thread%s, %u lists, mix %s, seed %llu\n",
+      o.backend == "zmq" ? "" : "(redis) ", o.endpoint.c_str(), o.connections, o.window, o.threads,
+      o.threads == 1 ? "" : "s", o.lists, o.parsed_mix.ToString().c_str(),
+      static_cast<unsigned long long>(o.seed));
   if (o.preload > 0) {
     uint64_t ok = s.stats.preload[0], failed = 0;
     for (int i = 1; i < kNumOutcomes; ++i) failed += s.stats.preload[i];
@@ -179,6 +186,8 @@ std::string FormatJson(const BenchSummary& s) {
   const Row& all = rows.back();
   std::string out = "{\"endpoint\":";
   JsonString(&out, o.endpoint);
+  out += ",\"backend\":";
+  JsonString(&out, o.backend);
   out += ",\"mix\":";
   JsonString(&out, o.parsed_mix.ToString());
   out += ",\"list_prefix\":";
@@ -226,6 +235,35 @@ std::string FormatJson(const BenchSummary& s) {
           "\"measured_core_pct\":%.1f}}",
           s.cpu_total.user_s, s.cpu_total.sys_s, s.cpu_total.total_s(), s.cpu_measured.total_s(),
           MeasuredCorePercent(s));
+  return out;
+}
+
+std::string FormatTouchLine(const BenchSummary& s) {
+  const BenchOptions& o = *s.options;
+  std::string out;
+  uint64_t failed = Failed(s.stats.preload);
+  Appendf(&out, "todo-bench %s: touched %u lists in %.2f s: %llu ok, %llu failed",
+          o.endpoint.c_str(), o.lists, s.preload_s,
+          static_cast<unsigned long long>(s.stats.preload[0]),
+          static_cast<unsigned long long>(failed));
+  if (failed > 0) {
+    out += ' ';
+    JsonErrors(&out, s.stats.preload);
+  }
+  out += '\n';
+  return out;
+}
+
+std::string FormatTouchJson(const BenchSummary& s) {
+  const BenchOptions& o = *s.options;
+  std::string out = "{\"endpoint\":";
+  JsonString(&out, o.endpoint);
+  out += ",\"backend\":";
+  JsonString(&out, o.backend);
+  Appendf(&out, ",\"lists\":%u,\"touched_ok\":%llu,\"touch_s\":%.3f,\"errors\":", o.lists,
+          static_cast<unsigned long long>(s.stats.preload[0]), s.preload_s);
+  JsonErrors(&out, s.stats.preload);
+  Appendf(&out, ",\"cpu\":{\"total_s\":%.3f}}", s.cpu_total.total_s());
   return out;
 }
 

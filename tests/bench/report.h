@@ -31,4 +31,11 @@ std::string FormatTable(const BenchSummary& summary);
 // The same figures as one JSON object on one line (no trailing newline).
 std::string FormatJson(const BenchSummary& summary);
 
+// --touch-lists (the outcomes are in stats.preload, the time in preload_s):
+// "todo-bench ENDPOINT: touched N lists in S s: K ok, F failed {code:n,...}\n",
+// or one JSON object {"endpoint","backend","lists","touched_ok","touch_s",
+// "errors","cpu"} (no trailing newline).
+std::string FormatTouchLine(const BenchSummary& summary);
+std::string FormatTouchJson(const BenchSummary& summary);
+
 }  // namespace todo::bench

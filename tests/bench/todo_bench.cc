@@ -1,17 +1,22 @@
-// todo-bench: a closed-loop load generator for a todo router or node.
+// todo-bench: a closed-loop load generator for a todo router or node, or for
+// Redis doing the same work (--backend redis, redis_connection.h).
 //
-// DESIGN. --connections DEALER sockets are spread round-robin over --threads
-// bench threads; each thread creates, polls and closes its own sockets (a
-// ThreadDriver), so no socket is ever touched by two threads. The threads
-// meet at a std::barrier between phases; the barrier's completion step (run
-// by one thread while the others wait) takes the phase decisions:
+// DESIGN. --connections connections (DEALER sockets, or hiredis contexts) are
+// spread round-robin over --threads bench threads; each thread creates, polls
+// and closes its own connections (a ThreadDriver), so no socket is ever
+// touched by two threads. The threads meet at a std::barrier between phases;
+// the barrier's completion step (run by one thread while the others wait)
+// takes the phase decisions:
 //   1. handshake: every connection pings until answered or --connect-timeout;
 //      if any connection got no reply, everybody stops and we exit 1;
-//   2. preload:   each thread adds --preload entries to its share of lists;
+//   2. preload:   each thread adds --preload entries to its share of lists
+//                 (with --touch-lists: one entries request to each of them,
+//                 and the run is skipped);
 //   3. run:       warmup then the measured window, the same time points for
 //                 every thread; then a bounded drain of what is in flight.
-// The main thread samples the process's CPU time at the window's edges and
-// prints the merged statistics.
+// The main thread samples the process's CPU time at the window's edges (and
+// with --mark-phases says so on stderr, so a caller can sample the servers'
+// CPU time there too) and prints the merged statistics.
 #include <time.h>
 
 #include <barrier>
@@ -23,6 +28,7 @@
 
 #include "tests/bench/bench_options.h"
 #include "tests/bench/driver.h"
+#include "tests/bench/redis_connection.h"
 #include "tests/bench/report.h"
 #include "tests/bench/workload.h"
 #include "tests/bench/zmq_connection.h"
@@ -30,8 +36,8 @@
 namespace todo::bench {
 namespace {
 
-// Creates connection number `index` (0..connections-1). The only place that
-// names a backend: a Redis mode would choose another factory here.
+// Creates connection number `index` (0..connections-1). Main() picks the
+// backend's factory; nothing else names a backend.
 using ConnectionFactory = std::function<StatusOr<std::unique_ptr<Connection>>(uint32_t index)>;
 
 // State shared by the bench threads. Fields written in the barrier
@@ -61,6 +67,9 @@ struct OnBarrier {
       s->preload_start_ns = now;
       if (s->abort) {
         s->started.set_value(false);
+      } else if (s->options->touch_lists) {
+        std::fprintf(stderr, "todo-bench: %u connections answered; touching %u lists\n",
+                     s->options->connections, s->options->lists);
       } else if (s->options->preload > 0) {
         std::fprintf(
             stderr, "todo-bench: %u connections answered; preloading %llu adds\n",
@@ -107,12 +116,16 @@ void BenchThread(uint32_t t, Shared* shared, std::barrier<OnBarrier>* barrier,
   if (shared->abort) return;
 
   std::vector<uint32_t> lists;
-  if (o.preload > 0) {
+  if (o.preload > 0 || o.touch_lists) {
     for (uint32_t l = t; l < o.lists; l += o.threads) lists.push_back(l);
   }
-  driver->Preload(lists);
+  if (o.touch_lists) {
+    driver->Touch(lists);
+  } else {
+    driver->Preload(lists);
+  }
   barrier->arrive_and_wait();
-  driver->Run(shared->phases);
+  if (!o.touch_lists) driver->Run(shared->phases);
   *out = driver->stats();
 }
 
@@ -120,6 +133,21 @@ void SleepUntil(int64_t ns) {
   timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
   }
+}
+
+// --touch-lists: prints one line (or one JSON object) with what the touch did.
+// Returns the exit status: 0, or 3 if no request succeeded.
+int PrintTouched(const BenchSummary& s) {
+  if (s.options->json) {
+    std::printf("%s\n", FormatTouchJson(s).c_str());
+  } else {
+    std::fputs(FormatTouchLine(s).c_str(), stdout);
+  }
+  if (s.stats.preload[static_cast<int>(Outcome::kOk)] == 0) {
+    std::fprintf(stderr, "todo-bench: error: no request succeeded\n");
+    return 3;
+  }
+  return 0;
 }
 
 int Main(int argc, char** argv) {
@@ -132,10 +160,26 @@ int Main(int argc, char** argv) {
   zmq::context_t ctx(static_cast<int>(o.io_threads));
   int hwm = static_cast<int>(std::max<uint32_t>(1000, 2 * o.window));
   ConnectionFactory factory = [&](uint32_t) -> StatusOr<std::unique_ptr<Connection>> {
-    auto c = ZmqConnection::Open(ctx, o.endpoint, hwm);
+    auto c = ZmqConnection::Open(ctx, o.endpoint, hwm, o.curve ? &*o.curve : nullptr);
     if (!c.ok()) return c.status();
     return std::unique_ptr<Connection>(std::move(c).value());
   };
+  RedisEndpoint redis;
+  RedisScripts scripts;
+  if (o.backend == "redis") {
+    redis = *ParseRedisEndpoint(o.endpoint);  // Validate() checked it
+    auto loaded = LoadRedisScripts(redis, o.connect_timeout_s);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "todo-bench: error: %s\n", loaded.status().message().c_str());
+      return 1;
+    }
+    scripts = *std::move(loaded);
+    factory = [&](uint32_t) -> StatusOr<std::unique_ptr<Connection>> {
+      auto c = RedisConnection::Open(redis, scripts);
+      if (!c.ok()) return c.status();
+      return std::unique_ptr<Connection>(std::move(c).value());
+    };
+  }
 
   Shared shared;
   shared.options = &o;
@@ -151,11 +195,13 @@ int Main(int argc, char** argv) {
   BenchSummary summary;
   summary.options = &o;
   bool running = started.get();
-  if (running) {
+  if (running && !o.touch_lists) {
     SleepUntil(shared.phases.measure_start_ns);
+    if (o.mark_phases) std::fputs("todo-bench: phase measure-start\n", stderr);
     CpuTimes before = ProcessCpu();
     SleepUntil(shared.phases.measure_end_ns);
     CpuTimes after = ProcessCpu();
+    if (o.mark_phases) std::fputs("todo-bench: phase measure-end\n", stderr);
     summary.cpu_measured = {after.user_s - before.user_s, after.sys_s - before.sys_s};
   }
   for (std::thread& t : threads) t.join();
@@ -177,6 +223,7 @@ int Main(int argc, char** argv) {
   for (const RunStats& s : per_thread) summary.stats.Merge(s);
   summary.preload_s = static_cast<double>(shared.preload_end_ns - shared.preload_start_ns) / 1e9;
   summary.cpu_total = ProcessCpu();
+  if (o.touch_lists) return PrintTouched(summary);
   std::string table = FormatTable(summary);
   if (o.json) {
     std::fputs(table.c_str(), stderr);

@@ -138,6 +138,13 @@ BenchRequest Workload::PreloadRequest(uint32_t list, uint32_t k) const {
   return r;
 }
 
+BenchRequest Workload::TouchRequest(uint32_t list) const {
+  BenchRequest r;
+  r.op = BenchOp::kEntriesAll;
+  r.list = ListName(list);
+  return r;
+}
+
 RequestStream::RequestStream(const Workload& workload, uint64_t seed, uint32_t connection)
     : workload_(workload),
       rng_(seed * 0x9e3779b97f4a7c15 ^ (uint64_t{connection} + 1) * 0xd1b54a32d192ed03),

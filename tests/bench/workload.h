@@ -74,6 +74,8 @@ class Workload {
   std::string_view Title(uint32_t variant) const;
   // The k-th preload add (k < preload) of a list.
   BenchRequest PreloadRequest(uint32_t list, uint32_t k) const;
+  // The one request --touch-lists sends to a list: entries, no date.
+  BenchRequest TouchRequest(uint32_t list) const;
 
  private:
   WorkloadOptions options_;

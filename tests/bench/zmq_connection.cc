@@ -7,12 +7,18 @@ namespace todo::bench {
 namespace protocol = todo::protocol;
 
 StatusOr<std::unique_ptr<ZmqConnection>> ZmqConnection::Open(zmq::context_t& ctx,
-                                                             const std::string& endpoint, int hwm) {
+                                                             const std::string& endpoint, int hwm,
+                                                             const ZmqCurveKeys* curve) {
   try {
     zmq::socket_t socket(ctx, zmq::socket_type::dealer);
     socket.set(zmq::sockopt::linger, 0);
     socket.set(zmq::sockopt::sndhwm, hwm);
     socket.set(zmq::sockopt::rcvhwm, hwm);
+    if (curve != nullptr) {  // CurveZMQ (--curve-server-key, --curve-key)
+      socket.set(zmq::sockopt::curve_serverkey, zmq::buffer(curve->server_key));
+      socket.set(zmq::sockopt::curve_publickey, zmq::buffer(curve->own.public_key));
+      socket.set(zmq::sockopt::curve_secretkey, zmq::buffer(curve->own.secret_key));
+    }
     socket.connect(endpoint);
     return std::unique_ptr<ZmqConnection>(new ZmqConnection(std::move(socket)));
   } catch (const zmq::error_t& e) {

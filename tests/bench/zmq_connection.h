@@ -13,6 +13,7 @@
 #include <zmq.hpp>
 
 #include "common/status.h"
+#include "tests/bench/bench_options.h"
 #include "tests/bench/connection.h"
 
 namespace todo::bench {
@@ -21,9 +22,11 @@ class ZmqConnection final : public Connection {
  public:
   // Creates a DEALER on `ctx`, connected to `endpoint` (connecting is
   // asynchronous: a missing server shows as requests never answered).
-  // `hwm` bounds the messages queued in each direction.
+  // `hwm` bounds the messages queued in each direction. With `curve`, a
+  // CURVE client of that server key with that keypair.
   static StatusOr<std::unique_ptr<ZmqConnection>> Open(zmq::context_t& ctx,
-                                                       const std::string& endpoint, int hwm);
+                                                       const std::string& endpoint, int hwm,
+                                                       const ZmqCurveKeys* curve = nullptr);
 
   SendResult Send(const BenchRequest& request, uint64_t tag) override;
   zmq_pollitem_t PollItem() override;

@@ -281,7 +281,8 @@ def ports_free(base, count):
 def pick_base_port(count):
     for _ in range(50):
         base = random.randrange(17000, 40000, 10)
-        if ports_free(base, count):
+        # deploy/cluster also binds base+80 (HTTP) and base+91.. (node metrics).
+        if ports_free(base, count) and ports_free(base + 80, 20):
             return base
     raise RuntimeError("no free port range found")
 

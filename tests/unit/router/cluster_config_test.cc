@@ -109,8 +109,10 @@ TEST(ParseClusterTextTest, EveryErrorNamesFileAndLine) {
   };
   const std::vector<Case> cases = {
       {"node n1 tcp://a:1\n\nnodes n2 tcp://b:1\n", "c.conf:3:", "unknown directive 'nodes'"},
-      {"# c\nnode n1\n", "c.conf:2:", "expected 'node NAME ENDPOINT', got 2 words"},
-      {"node n1 tcp://a:1 extra\n", "c.conf:1:", "got 4 words"},
+      {"# c\nnode n1\n", "c.conf:2:", "expected 'node NAME ENDPOINT [SERVER_KEY]', got 2 words"},
+      {"node n1 tcp://a:1 extra\n",
+       "c.conf:1:", "server key of node 'n1': not a CURVE key: expected 40 Z85 characters, got 5"},
+      {"node n1 tcp://a:1 extra words\n", "c.conf:1:", "got 5 words"},
       {"node\n", "c.conf:1:", "got 1 words"},
       {"node n1 tcp://a:1\nnode bad/name tcp://b:1\n", "c.conf:2:", "'bad/name'"},
       {"node " + std::string(65, 'x') + " tcp://a:1\n", "c.conf:1:", "1-64 characters"},
@@ -124,6 +126,62 @@ TEST(ParseClusterTextTest, EveryErrorNamesFileAndLine) {
     std::string message = ParseError(c.text);
     EXPECT_EQ(message.rfind(c.where, 0), 0u) << c.text << " -> " << message;
     EXPECT_NE(message.find(c.what), std::string::npos) << c.text << " -> " << message;
+  }
+}
+
+constexpr char kKey1[] = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
+constexpr char kKey2[] = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+
+TEST(ParseClusterTextTest, OptionalServerKey) {
+  auto nodes = ParseOk(std::string("node n1 tcp://h:1 ") + kKey1 + "  # n1's todo-keygen n1.pub\n" +
+                       "node n2 tcp://h:2\n");
+  ASSERT_EQ(nodes.size(), 2u);
+  ASSERT_TRUE(nodes[0].server_key.has_value());
+  EXPECT_EQ(security::EncodeZ85Key(*nodes[0].server_key), kKey1);
+  EXPECT_FALSE(nodes[1].server_key.has_value());
+  std::string bad_key = kKey1;
+  bad_key[0] = '~';
+  std::string message = ParseError("node n1 tcp://h:1 " + bad_key + "\n");
+  EXPECT_EQ(message.rfind("c.conf:1: server key of node 'n1': not a CURVE key", 0), 0u) << message;
+  EXPECT_EQ(message.find(bad_key), std::string::npos) << message;
+}
+
+TEST(NodeKeysTest, FlagsSetKeysOfKnownNodesOnce) {
+  std::vector<NodeSpec> nodes = ParseOk(std::string("node n1 tcp://h:1 ") + kKey1 +
+                                        "\nnode n2 tcp://h:2\nnode n3 tcp://h:3\n");
+  // Repeating the file's key is fine; n2 gets one; n3 has none.
+  Status s = ApplyNodeKeyFlags({std::string("n1=") + kKey1, std::string("n2=") + kKey2}, &nodes);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(security::EncodeZ85Key(*nodes[1].server_key), kKey2);
+  s = CheckNodeKeys(nodes, true);
+  EXPECT_NE(s.message().find("no server key for node(s) n3"), std::string::npos) << s.message();
+  s = CheckNodeKeys(nodes, false);
+  EXPECT_NE(s.message().find("node(s) n1, n2 but no --curve-secret"), std::string::npos)
+      << s.message();
+  ASSERT_TRUE(ApplyNodeKeyFlags({std::string("n3=") + kKey2}, &nodes).ok());
+  EXPECT_TRUE(CheckNodeKeys(nodes, true).ok());
+  EXPECT_TRUE(CheckNodeKeys(ParseOk("node n1 tcp://h:1\n"), false).ok());
+}
+
+TEST(NodeKeysTest, FlagErrors) {
+  struct Case {
+    std::vector<std::string> flags;
+    std::string what;
+  };
+  const std::vector<Case> cases = {
+      {{"n1"}, "must be NAME=KEY"},
+      {{std::string("n9=") + kKey1}, "no node named 'n9'"},
+      {{std::string("n2=") + kKey1, std::string("n2=") + kKey2}, "node 'n2' given twice"},
+      {{std::string("n1=") + kKey2}, "node 'n1' has another key at c.conf:1"},
+      {{"n2=/nonexistent/n2.pub"}, "neither a key"},
+  };
+  for (const Case& c : cases) {
+    std::vector<NodeSpec> nodes =
+        ParseOk(std::string("node n1 tcp://h:1 ") + kKey1 + "\nnode n2 tcp://h:2\n");
+    Status s = ApplyNodeKeyFlags(c.flags, &nodes);
+    EXPECT_EQ(s.code(), ErrorCode::kBadRequest) << c.what;
+    EXPECT_EQ(s.message().rfind("--node-key", 0), 0u) << s.message();
+    EXPECT_NE(s.message().find(c.what), std::string::npos) << s.message();
   }
 }
 

@@ -20,7 +20,7 @@ std::optional<RouterOptions> Parse(std::vector<std::string> args, int* exit_code
 RouterOptions Valid() {
   RouterOptions o;
   o.listen = "tcp://127.0.0.1:7000";
-  o.nodes = {{"n1", "tcp://127.0.0.1:7001", "--node"}};
+  o.nodes = {{"n1", "tcp://127.0.0.1:7001", "--node", std::nullopt}};
   return o;
 }
 

@@ -1,0 +1,257 @@
+#include "node/metrics.h"
+
+#include <msgpack.hpp>
+
+#include "node/registry.h"
+#include "node/store/store.h"
+
+namespace todo::node {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+void PackStr(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+void PackKV(Packer& pk, std::string_view key, uint64_t v) {
+  PackStr(pk, key);
+  pk.pack_uint64(v);
+}
+
+std::string OpLabel(size_t op) {
+  if (op >= protocol::kNumOps) return "invalid";
+  return std::string(protocol::OpName(static_cast<protocol::Op>(op)));
+}
+
+std::string CodeLabel(size_t code) {
+  return std::string(ErrorCodeName(static_cast<ErrorCode>(code)));
+}
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// NodeCounters fields, in the order both outputs list them.
+struct Scalar {
+  const char* name;
+  const char* help;
+  uint64_t NodeCounters::*field;
+};
+constexpr Scalar kScalars[] = {
+    {"received", "Request messages read from the socket.", &NodeCounters::requests},
+    {"bad_requests", "Requests answered bad_request or unknown_op by the socket loop.",
+     &NodeCounters::bad_requests},
+    {"overloaded", "Requests refused with overloaded by the socket loop.",
+     &NodeCounters::overloaded},
+    {"replies_sent", "Replies sent.", &NodeCounters::replies_sent},
+    {"replies_dropped", "Replies dropped (client gone or not reading).",
+     &NodeCounters::replies_dropped},
+};
+
+}  // namespace
+
+NodeMetrics::NodeMetrics(std::string name, Registry* registry, store::Store* store)
+    : name_(std::move(name)), registry_(registry), store_(store) {}
+
+NodeMetrics::~NodeMetrics() = default;
+
+void NodeMetrics::OnReply(const Envelope::Trace& trace, const zmq::message_t& body) {
+  std::optional<ErrorCode> code =
+      protocol::PeekReplyCode(std::string_view(static_cast<const char*>(body.data()), body.size()));
+  size_t op = trace.op < protocol::kNumOps ? trace.op : protocol::kNumOps;
+  if (code) {
+    ++live_.by_op_code[op][static_cast<size_t>(*code)];
+  } else {
+    ++live_.unreadable_replies;
+  }
+  if (op < protocol::kNumOps && trace.received != Clock::time_point{}) {
+    live_.latency[op].Observe(std::chrono::duration<double>(Clock::now() - trace.received).count());
+  }
+}
+
+void NodeMetrics::Publish(const NodeServer& server) {
+  Clock::time_point now = Clock::now();
+  if (now >= next_mailbox_scan_) {
+    registry_->MailboxDepths(&mailbox_sum_, &mailbox_max_);
+    next_mailbox_scan_ = now + kMailboxEvery;
+  }
+  Published p;
+  p.loop = live_;
+  p.counters = server.counters();
+  p.inflight = server.inflight();
+  p.live_actors = registry_->size();
+  p.actors_loaded = registry_->created();
+  p.actors_evicted = registry_->evicted();
+  p.mailbox_sum = mailbox_sum_;
+  p.mailbox_max = mailbox_max_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::swap(published_, p);
+  }
+  published_at_ns_.store(NowNs(), std::memory_order_release);
+}
+
+bool NodeMetrics::serving() const {
+  if (stopped_.load(std::memory_order_acquire)) return false;
+  int64_t at = published_at_ns_.load(std::memory_order_acquire);
+  return at != 0 && NowNs() - at <= std::chrono::nanoseconds(kStaleAfter).count();
+}
+
+std::string NodeMetrics::PrometheusText() const {
+  Published p;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    p = published_;
+  }
+  metrics::TextWriter w;
+  w.Family("todo_node_requests_total", "counter",
+           "Requests answered, by op (invalid: did not decode) and reply code.");
+  for (size_t op = 0; op < kOpSlots; ++op) {
+    for (size_t code = 0; code < kCodes; ++code) {
+      uint64_t v = p.loop.by_op_code[op][code];
+      if (v == 0 && code != 0) continue;  // always list ok, so every op appears
+      if (op == protocol::kNumOps && v == 0) continue;
+      w.Sample("todo_node_requests_total", {{"op", OpLabel(op)}, {"code", CodeLabel(code)}},
+               static_cast<double>(v));
+    }
+  }
+  w.Family("todo_node_request_duration_seconds", "histogram",
+           "Time from reading a request to sending its reply, by op.");
+  for (size_t op = 0; op < protocol::kNumOps; ++op) {
+    w.HistogramSamples("todo_node_request_duration_seconds", {{"op", OpLabel(op)}},
+                       p.loop.latency[op]);
+  }
+  for (const Scalar& s : kScalars) {
+    std::string name = std::string("todo_node_") + s.name + "_total";
+    w.Family(name, "counter", s.help);
+    w.Sample(name, {}, static_cast<double>(p.counters.*s.field));
+  }
+  w.Family("todo_node_inflight", "gauge", "Requests admitted and not yet answered.");
+  w.Sample("todo_node_inflight", {}, static_cast<double>(p.inflight));
+  w.Family("todo_node_live_actors", "gauge", "List actors in memory.");
+  w.Sample("todo_node_live_actors", {}, static_cast<double>(p.live_actors));
+  w.Family("todo_node_actors_loaded_total", "counter", "List actors created (lists loaded).");
+  w.Sample("todo_node_actors_loaded_total", {}, static_cast<double>(p.actors_loaded));
+  w.Family("todo_node_actors_evicted_total", "counter", "Idle list actors evicted from memory.");
+  w.Sample("todo_node_actors_evicted_total", {}, static_cast<double>(p.actors_evicted));
+  w.Family("todo_node_mailbox_depth_sum", "gauge", "Messages queued in all mailboxes.");
+  w.Sample("todo_node_mailbox_depth_sum", {}, static_cast<double>(p.mailbox_sum));
+  w.Family("todo_node_mailbox_depth_max", "gauge", "Messages queued in the fullest mailbox.");
+  w.Sample("todo_node_mailbox_depth_max", {}, static_cast<double>(p.mailbox_max));
+
+  const uint32_t shards = store_->shards();
+  auto shard_label = [](uint32_t i) { return metrics::Labels{{"shard", std::to_string(i)}}; };
+  w.Family("todo_node_writer_queue_depth", "gauge",
+           "Writes queued for (or being written by) the shard's writer.");
+  for (uint32_t i = 0; i < shards; ++i) {
+    w.Sample("todo_node_writer_queue_depth", shard_label(i),
+             static_cast<double>(store_->writer(i).depth()));
+  }
+  struct WriterCounter {
+    const char* name;
+    const char* help;
+    std::atomic<uint64_t> store::WriterStats::*field;
+  };
+  static constexpr WriterCounter kWriterCounters[] = {
+      {"todo_node_group_commits_total", "Group commits (LevelDB writes).",
+       &store::WriterStats::batches},
+      {"todo_node_writes_total", "Writes committed in group commits.", &store::WriterStats::ops},
+      {"todo_node_failed_commits_total", "Group commits that failed.",
+       &store::WriterStats::failed_batches},
+  };
+  for (const WriterCounter& c : kWriterCounters) {
+    w.Family(c.name, "counter", c.help);
+    for (uint32_t i = 0; i < shards; ++i) {
+      w.Sample(c.name, shard_label(i),
+               static_cast<double>((store_->writer(i).stats().*c.field).load()));
+    }
+  }
+  std::vector<store::WriterHistograms> hists;
+  for (uint32_t i = 0; i < shards; ++i) hists.push_back(store_->writer(i).histograms());
+  w.Family("todo_node_group_commit_size", "histogram", "Writes per group commit.");
+  for (uint32_t i = 0; i < shards; ++i) {
+    w.HistogramSamples("todo_node_group_commit_size", shard_label(i), hists[i].batch_sizes);
+  }
+  w.Family("todo_node_write_duration_seconds", "histogram",
+           "Time inside LevelDB's Write (with fsync unless --no-sync) per group commit.");
+  for (uint32_t i = 0; i < shards; ++i) {
+    w.HistogramSamples("todo_node_write_duration_seconds", shard_label(i), hists[i].write_seconds);
+  }
+  w.Family("todo_node_serving", "gauge", "1 while the node's socket loop serves requests.");
+  w.Sample("todo_node_serving", {}, serving() ? 1 : 0);
+  return w.text();
+}
+
+void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& id,
+                              const NodeServer& server) {
+  size_t mailbox_sum = 0, mailbox_max = 0;
+  registry_->MailboxDepths(&mailbox_sum, &mailbox_max);
+  protocol::BeginOkReply(out, id);
+  Packer pk(out);
+  pk.pack_map(11 + static_cast<uint32_t>(std::size(kScalars)));
+  PackStr(pk, "role");
+  PackStr(pk, "node");
+  PackStr(pk, "name");
+  PackStr(pk, name_);
+  PackKV(pk, "inflight", server.inflight());
+  for (const Scalar& s : kScalars) PackKV(pk, s.name, server.counters().*s.field);
+  // {op: {code: n}} for the ops seen.
+  std::vector<size_t> ops;
+  for (size_t op = 0; op < kOpSlots; ++op) {
+    for (uint64_t v : live_.by_op_code[op]) {
+      if (v > 0) {
+        ops.push_back(op);
+        break;
+      }
+    }
+  }
+  PackStr(pk, "requests");
+  pk.pack_map(static_cast<uint32_t>(ops.size()));
+  for (size_t op : ops) {
+    PackStr(pk, OpLabel(op));
+    uint32_t n = 0;
+    for (uint64_t v : live_.by_op_code[op]) n += v > 0;
+    pk.pack_map(n);
+    for (size_t code = 0; code < kCodes; ++code) {
+      if (uint64_t v = live_.by_op_code[op][code]; v > 0) PackKV(pk, CodeLabel(code), v);
+    }
+  }
+  std::vector<size_t> timed;
+  for (size_t op = 0; op < protocol::kNumOps; ++op) {
+    if (live_.latency[op].count() > 0) timed.push_back(op);
+  }
+  PackStr(pk, "latency");
+  pk.pack_map(static_cast<uint32_t>(timed.size()));
+  for (size_t op : timed) {
+    PackStr(pk, OpLabel(op));
+    pk.pack_map(2);
+    PackKV(pk, "count", live_.latency[op].count());
+    PackStr(pk, "sum_seconds");
+    pk.pack_double(live_.latency[op].sum());
+  }
+  PackKV(pk, "live_actors", registry_->size());
+  PackKV(pk, "actors_loaded", registry_->created());
+  PackKV(pk, "actors_evicted", registry_->evicted());
+  PackKV(pk, "mailbox_depth_sum", mailbox_sum);
+  PackKV(pk, "mailbox_depth_max", mailbox_max);
+  PackStr(pk, "shards");
+  pk.pack_array(store_->shards());
+  for (uint32_t i = 0; i < store_->shards(); ++i) {
+    const store::ShardWriter& wr = store_->writer(i);
+    const store::WriterStats& st = wr.stats();
+    pk.pack_map(6);
+    PackKV(pk, "queue_depth", wr.depth());
+    PackKV(pk, "group_commits", st.batches.load());
+    PackKV(pk, "writes", st.ops.load());
+    PackKV(pk, "failed_commits", st.failed_batches.load());
+    PackKV(pk, "max_batch", st.max_batch.load());
+    PackStr(pk, "write_seconds_sum");
+    pk.pack_double(static_cast<double>(st.write_micros.load()) / 1e6);
+  }
+}
+
+}  // namespace todo::node

@@ -1,0 +1,482 @@
+#include "router/http_mapping.h"
+
+#include <msgpack.hpp>
+
+#include "common/utf8.h"
+
+namespace todo::router::http {
+namespace {
+
+// Ordered: objects keep the protocol's key order (id, date, title).
+using json = nlohmann::ordered_json;
+
+// Client bytes in an error message: at most 64 bytes, quoted.
+std::string Quote(std::string_view s) {
+  std::string out = "'";
+  size_t n = 0;
+  for (unsigned char c : s) {
+    if (n++ == 64) {
+      out += "...";
+      break;
+    }
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out + "'";
+}
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+Status CheckList(std::string_view list) {
+  if (list.empty() || list.size() > protocol::kMaxListBytes || !IsValidUtf8(list)) {
+    return Status::BadRequest("list name must be 1-255 bytes of UTF-8, not " +
+                              std::to_string(list.size()) + " bytes" +
+                              (IsValidUtf8(list) ? "" : " of invalid UTF-8"));
+  }
+  return Status::Ok();
+}
+
+Status CheckTitle(std::string_view title) {
+  if (title.empty() || title.size() > protocol::kMaxTitleBytes || !IsValidUtf8(title)) {
+    return Status::BadRequest("title must be 1-1024 bytes of UTF-8, not " +
+                              std::to_string(title.size()) + " bytes" +
+                              (IsValidUtf8(title) ? "" : " of invalid UTF-8"));
+  }
+  return Status::Ok();
+}
+
+StatusOr<Date> CheckDate(std::string_view where, std::string_view value) {
+  auto d = ParseDate(value);
+  if (!d) {
+    return Status::BadRequest(std::string(where) +
+                              " must be a real calendar date YYYY-MM-DD (0001-9999), not " +
+                              Quote(value));
+  }
+  return *d;
+}
+
+// The first value of query parameter `name`, or nullptr.
+const std::string* Param(const Params& query, const std::string& name) {
+  auto it = query.find(name);
+  return it == query.end() ? nullptr : &it->second;
+}
+
+StatusOr<const std::string*> RequiredParam(const Params& query, const std::string& name) {
+  const std::string* v = Param(query, name);
+  if (v == nullptr) return Status::BadRequest("missing query parameter '" + name + "'");
+  return v;
+}
+
+std::string_view JsonTypeName(const json& j) { return j.type_name(); }
+
+// Parses a JSON object body; bad_request naming the problem.
+StatusOr<json> ParseObject(std::string_view body) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::parse_error& e) {
+    return Status::BadRequest(std::string("body is not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) {
+    return Status::BadRequest("body must be a JSON object, not " + std::string(JsonTypeName(j)));
+  }
+  return j;
+}
+
+// Reads optional string field `key` of object `j` into *out.
+Status StringField(const json& j, const char* key, std::optional<std::string>* out) {
+  auto it = j.find(key);
+  if (it == j.end()) return Status::Ok();
+  if (!it->is_string()) {
+    return Status::BadRequest(std::string("field '") + key + "' must be a string, not " +
+                              std::string(JsonTypeName(*it)));
+  }
+  *out = it->get<std::string>();
+  return Status::Ok();
+}
+
+json ToJson(const msgpack::object& o, int depth = 0) {
+  if (depth > 32) return nullptr;
+  switch (o.type) {
+    case msgpack::type::NIL:
+      return nullptr;
+    case msgpack::type::BOOLEAN:
+      return o.via.boolean;
+    case msgpack::type::POSITIVE_INTEGER:
+      return o.via.u64;
+    case msgpack::type::NEGATIVE_INTEGER:
+      return o.via.i64;
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      return o.via.f64;
+    case msgpack::type::STR:
+    case msgpack::type::BIN:
+      return std::string(o.via.str.ptr, o.via.str.size);
+    case msgpack::type::ARRAY: {
+      json a = json::array();
+      for (uint32_t i = 0; i < o.via.array.size; ++i)
+        a.push_back(ToJson(o.via.array.ptr[i], depth + 1));
+      return a;
+    }
+    case msgpack::type::MAP: {
+      json m = json::object();
+      for (uint32_t i = 0; i < o.via.map.size; ++i) {
+        const auto& kv = o.via.map.ptr[i];
+        if (kv.key.type != msgpack::type::STR) continue;
+        m[std::string(kv.key.via.str.ptr, kv.key.via.str.size)] = ToJson(kv.val, depth + 1);
+      }
+      return m;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+HttpReply Text(int status, std::string body) {
+  return HttpReply{status, std::string(kTextPlain), std::move(body), {}};
+}
+
+void AddRetryAfter(HttpReply* r) {
+  if (r->status == 429) r->headers.emplace_back("Retry-After", "1");
+}
+
+}  // namespace
+
+protocol::Request OwnedRequest::View(protocol::RequestId id) const {
+  protocol::Request r;
+  r.op = op;
+  r.id = id;
+  r.list = list;
+  r.date = date;
+  if (title) r.title = std::string_view(*title);
+  r.entry_id = entry_id;
+  return r;
+}
+
+int HttpStatusFor(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kOk:
+      return 200;
+    case ErrorCode::kBadRequest:
+    case ErrorCode::kUnknownOp:
+      return 400;
+    case ErrorCode::kNotFound:
+      return 404;
+    case ErrorCode::kOverloaded:
+      return 429;
+    case ErrorCode::kUnavailable:
+      return 503;
+    case ErrorCode::kTimeout:
+      return 504;
+    case ErrorCode::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+StatusOr<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    int hi = i + 2 < s.size() ? HexValue(s[i + 1]) : -1;
+    int lo = i + 2 < s.size() ? HexValue(s[i + 2]) : -1;
+    if (hi < 0 || lo < 0) {
+      return Status::BadRequest("bad percent-escape in path: " + Quote(s.substr(i, 3)));
+    }
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+std::string PercentEncodeSegment(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// --- The book's endpoints ---
+
+StatusOr<OwnedRequest> MapBookEntries(const Params& query) {
+  auto list = RequiredParam(query, "list");
+  if (!list.ok()) return list.status();
+  auto date = RequiredParam(query, "date");
+  if (!date.ok()) return date.status();
+  if (Status s = CheckList(**list); !s.ok()) return s;
+  auto d = CheckDate("query parameter 'date'", **date);
+  if (!d.ok()) return d.status();
+  OwnedRequest r;
+  r.op = protocol::Op::kEntries;
+  r.list = **list;
+  r.date = *d;
+  return r;
+}
+
+StatusOr<OwnedRequest> MapBookAddEntry(const Params& query) {
+  auto list = RequiredParam(query, "list");
+  if (!list.ok()) return list.status();
+  auto date = RequiredParam(query, "date");
+  if (!date.ok()) return date.status();
+  auto title = RequiredParam(query, "title");
+  if (!title.ok()) return title.status();
+  if (Status s = CheckList(**list); !s.ok()) return s;
+  auto d = CheckDate("query parameter 'date'", **date);
+  if (!d.ok()) return d.status();
+  if (Status s = CheckTitle(**title); !s.ok()) return s;
+  OwnedRequest r;
+  r.op = protocol::Op::kAddEntry;
+  r.list = **list;
+  r.date = *d;
+  r.title = **title;
+  return r;
+}
+
+HttpReply BookError(const Status& status) {
+  HttpReply r = Text(HttpStatusFor(status.code()), status.message() + "\n");
+  AddRetryAfter(&r);
+  return r;
+}
+
+HttpReply BookEntriesReply(std::string_view reply_body) {
+  auto reply = DecodeReply(reply_body);
+  if (!reply.ok()) return BookError(reply.status());
+  if (!reply->ok) return BookError(Status(reply->code, reply->message));
+  if (!reply->result.is_array()) return BookError(Status::Internal("entries result is not a list"));
+  std::string text;
+  for (const json& e : reply->result) {
+    auto date = e.find("date");
+    auto title = e.find("title");
+    if (date == e.end() || title == e.end() || !date->is_string() || !title->is_string()) {
+      return BookError(Status::Internal("entry without a date or title in the reply"));
+    }
+    text += date->get_ref<const std::string&>();
+    text += ' ';
+    text += title->get_ref<const std::string&>();
+    text += '\n';
+  }
+  return Text(200, std::move(text));
+}
+
+HttpReply BookAddEntryReply(std::string_view reply_body) {
+  auto reply = DecodeReply(reply_body);
+  if (!reply.ok()) return BookError(reply.status());
+  if (!reply->ok) return BookError(Status(reply->code, reply->message));
+  return Text(200, "OK");
+}
+
+// --- The JSON API ---
+
+StatusOr<ListPath> ParseListPath(std::string_view target) {
+  std::string_view path = target.substr(0, target.find_first_of("?#"));
+  constexpr std::string_view kPrefix = "/lists/";
+  auto not_found = [&] { return Status(ErrorCode::kNotFound, "no such resource: " + Quote(path)); };
+  if (!path.starts_with(kPrefix)) return not_found();
+  std::vector<std::string_view> segs;
+  std::string_view rest = path.substr(kPrefix.size());
+  for (;;) {
+    size_t slash = rest.find('/');
+    segs.push_back(rest.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    rest = rest.substr(slash + 1);
+  }
+  ListPath p;
+  if (segs.size() == 2 && segs[1] == "entries") {
+    p.kind = ListPath::Kind::kEntries;
+  } else if (segs.size() == 2 && segs[1] == "owner") {
+    p.kind = ListPath::Kind::kOwner;
+  } else if (segs.size() == 3 && segs[1] == "entries") {
+    p.kind = ListPath::Kind::kEntry;
+    std::string_view id = segs[2];
+    uint64_t v = 0;
+    bool ok = !id.empty() && id.size() <= 20;
+    for (char c : id) {
+      if (!ok) break;
+      if (c < '0' || c > '9') {
+        ok = false;
+        break;
+      }
+      uint64_t digit = static_cast<uint64_t>(c - '0');
+      if (v > (UINT64_MAX - digit) / 10) ok = false;
+      v = v * 10 + digit;
+    }
+    if (!ok) {
+      return Status::BadRequest(
+          "entry id must be an unsigned integer (0-18446744073709551615), not " + Quote(id));
+    }
+    p.entry_id = v;
+  } else {
+    return not_found();
+  }
+  auto list = PercentDecode(segs[0]);
+  if (!list.ok()) return list.status();
+  p.list = std::move(list).value();
+  if (Status s = CheckList(p.list); !s.ok()) return s;
+  return p;
+}
+
+StatusOr<OwnedRequest> MapListEntries(const ListPath& path, const Params& query) {
+  OwnedRequest r;
+  r.op = protocol::Op::kEntries;
+  r.list = path.list;
+  if (const std::string* date = Param(query, "date")) {
+    auto d = CheckDate("query parameter 'date'", *date);
+    if (!d.ok()) return d.status();
+    r.date = *d;
+  }
+  return r;
+}
+
+StatusOr<OwnedRequest> MapCreateEntry(const ListPath& path, std::string_view json_body) {
+  auto body = ParseObject(json_body);
+  if (!body.ok()) return body.status();
+  std::optional<std::string> date, title;
+  if (Status s = StringField(*body, "date", &date); !s.ok()) return s;
+  if (Status s = StringField(*body, "title", &title); !s.ok()) return s;
+  if (!date) return Status::BadRequest("missing field 'date'");
+  if (!title) return Status::BadRequest("missing field 'title'");
+  auto d = CheckDate("field 'date'", *date);
+  if (!d.ok()) return d.status();
+  if (Status s = CheckTitle(*title); !s.ok()) return s;
+  OwnedRequest r;
+  r.op = protocol::Op::kAddEntry;
+  r.list = path.list;
+  r.date = *d;
+  r.title = std::move(title);
+  return r;
+}
+
+StatusOr<OwnedRequest> MapUpdateEntry(const ListPath& path, std::string_view json_body) {
+  auto body = ParseObject(json_body);
+  if (!body.ok()) return body.status();
+  std::optional<std::string> date, title;
+  if (Status s = StringField(*body, "date", &date); !s.ok()) return s;
+  if (Status s = StringField(*body, "title", &title); !s.ok()) return s;
+  if (!date && !title) return Status::BadRequest("body needs at least one of 'date', 'title'");
+  OwnedRequest r;
+  r.op = protocol::Op::kUpdateEntry;
+  r.list = path.list;
+  r.entry_id = path.entry_id;
+  if (date) {
+    auto d = CheckDate("field 'date'", *date);
+    if (!d.ok()) return d.status();
+    r.date = *d;
+  }
+  if (title) {
+    if (Status s = CheckTitle(*title); !s.ok()) return s;
+    r.title = std::move(title);
+  }
+  return r;
+}
+
+OwnedRequest MapDeleteEntry(const ListPath& path) {
+  OwnedRequest r;
+  r.op = protocol::Op::kDeleteEntry;
+  r.list = path.list;
+  r.entry_id = path.entry_id;
+  return r;
+}
+
+OwnedRequest MapOwner(const ListPath& path) {
+  OwnedRequest r;
+  r.op = protocol::Op::kLocate;
+  r.list = path.list;
+  return r;
+}
+
+HttpReply JsonError(int status, std::string_view code, std::string_view message) {
+  json j = {{"error", {{"code", code}, {"message", message}}}};
+  HttpReply r{status, std::string(kJson), Dump(j) + "\n", {}};
+  AddRetryAfter(&r);
+  return r;
+}
+
+HttpReply JsonError(const Status& status) {
+  return JsonError(HttpStatusFor(status.code()), ErrorCodeName(status.code()), status.message());
+}
+
+HttpReply JsonResultReply(std::string_view reply_body, int status) {
+  auto reply = DecodeReply(reply_body);
+  if (!reply.ok()) return JsonError(reply.status());
+  if (!reply->ok) return JsonError(Status(reply->code, reply->message));
+  return HttpReply{status, std::string(kJson), Dump(reply->result) + "\n", {}};
+}
+
+HttpReply CreatedReply(std::string_view reply_body, const OwnedRequest& request) {
+  auto reply = DecodeReply(reply_body);
+  if (!reply.ok()) return JsonError(reply.status());
+  if (!reply->ok) return JsonError(Status(reply->code, reply->message));
+  auto id = reply->result.find("id");
+  if (id == reply->result.end() || !id->is_number_unsigned() || !request.date || !request.title) {
+    return JsonError(Status::Internal("add_entry reply has no id"));
+  }
+  uint64_t n = id->get<uint64_t>();
+  json entry = {{"id", n}, {"date", FormatDate(*request.date)}, {"title", *request.title}};
+  HttpReply r{201, std::string(kJson), Dump(entry) + "\n", {}};
+  r.headers.emplace_back(
+      "Location", "/lists/" + PercentEncodeSegment(request.list) + "/entries/" + std::to_string(n));
+  return r;
+}
+
+HttpReply MethodNotAllowed(std::string_view method, std::string_view allow) {
+  HttpReply r =
+      JsonError(405, "method_not_allowed",
+                "method " + Quote(method) + " not allowed here; allowed: " + std::string(allow));
+  r.headers.emplace_back("Allow", std::string(allow));
+  return r;
+}
+
+// --- Protocol replies ---
+
+StatusOr<DecodedReply> DecodeReply(std::string_view reply_body) {
+  auto header = protocol::DecodeReplyHeader(reply_body);
+  if (!header.ok()) return Status::Internal("unreadable reply: " + header.status().message());
+  DecodedReply d;
+  d.ok = header->ok;
+  if (!d.ok) {
+    d.code = header->code == ErrorCode::kOk ? ErrorCode::kInternal : header->code;
+    d.message = header->message;
+    return d;
+  }
+  try {
+    msgpack::object_handle oh = msgpack::unpack(reply_body.data(), reply_body.size());
+    const msgpack::object& o = oh.get();
+    for (uint32_t i = 0; i < o.via.map.size; ++i) {
+      const auto& kv = o.via.map.ptr[i];
+      if (kv.key.type == msgpack::type::STR &&
+          std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == "result") {
+        d.result = ToJson(kv.val);
+      }
+    }
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("unreadable reply: ") + e.what());
+  }
+  return d;
+}
+
+}  // namespace todo::router::http

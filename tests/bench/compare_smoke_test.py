@@ -1,0 +1,47 @@
+#!/usr/bin/python3
+"""Smoke test of tests/bench/compare (never of speed): a --quick run on small
+lists completes, exits 0 and prints the table with a row for every setup.
+Exits 77 (skipped) when compare does, i.e. without redis-server.
+
+$TODO_BUILD_DIR names the build dir holding the binaries (ctest sets it).
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    build = os.environ.get("TODO_BUILD_DIR", "")
+    if not build:
+        raise SystemExit("set TODO_BUILD_DIR to the build dir")
+    argv = [os.path.join(HERE, "compare"), "--build", build, "--quick", "--duration", "1",
+            "--lists", "1000"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False)
+    sys.stdout.write(r.stdout)
+    sys.stderr.write(r.stderr)
+    if r.returncode == 77:
+        return 77
+    failures = []
+    if r.returncode != 0:
+        failures.append("compare exited %d" % r.returncode)
+    if not re.search(r"^setup +ops/s .*p99 ms +vs always +paired +cpu s/1k op +busiest process",
+                     r.stdout, re.M):
+        failures.append("no table header")
+    for setup in ("redis-always", "redis-everysec", "node", "router"):
+        # name, ops/s, min..max, p99, ratio, paired ratio, cpu per 1k ops, busiest process
+        row = r"^%s +\d+ +\d+\.\.\d+ +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +\S+ \d+%%" % (
+            re.escape(setup))
+        if not re.search(row, r.stdout, re.M):
+            failures.append("no table row for " + setup)
+    for f in failures:
+        print("FAIL: " + f)
+    print("1 passed, 0 failed" if not failures else "0 passed, 1 failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,374 @@
+// The HTTP <-> protocol mapping of the router's HTTP front end
+// (router/http_mapping.h): query parameters, paths, JSON bodies and
+// protocol replies in, protocol requests and HTTP answers out. No sockets.
+#include "router/http_mapping.h"
+
+#include <gtest/gtest.h>
+
+#include <msgpack.hpp>
+
+namespace todo::router::http {
+namespace {
+
+using protocol::Op;
+
+Params Query(std::initializer_list<std::pair<const std::string, std::string>> kv) {
+  return Params(kv);
+}
+
+Entry MakeEntry(uint64_t id, std::string_view date, std::string title) {
+  return Entry{id, *ParseDate(date), std::move(title)};
+}
+
+std::string Body(const msgpack::sbuffer& b) { return std::string(b.data(), b.size()); }
+
+std::string EntriesReply(const std::vector<Entry>& entries) {
+  std::vector<const Entry*> ptrs;
+  for (const Entry& e : entries) ptrs.push_back(&e);
+  msgpack::sbuffer b;
+  protocol::EncodeEntries(b, protocol::RequestId::Uint(7), ptrs);
+  return Body(b);
+}
+
+std::string ErrorReply(ErrorCode code, std::string_view message) {
+  msgpack::sbuffer b;
+  protocol::EncodeError(b, protocol::RequestId::Uint(7), code, message);
+  return Body(b);
+}
+
+std::string HeaderValue(const HttpReply& r, std::string_view name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+nlohmann::json Json(const HttpReply& r) { return nlohmann::json::parse(r.body); }
+
+// --- statuses and percent-encoding ---
+
+TEST(HttpStatusFor, EveryCode) {
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kOk), 200);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kBadRequest), 400);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kUnknownOp), 400);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kNotFound), 404);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kOverloaded), 429);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kUnavailable), 503);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kTimeout), 504);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kInternal), 500);
+}
+
+TEST(PercentDecode, DecodesEscapesAndKeepsTheRest) {
+  EXPECT_EQ(*PercentDecode("a%2Fb"), "a/b");
+  EXPECT_EQ(*PercentDecode("a%2fb%20c"), "a/b c");
+  EXPECT_EQ(*PercentDecode("a+b"), "a+b");  // '+' is not a space in a path
+  EXPECT_EQ(*PercentDecode("%C3%A9t%C3%A9"), "\xc3\xa9t\xc3\xa9");
+  EXPECT_EQ(*PercentDecode("%25"), "%");
+  EXPECT_EQ(*PercentDecode("%00"), std::string(1, '\0'));
+  EXPECT_EQ(*PercentDecode(""), "");
+  for (const char* bad : {"%", "%2", "a%zz", "%g0", "x%"}) {
+    auto r = PercentDecode(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest);
+    EXPECT_NE(r.status().message().find("percent-escape"), std::string::npos);
+  }
+}
+
+TEST(PercentEncodeSegment, RoundTripsEveryByte) {
+  EXPECT_EQ(PercentEncodeSegment("a/b c"), "a%2Fb%20c");
+  EXPECT_EQ(PercentEncodeSegment("AZaz09-._~"), "AZaz09-._~");
+  EXPECT_EQ(PercentEncodeSegment("%+?#&="), "%25%2B%3F%23%26%3D");
+  std::string all;
+  for (int c = 0; c < 256; ++c) all += static_cast<char>(c);
+  EXPECT_EQ(*PercentDecode(PercentEncodeSegment(all)), all);
+}
+
+// --- the book's endpoints ---
+
+TEST(MapBookEntries, NeedsListAndDate) {
+  auto r = MapBookEntries(Query({{"list", "bob"}, {"date", "2026-12-19"}}));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->op, Op::kEntries);
+  EXPECT_EQ(r->list, "bob");
+  EXPECT_EQ(FormatDate(*r->date), "2026-12-19");
+
+  auto missing_list = MapBookEntries(Query({{"date", "2026-12-19"}}));
+  EXPECT_EQ(missing_list.status().message(), "missing query parameter 'list'");
+  auto missing_date = MapBookEntries(Query({{"list", "bob"}}));
+  EXPECT_EQ(missing_date.status().message(), "missing query parameter 'date'");
+  auto bad_date = MapBookEntries(Query({{"list", "bob"}, {"date", "2026-02-29"}}));
+  EXPECT_EQ(bad_date.status().code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(bad_date.status().message(),
+            "query parameter 'date' must be a real calendar date YYYY-MM-DD (0001-9999), not "
+            "'2026-02-29'");
+  auto empty_list = MapBookEntries(Query({{"list", ""}, {"date", "2026-12-19"}}));
+  EXPECT_EQ(empty_list.status().code(), ErrorCode::kBadRequest);
+  auto long_list = MapBookEntries(Query({{"list", std::string(256, 'x')}, {"date", "2026-12-19"}}));
+  EXPECT_EQ(long_list.status().code(), ErrorCode::kBadRequest);
+  auto bad_utf8 = MapBookEntries(Query({{"list", "\xff"}, {"date", "2026-12-19"}}));
+  EXPECT_NE(bad_utf8.status().message().find("UTF-8"), std::string::npos);
+}
+
+TEST(MapBookAddEntry, NeedsListDateAndTitle) {
+  auto r = MapBookAddEntry(Query({{"list", "bob"}, {"date", "2026-12-19"}, {"title", "Dentist"}}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->op, Op::kAddEntry);
+  EXPECT_EQ(*r->title, "Dentist");
+  EXPECT_EQ(MapBookAddEntry(Query({{"list", "bob"}, {"date", "2026-12-19"}})).status().message(),
+            "missing query parameter 'title'");
+  EXPECT_EQ(MapBookAddEntry(Query({{"list", "bob"}, {"title", "x"}})).status().message(),
+            "missing query parameter 'date'");
+  auto empty_title = MapBookAddEntry(Query({{"list", "b"}, {"date", "2026-12-19"}, {"title", ""}}));
+  EXPECT_EQ(empty_title.status().code(), ErrorCode::kBadRequest);
+  auto long_title = MapBookAddEntry(
+      Query({{"list", "b"}, {"date", "2026-12-19"}, {"title", std::string(1025, 't')}}));
+  EXPECT_EQ(long_title.status().code(), ErrorCode::kBadRequest);
+  auto max_title = MapBookAddEntry(
+      Query({{"list", "b"}, {"date", "2026-12-19"}, {"title", std::string(1024, 't')}}));
+  EXPECT_TRUE(max_title.ok());
+}
+
+TEST(OwnedRequest, ViewEncodesTheRequest) {
+  auto r = MapBookAddEntry(Query({{"list", "a/b"}, {"date", "2026-12-19"}, {"title", "T"}}));
+  msgpack::sbuffer b;
+  protocol::EncodeRequest(b, r->View(protocol::RequestId::Uint(42)));
+  auto decoded = protocol::DecodeRequest(Body(b));
+  ASSERT_TRUE(decoded.status.ok()) << decoded.status.ToString();
+  EXPECT_EQ(decoded.request.op, Op::kAddEntry);
+  EXPECT_EQ(decoded.request.list, "a/b");
+  EXPECT_EQ(*decoded.request.title, "T");
+  EXPECT_EQ(decoded.id.uint_value, 42u);
+}
+
+TEST(BookEntriesReply, OneLinePerEntryEachEndingInNewline) {
+  HttpReply r = BookEntriesReply(EntriesReply(
+      {MakeEntry(1, "2026-12-19", "Dentist"), MakeEntry(3, "2026-12-19", "Movies and popcorn")}));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
+  EXPECT_EQ(r.body, "2026-12-19 Dentist\n2026-12-19 Movies and popcorn\n");
+  EXPECT_EQ(BookEntriesReply(EntriesReply({})).body, "");
+}
+
+TEST(BookAddEntryReply, IsExactlyOK) {
+  msgpack::sbuffer b;
+  protocol::EncodeAddResult(b, protocol::RequestId::Uint(1), 5);
+  HttpReply r = BookAddEntryReply(Body(b));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "OK");
+  EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
+}
+
+TEST(BookReplies, ErrorsAreTextWithTheMappedStatus) {
+  HttpReply r = BookEntriesReply(ErrorReply(ErrorCode::kUnavailable, "node 'n2' is down"));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, "node 'n2' is down\n");
+  EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
+  HttpReply busy = BookAddEntryReply(ErrorReply(ErrorCode::kOverloaded, "full"));
+  EXPECT_EQ(busy.status, 429);
+  EXPECT_EQ(HeaderValue(busy, "Retry-After"), "1");
+  EXPECT_EQ(BookEntriesReply("garbage").status, 500);
+}
+
+// --- paths ---
+
+TEST(ParseListPath, TheThreeShapes) {
+  auto entries = ParseListPath("/lists/bob/entries?date=2026-12-19");
+  ASSERT_TRUE(entries.ok());
+  EXPECT_EQ(entries->list, "bob");
+  EXPECT_EQ(entries->kind, ListPath::Kind::kEntries);
+  auto entry = ParseListPath("/lists/bob/entries/18446744073709551615");
+  ASSERT_TRUE(entry.ok());
+  EXPECT_EQ(entry->kind, ListPath::Kind::kEntry);
+  EXPECT_EQ(entry->entry_id, UINT64_MAX);
+  auto owner = ParseListPath("/lists/bob/owner");
+  ASSERT_TRUE(owner.ok());
+  EXPECT_EQ(owner->kind, ListPath::Kind::kOwner);
+}
+
+TEST(ParseListPath, NamesArePercentDecodedSegments) {
+  EXPECT_EQ(ParseListPath("/lists/a%2Fb/entries")->list, "a/b");
+  EXPECT_EQ(ParseListPath("/lists/with%20space/owner")->list, "with space");
+  EXPECT_EQ(ParseListPath("/lists/%C3%A9t%C3%A9%20%E2%9C%93/entries/3")->list,
+            "\xc3\xa9t\xc3\xa9 \xe2\x9c\x93");
+  EXPECT_EQ(ParseListPath("/lists/100%25/entries")->list, "100%");
+  EXPECT_EQ(ParseListPath("/lists/a+b/entries")->list, "a+b");
+  EXPECT_EQ(ParseListPath("/lists/q%3Fx/entries?date=1")->list, "q?x");
+}
+
+TEST(ParseListPath, OtherShapesAreNotFound) {
+  for (const char* p : {"/lists", "/lists/", "/lists/bob", "/lists/bob/", "/lists/bob/entriesx",
+                        "/lists/bob/entries/1/x", "/list/bob/entries", "/lists/a/b/entries",
+                        "/lists/bob/owner/1", "/"}) {
+    auto r = ParseListPath(p);
+    ASSERT_FALSE(r.ok()) << p;
+    EXPECT_EQ(r.status().code(), ErrorCode::kNotFound) << p;
+  }
+}
+
+TEST(ParseListPath, BadIdsEscapesAndNamesAreBadRequests) {
+  for (const char* p :
+       {"/lists/bob/entries/abc", "/lists/bob/entries/-1", "/lists/bob/entries/+1",
+        "/lists/bob/entries/1.0", "/lists/bob/entries/", "/lists/bob/entries/18446744073709551616",
+        "/lists/bob/entries/99999999999999999999", "/lists/%zz/entries", "/lists//entries",
+        "/lists/%FF/entries"}) {
+    auto r = ParseListPath(p);
+    ASSERT_FALSE(r.ok()) << p;
+    EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest) << p;
+  }
+  EXPECT_NE(ParseListPath("/lists/bob/entries/abc").status().message().find("'abc'"),
+            std::string::npos);
+}
+
+// --- JSON bodies ---
+
+TEST(MapListEntries, DateIsOptional) {
+  ListPath p{"bob", ListPath::Kind::kEntries, 0};
+  auto all = MapListEntries(p, {});
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->op, Op::kEntries);
+  EXPECT_FALSE(all->date.has_value());
+  auto on = MapListEntries(p, Query({{"date", "2026-12-19"}}));
+  EXPECT_EQ(FormatDate(*on->date), "2026-12-19");
+  EXPECT_EQ(MapListEntries(p, Query({{"date", "12/19/2026"}})).status().code(),
+            ErrorCode::kBadRequest);
+}
+
+TEST(MapCreateEntry, ReadsDateAndTitle) {
+  ListPath p{"bob", ListPath::Kind::kEntries, 0};
+  auto r = MapCreateEntry(p, R"({"date": "2026-12-19", "title": "Dentist", "other": [1]})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->op, Op::kAddEntry);
+  EXPECT_EQ(r->list, "bob");
+  EXPECT_EQ(*r->title, "Dentist");
+  EXPECT_EQ(FormatDate(*r->date), "2026-12-19");
+}
+
+TEST(MapCreateEntry, BadBodiesNameTheProblem) {
+  ListPath p{"bob", ListPath::Kind::kEntries, 0};
+  auto message = [&](std::string_view body) {
+    auto r = MapCreateEntry(p, body);
+    EXPECT_FALSE(r.ok()) << body;
+    EXPECT_EQ(r.status().code(), ErrorCode::kBadRequest) << body;
+    return r.status().message();
+  };
+  EXPECT_NE(message("{").find("body is not valid JSON: "), std::string::npos);
+  EXPECT_NE(message("").find("body is not valid JSON"), std::string::npos);
+  EXPECT_NE(message(R"({"date": "2026-12-19", "title": "x"} trailing)").find("not valid JSON"),
+            std::string::npos);
+  EXPECT_NE(message("{\"date\": \"2026-12-19\", \"title\": \"\xff\"}").find("not valid JSON"),
+            std::string::npos);
+  EXPECT_EQ(message("[1]"), "body must be a JSON object, not array");
+  EXPECT_EQ(message("\"s\""), "body must be a JSON object, not string");
+  EXPECT_EQ(message(R"({"title": "x"})"), "missing field 'date'");
+  EXPECT_EQ(message(R"({"date": "2026-12-19"})"), "missing field 'title'");
+  EXPECT_EQ(message(R"({"date": 1, "title": "x"})"), "field 'date' must be a string, not number");
+  EXPECT_EQ(message(R"({"date": "2026-12-19", "title": null})"),
+            "field 'title' must be a string, not null");
+  EXPECT_NE(message(R"({"date": "2026-02-29", "title": "x"})").find("'2026-02-29'"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"date": "2026-12-19", "title": ""})").find("title must be"),
+            std::string::npos);
+}
+
+TEST(MapUpdateEntry, DateAndOrTitle) {
+  ListPath p{"bob", ListPath::Kind::kEntry, 3};
+  auto title = MapUpdateEntry(p, R"({"title": "New"})");
+  ASSERT_TRUE(title.ok());
+  EXPECT_EQ(title->op, Op::kUpdateEntry);
+  EXPECT_EQ(title->entry_id, 3u);
+  EXPECT_EQ(*title->title, "New");
+  EXPECT_FALSE(title->date.has_value());
+  auto both = MapUpdateEntry(p, R"({"date": "2027-01-01", "title": "New"})");
+  EXPECT_EQ(FormatDate(*both->date), "2027-01-01");
+  EXPECT_EQ(MapUpdateEntry(p, "{}").status().message(),
+            "body needs at least one of 'date', 'title'");
+  EXPECT_EQ(MapUpdateEntry(p, R"({"date": "x"})").status().code(), ErrorCode::kBadRequest);
+}
+
+TEST(MapDeleteAndOwner, CarryTheListAndId) {
+  ListPath p{"a/b", ListPath::Kind::kEntry, 9};
+  OwnedRequest d = MapDeleteEntry(p);
+  EXPECT_EQ(d.op, Op::kDeleteEntry);
+  EXPECT_EQ(d.entry_id, 9u);
+  EXPECT_EQ(d.list, "a/b");
+  OwnedRequest o = MapOwner(p);
+  EXPECT_EQ(o.op, Op::kLocate);
+  EXPECT_EQ(o.list, "a/b");
+}
+
+// --- JSON replies ---
+
+TEST(JsonResultReply, ResultAsJsonKeepingKeyOrder) {
+  HttpReply r = JsonResultReply(EntriesReply({MakeEntry(1, "2026-12-19", "Dentist \"9\" été")}));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "application/json");
+  EXPECT_EQ(
+      r.body,
+      "[{\"id\":1,\"date\":\"2026-12-19\",\"title\":\"Dentist \\\"9\\\" \xc3\xa9t\xc3\xa9\"}]\n");
+  msgpack::sbuffer b;
+  protocol::EncodeDeleted(b, protocol::RequestId::Uint(1), false);
+  EXPECT_EQ(JsonResultReply(Body(b)).body, "{\"deleted\":false}\n");
+  msgpack::sbuffer l;
+  protocol::EncodeLocate(l, protocol::RequestId::Uint(1), "n2");
+  EXPECT_EQ(JsonResultReply(Body(l)).body, "{\"node\":\"n2\"}\n");
+}
+
+TEST(JsonErrors, EveryCodeMapsToItsStatusWithAJsonBody) {
+  struct Case {
+    ErrorCode code;
+    int status;
+  };
+  for (Case c : {Case{ErrorCode::kBadRequest, 400}, Case{ErrorCode::kUnknownOp, 400},
+                 Case{ErrorCode::kNotFound, 404}, Case{ErrorCode::kOverloaded, 429},
+                 Case{ErrorCode::kUnavailable, 503}, Case{ErrorCode::kTimeout, 504},
+                 Case{ErrorCode::kInternal, 500}}) {
+    HttpReply r = JsonResultReply(ErrorReply(c.code, "why"));
+    EXPECT_EQ(r.status, c.status);
+    EXPECT_EQ(r.content_type, "application/json");
+    nlohmann::json j = Json(r);
+    EXPECT_EQ(j["error"]["code"], std::string(ErrorCodeName(c.code)));
+    EXPECT_EQ(j["error"]["message"], "why");
+    EXPECT_EQ(j.size(), 1u);
+    EXPECT_EQ(HeaderValue(r, "Retry-After"), c.status == 429 ? "1" : "");
+  }
+  HttpReply garbage = JsonResultReply("\xc1");
+  EXPECT_EQ(garbage.status, 500);
+  EXPECT_EQ(Json(garbage)["error"]["code"], "internal");
+}
+
+TEST(CreatedReply, IsTheNewEntryWithALocation) {
+  auto req = MapCreateEntry(ListPath{"a/b c", ListPath::Kind::kEntries, 0},
+                            R"({"date": "2026-12-19", "title": "Dentist"})");
+  msgpack::sbuffer b;
+  protocol::EncodeAddResult(b, protocol::RequestId::Uint(1), 12);
+  HttpReply r = CreatedReply(Body(b), *req);
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.body, "{\"id\":12,\"date\":\"2026-12-19\",\"title\":\"Dentist\"}\n");
+  EXPECT_EQ(HeaderValue(r, "Location"), "/lists/a%2Fb%20c/entries/12");
+  HttpReply err = CreatedReply(ErrorReply(ErrorCode::kOverloaded, "busy"), *req);
+  EXPECT_EQ(err.status, 429);
+}
+
+TEST(MethodNotAllowed, Is405WithAllow) {
+  HttpReply r = MethodNotAllowed("PUT", "GET, POST");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(HeaderValue(r, "Allow"), "GET, POST");
+  EXPECT_EQ(Json(r)["error"]["code"], "method_not_allowed");
+}
+
+TEST(DecodeReply, OkAndErrorReplies) {
+  auto ok = DecodeReply(EntriesReply({MakeEntry(2, "0001-01-01", "t")}));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE(ok->ok);
+  EXPECT_EQ(ok->result[0]["id"], 2);
+  auto err = DecodeReply(ErrorReply(ErrorCode::kTimeout, "late"));
+  ASSERT_TRUE(err.ok());
+  EXPECT_FALSE(err->ok);
+  EXPECT_EQ(err->code, ErrorCode::kTimeout);
+  EXPECT_EQ(err->message, "late");
+  EXPECT_FALSE(DecodeReply("").ok());
+  EXPECT_FALSE(DecodeReply("\x91\x01").ok());  // an array, not a reply map
+}
+
+}  // namespace
+}  // namespace todo::router::http
