@@ -61,7 +61,9 @@ std::optional<ParsedKey> ParseKey(std::string_view key) {
   }
   if (rest[0] == '\x01' && rest.size() == 9) {
     p.id = GetBe(rest.substr(1), 8);
-    if (p.id == 0) return std::nullopt;
+    // Ids run from 1; the largest uint64 is never handed out, so that the
+    // next id (max + 1) can't wrap to an id already in use.
+    if (p.id == 0 || p.id == UINT64_MAX) return std::nullopt;
     return p;
   }
   return std::nullopt;
@@ -107,7 +109,10 @@ StatusOr<uint64_t> DecodeMetaValue(std::string_view value) {
   if (value.size() != 9 || static_cast<uint8_t>(value[0]) != kRecordVersion) {
     return Status::Internal("stored list counter is malformed");
   }
-  return GetBe(value.substr(1), 8);
+  uint64_t next = GetBe(value.substr(1), 8);
+  if (next == 0 || next == UINT64_MAX)
+    return Status::Internal("stored list counter is out of range");
+  return next;
 }
 
 std::string FormatManifest(const Manifest& m) {

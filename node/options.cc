@@ -36,12 +36,23 @@ Status NodeOptions::Validate() const {
   if (data.empty()) return Status::BadRequest("--data must name a directory");
   if (shards < 1 || shards > 256) return Status::BadRequest("--shards must be 1-256");
   if (workers < 1 || workers > 64) return Status::BadRequest("--workers must be 1-64");
-  if (!(idle_timeout_s > 0)) return Status::BadRequest("--idle-timeout must be > 0 seconds");
-  if (max_lists < 1) return Status::BadRequest("--max-lists must be >= 1");
-  if (mailbox < 1) return Status::BadRequest("--mailbox must be >= 1");
-  if (max_inflight < 1) return Status::BadRequest("--max-inflight must be >= 1");
-  if (writer_queue < 1) return Status::BadRequest("--writer-queue must be >= 1");
-  if (max_batch < 1) return Status::BadRequest("--max-batch must be >= 1");
+  // Upper bounds too: CLI11 reads -1 into a size_t as SIZE_MAX, which would
+  // make a queue unbounded.
+  if (!(idle_timeout_s > 0 && idle_timeout_s <= 30 * 86400)) {
+    return Status::BadRequest("--idle-timeout must be > 0 and at most 2592000 seconds");
+  }
+  constexpr size_t kMax = 100'000'000;
+  if (max_lists < 1 || max_lists > kMax)
+    return Status::BadRequest("--max-lists must be 1-100000000");
+  if (mailbox < 1 || mailbox > kMax) return Status::BadRequest("--mailbox must be 1-100000000");
+  if (max_inflight < 1 || max_inflight > kMax) {
+    return Status::BadRequest("--max-inflight must be 1-100000000");
+  }
+  if (writer_queue < 1 || writer_queue > kMax) {
+    return Status::BadRequest("--writer-queue must be 1-100000000");
+  }
+  if (max_batch < 1 || max_batch > kMax)
+    return Status::BadRequest("--max-batch must be 1-100000000");
   if (!metrics.empty() && !metrics::ParseListenAddress(metrics)) {
     return Status::BadRequest("--metrics must be ADDR:PORT, e.g. 127.0.0.1:7091");
   }

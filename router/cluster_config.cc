@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
@@ -151,6 +152,10 @@ StatusOr<std::vector<NodeSpec>> ParseClusterText(std::string_view text, std::str
 }
 
 StatusOr<std::vector<NodeSpec>> LoadClusterFile(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+    return Status::BadRequest("cluster file " + path + " is not a regular file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return Status::BadRequest("cannot read cluster file " + path + ": " + std::strerror(errno));

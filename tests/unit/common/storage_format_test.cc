@@ -51,7 +51,7 @@ std::vector<std::string> TrickyNames() {
   return names;
 }
 
-const uint64_t kIds[] = {1, 2, 255, 256, 65536, uint64_t{1} << 32, UINT64_MAX - 1, UINT64_MAX};
+const uint64_t kIds[] = {1, 2, 255, 256, 65536, uint64_t{1} << 32, UINT64_MAX - 2, UINT64_MAX - 1};
 
 TEST(StorageKeyTest, Layout) {
   EXPECT_EQ(MetaKey("ab"), std::string("\x02"
@@ -193,13 +193,18 @@ TEST(StorageValueTest, EntryRejectsCorruptValues) {
 }
 
 TEST(StorageValueTest, MetaRoundTrip) {
-  for (uint64_t next : {uint64_t{0}, uint64_t{1}, uint64_t{256}, uint64_t{1} << 40, UINT64_MAX}) {
+  for (uint64_t next : {uint64_t{1}, uint64_t{256}, uint64_t{1} << 40, UINT64_MAX - 1}) {
     std::string value = EncodeMetaValue(next);
     EXPECT_EQ(value.size(), 9u);
     auto decoded = DecodeMetaValue(value);
     ASSERT_TRUE(decoded.ok());
     EXPECT_EQ(*decoded, next);
   }
+  // 0 and the largest uint64 are never a real next id (ids run from 1, and
+  // max + 1 must not wrap): a counter holding them is corrupt.
+  EXPECT_FALSE(DecodeMetaValue(EncodeMetaValue(0)).ok());
+  EXPECT_FALSE(DecodeMetaValue(EncodeMetaValue(UINT64_MAX)).ok());
+  EXPECT_FALSE(ParseKey(EntryKey("l", UINT64_MAX)).has_value());
   EXPECT_EQ(EncodeMetaValue(0x0102030405060708ULL),
             std::string("\x01\x01\x02\x03\x04\x05\x06\x07\x08", 9));
 }
