@@ -200,9 +200,9 @@ std::string TypeError(std::string_view key, std::string_view want, Type got) {
   return m;
 }
 
-// Quotes a client-supplied string for an error message: at most 64 bytes,
-// non-printable bytes as \xNN.
-std::string Quote(std::string_view s) {
+}  // namespace
+
+std::string QuoteForMessage(std::string_view s) {
   std::string out = "'";
   size_t n = 0;
   for (unsigned char c : s) {
@@ -222,6 +222,10 @@ std::string Quote(std::string_view s) {
   out += "'";
   return out;
 }
+
+namespace {
+
+std::string Quote(std::string_view s) { return QuoteForMessage(s); }
 
 Status NeedStr(const Field& f, std::string_view key) {
   if (f.type == Type::kAbsent) return Status::BadRequest("missing key '" + std::string(key) + "'");

@@ -87,6 +87,10 @@ struct DecodeResult {
   Request request;  // valid only if status.ok()
 };
 
+// Quotes client-supplied bytes for an error message: at most 64 bytes, in
+// single quotes, non-printable bytes (and ' and \) as \xNN.
+std::string QuoteForMessage(std::string_view s);
+
 // Decodes and validates one request body. Never throws.
 DecodeResult DecodeRequest(std::string_view body);
 

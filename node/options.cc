@@ -1,36 +1,18 @@
 #include "node/options.h"
 
 #include <CLI/CLI.hpp>
-#include <cstring>
 #include <iostream>
 
 #include "common/metrics.h"
+#include "common/names.h"
 
 namespace todo::node {
-namespace {
-
-bool ValidName(const std::string& s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s) {
-    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
-  }
-  return true;
-}
-
-bool ValidEndpoint(const std::string& s) {
-  for (const char* p : {"tcp://", "ipc://", "inproc://"}) {
-    if (s.rfind(p, 0) == 0 && s.size() > strlen(p)) return true;
-  }
-  return false;
-}
-
-}  // namespace
 
 Status NodeOptions::Validate() const {
-  if (!ValidName(name)) {
+  if (!IsValidNodeName(name)) {
     return Status::BadRequest("--name must be 1-64 characters of [A-Za-z0-9_.-]");
   }
-  if (!ValidEndpoint(listen)) {
+  if (!IsValidEndpoint(listen)) {
     return Status::BadRequest("--listen must be a tcp://, ipc:// or inproc:// endpoint");
   }
   if (data.empty()) return Status::BadRequest("--data must name a directory");

@@ -12,8 +12,6 @@
 namespace todo::router {
 namespace {
 
-constexpr size_t kMaxNodeName = 64;
-
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
 // Splits a line into whitespace-separated words, stopping at a word that
@@ -80,28 +78,6 @@ Status CheckUnique(const std::vector<NodeSpec>& nodes) {
 }
 
 }  // namespace
-
-bool IsValidNodeName(std::string_view name) {
-  if (name.empty() || name.size() > kMaxNodeName) return false;
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-bool IsValidEndpoint(std::string_view endpoint) {
-  for (std::string_view scheme : {"tcp://", "ipc://", "inproc://"}) {
-    if (endpoint.size() > scheme.size() && endpoint.substr(0, scheme.size()) == scheme) {
-      for (char c : endpoint) {
-        if (IsSpace(c) || c == '\n' || static_cast<unsigned char>(c) < 0x20) return false;
-      }
-      return true;
-    }
-  }
-  return false;
-}
 
 StatusOr<NodeSpec> ParseNodeFlag(std::string_view value) {
   size_t eq = value.find('=');

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/names.h"
 #include "common/status.h"
 #include "router/security/keys.h"
 
@@ -35,11 +36,9 @@ struct NodeSpec {
   std::optional<security::CurveKey> server_key;
 };
 
-// True if `name` is 1-64 bytes of [A-Za-z0-9_.-].
-bool IsValidNodeName(std::string_view name);
-// True if `endpoint` is tcp://, ipc:// or inproc:// followed by at least one
-// byte, with no whitespace.
-bool IsValidEndpoint(std::string_view endpoint);
+// Node names and endpoints: the rules todo-node applies too.
+using ::todo::IsValidEndpoint;
+using ::todo::IsValidNodeName;
 
 // Parses one `--node` value "NAME=ENDPOINT" (split at the first '=').
 // bad_request naming the flag and the rule on error.

@@ -10,26 +10,7 @@ namespace {
 // Ordered: objects keep the protocol's key order (id, date, title).
 using json = nlohmann::ordered_json;
 
-// Client bytes in an error message: at most 64 bytes, quoted.
-std::string Quote(std::string_view s) {
-  std::string out = "'";
-  size_t n = 0;
-  for (unsigned char c : s) {
-    if (n++ == 64) {
-      out += "...";
-      break;
-    }
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out + "'";
-}
+std::string Quote(std::string_view s) { return protocol::QuoteForMessage(s); }
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 

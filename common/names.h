@@ -1,0 +1,16 @@
+// What a node name and a ZeroMQ endpoint may be. Pure; shared by todo-node
+// (its --name, --listen) and todo-router (--node, cluster files), so that
+// every name a node accepts is one a router accepts, and the other way round.
+#pragma once
+
+#include <string_view>
+
+namespace todo {
+
+// True if `name` is 1-64 bytes of [A-Za-z0-9_.-].
+bool IsValidNodeName(std::string_view name);
+// True if `endpoint` is tcp://, ipc:// or inproc:// followed by at least one
+// byte, with no whitespace or control bytes.
+bool IsValidEndpoint(std::string_view endpoint);
+
+}  // namespace todo
