@@ -3,9 +3,18 @@
 #include <algorithm>
 
 namespace todo {
+namespace {
 
-TodoList::TodoList(const TodoList& other) : next_id_(other.next_id_), entries_(other.entries_) {
-  for (const auto& [id, e] : entries_) IndexAdd(&e);
+bool IdLess(const Entry* e, uint64_t id) { return e->id < id; }
+
+}  // namespace
+
+TodoList::TodoList(const TodoList& other) : next_id_(other.next_id_) {
+  entries_.reserve(other.entries_.size());
+  for (const auto& slot : other.entries_) {
+    entries_.push_back(Slot{slot.id, std::make_unique<Entry>(*slot.entry)});
+    IndexAdd(entries_.back().entry.get());
+  }
 }
 
 TodoList& TodoList::operator=(const TodoList& other) {
@@ -18,22 +27,29 @@ TodoList TodoList::Restore(std::vector<Entry> entries, uint64_t next_id) {
   std::sort(entries.begin(), entries.end(),
             [](const Entry& a, const Entry& b) { return a.id < b.id; });
   uint64_t max_id = 0;
+  list.entries_.reserve(entries.size());
   for (auto& e : entries) {
     max_id = std::max(max_id, e.id);
     uint64_t id = e.id;
-    auto it = list.entries_.emplace_hint(list.entries_.end(), id, std::move(e));
-    list.IndexAdd(&it->second);
+    list.entries_.push_back(Slot{id, std::make_unique<Entry>(std::move(e))});
+    list.IndexAdd(list.entries_.back().entry.get());
   }
   list.next_id_ = std::max<uint64_t>({next_id, max_id + 1, 1});
   return list;
 }
 
-namespace {
-bool IdLess(const Entry* e, uint64_t id) { return e->id < id; }
-}  // namespace
+std::vector<TodoList::Slot>::const_iterator TodoList::FindSlot(uint64_t id) const {
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), id,
+                             [](const Slot& s, uint64_t want) { return s.id < want; });
+  return it != entries_.end() && it->id == id ? it : entries_.end();
+}
 
 void TodoList::IndexAdd(const Entry* e) {
-  auto& bucket = by_date_[e->date.packed];
+  const uint32_t date = e->date.packed;
+  auto it = std::lower_bound(by_date_.begin(), by_date_.end(), date,
+                             [](const DateBucket& b, uint32_t d) { return b.date < d; });
+  if (it == by_date_.end() || it->date != date) it = by_date_.insert(it, DateBucket{date, {}});
+  auto& bucket = it->entries;
   if (bucket.empty() || bucket.back()->id < e->id) {
     bucket.push_back(e);  // the common case: a new id is the largest
   } else {
@@ -42,9 +58,10 @@ void TodoList::IndexAdd(const Entry* e) {
 }
 
 void TodoList::IndexRemove(Date date, uint64_t id) {
-  auto it = by_date_.find(date.packed);
-  if (it == by_date_.end()) return;
-  auto& bucket = it->second;
+  auto it = std::lower_bound(by_date_.begin(), by_date_.end(), date.packed,
+                             [](const DateBucket& b, uint32_t d) { return b.date < d; });
+  if (it == by_date_.end() || it->date != date.packed) return;
+  auto& bucket = it->entries;
   auto pos = std::lower_bound(bucket.begin(), bucket.end(), id, IdLess);
   if (pos != bucket.end() && (*pos)->id == id) bucket.erase(pos);
   if (bucket.empty()) by_date_.erase(it);
@@ -52,29 +69,31 @@ void TodoList::IndexRemove(Date date, uint64_t id) {
 
 const Entry& TodoList::Add(Date date, std::string_view title) {
   uint64_t id = next_id_++;
-  auto it = entries_.emplace_hint(entries_.end(), id, Entry{id, date, std::string(title)});
-  IndexAdd(&it->second);
-  return it->second;
+  entries_.push_back(Slot{id, std::make_unique<Entry>(Entry{id, date, std::string(title)})});
+  const Entry* e = entries_.back().entry.get();
+  IndexAdd(e);
+  return *e;
 }
 
 std::vector<const Entry*> TodoList::Entries() const {
   std::vector<const Entry*> out;
   out.reserve(entries_.size());
-  for (const auto& [id, e] : entries_) out.push_back(&e);
+  for (const auto& slot : entries_) out.push_back(slot.entry.get());
   return out;
 }
 
 const std::vector<const Entry*>& TodoList::EntriesOn(Date date) const {
   static const std::vector<const Entry*> kNone;
-  auto it = by_date_.find(date.packed);
-  return it == by_date_.end() ? kNone : it->second;
+  auto it = std::lower_bound(by_date_.begin(), by_date_.end(), date.packed,
+                             [](const DateBucket& b, uint32_t d) { return b.date < d; });
+  return it == by_date_.end() || it->date != date.packed ? kNone : it->entries;
 }
 
 std::optional<Entry> TodoList::Update(uint64_t id, std::optional<Date> date,
                                       std::optional<std::string_view> title) {
-  auto it = entries_.find(id);
+  auto it = FindSlot(id);
   if (it == entries_.end()) return std::nullopt;
-  Entry& e = it->second;
+  Entry& e = *it->entry;
   if (date && *date != e.date) {
     IndexRemove(e.date, id);
     e.date = *date;
@@ -85,16 +104,16 @@ std::optional<Entry> TodoList::Update(uint64_t id, std::optional<Date> date,
 }
 
 bool TodoList::Delete(uint64_t id) {
-  auto it = entries_.find(id);
+  auto it = FindSlot(id);
   if (it == entries_.end()) return false;
-  IndexRemove(it->second.date, id);
+  IndexRemove(it->entry->date, id);
   entries_.erase(it);
   return true;
 }
 
 const Entry* TodoList::Find(uint64_t id) const {
-  auto it = entries_.find(id);
-  return it == entries_.end() ? nullptr : &it->second;
+  auto it = FindSlot(id);
+  return it == entries_.end() ? nullptr : it->entry.get();
 }
 
 }  // namespace todo

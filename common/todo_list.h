@@ -2,13 +2,16 @@
 // no clock. One list's entries, numbered from 1; an id is never reused, not
 // even after a delete (next_id only grows).
 //
-// Costs: Add is O(log n); EntriesOn(date) touches only that date's entries
-// (a per-date index), never other dates; Update/Delete are O(log n) plus the
-// size of the touched date buckets.
+// Costs: Add is amortized O(1) plus a binary search over the list's distinct
+// dates; EntriesOn(date) touches only that date's entries (a per-date index),
+// never other dates; Find/Update are O(log n); Delete is O(log n) plus moving
+// the pointers after it (8 bytes each) and the touched date bucket.
+// Layout: flat sorted vectors, not node-based trees, so the hot paths touch
+// a few contiguous cache lines instead of chasing tree nodes.
 #pragma once
 
 #include <cstdint>
-#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -65,14 +68,25 @@ class TodoList {
   bool empty() const { return entries_.empty(); }
 
  private:
+  // One entry; the Entry lives on the heap so pointers to it stay valid
+  // while entries_ grows or shifts.
+  struct Slot {
+    uint64_t id;
+    std::unique_ptr<Entry> entry;
+  };
+  // One date's entries, ascending by id (pointers into entries_).
+  struct DateBucket {
+    uint32_t date;
+    std::vector<const Entry*> entries;
+  };
+
   void IndexAdd(const Entry* e);
   void IndexRemove(Date date, uint64_t id);
+  std::vector<Slot>::const_iterator FindSlot(uint64_t id) const;
 
   uint64_t next_id_ = 1;
-  std::map<uint64_t, Entry> entries_;
-  // date -> that date's entries, ascending by id. The pointers are into
-  // entries_, whose nodes never move.
-  std::map<uint32_t, std::vector<const Entry*>> by_date_;
+  std::vector<Slot> entries_;        // ascending by id
+  std::vector<DateBucket> by_date_;  // ascending by date; no empty bucket
 };
 
 }  // namespace todo
