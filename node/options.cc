@@ -1,12 +1,19 @@
 #include "node/options.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
+#include <thread>
 
 #include "common/metrics.h"
 #include "common/names.h"
 
 namespace todo::node {
+
+int DefaultWorkers() {
+  unsigned cores = std::thread::hardware_concurrency();  // 0 if unknown
+  return static_cast<int>(std::clamp(cores / 2, 1u, 64u));
+}
 
 Status NodeOptions::Validate() const {
   if (!IsValidNodeName(name)) {
@@ -54,7 +61,9 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
   app.add_option("--data", o.data, "data directory (created if missing)")->required();
   app.add_option("--shards", o.shards, "LevelDB shards; fixed for a data dir")
       ->capture_default_str();
-  app.add_option("--workers", o.workers, "threads running list actors")->capture_default_str();
+  app.add_option("--workers", o.workers,
+                 "threads running list actors (default: half the cores, at least 1)")
+      ->capture_default_str();
   app.add_option("--idle-timeout", o.idle_timeout_s, "seconds before an idle list is evicted")
       ->capture_default_str();
   app.add_option("--max-lists", o.max_lists, "live list actors at most")->capture_default_str();

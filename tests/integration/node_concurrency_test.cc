@@ -42,7 +42,7 @@ std::vector<WireEntry> EntriesOf(const Reply& r) {
 }
 
 TEST_F(NodeConcurrencyTest, PipelinedMixedOpsOnOneListSeeSequentialState) {
-  ASSERT_NE(StartNode(), nullptr);
+  ASSERT_NE(StartNode({"--workers", "4"}), nullptr);  // several workers even on 2 cores
   Client c(endpoint_);
   const std::string d = "2026-07-07";
   const std::vector<Map> script = {
@@ -77,7 +77,7 @@ TEST_F(NodeConcurrencyTest, PipelinedMixedOpsOnOneListSeeSequentialState) {
 }
 
 TEST_F(NodeConcurrencyTest, ManyClientsOnOneListGetDistinctIdsInTheirOwnOrder) {
-  ASSERT_NE(StartNode(), nullptr);
+  ASSERT_NE(StartNode({"--workers", "4"}), nullptr);  // several workers even on 2 cores
   constexpr int kClients = 8;
   constexpr uint64_t kPerClient = 100;
   std::vector<std::unique_ptr<Client>> clients;
