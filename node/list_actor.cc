@@ -20,7 +20,11 @@ std::shared_ptr<store::WriteOwner> ListActor::self() {
 
 Status ListActor::EnsureLoaded() {
   uint64_t valid = valid_epoch.load(std::memory_order_acquire);
-  if (loaded_ && epoch_ >= valid) return Status::Ok();
+  // A shard reopened since the load: reload, but only with nothing in flight
+  // (the disk then holds every write this actor had acknowledged).
+  bool reopened = quiet_ && writer_.generation() != generation_;
+  if (loaded_ && epoch_ >= valid && !reopened) return Status::Ok();
+  const uint64_t generation = writer_.generation();  // before the read
   auto loaded = store_->Load(name_);
   if (!loaded.ok()) {
     loaded_ = false;
@@ -28,6 +32,7 @@ Status ListActor::EnsureLoaded() {
   }
   list_ = std::move(loaded).value();
   epoch_ = valid;
+  generation_ = generation;
   loaded_ = true;
   return Status::Ok();
 }
@@ -43,8 +48,8 @@ void ListActor::Handle(std::vector<Call>& batch) {
 
 void ListActor::Fail(Call& call, const Status& s, std::vector<Reply>* now) {
   now->push_back(Reply{std::move(call.envelope), EncodeBody([&](msgpack::sbuffer& b) {
-                          protocol::EncodeError(b, call.request.id, s);
-                        })});
+                         protocol::EncodeError(b, call.request.id, s);
+                       })});
 }
 
 void ListActor::Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,

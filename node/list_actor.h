@@ -13,7 +13,9 @@
 //    reveals a change that is not durable.
 // If a write fails, the writer raises the actor's valid epoch; the actor then
 // reloads from disk before its next message (the list is never left ahead of
-// the disk).
+// the disk). After the writer has reopened a failed shard it raises the
+// shard's generation; the actor reloads at its next message with no write in
+// flight (store/shard_writer.h).
 #pragma once
 
 #include <memory>
@@ -60,6 +62,7 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   bool loaded_ = false;
   bool quiet_ = false;  // no write in flight when the current message began
   uint64_t epoch_ = 0;
+  uint64_t generation_ = 0;  // the shard generation list_ was loaded under
   TodoList list_;
 };
 

@@ -162,6 +162,13 @@ std::string NodeMetrics::PrometheusText() const {
       {"todo_node_writes_total", "Writes committed in group commits.", &store::WriterStats::ops},
       {"todo_node_failed_commits_total", "Group commits that failed.",
        &store::WriterStats::failed_batches},
+      {"todo_node_shard_reopens_total", "Shards reopened after a failed group commit.",
+       &store::WriterStats::reopens},
+      {"todo_node_shard_failed_reopens_total",
+       "Attempts to reopen a failed shard that failed (disk probe, open or undo).",
+       &store::WriterStats::failed_reopens},
+      {"todo_node_refused_writes_total", "Writes answered internal while their shard was down.",
+       &store::WriterStats::refused},
   };
   for (const WriterCounter& c : kWriterCounters) {
     w.Family(c.name, "counter", c.help);
@@ -169,6 +176,12 @@ std::string NodeMetrics::PrometheusText() const {
       w.Sample(c.name, shard_label(i),
                static_cast<double>((store_->writer(i).stats().*c.field).load()));
     }
+  }
+  w.Family("todo_node_shard_unavailable", "gauge",
+           "1 while the shard refuses writes after a storage failure.");
+  for (uint32_t i = 0; i < shards; ++i) {
+    w.Sample("todo_node_shard_unavailable", shard_label(i),
+             static_cast<double>(store_->writer(i).stats().unavailable.load()));
   }
   std::vector<store::WriterHistograms> hists;
   for (uint32_t i = 0; i < shards; ++i) hists.push_back(store_->writer(i).histograms());
@@ -243,11 +256,13 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
   for (uint32_t i = 0; i < store_->shards(); ++i) {
     const store::ShardWriter& wr = store_->writer(i);
     const store::WriterStats& st = wr.stats();
-    pk.pack_map(6);
+    pk.pack_map(8);
     PackKV(pk, "queue_depth", wr.depth());
     PackKV(pk, "group_commits", st.batches.load());
     PackKV(pk, "writes", st.ops.load());
     PackKV(pk, "failed_commits", st.failed_batches.load());
+    PackKV(pk, "reopens", st.reopens.load());
+    PackKV(pk, "unavailable", st.unavailable.load());
     PackKV(pk, "max_batch", st.max_batch.load());
     PackStr(pk, "write_seconds_sum");
     pk.pack_double(static_cast<double>(st.write_micros.load()) / 1e6);

@@ -1,10 +1,37 @@
 #include "node/store/shard_writer.h"
 
+#include <leveldb/env.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <string>
 
 namespace todo::store {
+
+namespace {
+
+constexpr std::chrono::milliseconds kFirstBackoff(10);
+constexpr std::chrono::milliseconds kMaxBackoff(1000);
+constexpr size_t kProbeBytes = 64 << 10;           // a little more than a log block or two
+constexpr char kProbeFile[] = "/todo-disk-probe";  // not a LevelDB file name
+
+// Collects every key a batch puts or deletes.
+class KeyCollector : public leveldb::WriteBatch::Handler {
+ public:
+  std::vector<std::string> keys;
+  void Put(const leveldb::Slice& key, const leveldb::Slice&) override {
+    keys.push_back(key.ToString());
+  }
+  void Delete(const leveldb::Slice& key) override { keys.push_back(key.ToString()); }
+};
+
+int64_t MillisSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
+      .count();
+}
+
+}  // namespace
 
 void WriteOwner::Invalidate(uint64_t failed_epoch) {
   uint64_t want = failed_epoch + 1;
@@ -13,9 +40,9 @@ void WriteOwner::Invalidate(uint64_t failed_epoch) {
   }
 }
 
-ShardWriter::ShardWriter(leveldb::DB* db, uint32_t index, bool sync, size_t capacity,
+ShardWriter::ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capacity,
                          size_t max_batch, node::ReplyQueue* replies)
-    : db_(db),
+    : shard_(shard),
       index_(index),
       sync_(sync),
       capacity_(capacity),
@@ -60,10 +87,16 @@ void ShardWriter::Loop() {
   std::vector<WriteOp> ops;
   std::vector<node::Reply> replies;
   for (;;) {
+    bool stopping;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      while (queue_.empty() && !stopping_) cv_.wait_for(lock, std::chrono::milliseconds(200));
-      if (queue_.empty()) return;  // stopping, and everything is written
+      if (broken_) {
+        // Wake for new ops (refused at once), Stop(), or the next attempt.
+        cv_.wait_until(lock, next_attempt_, [&] { return !queue_.empty() || stopping_; });
+      } else {
+        while (queue_.empty() && !stopping_) cv_.wait_for(lock, std::chrono::milliseconds(200));
+      }
+      stopping = stopping_;
       if (queue_.size() <= max_batch_) {
         ops.swap(queue_);
       } else {
@@ -72,7 +105,24 @@ void ShardWriter::Loop() {
         queue_.erase(queue_.begin(), end);
       }
     }
-    Commit(ops, &replies);
+    // Down: try to recover when the backoff is over (and once more at Stop,
+    // so a shard that is fine again gets its undo written).
+    if (broken_ && (Clock::now() >= next_attempt_ || (stopping && ops.empty()))) Recover();
+    if (ops.empty()) {
+      if (!stopping) continue;
+      if (broken_) {
+        spdlog::error(
+            "shard {}: stopping while still unavailable ({}); the failed write's "
+            "record may be replayed when the node starts again",
+            index_, broken_status_.ToString());
+      }
+      return;  // stopping, and everything is written or refused
+    }
+    if (broken_) {
+      Refuse(ops, &replies);
+    } else {
+      Commit(ops, &replies);
+    }
     reserved_.fetch_sub(ops.size(), std::memory_order_relaxed);
     replies_->PushAll(replies);
     // Only now may an owner see zero in flight: every reply above is queued.
@@ -99,7 +149,7 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
     leveldb::WriteOptions wo;
     wo.sync = sync_;
     auto t0 = std::chrono::steady_clock::now();
-    s = db_->Write(wo, &group);
+    s = shard_->db->Write(wo, &group);
     auto us =
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
             .count();
@@ -115,7 +165,9 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
   }
   if (!s.ok()) {
     stats_.failed_batches.fetch_add(1, std::memory_order_relaxed);
-    spdlog::error("shard {}: write of {} ops failed: {}", index_, writes, s.ToString());
+    spdlog::error("shard {}: write of {} ops failed: {}; refusing writes until it is reopened",
+                  index_, writes, s.ToString());
+    OnWriteFailure(group, s);
   }
   replies->reserve(ops.size());
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -132,11 +184,150 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
       why = "storage failure: " + s.ToString() + "; the change was not applied";
       op.owner->Invalidate(op.epoch);
     }
-    replies->push_back(node::Reply{
-        std::move(op.reply.envelope), node::EncodeBody([&](msgpack::sbuffer& b) {
-          protocol::EncodeError(b, op.id.view(), ErrorCode::kInternal, why);
-        })});
+    replies->push_back(
+        node::Reply{std::move(op.reply.envelope), node::EncodeBody([&](msgpack::sbuffer& b) {
+                      protocol::EncodeError(b, op.id.view(), ErrorCode::kInternal, why);
+                    })});
   }
+}
+
+void ShardWriter::Refuse(std::vector<WriteOp>& ops, std::vector<node::Reply>* replies) {
+  const std::string why = "storage failure: shard " + std::to_string(index_) +
+                          " unavailable: " + broken_status_.ToString() +
+                          "; the change was not applied";
+  replies->reserve(ops.size());
+  for (auto& op : ops) {
+    // The owner applied this op in memory (or answers a read that saw such
+    // ops): it must reload from disk.
+    op.owner->Invalidate(op.epoch);
+    replies->push_back(
+        node::Reply{std::move(op.reply.envelope), node::EncodeBody([&](msgpack::sbuffer& b) {
+                      protocol::EncodeError(b, op.id.view(), ErrorCode::kInternal, why);
+                    })});
+  }
+  stats_.refused.fetch_add(ops.size(), std::memory_order_relaxed);
+  refused_since_ += ops.size();
+}
+
+void ShardWriter::OnWriteFailure(const leveldb::WriteBatch& group, const leveldb::Status& s) {
+  // The open database never applied `group`, but its log record may be
+  // replayed by the reopen: remember what each touched key holds now.
+  KeyCollector collector;
+  group.Iterate(&collector);
+  std::sort(collector.keys.begin(), collector.keys.end());
+  collector.keys.erase(std::unique(collector.keys.begin(), collector.keys.end()),
+                       collector.keys.end());
+  size_t unreadable = 0;
+  std::string value;
+  for (const std::string& key : collector.keys) {
+    leveldb::Status r = shard_->db->Get(leveldb::ReadOptions(), key, &value);
+    if (r.ok()) {
+      undo_.Put(key, value);
+    } else if (r.IsNotFound()) {
+      undo_.Delete(key);
+    } else {
+      ++unreadable;
+    }
+  }
+  if (unreadable > 0) {
+    // The actors still reload after the reopen (generation), so they follow
+    // the disk even if the failed record comes back.
+    spdlog::error(
+        "shard {}: {} of {} keys of the failed write could not be read, so it may "
+        "reappear after the reopen",
+        index_, unreadable, collector.keys.size());
+  }
+  undo_pending_ = true;
+  broken_ = true;
+  broken_status_ = s;
+  broken_since_ = Clock::now();
+  next_attempt_ = broken_since_;  // the first attempt at once
+  backoff_ = kFirstBackoff;
+  attempts_ = 0;
+  refused_since_ = 0;
+  stats_.unavailable.store(1, std::memory_order_relaxed);
+}
+
+bool ShardWriter::Recover() {
+  leveldb::Status s = ProbeDisk();
+  if (s.ok()) s = ReopenAndUndo();
+  if (!s.ok()) {
+    ++attempts_;
+    stats_.failed_reopens.fetch_add(1, std::memory_order_relaxed);
+    broken_status_ = s;
+    // Logged at attempts 1, 2, 4, 8, ...: a disk that stays full for hours
+    // leaves a few lines, not one per attempt.
+    if ((attempts_ & (attempts_ - 1)) == 0) {
+      spdlog::warn(
+          "shard {}: still unavailable after {} attempts: {}; retrying (backoff up to {} ms)",
+          index_, attempts_, s.ToString(), kMaxBackoff.count());
+    }
+    next_attempt_ = Clock::now() + backoff_;
+    backoff_ = std::min<Clock::duration>(backoff_ * 2, kMaxBackoff);
+    return false;
+  }
+  broken_ = false;
+  stats_.unavailable.store(0, std::memory_order_relaxed);
+  stats_.reopens.fetch_add(1, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  spdlog::warn("shard {}: recovered after {} ms ({} failed attempts, {} ops refused meanwhile)",
+               index_, MillisSince(broken_since_), attempts_, refused_since_);
+  return true;
+}
+
+leveldb::Status ShardWriter::ProbeDisk() const {
+  // A disk that can't take a small synced file won't take a reopen either;
+  // until it can, the failed database stays open for readers.
+  leveldb::Env* env = shard_->options.env;
+  const std::string path = shard_->path + kProbeFile;
+  leveldb::WritableFile* raw = nullptr;
+  leveldb::Status s = env->NewWritableFile(path, &raw);
+  if (!s.ok()) return s;
+  std::unique_ptr<leveldb::WritableFile> file(raw);
+  const std::string block(4096, 'p');
+  for (size_t n = 0; s.ok() && n < kProbeBytes; n += block.size()) s = file->Append(block);
+  if (s.ok()) s = file->Sync();
+  leveldb::Status c = file->Close();
+  if (s.ok()) s = c;
+  file.reset();
+  env->RemoveFile(path);
+  return s;
+}
+
+leveldb::Status ShardWriter::ReopenAndUndo() {
+  SetDb(nullptr, "reopening after: " + broken_status_.ToString());  // closes it
+  leveldb::DB* raw = nullptr;
+  leveldb::Status s = leveldb::DB::Open(shard_->options, shard_->path, &raw);
+  std::unique_ptr<leveldb::DB> db(raw);
+  if (s.ok() && undo_pending_) {
+    // Before any new write, and synced even under --no-sync: it undoes a
+    // record that the reopen may just have replayed.
+    leveldb::WriteOptions wo;
+    wo.sync = true;
+    s = db->Write(wo, &undo_);
+    if (s.ok()) {
+      undo_pending_ = false;
+      undo_.Clear();
+    }
+  }
+  if (!s.ok()) {
+    db.reset();  // a database that failed a write refuses every later one
+    SetDb(nullptr, "reopen failed: " + s.ToString());
+    return s;
+  }
+  SetDb(std::move(db), "");
+  return s;
+}
+
+void ShardWriter::SetDb(std::unique_ptr<leveldb::DB> db, const std::string& down_reason) {
+  std::unique_ptr<leveldb::DB> old;
+  {
+    std::unique_lock<std::shared_mutex> lock(shard_->mu);
+    old = std::move(shard_->db);
+    shard_->db = std::move(db);
+    shard_->down_reason = down_reason;
+  }
+  // Closed outside the lock: readers don't wait for LevelDB's shutdown.
 }
 
 }  // namespace todo::store

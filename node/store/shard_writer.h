@@ -19,16 +19,52 @@
 // `internal`), and each owner's valid_epoch is raised, so the owner reloads
 // from disk and every op it queued in the failed epoch is refused rather
 // than written: the in-memory list is never left ahead of the disk.
+//
+// Storage faults and recovery. After a failed log write or sync LevelDB
+// refuses every later write until the database is reopened, and the failed
+// batch's log record may still be in the log, so a plain reopen could replay
+// a change that was answered "not applied". The writer, the shard's only
+// writer, therefore recovers the shard itself:
+//  1. At once, from the still-open database (which never applied the failed
+//     group: LevelDB updates its memtable only after the log write and sync
+//     succeed), it reads the current value of every key the group touched
+//     and keeps them as an undo batch.
+//  2. The shard is now unavailable for writes: ops queued meanwhile are
+//     answered `internal` at once ("storage failure: shard N unavailable:
+//     ...; the change was not applied") and their owners invalidated; none
+//     waits for the disk and none is acknowledged. Reads keep using the open
+//     database, which shows exactly the acknowledged state.
+//  3. Attempts follow at once, then with a backoff of 10 ms doubling to 1 s:
+//     probe the disk (write and sync a small file in the shard dir); once the
+//     probe passes, close the database (Store::Load answers "unavailable"
+//     until it is back), reopen it, and write the undo batch with sync before
+//     any new write. A failed reopen or undo leaves the shard closed and is
+//     retried; the undo is kept until it is durable.
+//  4. Only then is the database handed back to readers and the shard's
+//     generation() raised: each list actor of the shard reloads from disk
+//     the next time it has nothing in flight (a safety net: after a complete
+//     undo the disk already equals what the actors hold).
+// A full disk is handled the same way: writes fail fast and the shard comes
+// back by itself once space is freed. Reads are answered from the failed
+// database while the probe fails, and `internal` ("unavailable") while a
+// reopen keeps failing (a disk with a little room but not enough for
+// LevelDB's recovery). Each failed batch and each recovery is logged once,
+// failed attempts at the 1st, 2nd, 4th, 8th, ...; WriterStats counts them.
+// Not covered: a node stopped or killed while a shard is still down exits
+// without its undo, so its next start may replay the failed record.
 #pragma once
 
 #include <leveldb/db.h>
 #include <leveldb/write_batch.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -48,6 +84,18 @@ struct WriteOwner {
   void Invalidate(uint64_t failed_epoch);
 };
 
+// A shard's LevelDB database, shared by the store's readers and the shard's
+// writer. Only the writer replaces `db` (when it reopens the shard): readers
+// hold `mu` shared for as long as they use `db`; the writer holds it
+// exclusively only to take the database away or to hand it back.
+struct ShardDb {
+  std::string path;          // the shard's directory
+  leveldb::Options options;  // to reopen it with
+  mutable std::shared_mutex mu;
+  std::unique_ptr<leveldb::DB> db;  // guarded by mu; null while the shard is being reopened
+  std::string down_reason;          // guarded by mu; why `db` is null
+};
+
 struct WriteOp {
   std::shared_ptr<WriteOwner> owner;
   uint64_t epoch = 0;
@@ -62,7 +110,11 @@ struct WriterStats {
   std::atomic<uint64_t> ops{0};
   std::atomic<uint64_t> failed_batches{0};
   std::atomic<uint64_t> max_batch{0};
-  std::atomic<uint64_t> write_micros{0};  // total time inside DB::Write
+  std::atomic<uint64_t> write_micros{0};    // total time inside DB::Write
+  std::atomic<uint64_t> reopens{0};         // recoveries after a failed batch (undo durable)
+  std::atomic<uint64_t> failed_reopens{0};  // recovery attempts that failed (probe, open or undo)
+  std::atomic<uint64_t> refused{0};         // ops answered `internal` while the shard was down
+  std::atomic<uint64_t> unavailable{0};     // 1 from a failed batch until the shard recovers
 };
 
 // Per group commit: its size (writes) and its DB::Write time (seconds).
@@ -73,8 +125,8 @@ struct WriterHistograms {
 
 class ShardWriter {
  public:
-  // `db` and `replies` must outlive the writer. Starts the thread.
-  ShardWriter(leveldb::DB* db, uint32_t index, bool sync, size_t capacity, size_t max_batch,
+  // `shard` (open) and `replies` must outlive the writer. Starts the thread.
+  ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capacity, size_t max_batch,
               node::ReplyQueue* replies);
   ~ShardWriter();  // Stop()s
   ShardWriter(const ShardWriter&) = delete;
@@ -87,8 +139,13 @@ class ShardWriter {
   // Thread-safe. Queues ops (moved from), each holding a reserved slot.
   void Submit(std::vector<WriteOp>& ops);
 
-  // Writes what is queued, then joins the thread. Idempotent.
+  // Writes what is queued (refuses it if the shard is down, after one last
+  // recovery attempt), then joins the thread. Idempotent.
   void Stop();
+
+  // Thread-safe. Raised each time the shard is back after a failure; a list
+  // actor that loaded under an older generation reloads (see above).
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
   size_t depth() const { return reserved_.load(std::memory_order_relaxed); }
   const WriterStats& stats() const { return stats_; }
@@ -99,10 +156,21 @@ class ShardWriter {
   }
 
  private:
+  using Clock = std::chrono::steady_clock;
+
   void Loop();
   void Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* replies);
+  // Answers every op `internal` because the shard is down.
+  void Refuse(std::vector<WriteOp>& ops, std::vector<node::Reply>* replies);
+  // After `group` failed with `s`: keeps its undo and marks the shard down.
+  void OnWriteFailure(const leveldb::WriteBatch& group, const leveldb::Status& s);
+  // One recovery attempt (probe, close, reopen, undo). True if the shard is back.
+  bool Recover();
+  leveldb::Status ProbeDisk() const;
+  leveldb::Status ReopenAndUndo();
+  void SetDb(std::unique_ptr<leveldb::DB> db, const std::string& down_reason);
 
-  leveldb::DB* const db_;
+  ShardDb* const shard_;
   const uint32_t index_;
   const bool sync_;
   const size_t capacity_;
@@ -117,7 +185,22 @@ class ShardWriter {
   WriterStats stats_;
   mutable std::mutex histograms_mu_;  // taken once per group commit
   WriterHistograms histograms_;       // guarded by histograms_mu_
-  std::thread thread_;
+  // Read by list actors (each message with nothing in flight): on its own
+  // cache line, away from what the writer updates per commit.
+  alignas(64) std::atomic<uint64_t> generation_{0};
+
+  // Writer thread only: the state of a shard that is down.
+  bool broken_ = false;
+  leveldb::Status broken_status_;  // the latest failure (named in refusals)
+  leveldb::WriteBatch undo_;       // restores the failed group's keys
+  bool undo_pending_ = false;      // undo_ not yet durable
+  Clock::time_point broken_since_;
+  Clock::time_point next_attempt_;
+  Clock::duration backoff_{};
+  uint64_t attempts_ = 0;       // failed recovery attempts since the failure
+  uint64_t refused_since_ = 0;  // ops refused since the failure
+
+  std::thread thread_;  // last: starts after everything above is set
 };
 
 }  // namespace todo::store

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <shared_mutex>
 #include <sstream>
 
 #include "common/rendezvous.h"
@@ -109,7 +110,9 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
 
   store->cache_.reset(leveldb::NewLRUCache(options.block_cache_bytes * options.shards));
   for (uint32_t i = 0; i < options.shards; ++i) {
-    leveldb::Options lo;
+    auto shard = std::make_unique<ShardDb>();
+    shard->path = (dir / ShardDirName(i)).string();
+    leveldb::Options& lo = shard->options;
     lo.create_if_missing = true;
     lo.paranoid_checks = true;
     lo.block_cache = store->cache_.get();
@@ -117,16 +120,15 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     lo.max_open_files = 256;
     if (options.env) lo.env = options.env;
     leveldb::DB* db = nullptr;
-    fs::path shard_dir = dir / ShardDirName(i);
-    leveldb::Status s = leveldb::DB::Open(lo, shard_dir.string(), &db);
-    if (!s.ok()) {
-      return Status::Internal("cannot open shard " + shard_dir.string() + ": " + s.ToString());
-    }
-    store->dbs_.emplace_back(db);
+    leveldb::Status s = leveldb::DB::Open(lo, shard->path, &db);
+    if (!s.ok()) return Status::Internal("cannot open shard " + shard->path + ": " + s.ToString());
+    shard->db.reset(db);
+    store->shards_.push_back(std::move(shard));
   }
   for (uint32_t i = 0; i < options.shards; ++i) {
-    store->writers_.push_back(std::make_unique<ShardWriter>(
-        store->dbs_[i].get(), i, options.sync, options.writer_queue, options.max_batch, replies));
+    store->writers_.push_back(std::make_unique<ShardWriter>(store->shards_[i].get(), i,
+                                                            options.sync, options.writer_queue,
+                                                            options.max_batch, replies));
   }
   return store;
 }
@@ -134,7 +136,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
 Store::~Store() {
   Stop();
   writers_.clear();
-  dbs_.clear();
+  shards_.clear();
   if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
 }
 
@@ -145,8 +147,15 @@ void Store::Stop() {
 uint32_t Store::ShardFor(std::string_view list) const { return ShardOf(list, shards()); }
 
 StatusOr<TodoList> Store::Load(std::string_view list) const {
-  leveldb::DB* db = dbs_[ShardFor(list)].get();
-  std::unique_ptr<leveldb::Iterator> it(db->NewIterator(leveldb::ReadOptions()));
+  const uint32_t index = ShardFor(list);
+  const ShardDb& shard = *shards_[index];
+  // Shared: only the shard's writer takes it exclusively, to swap the database.
+  std::shared_lock<std::shared_mutex> lock(shard.mu);
+  if (!shard.db) {
+    return Status::Internal("storage failure: shard " + std::to_string(index) +
+                            " unavailable: " + shard.down_reason + "; the request was not applied");
+  }
+  std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(leveldb::ReadOptions()));
   const std::string begin = storage::ListRangeBegin(list);
   const std::string end = storage::ListRangeEnd(list);
   std::vector<Entry> entries;

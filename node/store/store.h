@@ -8,7 +8,8 @@
 //   DIR/shard-NNN/    one LevelDB database per shard
 // Opening checks the manifest against the options and refuses a mismatch.
 // Thread-safety: Load() may be called from any thread (LevelDB reads are
-// thread-safe); writers are thread-safe; Open/Stop from one thread.
+// thread-safe, and a shard being reopened by its writer is held under a
+// shared lock); writers are thread-safe; Open/Stop from one thread.
 #pragma once
 
 #include <leveldb/cache.h>
@@ -45,13 +46,14 @@ class Store {
                                                node::ReplyQueue* replies);
   ~Store();  // Stop()s, closes the shards, releases the lock
 
-  uint32_t shards() const { return static_cast<uint32_t>(dbs_.size()); }
+  uint32_t shards() const { return static_cast<uint32_t>(shards_.size()); }
   uint32_t ShardFor(std::string_view list) const;
   ShardWriter& writer(uint32_t shard) { return *writers_[shard]; }
   const ShardWriter& writer(uint32_t shard) const { return *writers_[shard]; }
 
   // Reads a list with one range scan. A list never written is empty.
-  // internal if the shard can't be read or a record is corrupt.
+  // internal if the shard can't be read (e.g. its writer is reopening it
+  // after a storage failure) or a record is corrupt.
   StatusOr<TodoList> Load(std::string_view list) const;
 
   // Writes everything queued and stops the writers. Idempotent.
@@ -63,7 +65,7 @@ class Store {
   StoreOptions options_;
   int lock_fd_ = -1;
   std::unique_ptr<leveldb::Cache> cache_;
-  std::vector<std::unique_ptr<leveldb::DB>> dbs_;
+  std::vector<std::unique_ptr<ShardDb>> shards_;
   std::vector<std::unique_ptr<ShardWriter>> writers_;
 };
 

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/storage_format.h"
 #include "node/registry.h"
 #include "test_util.h"
 
@@ -56,6 +57,10 @@ class ListActorTest : public ::testing::Test {
     using M = std::map<std::string, uint64_t>;
     return Map(oh)["result"].as<M>()["id"];
   }
+  // Waits (bounded) until shard 0 has been reopened `n` times.
+  bool WaitReopens(uint64_t n) {
+    return todo::testing::WaitFor([&] { return store_->writer(0).stats().reopens.load() >= n; });
+  }
   static std::string Code(const msgpack::object_handle& oh) {
     using M = std::map<std::string, std::string>;
     return Map(oh)["error"].as<M>()["code"];
@@ -65,6 +70,9 @@ class ListActorTest : public ::testing::Test {
   int opens_ = 0;
   ReplyQueue replies_;
   runtime::ManualExecutor ex_;
+  // For the tests that inject disk faults. A member declared before store_,
+  // so it outlives the store (whose shards use it until they close).
+  todo::testing::FaultEnv fault_env_;
   std::unique_ptr<store::Store> store_;
 };
 
@@ -131,7 +139,7 @@ TEST_F(ListActorTest, FullWriterQueueAnswersOverloadedWithoutApplying) {
 
 TEST_F(ListActorTest, FailedWriteIsNotAcknowledgedAndTheListReloads) {
   store_.reset();
-  todo::testing::FaultEnv env;
+  todo::testing::FaultEnv& env = fault_env_;
   store::StoreOptions o;
   o.sync = true;
   o.shards = 1;
@@ -148,15 +156,109 @@ TEST_F(ListActorTest, FailedWriteIsNotAcknowledgedAndTheListReloads) {
   // The read queued behind the failed write must not reveal it.
   EXPECT_EQ(Map(r[3])["ok"].as<bool>(), false);
   env.fail = false;
-  // The next message reloads from disk: "lost" is gone, "durable" is there.
-  // (LevelDB keeps refusing writes after a failed sync until the shard is
-  // reopened, so only the read is checked here.)
+  // The writer reopens the shard once the disk works again; the next message
+  // reloads from disk: "lost" is gone, "durable" is there, and writes are
+  // acknowledged again.
+  ASSERT_TRUE(WaitReopens(1));
   Post(*a, Entries("l", 4));
-  r = Run(1);
+  Post(*a, Add("l", "2026-01-01", "again", 5));
+  r = Run(2);
   auto entries = Map(r[4])["result"].as<std::vector<msgpack::object>>();
   ASSERT_EQ(entries.size(), 1u);
   auto first = entries[0].as<std::map<std::string, msgpack::object>>();
   EXPECT_EQ(first["title"].as<std::string>(), "durable");
+  EXPECT_EQ(NewId(r[5]), 2u);
+}
+
+TEST_F(ListActorTest, FailedSyncIsNotAppliedAndTheListRecovers) {
+  store_.reset();
+  todo::testing::FaultEnv& env = fault_env_;
+  store::StoreOptions o;
+  o.sync = true;
+  o.shards = 1;
+  o.env = &env;
+  Open(o);
+  auto a = NewActor("l");
+  Post(*a, Add("l", "2026-01-01", "one", 1));
+  Post(*a, Add("l", "2026-01-01", "two", 2));
+  auto r = Run(2);
+  ASSERT_EQ(NewId(r[2]), 2u);
+  // The log sync of the next group fails after its record was written: an
+  // add, an update, a delete of the highest id (which also writes the meta
+  // key) and a read behind them. None is acknowledged.
+  env.fail_log_syncs = 1;
+  Post(*a, Add("l", "2026-01-01", "lost", 3));
+  Post(*a, todo::testing::Update("l", 1, "lost-update", 4));
+  Post(*a, Delete("l", 3, 5));
+  Post(*a, Entries("l", 6));
+  r = Run(4);
+  ASSERT_EQ(r.size(), 4u);
+  for (uint64_t id = 3; id <= 6; ++id) EXPECT_EQ(Code(r[id]), "internal") << id;
+  EXPECT_EQ(env.syncs_failed.load(), 1);
+  // Once the shard is back, the list shows exactly the acknowledged state,
+  // a new add succeeds, and it takes the first id no acknowledged entry had.
+  ASSERT_TRUE(WaitReopens(1));
+  Post(*a, Add("l", "2026-01-02", "three", 7));
+  Post(*a, Entries("l", 8));
+  r = Run(2);
+  EXPECT_EQ(NewId(r[7]), 3u);
+  auto titles = [&](const msgpack::object_handle& oh) {
+    std::vector<std::string> out;
+    for (auto& e : Map(oh)["result"].as<std::vector<msgpack::object>>()) {
+      auto m = e.as<std::map<std::string, msgpack::object>>();
+      out.push_back(std::to_string(m["id"].as<uint64_t>()) + ":" + m["title"].as<std::string>());
+    }
+    return out;
+  };
+  const std::vector<std::string> want = {"1:one", "2:two", "3:three"};
+  EXPECT_EQ(titles(r[8]), want);
+  // A fresh actor reads the same from disk.
+  auto b = NewActor("l");
+  Post(*b, Entries("l", 9));
+  r = Run(1);
+  EXPECT_EQ(titles(r[9]), want);
+}
+
+TEST_F(ListActorTest, ActorsOfAReopenedShardReloadFromDisk) {
+  store_.reset();
+  todo::testing::FaultEnv& env = fault_env_;
+  store::StoreOptions o;
+  o.sync = true;
+  o.shards = 1;
+  o.env = &env;
+  Open(o);
+  auto bob = NewActor("bob");
+  Post(*bob, Entries("bob", 1));
+  auto r = Run(1);
+  ASSERT_TRUE(Map(r[1])["result"].as<std::vector<msgpack::object>>().empty());
+  // An entry written behind bob's back: bob's loaded list doesn't have it.
+  {
+    auto owner = std::make_shared<store::WriteOwner>();
+    owner->inflight = 1;
+    ASSERT_TRUE(store_->writer(0).TryReserve());
+    std::vector<store::WriteOp> ops(1);
+    ops[0].owner = owner;
+    ops[0].batch.Put(storage::EntryKey("bob", 1),
+                     storage::EncodeEntryValue(*ParseDate("2026-01-01"), "on disk"));
+    ops[0].reply.body = zmq::message_t("ok", 2);
+    store_->writer(0).Submit(ops);
+    ASSERT_EQ(todo::testing::WaitReplies(replies_, 1).size(), 1u);
+  }
+  Post(*bob, Entries("bob", 2));
+  r = Run(1);
+  ASSERT_TRUE(Map(r[2])["result"].as<std::vector<msgpack::object>>().empty());
+  // Another list of the shard fails a write; the shard is reopened, and bob,
+  // with nothing in flight, reloads at its next message.
+  auto carol = NewActor("carol");
+  env.fail_log_syncs = 1;
+  Post(*carol, Add("carol", "2026-01-01", "lost", 3));
+  r = Run(1);
+  EXPECT_EQ(Code(r[3]), "internal");
+  ASSERT_TRUE(WaitReopens(1));
+  EXPECT_EQ(store_->writer(0).generation(), 1u);
+  Post(*bob, Entries("bob", 4));
+  r = Run(1);
+  EXPECT_EQ(Map(r[4])["result"].as<std::vector<msgpack::object>>().size(), 1u);
 }
 
 TEST_F(ListActorTest, RegistryCreatesLazilyAndEvictsIdleActors) {

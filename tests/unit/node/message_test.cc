@@ -48,9 +48,8 @@ TEST(EncodeBodyTest, SmallAndLargeReplies) {
   auto oh = msgpack::unpack(static_cast<const char*>(small.data()), small.size());
   EXPECT_EQ(oh.get().via.map.size, 2u);
   std::string big(100000, 'x');
-  zmq::message_t large = EncodeBody([&](msgpack::sbuffer& b) {
-    protocol::EncodeError(b, {}, ErrorCode::kInternal, big);
-  });
+  zmq::message_t large = EncodeBody(
+      [&](msgpack::sbuffer& b) { protocol::EncodeError(b, {}, ErrorCode::kInternal, big); });
   EXPECT_GT(large.size(), 100000u);
   zmq::message_t again =
       EncodeBody([](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, {}, true); });

@@ -67,6 +67,17 @@ inline protocol::Request Entries(std::string_view list, uint64_t id = 0) {
   return r;
 }
 
+inline protocol::Request Update(std::string_view list, uint64_t entry_id, std::string_view title,
+                                uint64_t id = 0) {
+  protocol::Request r;
+  r.op = protocol::Op::kUpdateEntry;
+  r.list = list;
+  r.entry_id = entry_id;
+  r.title = title;
+  r.id = protocol::RequestId::Uint(id);
+  return r;
+}
+
 inline protocol::Request Delete(std::string_view list, uint64_t entry_id, uint64_t id = 0) {
   protocol::Request r;
   r.op = protocol::Op::kDeleteEntry;
@@ -80,6 +91,16 @@ inline msgpack::object_handle Unpack(const node::Reply& r) {
   return msgpack::unpack(static_cast<const char*>(r.body.data()), r.body.size());
 }
 
+// Polls `pred` every 2 ms until it holds or `timeout_ms` passes; returns it.
+template <typename Pred>
+bool WaitFor(Pred pred, int timeout_ms = 10000) {
+  for (int waited = 0; waited < timeout_ms; waited += 2) {
+    if (pred()) return true;
+    usleep(2000);
+  }
+  return pred();
+}
+
 // Waits (bounded) until the queue has produced `n` replies in total.
 inline std::vector<node::Reply> WaitReplies(node::ReplyQueue& q, size_t n, int timeout_ms = 5000) {
   std::vector<node::Reply> all, got;
@@ -91,43 +112,95 @@ inline std::vector<node::Reply> WaitReplies(node::ReplyQueue& q, size_t n, int t
   return all;
 }
 
-// An Env whose writable files fail Append/Sync while `fail` is set: a disk
-// that errors, then recovers.
+// An Env that injects storage faults into another (the default env, or a
+// NewMemEnv): a disk that errors, fills up, and recovers. Each knob may be
+// flipped at any time; `only` (set before the store opens) limits the
+// faults to paths containing it, e.g. one shard's directory.
 class FaultEnv : public leveldb::EnvWrapper {
  public:
-  FaultEnv() : EnvWrapper(leveldb::Env::Default()) {}
-  std::atomic<bool> fail{false};
+  explicit FaultEnv(leveldb::Env* base = leveldb::Env::Default()) : EnvWrapper(base) {}
+
+  std::string only;                         // "" = every path
+  std::atomic<bool> fail{false};            // Append and Sync fail
+  std::atomic<bool> no_space{false};        // like ENOSPC: appends, syncs, new files fail
+  std::atomic<bool> fail_new_files{false};  // creating a writable file fails
+  std::atomic<int> fail_log_syncs{0};       // the next N syncs of a *.log file fail
+  std::atomic<int> fail_locks{0};           // the next N LockFile calls fail (a reopen fails)
+  std::atomic<int> syncs_failed{0};         // how many syncs were failed on purpose
+
+  bool Applies(const std::string& f) const {
+    return only.empty() || f.find(only) != std::string::npos;
+  }
+  static leveldb::Status NoSpace(const std::string& f) {
+    return leveldb::Status::IOError(f, "No space left on device");
+  }
 
   leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override {
+    if (leveldb::Status s = CheckNewFile(f); !s.ok()) return s;
     leveldb::Status s = target()->NewWritableFile(f, r);
-    if (s.ok()) *r = new File(*r, this);
+    if (s.ok()) *r = new File(*r, this, f);
     return s;
   }
   leveldb::Status NewAppendableFile(const std::string& f, leveldb::WritableFile** r) override {
+    if (leveldb::Status s = CheckNewFile(f); !s.ok()) return s;
     leveldb::Status s = target()->NewAppendableFile(f, r);
-    if (s.ok()) *r = new File(*r, this);
+    if (s.ok()) *r = new File(*r, this, f);
     return s;
+  }
+  leveldb::Status LockFile(const std::string& f, leveldb::FileLock** l) override {
+    if (Applies(f) && TakeOne(fail_locks))
+      return leveldb::Status::IOError(f, "injected lock failure");
+    return target()->LockFile(f, l);
   }
 
  private:
+  static bool TakeOne(std::atomic<int>& n) {
+    int cur = n.load();
+    while (cur > 0 && !n.compare_exchange_weak(cur, cur - 1)) {
+    }
+    return cur > 0;
+  }
+  leveldb::Status CheckNewFile(const std::string& f) {
+    if (!Applies(f)) return leveldb::Status::OK();
+    if (no_space) return NoSpace(f);
+    if (fail_new_files) return leveldb::Status::IOError(f, "injected create failure");
+    return leveldb::Status::OK();
+  }
+
   class File : public leveldb::WritableFile {
    public:
-    File(leveldb::WritableFile* base, FaultEnv* env) : base_(base), env_(env) {}
+    File(leveldb::WritableFile* base, FaultEnv* env, std::string name)
+        : base_(base),
+          env_(env),
+          name_(std::move(name)),
+          applies_(env->Applies(name_)),
+          is_log_(name_.size() > 4 && name_.compare(name_.size() - 4, 4, ".log") == 0) {}
     ~File() override { delete base_; }
     leveldb::Status Append(const leveldb::Slice& d) override {
-      if (env_->fail) return leveldb::Status::IOError("injected append failure");
+      if (applies_ && env_->no_space) return NoSpace(name_);
+      if (applies_ && env_->fail) return leveldb::Status::IOError("injected append failure");
       return base_->Append(d);
     }
     leveldb::Status Close() override { return base_->Close(); }
     leveldb::Status Flush() override { return base_->Flush(); }
     leveldb::Status Sync() override {
-      if (env_->fail) return leveldb::Status::IOError("injected sync failure");
+      if (applies_ && env_->no_space) return NoSpace(name_);
+      if (applies_ && env_->fail) return leveldb::Status::IOError("injected sync failure");
+      if (applies_ && is_log_ && TakeOne(env_->fail_log_syncs)) {
+        // The record was appended and flushed: it is in the file, not synced.
+        base_->Flush();
+        ++env_->syncs_failed;
+        return leveldb::Status::IOError(name_, "injected sync failure");
+      }
       return base_->Sync();
     }
 
    private:
     leveldb::WritableFile* base_;
     FaultEnv* env_;
+    const std::string name_;
+    const bool applies_;
+    const bool is_log_;
   };
 };
 
