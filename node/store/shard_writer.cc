@@ -134,13 +134,14 @@ void ShardWriter::Loop() {
 void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* replies) {
   // Ops from an epoch that an earlier failure invalidated are refused.
   std::vector<bool> stale(ops.size());
-  leveldb::WriteBatch group;
+  leveldb::WriteBatch& group = group_;  // reused: Clear() keeps its buffer
+  group.Clear();
   size_t writes = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
     auto& op = ops[i];
     stale[i] = op.epoch < op.owner->valid_epoch.load(std::memory_order_acquire);
     if (!stale[i] && !op.barrier) {
-      group.Append(op.batch);
+      op.batch.AppendTo(&group);
       ++writes;
     }
   }

@@ -71,6 +71,7 @@
 #include "common/metrics.h"
 #include "node/message.h"
 #include "node/reply_queue.h"
+#include "node/store/mutations.h"
 
 namespace todo::store {
 
@@ -99,7 +100,7 @@ struct ShardDb {
 struct WriteOp {
   std::shared_ptr<WriteOwner> owner;
   uint64_t epoch = 0;
-  leveldb::WriteBatch batch;  // empty for a barrier
+  Mutations batch;  // empty for a barrier
   bool barrier = false;
   node::Reply reply;            // sent once the op is durable
   protocol::OwnedRequestId id;  // echoed in the error reply if it fails
@@ -189,6 +190,8 @@ class ShardWriter {
   // cache line, away from what the writer updates per commit.
   alignas(64) std::atomic<uint64_t> generation_{0};
 
+  // Writer thread only: the group commit being built (kept for its buffer).
+  leveldb::WriteBatch group_;
   // Writer thread only: the state of a shard that is down.
   bool broken_ = false;
   leveldb::Status broken_status_;  // the latest failure (named in refusals)

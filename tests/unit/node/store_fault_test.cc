@@ -64,7 +64,7 @@ class StoreFaultTest : public ::testing::Test {
 
   // Queues one op per batch for `list`'s shard in one Submit (so they form
   // one group unless the writer is busy) and returns the outcomes in order.
-  std::vector<Outcome> Write(std::string_view list, std::vector<leveldb::WriteBatch> batches) {
+  std::vector<Outcome> Write(std::string_view list, std::vector<Mutations> batches) {
     auto& w = store_->writer(store_->ShardFor(list));
     auto owner = std::make_shared<WriteOwner>();
     std::vector<WriteOp> ops(batches.size());
@@ -88,7 +88,7 @@ class StoreFaultTest : public ::testing::Test {
   }
   // Adds entry `id` of `list` in one op.
   Outcome Add(std::string_view list, uint64_t id, std::string_view title) {
-    std::vector<leveldb::WriteBatch> b(1);
+    std::vector<Mutations> b(1);
     b[0].Put(storage::EntryKey(list, id), Value(title));
     auto out = Write(list, std::move(b));
     return out.empty() ? Outcome{} : out[0];
@@ -145,7 +145,7 @@ TEST_F(StoreFaultTest, FailedSyncIsUndoneEvenThoughItsRecordReachedTheLog) {
   // precedes a reopen fails too for now, so the shard stays down.
   env_->fail_log_syncs = 1;
   env_->fail_new_files = true;
-  std::vector<leveldb::WriteBatch> b(4);
+  std::vector<Mutations> b(4);
   b[0].Put(storage::EntryKey("l", 2), Value("lost-add"));
   b[0].Put(storage::MetaKey("l"), storage::EncodeMetaValue(9));
   b[1].Put(storage::EntryKey("l", 1), Value("lost-update"));
