@@ -7,9 +7,16 @@ namespace {
 
 bool IdLess(const Entry* e, uint64_t id) { return e->id < id; }
 
+// Heap bytes of a std::string of `n` chars: none within the small-string
+// buffer, else the chars + NUL in a malloc chunk (8-byte header, 16-aligned).
+size_t TitleHeap(size_t n) { return n < 16 ? 0 : (n + 1 + 8 + 15) / 16 * 16; }
+// A heap Entry (a 48-byte object in a 64-byte chunk) and its index pointer.
+constexpr size_t kPerEntry = 64 + sizeof(const Entry*);
+
 }  // namespace
 
-TodoList::TodoList(const TodoList& other) : next_id_(other.next_id_) {
+TodoList::TodoList(const TodoList& other)
+    : next_id_(other.next_id_), title_heap_bytes_(other.title_heap_bytes_) {
   entries_.reserve(other.entries_.size());
   for (const auto& slot : other.entries_) {
     entries_.push_back(Slot{slot.id, std::make_unique<Entry>(*slot.entry)});
@@ -31,6 +38,7 @@ TodoList TodoList::Restore(std::vector<Entry> entries, uint64_t next_id) {
   for (auto& e : entries) {
     max_id = std::max(max_id, e.id);
     uint64_t id = e.id;
+    list.title_heap_bytes_ += TitleHeap(e.title.size());
     list.entries_.push_back(Slot{id, std::make_unique<Entry>(std::move(e))});
     list.IndexAdd(list.entries_.back().entry.get());
   }
@@ -69,6 +77,7 @@ void TodoList::IndexRemove(Date date, uint64_t id) {
 
 const Entry& TodoList::Add(Date date, std::string_view title) {
   uint64_t id = next_id_++;
+  title_heap_bytes_ += TitleHeap(title.size());
   entries_.push_back(Slot{id, std::make_unique<Entry>(Entry{id, date, std::string(title)})});
   const Entry* e = entries_.back().entry.get();
   IndexAdd(e);
@@ -99,7 +108,11 @@ std::optional<Entry> TodoList::Update(uint64_t id, std::optional<Date> date,
     e.date = *date;
     IndexAdd(&e);
   }
-  if (title) e.title.assign(title->data(), title->size());
+  if (title) {
+    title_heap_bytes_ -= TitleHeap(e.title.size());
+    e.title.assign(title->data(), title->size());
+    title_heap_bytes_ += TitleHeap(e.title.size());
+  }
   return e;
 }
 
@@ -107,8 +120,15 @@ bool TodoList::Delete(uint64_t id) {
   auto it = FindSlot(id);
   if (it == entries_.end()) return false;
   IndexRemove(it->entry->date, id);
+  title_heap_bytes_ -= TitleHeap(it->entry->title.size());
   entries_.erase(it);
   return true;
+}
+
+size_t TodoList::ApproxBytes() const {
+  // Index pointers are in kPerEntry; the buckets' spare capacity is not.
+  return entries_.capacity() * sizeof(Slot) + entries_.size() * kPerEntry + title_heap_bytes_ +
+         by_date_.capacity() * sizeof(DateBucket);
 }
 
 const Entry* TodoList::Find(uint64_t id) const {

@@ -65,6 +65,10 @@ class TodoList {
   // The id the next Add will use (1 for a new list).
   uint64_t next_id() const { return next_id_; }
   size_t size() const { return entries_.size(); }
+  // About how many heap bytes the list holds (entries, titles, index), for
+  // the cache's memory budget. O(1); an estimate of glibc's chunk sizes, not
+  // an exact count.
+  size_t ApproxBytes() const;
   bool empty() const { return entries_.empty(); }
 
  private:
@@ -85,6 +89,7 @@ class TodoList {
   std::vector<Slot>::const_iterator FindSlot(uint64_t id) const;
 
   uint64_t next_id_ = 1;
+  size_t title_heap_bytes_ = 0;      // heap held by titles too long for SSO
   std::vector<Slot> entries_;        // ascending by id
   std::vector<DateBucket> by_date_;  // ascending by date; no empty bucket
 };

@@ -7,12 +7,31 @@ namespace todo::node {
 using protocol::Op;
 
 ListActor::ListActor(std::string name, runtime::Executor* executor, size_t mailbox_capacity,
-                     store::Store* store, ReplyQueue* replies)
+                     store::Store* store, ReplyQueue* replies, MemoryMeter* meter)
     : MailboxActor<Call>(executor, mailbox_capacity),
       name_(std::move(name)),
       store_(store),
       writer_(store->writer(store->ShardFor(name_))),
-      replies_(replies) {}
+      replies_(replies),
+      meter_(meter) {
+  Meter();
+}
+
+ListActor::~ListActor() {
+  if (meter_ != nullptr) meter_->bytes.fetch_sub(static_cast<int64_t>(metered_));
+}
+
+void ListActor::Meter() {
+  if (meter_ == nullptr) return;
+  // The actor itself (with its shared_ptr control block), its name, its
+  // mailbox's spare storage, and the list.
+  const size_t now = sizeof(*this) + 32 + name_.capacity() + list_.ApproxBytes();
+  if (now != metered_) {
+    meter_->bytes.fetch_add(static_cast<int64_t>(now) - static_cast<int64_t>(metered_),
+                            std::memory_order_relaxed);
+    metered_ = now;
+  }
+}
 
 std::shared_ptr<store::WriteOwner> ListActor::self() {
   return std::static_pointer_cast<ListActor>(shared_from_this());
@@ -42,6 +61,7 @@ void ListActor::Handle(std::vector<Call>& batch) {
   thread_local std::vector<Reply> now;
   thread_local std::vector<store::WriteOp> writes;
   for (auto& call : batch) HandleOne(call, &now, &writes);
+  Meter();
   writer_.Submit(writes);
   replies_->PushAll(now);
 }

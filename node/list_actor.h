@@ -18,6 +18,8 @@
 // flight (store/shard_writer.h).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,11 +32,20 @@
 
 namespace todo::node {
 
+// The memory the live list actors hold, summed (the cache's budget reads it).
+// Each actor adds the change of its own estimate after every slice, and
+// takes it all back when destroyed.
+struct MemoryMeter {
+  std::atomic<int64_t> bytes{0};
+};
+
 class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
  public:
-  // `store`, `replies` and `executor` must outlive the actor.
+  // `store`, `replies`, `executor` and `meter` (optional) must outlive the
+  // actor.
   ListActor(std::string name, runtime::Executor* executor, size_t mailbox_capacity,
-            store::Store* store, ReplyQueue* replies);
+            store::Store* store, ReplyQueue* replies, MemoryMeter* meter = nullptr);
+  ~ListActor() override;
 
   const std::string& name() const { return name_; }
   // True if nothing is queued, running or waiting for the disk: the registry
@@ -53,11 +64,15 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
               std::vector<store::WriteOp>* writes);
   void Fail(Call& call, const Status& s, std::vector<Reply>* now);
   std::shared_ptr<store::WriteOwner> self();
+  // Reports the change of this actor's memory estimate to meter_.
+  void Meter();
 
   const std::string name_;
   store::Store* const store_;
   store::ShardWriter& writer_;
   ReplyQueue* const replies_;
+  MemoryMeter* const meter_;
+  size_t metered_ = 0;  // bytes last reported to meter_
   // Below: touched only by the worker running the actor.
   bool loaded_ = false;
   bool quiet_ = false;  // no write in flight when the current message began

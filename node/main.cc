@@ -66,13 +66,16 @@ int main(int argc, char** argv) {
   int exit_status = 0;
   {
     runtime::WorkerPool workers(o.workers);
+    node::MemoryMeter meter;
     node::Registry::Options ro;
     ro.max_lists = o.max_lists;
+    ro.max_bytes = o.cache_mb << 20;
+    ro.meter = &meter;
     ro.idle_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(o.idle_timeout_s));
     node::Registry registry(ro, [&](std::string name) {
       return std::make_shared<node::ListActor>(std::move(name), &workers, o.mailbox, store.get(),
-                                               &replies);
+                                               &replies, &meter);
     });
     zmq::context_t ctx(1);
     {

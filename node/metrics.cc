@@ -1,5 +1,6 @@
 #include "node/metrics.h"
 
+#include <algorithm>
 #include <msgpack.hpp>
 
 #include "node/registry.h"
@@ -86,6 +87,8 @@ void NodeMetrics::Publish(const NodeServer& server) {
   p.live_actors = registry_->size();
   p.actors_loaded = registry_->created();
   p.actors_evicted = registry_->evicted();
+  p.actors_evicted_for_memory = registry_->evicted_for_bytes();
+  p.cache_bytes = registry_->bytes();
   p.mailbox_sum = mailbox_sum_;
   p.mailbox_max = mailbox_max_;
   {
@@ -138,6 +141,13 @@ std::string NodeMetrics::PrometheusText() const {
   w.Sample("todo_node_actors_loaded_total", {}, static_cast<double>(p.actors_loaded));
   w.Family("todo_node_actors_evicted_total", "counter", "Idle list actors evicted from memory.");
   w.Sample("todo_node_actors_evicted_total", {}, static_cast<double>(p.actors_evicted));
+  w.Family("todo_node_actors_evicted_for_memory_total", "counter",
+           "List actors evicted because the cache was over --cache-mb (also in the total).");
+  w.Sample("todo_node_actors_evicted_for_memory_total", {},
+           static_cast<double>(p.actors_evicted_for_memory));
+  w.Family("todo_node_cache_bytes", "gauge",
+           "Estimated bytes held by the live list actors (bounded by --cache-mb).");
+  w.Sample("todo_node_cache_bytes", {}, static_cast<double>(p.cache_bytes));
   w.Family("todo_node_mailbox_depth_sum", "gauge", "Messages queued in all mailboxes.");
   w.Sample("todo_node_mailbox_depth_sum", {}, static_cast<double>(p.mailbox_sum));
   w.Family("todo_node_mailbox_depth_max", "gauge", "Messages queued in the fullest mailbox.");
@@ -205,7 +215,7 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
   registry_->MailboxDepths(&mailbox_sum, &mailbox_max);
   protocol::BeginOkReply(out, id);
   Packer pk(out);
-  pk.pack_map(11 + static_cast<uint32_t>(std::size(kScalars)));
+  pk.pack_map(13 + static_cast<uint32_t>(std::size(kScalars)));
   PackStr(pk, "role");
   PackStr(pk, "node");
   PackStr(pk, "name");
@@ -249,6 +259,8 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
   PackKV(pk, "live_actors", registry_->size());
   PackKV(pk, "actors_loaded", registry_->created());
   PackKV(pk, "actors_evicted", registry_->evicted());
+  PackKV(pk, "actors_evicted_for_memory", registry_->evicted_for_bytes());
+  PackKV(pk, "cache_bytes", static_cast<uint64_t>(std::max<int64_t>(0, registry_->bytes())));
   PackKV(pk, "mailbox_depth_sum", mailbox_sum);
   PackKV(pk, "mailbox_depth_max", mailbox_max);
   PackStr(pk, "shards");

@@ -81,6 +81,8 @@ class NodeMetrics {
     size_t live_actors = 0;
     uint64_t actors_loaded = 0;
     uint64_t actors_evicted = 0;
+    uint64_t actors_evicted_for_memory = 0;
+    int64_t cache_bytes = 0;
     size_t mailbox_sum = 0;
     size_t mailbox_max = 0;
   };

@@ -33,6 +33,8 @@ Status NodeOptions::Validate() const {
   constexpr size_t kMax = 100'000'000;
   if (max_lists < 1 || max_lists > kMax)
     return Status::BadRequest("--max-lists must be 1-100000000");
+  if (cache_mb < 1 || cache_mb > 1'000'000)
+    return Status::BadRequest("--cache-mb must be 1-1000000");
   if (mailbox < 1 || mailbox > kMax) return Status::BadRequest("--mailbox must be 1-100000000");
   if (max_inflight < 1 || max_inflight > kMax) {
     return Status::BadRequest("--max-inflight must be 1-100000000");
@@ -67,6 +69,9 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
   app.add_option("--idle-timeout", o.idle_timeout_s, "seconds before an idle list is evicted")
       ->capture_default_str();
   app.add_option("--max-lists", o.max_lists, "live list actors at most")->capture_default_str();
+  app.add_option("--cache-mb", o.cache_mb,
+                 "memory for lists in memory (MiB); past it idle lists are evicted early")
+      ->capture_default_str();
   app.add_option("--mailbox", o.mailbox, "queued requests per list at most")->capture_default_str();
   app.add_option("--max-inflight", o.max_inflight, "requests inside the node at most")
       ->capture_default_str();

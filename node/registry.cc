@@ -7,6 +7,8 @@ namespace todo::node {
 namespace {
 // How many of the least recently used actors to try when making room.
 constexpr int kEvictProbe = 16;
+// ... and per periodic sweep when over the memory budget.
+constexpr size_t kSweepProbe = 65536;
 }  // namespace
 
 Registry::Registry(Options options, Factory factory)
@@ -18,13 +20,39 @@ ListActor* Registry::Get(std::string_view list, Clock::time_point now) {
     Lru::iterator slot = it->second;
     slot->last_used = now;
     if (slot != lru_.begin()) lru_.splice(lru_.begin(), lru_, slot);
+    if (OverBudget()) EvictForBytes(kEvictProbe);
     return slot->actor.get();
   }
   if (map_.size() >= options_.max_lists && !EvictOneForRoom()) return nullptr;
   lru_.push_front(Slot{factory_(std::string(list)), now});
   map_.emplace(std::string_view(lru_.front().actor->name()), lru_.begin());
   ++created_;
+  if (OverBudget()) EvictForBytes(kEvictProbe);
   return lru_.front().actor.get();
+}
+
+bool Registry::OverBudget() const {
+  return options_.max_bytes > 0 && options_.meter != nullptr &&
+         options_.meter->bytes.load(std::memory_order_relaxed) >
+             static_cast<int64_t>(options_.max_bytes);
+}
+
+size_t Registry::EvictForBytes(size_t probe) {
+  size_t n = 0;
+  auto it = lru_.end();
+  for (size_t probed = 0; probed < probe && OverBudget(); ++probed) {
+    if (it == lru_.begin()) break;
+    --it;
+    if (it == lru_.begin()) break;  // the most recently used stays
+    if (it->actor->Evictable()) {
+      auto victim = it;
+      ++it;
+      Erase(victim);
+      ++n;
+      ++evicted_for_bytes_;
+    }
+  }
+  return n;
 }
 
 void Registry::Erase(Lru::iterator it) {
@@ -58,6 +86,7 @@ size_t Registry::EvictIdle(Clock::time_point now) {
       ++n;
     }
   }
+  if (OverBudget()) n += EvictForBytes(kSweepProbe);
   return n;
 }
 

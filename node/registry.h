@@ -8,7 +8,13 @@
 //    memory;
 //  - at most `max_lists` actors live; creating one more first evicts the
 //    least recently used actor that is idle, and fails (the caller answers
-//    `overloaded`) if none of the oldest few is.
+//    `overloaded`) if none of the oldest few is;
+//  - the live actors hold at most about `max_bytes` (their MemoryMeter):
+//    past it, each Get() evicts idle actors from the least recently used
+//    end (a few per call, never the one it returns), and EvictIdle() evicts
+//    until the total is back under the budget. An evicted list is on disk
+//    and reloads on its next use, so a flood of adds over many lists costs
+//    reloads, not memory.
 // An actor is evicted only when it is Evictable(): nothing queued, running,
 // or waiting for the disk, so no request or write is ever dropped, and a new
 // actor for the same list never loads while an old one still has writes
@@ -35,6 +41,8 @@ class Registry {
   struct Options {
     size_t max_lists = 100000;
     Clock::duration idle_timeout = std::chrono::seconds(60);
+    size_t max_bytes = 0;                // 0: no memory budget
+    const MemoryMeter* meter = nullptr;  // what the actors hold (needed for max_bytes)
   };
 
   Registry(Options options, Factory factory);
@@ -50,6 +58,12 @@ class Registry {
   size_t size() const { return map_.size(); }
   uint64_t created() const { return created_; }
   uint64_t evicted() const { return evicted_; }
+  // About how many bytes the live actors hold (0 without a meter).
+  int64_t bytes() const {
+    return options_.meter != nullptr ? options_.meter->bytes.load(std::memory_order_relaxed) : 0;
+  }
+  // Of those, evicted because the memory budget was exceeded.
+  uint64_t evicted_for_bytes() const { return evicted_for_bytes_; }
   // Messages queued in the live actors' mailboxes: the sum and the largest.
   // Walks every live actor (for metrics, not per request).
   void MailboxDepths(size_t* sum, size_t* max) const;
@@ -67,6 +81,10 @@ class Registry {
   };
 
   bool EvictOneForRoom();
+  bool OverBudget() const;
+  // Evicts idle actors from the LRU end, probing at most `probe`, until the
+  // budget holds; never the most recently used one. Returns how many.
+  size_t EvictForBytes(size_t probe);
   void Erase(Lru::iterator it);
 
   const Options options_;
@@ -76,6 +94,7 @@ class Registry {
   std::unordered_map<std::string_view, Lru::iterator, Hash, std::equal_to<>> map_;
   uint64_t created_ = 0;
   uint64_t evicted_ = 0;
+  uint64_t evicted_for_bytes_ = 0;
 };
 
 }  // namespace todo::node

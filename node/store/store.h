@@ -33,7 +33,7 @@ struct StoreOptions {
   bool sync = true;                     // fsync every group commit (off only for tests/benchmarks)
   size_t writer_queue = 16384;          // ops queued per shard before `overloaded`
   size_t max_batch = 4096;              // ops per group commit at most
-  size_t block_cache_bytes = 8 << 20;   // per shard
+  size_t block_cache_bytes = 2 << 20;   // per shard (one LRU cache for all shards)
   size_t write_buffer_bytes = 4 << 20;  // per shard memtable
   leveldb::Env* env = nullptr;          // nullptr: leveldb::Env::Default(); tests inject faults
 };

@@ -301,3 +301,44 @@ TEST(TodoListPropertyTest, MatchesReferenceModel) {
 
 }  // namespace
 }  // namespace todo
+
+namespace todo {
+namespace {
+
+TEST(TodoListBytesTest, GrowsWithEntriesAndTitlesAndShrinksOnDelete) {
+  TodoList list;
+  const size_t empty = list.ApproxBytes();
+  Date d = *ParseDate("2026-01-01");
+  list.Add(d, "short");
+  const size_t one_short = list.ApproxBytes();
+  EXPECT_GT(one_short, empty);
+  list.Add(d, std::string(1000, 'x'));
+  const size_t with_long = list.ApproxBytes();
+  EXPECT_GE(with_long - one_short, 1000u);  // the long title's heap counts
+  ASSERT_TRUE(list.Update(2, std::nullopt, std::string_view("tiny")).has_value());
+  EXPECT_LT(list.ApproxBytes(), with_long - 900);  // ... and is released on update
+  ASSERT_TRUE(list.Delete(2));
+  ASSERT_TRUE(list.Delete(1));
+  EXPECT_LT(list.ApproxBytes(), one_short);
+}
+
+TEST(TodoListBytesTest, CopiesAndRestoresCountTheSame) {
+  TodoList list;
+  for (int i = 0; i < 100; ++i) {
+    list.Add(*ParseDate("2026-01-01"), std::string(static_cast<size_t>(i), 't'));
+  }
+  TodoList copy(list);
+  std::vector<Entry> entries;
+  for (const Entry* e : list.Entries()) entries.push_back(*e);
+  TodoList restored = TodoList::Restore(entries, list.next_id());
+  // Within the vectors' spare capacity of each other.
+  EXPECT_NEAR(static_cast<double>(copy.ApproxBytes()), static_cast<double>(list.ApproxBytes()),
+              static_cast<double>(list.size() * 16 + 64));
+  EXPECT_NEAR(static_cast<double>(restored.ApproxBytes()), static_cast<double>(list.ApproxBytes()),
+              static_cast<double>(list.size() * 16 + 64));
+  // 100 entries with titles of 0..99 bytes: at least the titles' heap.
+  EXPECT_GT(list.ApproxBytes(), 100u * 64 + 4000);
+}
+
+}  // namespace
+}  // namespace todo

@@ -288,5 +288,43 @@ TEST_F(ListActorTest, RegistryCreatesLazilyAndEvictsIdleActors) {
   EXPECT_EQ(reg.size(), 0u);
 }
 
+TEST_F(ListActorTest, RegistryKeepsLiveListsWithinTheMemoryBudget) {
+  MemoryMeter meter;
+  Registry::Options ro;
+  ro.max_lists = 1000;
+  ro.max_bytes = 64 << 10;  // 64 KiB
+  ro.meter = &meter;
+  Registry reg(ro, [&](std::string name) {
+    return std::make_shared<ListActor>(name, &ex_, 100, store_.get(), &replies_, &meter);
+  });
+  auto t0 = Registry::Clock::time_point{} + std::chrono::hours(1);
+  const std::string title(200, 't');
+  // 40 lists of 20 entries with 200-byte titles: ~250 KiB if all stayed.
+  uint64_t id = 0;
+  for (int l = 0; l < 40; ++l) {
+    std::string name = "list" + std::to_string(l);
+    ListActor* a = reg.Get(name, t0);
+    ASSERT_NE(a, nullptr);
+    for (int i = 0; i < 20; ++i) Post(*a, Add(name, "2026-01-01", title, ++id));
+    Run(20);
+    EXPECT_GT(meter.bytes.load(), 0);
+  }
+  // Each Get evicts idle lists past the budget; a sweep finishes the job.
+  reg.EvictIdle(t0);
+  EXPECT_LE(meter.bytes.load(), int64_t{64} << 10);
+  EXPECT_GT(reg.evicted_for_bytes(), 0u);
+  EXPECT_LT(reg.size(), 40u);
+  EXPECT_EQ(reg.bytes(), meter.bytes.load());
+  // An evicted list lost nothing: it reloads from the store.
+  ListActor* first = reg.Get("list0", t0);
+  Post(*first, Entries("list0", ++id));
+  auto replies = Run(1);
+  EXPECT_EQ(Map(replies.at(id))["result"].via.array.size, 20u);
+  // Dropping every actor gives every byte back.
+  reg.EvictIdle(t0 + std::chrono::hours(1));
+  EXPECT_EQ(reg.size(), 0u);
+  EXPECT_EQ(meter.bytes.load(), 0);
+}
+
 }  // namespace
 }  // namespace todo::node
