@@ -9,6 +9,9 @@ namespace {
 constexpr int kEvictProbe = 16;
 // ... and per periodic sweep when over the memory budget.
 constexpr size_t kSweepProbe = 65536;
+// Idle at least this long to be evicted for memory while under twice the
+// budget.
+constexpr std::chrono::seconds kMinIdleForMemory(1);
 }  // namespace
 
 Registry::Registry(Options options, Factory factory)
@@ -20,30 +23,33 @@ ListActor* Registry::Get(std::string_view list, Clock::time_point now) {
     Lru::iterator slot = it->second;
     slot->last_used = now;
     if (slot != lru_.begin()) lru_.splice(lru_.begin(), lru_, slot);
-    if (OverBudget()) EvictForBytes(kEvictProbe);
+    if (OverBudget()) EvictForBytes(kEvictProbe, now);
     return slot->actor.get();
   }
   if (map_.size() >= options_.max_lists && !EvictOneForRoom()) return nullptr;
   lru_.push_front(Slot{factory_(std::string(list)), now});
   map_.emplace(std::string_view(lru_.front().actor->name()), lru_.begin());
   ++created_;
-  if (OverBudget()) EvictForBytes(kEvictProbe);
+  if (OverBudget()) EvictForBytes(kEvictProbe, now);
   return lru_.front().actor.get();
 }
 
-bool Registry::OverBudget() const {
+bool Registry::OverBudget(size_t factor) const {
   return options_.max_bytes > 0 && options_.meter != nullptr &&
          options_.meter->bytes.load(std::memory_order_relaxed) >
-             static_cast<int64_t>(options_.max_bytes);
+             static_cast<int64_t>(options_.max_bytes * factor);
 }
 
-size_t Registry::EvictForBytes(size_t probe) {
+size_t Registry::EvictForBytes(size_t probe, Clock::time_point now) {
   size_t n = 0;
   auto it = lru_.end();
   for (size_t probed = 0; probed < probe && OverBudget(); ++probed) {
     if (it == lru_.begin()) break;
     --it;
     if (it == lru_.begin()) break;  // the most recently used stays
+    // A list in use right now (a hot working set bigger than the budget)
+    // would only be reloaded at once: it goes only past twice the budget.
+    if (now - it->last_used < kMinIdleForMemory && !OverBudget(2)) break;
     if (it->actor->Evictable()) {
       auto victim = it;
       ++it;
@@ -86,7 +92,7 @@ size_t Registry::EvictIdle(Clock::time_point now) {
       ++n;
     }
   }
-  if (OverBudget()) n += EvictForBytes(kSweepProbe);
+  if (OverBudget()) n += EvictForBytes(kSweepProbe, now);
   return n;
 }
 

@@ -9,12 +9,14 @@
 //  - at most `max_lists` actors live; creating one more first evicts the
 //    least recently used actor that is idle, and fails (the caller answers
 //    `overloaded`) if none of the oldest few is;
-//  - the live actors hold at most about `max_bytes` (their MemoryMeter):
-//    past it, each Get() evicts idle actors from the least recently used
-//    end (a few per call, never the one it returns), and EvictIdle() evicts
-//    until the total is back under the budget. An evicted list is on disk
-//    and reloads on its next use, so a flood of adds over many lists costs
-//    reloads, not memory.
+//  - the live actors hold about `max_bytes` (their MemoryMeter): past it,
+//    each Get() evicts idle actors from the least recently used end (a few
+//    per call, never the one it returns), and EvictIdle() evicts until the
+//    total is back under the budget. An evicted list is on disk and reloads
+//    on its next use, so a flood of adds over many lists costs reloads, not
+//    memory. Lists used within the last second are spared until the total
+//    passes twice the budget: a hot working set a little bigger than the
+//    budget stays in memory instead of being reloaded on every request.
 // An actor is evicted only when it is Evictable(): nothing queued, running,
 // or waiting for the disk, so no request or write is ever dropped, and a new
 // actor for the same list never loads while an old one still has writes
@@ -81,10 +83,12 @@ class Registry {
   };
 
   bool EvictOneForRoom();
-  bool OverBudget() const;
+  // The meter reads more than `factor` times max_bytes.
+  bool OverBudget(size_t factor = 1) const;
   // Evicts idle actors from the LRU end, probing at most `probe`, until the
-  // budget holds; never the most recently used one. Returns how many.
-  size_t EvictForBytes(size_t probe);
+  // budget holds; never the most recently used one, and none used in the
+  // last second unless over twice the budget. Returns how many.
+  size_t EvictForBytes(size_t probe, Clock::time_point now);
   void Erase(Lru::iterator it);
 
   const Options options_;
