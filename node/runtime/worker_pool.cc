@@ -1,5 +1,7 @@
 #include "node/runtime/worker_pool.h"
 
+#include <pthread.h>
+
 #include <chrono>
 
 namespace todo::runtime {
@@ -31,6 +33,7 @@ void WorkerPool::Stop() {
 }
 
 void WorkerPool::Loop() {
+  pthread_setname_np(pthread_self(), "todo-worker");  // for top -H and perf
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     if (queue_.empty()) {

@@ -1,6 +1,7 @@
 #include "node/store/shard_writer.h"
 
 #include <leveldb/env.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -84,6 +85,9 @@ void ShardWriter::Stop() {
 }
 
 void ShardWriter::Loop() {
+  // Named for top -H, perf and /proc/PID/task/*/comm (15 chars at most).
+  pthread_setname_np(pthread_self(),
+                     ("todo-writer-" + std::to_string(index_)).substr(0, 15).c_str());
   std::vector<WriteOp> ops;
   std::vector<node::Reply> replies;
   for (;;) {
