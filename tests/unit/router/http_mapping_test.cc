@@ -132,7 +132,9 @@ TEST(OwnedRequest, ViewEncodesTheRequest) {
   auto r = MapBookAddEntry(Query({{"list", "a/b"}, {"date", "2026-12-19"}, {"title", "T"}}));
   msgpack::sbuffer b;
   protocol::EncodeRequest(b, r->View(protocol::RequestId::Uint(42)));
-  auto decoded = protocol::DecodeRequest(Body(b));
+  // The decoded request's views point into the bytes: keep them alive.
+  const std::string bytes = Body(b);
+  auto decoded = protocol::DecodeRequest(bytes);
   ASSERT_TRUE(decoded.status.ok()) << decoded.status.ToString();
   EXPECT_EQ(decoded.request.op, Op::kAddEntry);
   EXPECT_EQ(decoded.request.list, "a/b");
