@@ -9,8 +9,7 @@ namespace {
 constexpr int kEvictProbe = 16;
 // ... and per periodic sweep when over the memory budget.
 constexpr size_t kSweepProbe = 65536;
-// Idle at least this long to be evicted for memory while under twice the
-// budget.
+// Idle at least this long to be evicted for memory.
 constexpr std::chrono::seconds kMinIdleForMemory(1);
 }  // namespace
 
@@ -34,10 +33,10 @@ ListActor* Registry::Get(std::string_view list, Clock::time_point now) {
   return lru_.front().actor.get();
 }
 
-bool Registry::OverBudget(size_t factor) const {
+bool Registry::OverBudget() const {
   return options_.max_bytes > 0 && options_.meter != nullptr &&
          options_.meter->bytes.load(std::memory_order_relaxed) >
-             static_cast<int64_t>(options_.max_bytes * factor);
+             static_cast<int64_t>(options_.max_bytes);
 }
 
 size_t Registry::EvictForBytes(size_t probe, Clock::time_point now) {
@@ -47,9 +46,9 @@ size_t Registry::EvictForBytes(size_t probe, Clock::time_point now) {
     if (it == lru_.begin()) break;
     --it;
     if (it == lru_.begin()) break;  // the most recently used stays
-    // A list in use right now (a hot working set bigger than the budget)
-    // would only be reloaded at once: it goes only past twice the budget.
-    if (now - it->last_used < kMinIdleForMemory && !OverBudget(2)) break;
+    // A list in use right now would only be reloaded at once (a reload costs
+    // a scan of the whole list): the rest of the LRU order is newer still.
+    if (now - it->last_used < kMinIdleForMemory) break;
     if (it->actor->Evictable()) {
       auto victim = it;
       ++it;

@@ -14,9 +14,10 @@
 //    per call, never the one it returns), and EvictIdle() evicts until the
 //    total is back under the budget. An evicted list is on disk and reloads
 //    on its next use, so a flood of adds over many lists costs reloads, not
-//    memory. Lists used within the last second are spared until the total
-//    passes twice the budget: a hot working set a little bigger than the
-//    budget stays in memory instead of being reloaded on every request.
+//    memory. Lists used within the last second are never evicted for
+//    memory: a working set in active use stays (as in Redis, data in use is
+//    in memory) instead of being reloaded on every request; the budget
+//    bounds everything else, e.g. floods that touch many lists.
 // An actor is evicted only when it is Evictable(): nothing queued, running,
 // or waiting for the disk, so no request or write is ever dropped, and a new
 // actor for the same list never loads while an old one still has writes
@@ -83,11 +84,10 @@ class Registry {
   };
 
   bool EvictOneForRoom();
-  // The meter reads more than `factor` times max_bytes.
-  bool OverBudget(size_t factor = 1) const;
+  bool OverBudget() const;  // the meter reads more than max_bytes
   // Evicts idle actors from the LRU end, probing at most `probe`, until the
-  // budget holds; never the most recently used one, and none used in the
-  // last second unless over twice the budget. Returns how many.
+  // budget holds; never the most recently used one, nor any used in the
+  // last second. Returns how many.
   size_t EvictForBytes(size_t probe, Clock::time_point now);
   void Erase(Lru::iterator it);
 
