@@ -515,6 +515,17 @@ void BeginOkReply(msgpack::sbuffer& out, const RequestId& id) {
   BeginOk(pk, id);
 }
 
+void AppendStr(msgpack::sbuffer& out, std::string_view s) {
+  Packer pk(out);
+  PackStr(pk, s);
+}
+
+void AppendUintField(msgpack::sbuffer& out, std::string_view key, uint64_t v) {
+  Packer pk(out);
+  PackStr(pk, key);
+  pk.pack_uint64(v);
+}
+
 std::optional<ErrorCode> PeekReplyCode(std::string_view body) {
   const auto* p = reinterpret_cast<const unsigned char*>(body.data());
   const unsigned char* end = p + body.size();

@@ -110,6 +110,10 @@ void EncodePing(msgpack::sbuffer& out, const RequestId& id, std::string_view rol
 // the caller then packs exactly one value (the result) to complete it. For
 // results with no encoder here, such as `stats`.
 void BeginOkReply(msgpack::sbuffer& out, const RequestId& id);
+// Pieces of such a result (the `stats` maps of node/ and router/): a str,
+// and a str key followed by a uint value.
+void AppendStr(msgpack::sbuffer& out, std::string_view s);
+void AppendUintField(msgpack::sbuffer& out, std::string_view key, uint64_t v);
 
 // The code of a reply written by the encoders above (kOk for a success),
 // read from its first bytes without decoding it: relies on the key order

@@ -12,16 +12,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
-void PackStr(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-
-void PackKV(Packer& pk, std::string_view key, uint64_t v) {
-  PackStr(pk, key);
-  pk.pack_uint64(v);
-}
-
 std::string OpLabel(size_t op) {
   if (op >= protocol::kNumOps) return "invalid";
   return std::string(protocol::OpName(static_cast<protocol::Op>(op)));
@@ -216,12 +206,13 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
   protocol::BeginOkReply(out, id);
   Packer pk(out);
   pk.pack_map(13 + static_cast<uint32_t>(std::size(kScalars)));
-  PackStr(pk, "role");
-  PackStr(pk, "node");
-  PackStr(pk, "name");
-  PackStr(pk, name_);
-  PackKV(pk, "inflight", server.inflight());
-  for (const Scalar& s : kScalars) PackKV(pk, s.name, server.counters().*s.field);
+  protocol::AppendStr(out, "role");
+  protocol::AppendStr(out, "node");
+  protocol::AppendStr(out, "name");
+  protocol::AppendStr(out, name_);
+  protocol::AppendUintField(out, "inflight", server.inflight());
+  for (const Scalar& s : kScalars)
+    protocol::AppendUintField(out, s.name, server.counters().*s.field);
   // {op: {code: n}} for the ops seen.
   std::vector<size_t> ops;
   for (size_t op = 0; op < kOpSlots; ++op) {
@@ -232,51 +223,53 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
       }
     }
   }
-  PackStr(pk, "requests");
+  protocol::AppendStr(out, "requests");
   pk.pack_map(static_cast<uint32_t>(ops.size()));
   for (size_t op : ops) {
-    PackStr(pk, OpLabel(op));
+    protocol::AppendStr(out, OpLabel(op));
     uint32_t n = 0;
     for (uint64_t v : live_.by_op_code[op]) n += v > 0;
     pk.pack_map(n);
     for (size_t code = 0; code < kCodes; ++code) {
-      if (uint64_t v = live_.by_op_code[op][code]; v > 0) PackKV(pk, CodeLabel(code), v);
+      if (uint64_t v = live_.by_op_code[op][code]; v > 0)
+        protocol::AppendUintField(out, CodeLabel(code), v);
     }
   }
   std::vector<size_t> timed;
   for (size_t op = 0; op < protocol::kNumOps; ++op) {
     if (live_.latency[op].count() > 0) timed.push_back(op);
   }
-  PackStr(pk, "latency");
+  protocol::AppendStr(out, "latency");
   pk.pack_map(static_cast<uint32_t>(timed.size()));
   for (size_t op : timed) {
-    PackStr(pk, OpLabel(op));
+    protocol::AppendStr(out, OpLabel(op));
     pk.pack_map(2);
-    PackKV(pk, "count", live_.latency[op].count());
-    PackStr(pk, "sum_seconds");
+    protocol::AppendUintField(out, "count", live_.latency[op].count());
+    protocol::AppendStr(out, "sum_seconds");
     pk.pack_double(live_.latency[op].sum());
   }
-  PackKV(pk, "live_actors", registry_->size());
-  PackKV(pk, "actors_loaded", registry_->created());
-  PackKV(pk, "actors_evicted", registry_->evicted());
-  PackKV(pk, "actors_evicted_for_memory", registry_->evicted_for_bytes());
-  PackKV(pk, "cache_bytes", static_cast<uint64_t>(std::max<int64_t>(0, registry_->bytes())));
-  PackKV(pk, "mailbox_depth_sum", mailbox_sum);
-  PackKV(pk, "mailbox_depth_max", mailbox_max);
-  PackStr(pk, "shards");
+  protocol::AppendUintField(out, "live_actors", registry_->size());
+  protocol::AppendUintField(out, "actors_loaded", registry_->created());
+  protocol::AppendUintField(out, "actors_evicted", registry_->evicted());
+  protocol::AppendUintField(out, "actors_evicted_for_memory", registry_->evicted_for_bytes());
+  protocol::AppendUintField(out, "cache_bytes",
+                            static_cast<uint64_t>(std::max<int64_t>(0, registry_->bytes())));
+  protocol::AppendUintField(out, "mailbox_depth_sum", mailbox_sum);
+  protocol::AppendUintField(out, "mailbox_depth_max", mailbox_max);
+  protocol::AppendStr(out, "shards");
   pk.pack_array(store_->shards());
   for (uint32_t i = 0; i < store_->shards(); ++i) {
     const store::ShardWriter& wr = store_->writer(i);
     const store::WriterStats& st = wr.stats();
     pk.pack_map(8);
-    PackKV(pk, "queue_depth", wr.depth());
-    PackKV(pk, "group_commits", st.batches.load());
-    PackKV(pk, "writes", st.ops.load());
-    PackKV(pk, "failed_commits", st.failed_batches.load());
-    PackKV(pk, "reopens", st.reopens.load());
-    PackKV(pk, "unavailable", st.unavailable.load());
-    PackKV(pk, "max_batch", st.max_batch.load());
-    PackStr(pk, "write_seconds_sum");
+    protocol::AppendUintField(out, "queue_depth", wr.depth());
+    protocol::AppendUintField(out, "group_commits", st.batches.load());
+    protocol::AppendUintField(out, "writes", st.ops.load());
+    protocol::AppendUintField(out, "failed_commits", st.failed_batches.load());
+    protocol::AppendUintField(out, "reopens", st.reopens.load());
+    protocol::AppendUintField(out, "unavailable", st.unavailable.load());
+    protocol::AppendUintField(out, "max_batch", st.max_batch.load());
+    protocol::AppendStr(out, "write_seconds_sum");
     pk.pack_double(static_cast<double>(st.write_micros.load()) / 1e6);
   }
 }

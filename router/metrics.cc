@@ -9,16 +9,6 @@ namespace {
 
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
-void PackStr(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-
-void PackKV(Packer& pk, std::string_view key, uint64_t v) {
-  PackStr(pk, key);
-  pk.pack_uint64(v);
-}
-
 std::string OpLabel(size_t op) {
   return std::string(protocol::OpName(static_cast<protocol::Op>(op)));
 }
@@ -237,53 +227,54 @@ void EncodeRouterStats(msgpack::sbuffer& out, const protocol::RequestId& id, con
   Packer pk(out);
   const RouterCounters& c = router.counters();
   pk.pack_map(8 + static_cast<uint32_t>(std::size(kScalars)));
-  PackStr(pk, "role");
-  PackStr(pk, "router");
-  PackStr(pk, "name");
-  PackStr(pk, router.name());
-  PackKV(pk, "inflight", router.inflight());
-  PackStr(pk, "requests");
+  protocol::AppendStr(out, "role");
+  protocol::AppendStr(out, "router");
+  protocol::AppendStr(out, "name");
+  protocol::AppendStr(out, router.name());
+  protocol::AppendUintField(out, "inflight", router.inflight());
+  protocol::AppendStr(out, "requests");
   pk.pack_map(protocol::kNumOps);
-  for (size_t op = 0; op < protocol::kNumOps; ++op) PackKV(pk, OpLabel(op), c.requests_by_op[op]);
-  PackStr(pk, "own_replies");
+  for (size_t op = 0; op < protocol::kNumOps; ++op)
+    protocol::AppendUintField(out, OpLabel(op), c.requests_by_op[op]);
+  protocol::AppendStr(out, "own_replies");
   pk.pack_map(kNumCodes);
   for (size_t code = 0; code < kNumCodes; ++code) {
-    PackKV(pk, CodeLabel(code), c.replies_by_code[code]);
+    protocol::AppendUintField(out, CodeLabel(code), c.replies_by_code[code]);
   }
   // {op: {code: n}} for the ops that were forwarded.
   std::vector<size_t> ops;
   for (size_t op = 0; op < protocol::kNumOps; ++op) {
     if (c.forwarded_by_op.latency[op].count() > 0) ops.push_back(op);
   }
-  PackStr(pk, "forwarded_replies");
+  protocol::AppendStr(out, "forwarded_replies");
   pk.pack_map(static_cast<uint32_t>(ops.size()));
   for (size_t op : ops) {
-    PackStr(pk, OpLabel(op));
+    protocol::AppendStr(out, OpLabel(op));
     uint32_t n = 0;
     for (uint64_t v : c.forwarded_by_op.by_op_code[op]) n += v > 0;
     pk.pack_map(n);
     for (size_t code = 0; code < kNumCodes; ++code) {
       if (uint64_t v = c.forwarded_by_op.by_op_code[op][code]; v > 0)
-        PackKV(pk, CodeLabel(code), v);
+        protocol::AppendUintField(out, CodeLabel(code), v);
     }
   }
-  PackStr(pk, "latency");
+  protocol::AppendStr(out, "latency");
   pk.pack_map(static_cast<uint32_t>(ops.size()));
   for (size_t op : ops) {
     const metrics::Histogram& h = c.forwarded_by_op.latency[op];
-    PackStr(pk, OpLabel(op));
+    protocol::AppendStr(out, OpLabel(op));
     pk.pack_map(2);
-    PackKV(pk, "count", h.count());
-    PackStr(pk, "sum_seconds");
+    protocol::AppendUintField(out, "count", h.count());
+    protocol::AppendStr(out, "sum_seconds");
     pk.pack_double(h.sum());
   }
-  for (const Scalar& s : kScalars) PackKV(pk, s.name, c.*s.field);
-  PackStr(pk, "nodes");
+  for (const Scalar& s : kScalars) protocol::AppendUintField(out, s.name, c.*s.field);
+  protocol::AppendStr(out, "nodes");
   const auto& specs = router.options().nodes;
   pk.pack_map(static_cast<uint32_t>(specs.size()));
   for (size_t i = 0; i < specs.size(); ++i) {
-    PackStr(pk, specs[i].name);
-    PackStr(pk, NodeStateName(router.nodes().state(i)));
+    protocol::AppendStr(out, specs[i].name);
+    protocol::AppendStr(out, NodeStateName(router.nodes().state(i)));
   }
 }
 
