@@ -25,6 +25,17 @@ class ListActorTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
   }
+  // Reopens the store with one synced shard on fault_env_, for the tests
+  // that inject disk faults; returns that env.
+  todo::testing::FaultEnv& OpenOnFaultEnv() {
+    store_.reset();
+    store::StoreOptions o;
+    o.sync = true;
+    o.shards = 1;
+    o.env = &fault_env_;
+    Open(o);
+    return fault_env_;
+  }
   void SetUp() override {
     store::StoreOptions o;
     o.sync = false;
@@ -138,13 +149,7 @@ TEST_F(ListActorTest, FullWriterQueueAnswersOverloadedWithoutApplying) {
 }
 
 TEST_F(ListActorTest, FailedWriteIsNotAcknowledgedAndTheListReloads) {
-  store_.reset();
-  todo::testing::FaultEnv& env = fault_env_;
-  store::StoreOptions o;
-  o.sync = true;
-  o.shards = 1;
-  o.env = &env;
-  Open(o);
+  todo::testing::FaultEnv& env = OpenOnFaultEnv();
   auto a = NewActor("l");
   Post(*a, Add("l", "2026-01-01", "durable", 1));
   Run(1);
@@ -171,13 +176,7 @@ TEST_F(ListActorTest, FailedWriteIsNotAcknowledgedAndTheListReloads) {
 }
 
 TEST_F(ListActorTest, FailedSyncIsNotAppliedAndTheListRecovers) {
-  store_.reset();
-  todo::testing::FaultEnv& env = fault_env_;
-  store::StoreOptions o;
-  o.sync = true;
-  o.shards = 1;
-  o.env = &env;
-  Open(o);
+  todo::testing::FaultEnv& env = OpenOnFaultEnv();
   auto a = NewActor("l");
   Post(*a, Add("l", "2026-01-01", "one", 1));
   Post(*a, Add("l", "2026-01-01", "two", 2));
@@ -220,13 +219,7 @@ TEST_F(ListActorTest, FailedSyncIsNotAppliedAndTheListRecovers) {
 }
 
 TEST_F(ListActorTest, ActorsOfAReopenedShardReloadFromDisk) {
-  store_.reset();
-  todo::testing::FaultEnv& env = fault_env_;
-  store::StoreOptions o;
-  o.sync = true;
-  o.shards = 1;
-  o.env = &env;
-  Open(o);
+  todo::testing::FaultEnv& env = OpenOnFaultEnv();
   auto bob = NewActor("bob");
   Post(*bob, Entries("bob", 1));
   auto r = Run(1);
