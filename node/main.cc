@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
   node::ReplyQueue replies;
   store::StoreOptions so;
   so.dir = o.data;
-  so.shards = o.shards;
+  so.shards = o.shards;  // 0: the dir's MANIFEST, or new_dir_shards
+  so.new_dir_shards = node::DefaultShards();
   so.sync = o.sync;
   so.writer_queue = o.writer_queue;
   so.max_batch = o.max_batch;
@@ -97,7 +98,7 @@ int main(int argc, char** argv) {
       } else {
         spdlog::info("security: {}", security::Describe(o.curve));
         spdlog::info("listening on {} (data {}, {} shards, {} workers, sync {})", o.listen, o.data,
-                     o.shards, o.workers, o.sync ? "on" : "off");
+                     store->shards(), o.workers, o.sync ? "on" : "off");
         server.Run(signal_fd, std::chrono::seconds(10));
         metrics.SetStopped();
         metrics_http.Stop();

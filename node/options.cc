@@ -15,6 +15,11 @@ int DefaultWorkers() {
   return static_cast<int>(std::clamp(cores / 2, 1u, 64u));
 }
 
+uint32_t DefaultShards() {
+  unsigned cores = std::thread::hardware_concurrency();  // 0 if unknown
+  return std::clamp(cores / 2, 1u, 16u);
+}
+
 Status NodeOptions::Validate() const {
   if (!IsValidNodeName(name)) {
     return Status::BadRequest("--name must be 1-64 characters of [A-Za-z0-9_.-]");
@@ -23,7 +28,7 @@ Status NodeOptions::Validate() const {
     return Status::BadRequest("--listen must be a tcp://, ipc:// or inproc:// endpoint");
   }
   if (data.empty()) return Status::BadRequest("--data must name a directory");
-  if (shards < 1 || shards > 256) return Status::BadRequest("--shards must be 1-256");
+  if (shards > 256) return Status::BadRequest("--shards must be 1-256");
   if (workers < 1 || workers > 64) return Status::BadRequest("--workers must be 1-64");
   // Upper bounds too: CLI11 reads -1 into a size_t as SIZE_MAX, which would
   // make a queue unbounded.
@@ -61,8 +66,11 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
   app.add_option("--listen", o.listen, "ZeroMQ endpoint to bind, e.g. tcp://127.0.0.1:7001")
       ->required();
   app.add_option("--data", o.data, "data directory (created if missing)")->required();
-  app.add_option("--shards", o.shards, "LevelDB shards; fixed for a data dir")
-      ->capture_default_str();
+  std::string shards_help =
+      "LevelDB shards of a new data dir (default: half the cores, at least 1: ";
+  shards_help.append(std::to_string(DefaultShards()));
+  shards_help.append(" here); an existing dir keeps its own");
+  auto* shards = app.add_option("--shards", o.shards, shards_help);
   app.add_option("--workers", o.workers,
                  "threads running list actors (default: half the cores, at least 1)")
       ->capture_default_str();
@@ -96,6 +104,11 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
     return std::nullopt;
   }
   o.sync = !no_sync;
+  if (shards->count() > 0 && o.shards == 0) {
+    std::cerr << "todo-node: error: --shards must be 1-256\n";
+    *exit_code = 2;
+    return std::nullopt;
+  }
   if (Status s = o.Validate(); !s.ok()) {
     std::cerr << "todo-node: error: " << s.message() << "\n";
     *exit_code = 2;

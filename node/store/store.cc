@@ -90,9 +90,10 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
                               std::to_string(m->format) + ", this node reads format " +
                               std::to_string(storage::kFormatVersion));
     }
-    if (m->shards != options.shards) {
+    if (store->options_.shards == 0) store->options_.shards = m->shards;
+    if (m->shards != store->options_.shards) {
       return Status::Internal("data dir " + dir.string() + " has " + std::to_string(m->shards) +
-                              " shards but --shards is " + std::to_string(options.shards));
+                              " shards but --shards is " + std::to_string(store->options_.shards));
     }
   } else {
     for (const auto& e : fs::directory_iterator(dir)) {
@@ -101,15 +102,17 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
                                 " has shard dirs but no MANIFEST; refusing to guess");
       }
     }
+    if (store->options_.shards == 0) store->options_.shards = options.new_dir_shards;
+    if (store->options_.shards == 0) return Status::BadRequest("a store needs at least one shard");
     storage::Manifest m;
-    m.shards = options.shards;
+    m.shards = store->options_.shards;
     if (Status s = WriteFileAtomically(manifest_path, storage::FormatManifest(m)); !s.ok()) {
       return s;
     }
   }
 
-  store->cache_.reset(leveldb::NewLRUCache(options.block_cache_bytes * options.shards));
-  for (uint32_t i = 0; i < options.shards; ++i) {
+  store->cache_.reset(leveldb::NewLRUCache(options.block_cache_bytes * store->options_.shards));
+  for (uint32_t i = 0; i < store->options_.shards; ++i) {
     auto shard = std::make_unique<ShardDb>();
     shard->path = (dir / ShardDirName(i)).string();
     leveldb::Options& lo = shard->options;
@@ -125,7 +128,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     shard->db.reset(db);
     store->shards_.push_back(std::move(shard));
   }
-  for (uint32_t i = 0; i < options.shards; ++i) {
+  for (uint32_t i = 0; i < store->options_.shards; ++i) {
     store->writers_.push_back(std::make_unique<ShardWriter>(store->shards_[i].get(), i,
                                                             options.sync, options.writer_queue,
                                                             options.max_batch, replies));

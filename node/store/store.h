@@ -28,11 +28,12 @@
 namespace todo::store {
 
 struct StoreOptions {
-  std::string dir;                      // created if missing
-  uint32_t shards = 4;                  // must match the manifest of an existing dir
-  bool sync = true;                     // fsync every group commit (off only for tests/benchmarks)
-  size_t writer_queue = 16384;          // ops queued per shard before `overloaded`
-  size_t max_batch = 4096;              // ops per group commit at most
+  std::string dir;              // created if missing
+  uint32_t shards = 0;          // must match the manifest of an existing dir; 0 = whatever it has
+  uint32_t new_dir_shards = 4;  // with shards = 0: the count for a new dir
+  bool sync = true;             // fsync every group commit (off only for tests/benchmarks)
+  size_t writer_queue = 16384;  // ops queued per shard before `overloaded`
+  size_t max_batch = 4096;      // ops per group commit at most
   size_t block_cache_bytes = 2 << 20;   // per shard (one LRU cache for all shards)
   size_t write_buffer_bytes = 4 << 20;  // per shard memtable
   leveldb::Env* env = nullptr;          // nullptr: leveldb::Env::Default(); tests inject faults

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -286,6 +287,36 @@ TEST_F(NodeLifecycleTest, ShardCountMismatchRefusesToStart) {
   ASSERT_NE(StartNode({"--shards", "4"}), nullptr);
   Client c(endpoint_);
   EXPECT_EQ(EntriesOk(c, "l"), (std::vector<WireEntry>{{1, "2026-01-01", "x"}}));
+}
+
+TEST_F(NodeLifecycleTest, WithoutShardsFlagAnExistingDirKeepsItsShardCount) {
+  // Created with 3 shards (not the default on any machine this runs on: the
+  // default is half the cores), then started without --shards.
+  Process* node = StartNode({"--shards", "3"});
+  ASSERT_NE(node, nullptr);
+  {
+    Client c(endpoint_);
+    for (int i = 0; i < 20; ++i) AddOk(c, "l" + std::to_string(i), "2026-01-01", "x");
+  }
+  StopNodeCleanly(node);
+  ASSERT_NE(StartNode(), nullptr);
+  Client c(endpoint_);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(EntriesOk(c, "l" + std::to_string(i)),
+              (std::vector<WireEntry>{{1, "2026-01-01", "x"}}));
+  }
+  std::ifstream manifest(data_ + "/MANIFEST");
+  std::string text((std::istreambuf_iterator<char>(manifest)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("shards 3\n"), std::string::npos) << text;
+}
+
+TEST_F(NodeLifecycleTest, ShardsZeroIsRefused) {
+  Process* p = Launch(NodeArgs("n1", endpoint_, data_, {"--shards", "0"}));
+  ASSERT_NE(p, nullptr);
+  auto st = p->WaitExit(Millis(20000));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(st->exited() && st->code() == 2) << st->ToString();
+  EXPECT_NE(p->ReadStderr().find("--shards must be 1-256"), std::string::npos) << p->ReadStderr();
 }
 
 TEST_F(NodeLifecycleTest, MissingDataDirIsCreated) {

@@ -427,7 +427,10 @@ def section_bad_input(checks, cluster, args):
         os.makedirs(data)
         with open(os.path.join(data, "MANIFEST"), "wb") as f:
             f.write(content)
-        code, out = run_and_exit([sl.NODE_BIN, "--name", "m", "--listen", listen, "--data", data])
+        # Without --shards a node takes the dir's count; a given one must match.
+        extra = ["--shards", "4"] if label == "wrong shard count" else []
+        code, out = run_and_exit([sl.NODE_BIN, "--name", "m", "--listen", listen, "--data", data,
+                                  *extra])
         checks.check(code not in (0, None) and needle in out,
                      f"node refuses a data dir with {label}",
                      f"exit {code}: {out.strip()[-200:]!r}")
@@ -464,8 +467,11 @@ def section_corrupt_record(checks, cluster):
                 return
     c.close()
     check_stop(checks, node)
+    # The dir's shard count (the default depends on the machine's cores).
+    with open(os.path.join(data, "MANIFEST")) as f:
+        shards = next(line.split()[1] for line in f if line.startswith("shards "))
     for lst, which in (("corrupt-me", "2"), ("bad-counter", "meta")):
-        code, out = run_and_exit([CORRUPT_TOOL, data, "4", lst, which])
+        code, out = run_and_exit([CORRUPT_TOOL, data, shards, lst, which])
         checks.check(code == 0, f"todo-corrupt-record {lst} {which}", out.strip())
     node = cluster.node("corrupt-node", data=data)
     router = cluster.router("corrupt-router", [node])
