@@ -6,7 +6,9 @@
 // applied; then they Submit() the write. The writer takes everything queued
 // (up to max_batch ops), appends it into one leveldb::WriteBatch and writes
 // it with sync=true: one fsync serves every write that arrived while the
-// previous one ran (group commit, sized by load). Only then are the writes'
+// previous one ran (group commit, sized by load; when the last group was big
+// and little is queued it first waits up to 0.3 ms for more, so one sync
+// serves more writes under load). Only then are the writes'
 // replies handed to the socket loop. A list maps to exactly one shard, and
 // the queue is FIFO, so a list's writes reach disk in the order its actor
 // applied them.
@@ -192,6 +194,7 @@ class ShardWriter {
 
   // Writer thread only: the group commit being built (kept for its buffer).
   leveldb::WriteBatch group_;
+  size_t last_group_ = 0;  // ops in the last group (for the linger)
   // Writer thread only: the state of a shard that is down.
   bool broken_ = false;
   leveldb::Status broken_status_;  // the latest failure (named in refusals)
