@@ -59,7 +59,8 @@ class NodeServer {
 
  private:
   void ReadBurst();
-  void HandleMessage(std::vector<zmq::message_t>& frames);
+  void HandleMessage(std::vector<zmq::message_t>& frames,
+                     std::chrono::steady_clock::time_point now);
   void SendReply(Envelope& envelope, zmq::message_t& body);
   void SendError(Envelope& envelope, const protocol::RequestId& id, const Status& s);
   void SendReplies();
