@@ -231,22 +231,27 @@ void Router::HandleRequest(TimePoint now) {
   const protocol::Request& req = decoded.request;
   ++counters_.requests_by_op[static_cast<size_t>(req.op)];
   const protocol::RequestId& id = req.id;
-  msgpack::sbuffer reply(kReplyBufferBytes);
   switch (req.op) {
-    case protocol::Op::kPing:
+    case protocol::Op::kPing: {
+      msgpack::sbuffer reply(kReplyBufferBytes);
       protocol::EncodePing(reply, id, "router", name_);
       ReplyFromRouter(reply, ErrorCode::kOk);
       return;
-    case protocol::Op::kLocate:
+    }
+    case protocol::Op::kLocate: {
+      msgpack::sbuffer reply(kReplyBufferBytes);
       protocol::EncodeLocate(reply, id, rendezvous_.nodes()[rendezvous_.Owner(req.list)]);
       ReplyFromRouter(reply, ErrorCode::kOk);
       return;
-    case protocol::Op::kStats:
+    }
+    case protocol::Op::kStats: {
+      msgpack::sbuffer reply(kReplyBufferBytes);
       EncodeRouterStats(reply, id, *this);
       ReplyFromRouter(reply, ErrorCode::kOk);
       return;
+    }
     default:
-      break;
+      break;  // forwarded: no reply buffer is needed here
   }
   size_t owner = rendezvous_.Owner(req.list);
   if (!nodes_.Routable(owner)) {
