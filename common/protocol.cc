@@ -341,7 +341,7 @@ void BeginOk(Packer& pk, const RequestId& id) {
   PackStr(pk, "result");
 }
 
-void PackEntry(Packer& pk, const Entry& e) {
+void PackEntry(Packer& pk, const EntryRef& e) {
   pk.pack_map(3);
   PackStr(pk, "id");
   pk.pack_uint64(e.id);
@@ -464,14 +464,14 @@ void EncodeAddResult(msgpack::sbuffer& out, const RequestId& id, uint64_t entry_
 }
 
 void EncodeEntries(msgpack::sbuffer& out, const RequestId& id,
-                   const std::vector<const Entry*>& entries) {
+                   const std::vector<EntryRef>& entries) {
   Packer pk(out);
   BeginOk(pk, id);
   pk.pack_array(static_cast<uint32_t>(entries.size()));
-  for (const Entry* e : entries) PackEntry(pk, *e);
+  for (const EntryRef& e : entries) PackEntry(pk, e);
 }
 
-void EncodeEntry(msgpack::sbuffer& out, const RequestId& id, const Entry& entry) {
+void EncodeEntry(msgpack::sbuffer& out, const RequestId& id, const EntryRef& entry) {
   Packer pk(out);
   BeginOk(pk, id);
   PackEntry(pk, entry);

@@ -100,8 +100,8 @@ void EncodeError(msgpack::sbuffer& out, const RequestId& id, ErrorCode code,
 void EncodeError(msgpack::sbuffer& out, const RequestId& id, const Status& status);
 void EncodeAddResult(msgpack::sbuffer& out, const RequestId& id, uint64_t entry_id);
 void EncodeEntries(msgpack::sbuffer& out, const RequestId& id,
-                   const std::vector<const Entry*>& entries);
-void EncodeEntry(msgpack::sbuffer& out, const RequestId& id, const Entry& entry);
+                   const std::vector<EntryRef>& entries);
+void EncodeEntry(msgpack::sbuffer& out, const RequestId& id, const EntryRef& entry);
 void EncodeDeleted(msgpack::sbuffer& out, const RequestId& id, bool deleted);
 void EncodeLocate(msgpack::sbuffer& out, const RequestId& id, std::string_view node);
 void EncodePing(msgpack::sbuffer& out, const RequestId& id, std::string_view role,

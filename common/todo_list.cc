@@ -5,135 +5,168 @@
 namespace todo {
 namespace {
 
-bool IdLess(const Entry* e, uint64_t id) { return e->id < id; }
-
-// Heap bytes of a std::string of `n` chars: none within the small-string
-// buffer, else the chars + NUL in a malloc chunk (8-byte header, 16-aligned).
-size_t TitleHeap(size_t n) { return n < 16 ? 0 : (n + 1 + 8 + 15) / 16 * 16; }
-// A heap Entry (a 48-byte object in a 64-byte chunk) and its index pointer.
-constexpr size_t kPerEntry = 64 + sizeof(const Entry*);
+constexpr uint32_t kDeleted = 0;  // Rec::date of a tombstone
+// Compaction starts only past this much waste, so small lists never pay it.
+constexpr size_t kMinWaste = 64;
 
 }  // namespace
-
-TodoList::TodoList(const TodoList& other)
-    : next_id_(other.next_id_), title_heap_bytes_(other.title_heap_bytes_) {
-  entries_.reserve(other.entries_.size());
-  for (const auto& slot : other.entries_) {
-    entries_.push_back(Slot{slot.id, std::make_unique<Entry>(*slot.entry)});
-    IndexAdd(entries_.back().entry.get());
-  }
-}
-
-TodoList& TodoList::operator=(const TodoList& other) {
-  if (this != &other) *this = TodoList(other);
-  return *this;
-}
 
 TodoList TodoList::Restore(std::vector<Entry> entries, uint64_t next_id) {
   TodoList list;
   std::sort(entries.begin(), entries.end(),
             [](const Entry& a, const Entry& b) { return a.id < b.id; });
   uint64_t max_id = 0;
-  list.entries_.reserve(entries.size());
-  for (auto& e : entries) {
+  size_t title_bytes = 0;
+  for (const Entry& e : entries) title_bytes += e.title.size();
+  list.recs_.reserve(entries.size());
+  list.titles_.reserve(title_bytes);
+  for (const Entry& e : entries) {
     max_id = std::max(max_id, e.id);
-    uint64_t id = e.id;
-    list.title_heap_bytes_ += TitleHeap(e.title.size());
-    list.entries_.push_back(Slot{id, std::make_unique<Entry>(std::move(e))});
-    list.IndexAdd(list.entries_.back().entry.get());
+    uint32_t off = list.AppendTitle(e.title);
+    list.recs_.push_back(Rec{e.id, e.date.packed, off, static_cast<uint32_t>(e.title.size())});
+    list.IndexAdd(e.date.packed, static_cast<uint32_t>(list.recs_.size() - 1));
   }
+  list.live_ = entries.size();
   list.next_id_ = std::max<uint64_t>({next_id, max_id + 1, 1});
   return list;
 }
 
-std::vector<TodoList::Slot>::const_iterator TodoList::FindSlot(uint64_t id) const {
-  auto it = std::lower_bound(entries_.begin(), entries_.end(), id,
-                             [](const Slot& s, uint64_t want) { return s.id < want; });
-  return it != entries_.end() && it->id == id ? it : entries_.end();
+uint32_t TodoList::AppendTitle(std::string_view title) {
+  uint32_t off = static_cast<uint32_t>(titles_.size());
+  titles_.append(title);
+  return off;
 }
 
-void TodoList::IndexAdd(const Entry* e) {
-  const uint32_t date = e->date.packed;
-  auto it = std::lower_bound(by_date_.begin(), by_date_.end(), date,
-                             [](const DateBucket& b, uint32_t d) { return b.date < d; });
+int64_t TodoList::FindPos(uint64_t id) const {
+  auto it = std::lower_bound(recs_.begin(), recs_.end(), id,
+                             [](const Rec& r, uint64_t want) { return r.id < want; });
+  if (it == recs_.end() || it->id != id || it->date == kDeleted) return -1;
+  return it - recs_.begin();
+}
+
+std::vector<TodoList::DateBucket>::iterator TodoList::Bucket(uint32_t date) {
+  return std::lower_bound(by_date_.begin(), by_date_.end(), date,
+                          [](const DateBucket& b, uint32_t d) { return b.date < d; });
+}
+
+void TodoList::IndexAdd(uint32_t date, uint32_t pos) {
+  auto it = Bucket(date);
   if (it == by_date_.end() || it->date != date) it = by_date_.insert(it, DateBucket{date, {}});
-  auto& bucket = it->entries;
-  if (bucket.empty() || bucket.back()->id < e->id) {
-    bucket.push_back(e);  // the common case: a new id is the largest
+  auto& bucket = it->pos;
+  if (bucket.empty() || bucket.back() < pos) {
+    bucket.push_back(pos);  // the common case: a new entry is the last
   } else {
-    bucket.insert(std::lower_bound(bucket.begin(), bucket.end(), e->id, IdLess), e);
+    bucket.insert(std::lower_bound(bucket.begin(), bucket.end(), pos), pos);
   }
 }
 
-void TodoList::IndexRemove(Date date, uint64_t id) {
-  auto it = std::lower_bound(by_date_.begin(), by_date_.end(), date.packed,
-                             [](const DateBucket& b, uint32_t d) { return b.date < d; });
-  if (it == by_date_.end() || it->date != date.packed) return;
-  auto& bucket = it->entries;
-  auto pos = std::lower_bound(bucket.begin(), bucket.end(), id, IdLess);
-  if (pos != bucket.end() && (*pos)->id == id) bucket.erase(pos);
+void TodoList::IndexRemove(uint32_t date, uint32_t pos) {
+  auto it = Bucket(date);
+  if (it == by_date_.end() || it->date != date) return;
+  auto& bucket = it->pos;
+  auto p = std::lower_bound(bucket.begin(), bucket.end(), pos);
+  if (p != bucket.end() && *p == pos) bucket.erase(p);
   if (bucket.empty()) by_date_.erase(it);
 }
 
-const Entry& TodoList::Add(Date date, std::string_view title) {
+EntryRef TodoList::Add(Date date, std::string_view title) {
   uint64_t id = next_id_++;
-  title_heap_bytes_ += TitleHeap(title.size());
-  entries_.push_back(Slot{id, std::make_unique<Entry>(Entry{id, date, std::string(title)})});
-  const Entry* e = entries_.back().entry.get();
-  IndexAdd(e);
-  return *e;
+  uint32_t off = AppendTitle(title);
+  recs_.push_back(Rec{id, date.packed, off, static_cast<uint32_t>(title.size())});
+  ++live_;
+  IndexAdd(date.packed, static_cast<uint32_t>(recs_.size() - 1));
+  return Ref(recs_.back());
 }
 
-std::vector<const Entry*> TodoList::Entries() const {
-  std::vector<const Entry*> out;
-  out.reserve(entries_.size());
-  for (const auto& slot : entries_) out.push_back(slot.entry.get());
+std::vector<EntryRef> TodoList::Entries() const {
+  std::vector<EntryRef> out;
+  out.reserve(live_);
+  for (const Rec& r : recs_) {
+    if (r.date != kDeleted) out.push_back(Ref(r));
+  }
   return out;
 }
 
-const std::vector<const Entry*>& TodoList::EntriesOn(Date date) const {
-  static const std::vector<const Entry*> kNone;
+std::vector<EntryRef> TodoList::EntriesOn(Date date) const {
+  std::vector<EntryRef> out;
   auto it = std::lower_bound(by_date_.begin(), by_date_.end(), date.packed,
                              [](const DateBucket& b, uint32_t d) { return b.date < d; });
-  return it == by_date_.end() || it->date != date.packed ? kNone : it->entries;
+  if (it == by_date_.end() || it->date != date.packed) return out;
+  out.reserve(it->pos.size());
+  for (uint32_t pos : it->pos) out.push_back(Ref(recs_[pos]));
+  return out;
 }
 
 std::optional<Entry> TodoList::Update(uint64_t id, std::optional<Date> date,
                                       std::optional<std::string_view> title) {
-  auto it = FindSlot(id);
-  if (it == entries_.end()) return std::nullopt;
-  Entry& e = *it->entry;
-  if (date && *date != e.date) {
-    IndexRemove(e.date, id);
-    e.date = *date;
-    IndexAdd(&e);
+  int64_t pos = FindPos(id);
+  if (pos < 0) return std::nullopt;
+  Rec& r = recs_[static_cast<size_t>(pos)];
+  if (date && date->packed != r.date) {
+    IndexRemove(r.date, static_cast<uint32_t>(pos));
+    r.date = date->packed;
+    IndexAdd(r.date, static_cast<uint32_t>(pos));
   }
-  if (title) {
-    title_heap_bytes_ -= TitleHeap(e.title.size());
-    e.title.assign(title->data(), title->size());
-    title_heap_bytes_ += TitleHeap(e.title.size());
+  if (title && *title != std::string_view(titles_).substr(r.title_off, r.title_len)) {
+    dead_title_bytes_ += r.title_len;
+    r.title_off = AppendTitle(*title);  // `title` never points into titles_ (a request's bytes)
+    r.title_len = static_cast<uint32_t>(title->size());
   }
-  return e;
+  Entry out = Ref(r).ToEntry();
+  MaybeCompact();
+  return out;
 }
 
 bool TodoList::Delete(uint64_t id) {
-  auto it = FindSlot(id);
-  if (it == entries_.end()) return false;
-  IndexRemove(it->entry->date, id);
-  title_heap_bytes_ -= TitleHeap(it->entry->title.size());
-  entries_.erase(it);
+  int64_t pos = FindPos(id);
+  if (pos < 0) return false;
+  Rec& r = recs_[static_cast<size_t>(pos)];
+  IndexRemove(r.date, static_cast<uint32_t>(pos));
+  r.date = kDeleted;
+  dead_title_bytes_ += r.title_len;
+  --live_;
+  MaybeCompact();
   return true;
 }
 
-size_t TodoList::ApproxBytes() const {
-  // Index pointers are in kPerEntry; the buckets' spare capacity is not.
-  return entries_.capacity() * sizeof(Slot) + entries_.size() * kPerEntry + title_heap_bytes_ +
-         by_date_.capacity() * sizeof(DateBucket);
+void TodoList::MaybeCompact() {
+  const size_t dead_recs = recs_.size() - live_;
+  const size_t live_title_bytes = titles_.size() - dead_title_bytes_;
+  if ((dead_recs > kMinWaste && dead_recs > live_) ||
+      (dead_title_bytes_ > kMinWaste * 16 && dead_title_bytes_ > live_title_bytes)) {
+    Compact();
+  }
 }
 
-const Entry* TodoList::Find(uint64_t id) const {
-  auto it = FindSlot(id);
-  return it == entries_.end() ? nullptr : it->entry.get();
+void TodoList::Compact() {
+  std::vector<Rec> recs;
+  std::string titles;
+  recs.reserve(live_);
+  titles.reserve(titles_.size() - dead_title_bytes_);
+  for (const Rec& r : recs_) {
+    if (r.date == kDeleted) continue;
+    uint32_t off = static_cast<uint32_t>(titles.size());
+    titles.append(titles_, r.title_off, r.title_len);
+    recs.push_back(Rec{r.id, r.date, off, r.title_len});
+  }
+  recs_.swap(recs);
+  titles_.swap(titles);  // not a move: a short source would leave our buffer in place
+  dead_title_bytes_ = 0;
+  by_date_.clear();
+  for (size_t i = 0; i < recs_.size(); ++i) IndexAdd(recs_[i].date, static_cast<uint32_t>(i));
+}
+
+size_t TodoList::ApproxBytes() const {
+  // The index's positions are counted by the live entries (4 bytes each,
+  // plus a third for the vectors' spare room), not bucket by bucket.
+  return recs_.capacity() * sizeof(Rec) + titles_.capacity() + live_ * 6 +
+         by_date_.capacity() * (sizeof(DateBucket) + 16);
+}
+
+std::optional<EntryRef> TodoList::Find(uint64_t id) const {
+  int64_t pos = FindPos(id);
+  if (pos < 0) return std::nullopt;
+  return Ref(recs_[static_cast<size_t>(pos)]);
 }
 
 }  // namespace todo

@@ -4,10 +4,15 @@
 //
 // Costs: Add is amortized O(1) plus a binary search over the list's distinct
 // dates; EntriesOn(date) touches only that date's entries (a per-date index),
-// never other dates; Find/Update are O(log n); Delete is O(log n) plus moving
-// the pointers after it (8 bytes each) and the touched date bucket.
-// Layout: flat sorted vectors, not node-based trees, so the hot paths touch
-// a few contiguous cache lines instead of chasing tree nodes.
+// never other dates; Find/Update/Delete are O(log n) plus, for a change of
+// date, moving the touched buckets' positions (4 bytes each).
+// Layout, compact because the cache holds many lists: one 24-byte record
+// per entry in a vector sorted by id, the titles packed in one string, and
+// per date a sorted vector of 4-byte record positions. About 60-80 bytes an
+// entry with 24-byte titles, against ~170 for heap objects with their own
+// strings; no allocation per entry. A delete leaves a tombstone and an
+// update of a title leaves its old bytes: both are compacted away once they
+// outnumber the live data.
 #pragma once
 
 #include <cstdint>
@@ -29,13 +34,27 @@ struct Entry {
   friend bool operator==(const Entry&, const Entry&) = default;
 };
 
+// One entry of a TodoList, viewed in place: the title points into the list,
+// so the view is valid until the list is next changed.
+struct EntryRef {
+  uint64_t id = 0;
+  Date date;
+  std::string_view title;
+
+  EntryRef() = default;
+  EntryRef(uint64_t i, Date d, std::string_view t) : id(i), date(d), title(t) {}
+  EntryRef(const Entry& e) : id(e.id), date(e.date), title(e.title) {}  // NOLINT: a view of it
+  Entry ToEntry() const { return Entry{id, date, std::string(title)}; }
+
+  friend bool operator==(const EntryRef&, const EntryRef&) = default;
+};
+
 class TodoList {
  public:
   TodoList() = default;
-  // A value type: copies are independent (the index is rebuilt, since it
-  // points into the copy's own entries); moves keep every pointer valid.
-  TodoList(const TodoList& other);
-  TodoList& operator=(const TodoList& other);
+  // A value type: copies are independent (no pointers inside).
+  TodoList(const TodoList&) = default;
+  TodoList& operator=(const TodoList&) = default;
   TodoList(TodoList&&) = default;
   TodoList& operator=(TodoList&&) = default;
 
@@ -45,13 +64,12 @@ class TodoList {
   static TodoList Restore(std::vector<Entry> entries, uint64_t next_id);
 
   // Adds an entry with the next id and returns it.
-  const Entry& Add(Date date, std::string_view title);
+  EntryRef Add(Date date, std::string_view title);
 
   // All entries, ascending by id.
-  std::vector<const Entry*> Entries() const;
+  std::vector<EntryRef> Entries() const;
   // The entries of one date, ascending by id, without scanning other dates.
-  // Valid until the list is next changed.
-  const std::vector<const Entry*>& EntriesOn(Date date) const;
+  std::vector<EntryRef> EntriesOn(Date date) const;
 
   // Changes the date and/or the title of entry `id`; returns the updated
   // entry, or nullopt (and changes nothing) if the list has no such entry.
@@ -61,36 +79,48 @@ class TodoList {
   // Removes entry `id`; false if there was none.
   bool Delete(uint64_t id);
 
-  const Entry* Find(uint64_t id) const;
+  std::optional<EntryRef> Find(uint64_t id) const;
   // The id the next Add will use (1 for a new list).
   uint64_t next_id() const { return next_id_; }
-  size_t size() const { return entries_.size(); }
-  // About how many heap bytes the list holds (entries, titles, index), for
-  // the cache's memory budget. O(1); an estimate of glibc's chunk sizes, not
-  // an exact count.
+  size_t size() const { return live_; }
+  // About how many heap bytes the list holds (records, titles, index), for
+  // the cache's memory budget. O(1) but for the number of distinct dates.
   size_t ApproxBytes() const;
-  bool empty() const { return entries_.empty(); }
+  bool empty() const { return live_ == 0; }
 
  private:
-  // One entry; the Entry lives on the heap so pointers to it stay valid
-  // while entries_ grows or shifts.
-  struct Slot {
+  // An entry's record. date 0 (no valid date packs to 0) marks a deleted
+  // entry, kept until the next compaction so that positions stay put.
+  struct Rec {
     uint64_t id;
-    std::unique_ptr<Entry> entry;
+    uint32_t date;
+    uint32_t title_off;  // into titles_
+    uint32_t title_len;
   };
-  // One date's entries, ascending by id (pointers into entries_).
+  // One date's entries: positions in recs_, ascending (= ascending id).
   struct DateBucket {
     uint32_t date;
-    std::vector<const Entry*> entries;
+    std::vector<uint32_t> pos;
   };
 
-  void IndexAdd(const Entry* e);
-  void IndexRemove(Date date, uint64_t id);
-  std::vector<Slot>::const_iterator FindSlot(uint64_t id) const;
+  EntryRef Ref(const Rec& r) const {
+    return EntryRef(r.id, Date{r.date}, std::string_view(titles_).substr(r.title_off, r.title_len));
+  }
+  // Position of live entry `id` in recs_, or -1.
+  int64_t FindPos(uint64_t id) const;
+  std::vector<DateBucket>::iterator Bucket(uint32_t date);
+  void IndexAdd(uint32_t date, uint32_t pos);
+  void IndexRemove(uint32_t date, uint32_t pos);
+  uint32_t AppendTitle(std::string_view title);
+  // Drops tombstones and dead title bytes once they outweigh the live ones.
+  void MaybeCompact();
+  void Compact();
 
   uint64_t next_id_ = 1;
-  size_t title_heap_bytes_ = 0;      // heap held by titles too long for SSO
-  std::vector<Slot> entries_;        // ascending by id
+  size_t live_ = 0;                  // entries not deleted
+  size_t dead_title_bytes_ = 0;      // bytes of titles_ no entry uses
+  std::vector<Rec> recs_;            // ascending by id, tombstones included
+  std::string titles_;               // every title, back to back
   std::vector<DateBucket> by_date_;  // ascending by date; no empty bucket
 };
 

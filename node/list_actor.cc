@@ -134,7 +134,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   store::WriteOp op;
   zmq::message_t body;
   if (req.op == Op::kAddEntry) {
-    const Entry& e = list_.Add(*req.date, *req.title);
+    const EntryRef e = list_.Add(*req.date, *req.title);
     storage::EntryKeyTo(&key, name_, e.id);
     storage::EntryValueTo(&value, e.date, e.title);
     op.batch.Put(key, value);

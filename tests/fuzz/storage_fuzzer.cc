@@ -101,18 +101,18 @@ std::optional<TodoList> Load(const std::map<std::string, std::string>& shard, st
 
 // The date index agrees with the entries.
 void CheckIndex(const TodoList& list) {
-  std::vector<const Entry*> all = list.Entries();
+  std::vector<EntryRef> all = list.Entries();
   FUZZ_CHECK(all.size() == list.size());
   std::map<uint32_t, std::vector<uint64_t>> by_date;
   for (size_t i = 0; i < all.size(); ++i) {
-    if (i > 0) FUZZ_CHECK(all[i - 1]->id < all[i]->id);
-    FUZZ_CHECK(list.Find(all[i]->id) == all[i]);
-    by_date[all[i]->date.packed].push_back(all[i]->id);
+    if (i > 0) FUZZ_CHECK(all[i - 1].id < all[i].id);
+    FUZZ_CHECK(list.Find(all[i].id) == all[i]);
+    by_date[all[i].date.packed].push_back(all[i].id);
   }
   for (const auto& [packed, ids] : by_date) {
-    const std::vector<const Entry*>& on = list.EntriesOn(Date{packed});
+    const std::vector<EntryRef> on = list.EntriesOn(Date{packed});
     FUZZ_CHECK(on.size() == ids.size());
-    for (size_t i = 0; i < on.size(); ++i) FUZZ_CHECK(on[i]->id == ids[i]);
+    for (size_t i = 0; i < on.size(); ++i) FUZZ_CHECK(on[i].id == ids[i]);
   }
 }
 
@@ -120,8 +120,8 @@ void CheckRestored(TodoList list, const std::vector<Entry>& stored, uint64_t sto
   FUZZ_CHECK(list.size() == stored.size());
   uint64_t max_id = 0;
   for (const Entry& e : stored) {
-    const Entry* found = list.Find(e.id);
-    FUZZ_CHECK(found != nullptr && *found == e);
+    auto found = list.Find(e.id);
+    FUZZ_CHECK(found && found->ToEntry() == e);
     max_id = std::max(max_id, e.id);
   }
   CheckIndex(list);
@@ -141,10 +141,10 @@ void CheckRestored(TodoList list, const std::vector<Entry>& stored, uint64_t sto
   // The Add below would be given the last id and wrap next_id.
   if (stored.empty() || list.next_id() == UINT64_MAX) return;
 
-  const Entry first = *list.Entries().front();
-  const Entry last = *list.Entries().back();
+  const Entry first = list.Entries().front().ToEntry();
+  const Entry last = list.Entries().back().ToEntry();
   uint64_t next = list.next_id();
-  const Entry& added = list.Add(first.date, "added");
+  const EntryRef added = list.Add(first.date, "added");
   FUZZ_CHECK(added.id == next && list.next_id() > next);
   FUZZ_CHECK(list.size() == stored.size() + 1);
   Date other{first.date.packed == 20260101 ? 20260102u : 20260101u};
@@ -152,7 +152,7 @@ void CheckRestored(TodoList list, const std::vector<Entry>& stored, uint64_t sto
   FUZZ_CHECK(updated.has_value() && updated->date == other && updated->title == last.title);
   FUZZ_CHECK(list.Delete(first.id));
   FUZZ_CHECK(!list.Delete(first.id));
-  FUZZ_CHECK(list.Find(first.id) == nullptr);
+  FUZZ_CHECK(!list.Find(first.id));
   CheckIndex(list);
   FUZZ_CHECK(copy.size() == stored.size());  // untouched by changes to the original
   CheckIndex(copy);

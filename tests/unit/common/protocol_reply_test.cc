@@ -140,7 +140,7 @@ TEST(EncodeReplyTest, Entries) {
     ASSERT_EQ(arr.type, msgpack::type::ARRAY);
     ASSERT_EQ(arr.via.array.size, 3u);
     auto entries = list.Entries();
-    for (uint32_t i = 0; i < 3; ++i) CheckEntry(arr.via.array.ptr[i], *entries[i]);
+    for (uint32_t i = 0; i < 3; ++i) CheckEntry(arr.via.array.ptr[i], entries[i].ToEntry());
   }
   msgpack::sbuffer one_date;
   EncodeEntries(one_date, kNoId, list.EntriesOn(*ParseDate("2026-01-02")));

@@ -98,7 +98,7 @@ class StoreFaultTest : public ::testing::Test {
     auto l = store_->Load(list);
     if (!l.ok()) return "error: " + l.status().message();
     std::ostringstream ss;
-    for (const Entry* e : l->Entries()) ss << e->id << ":" << e->title << " ";
+    for (const EntryRef& e : l->Entries()) ss << e.id << ":" << e.title << " ";
     ss << "next " << l->next_id();
     return ss.str();
   }
@@ -247,8 +247,8 @@ TEST_F(StoreFaultTest, ReadersNeverSeeAFailedWriteWhileTheShardIsReopened) {
         ++down;
         continue;
       }
-      for (const Entry* e : l->Entries()) {
-        if (e->title.rfind("kept-", 0) != 0) ++bad;
+      for (const EntryRef& e : l->Entries()) {
+        if (e.title.rfind("kept-", 0) != 0) ++bad;
       }
       ++loaded;
     }

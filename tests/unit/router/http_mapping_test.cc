@@ -23,8 +23,7 @@ Entry MakeEntry(uint64_t id, std::string_view date, std::string title) {
 std::string Body(const msgpack::sbuffer& b) { return std::string(b.data(), b.size()); }
 
 std::string EntriesReply(const std::vector<Entry>& entries) {
-  std::vector<const Entry*> ptrs;
-  for (const Entry& e : entries) ptrs.push_back(&e);
+  std::vector<EntryRef> ptrs(entries.begin(), entries.end());
   msgpack::sbuffer b;
   protocol::EncodeEntries(b, protocol::RequestId::Uint(7), ptrs);
   return Body(b);
