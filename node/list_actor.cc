@@ -18,18 +18,20 @@ ListActor::ListActor(std::string name, runtime::Executor* executor, size_t mailb
 }
 
 ListActor::~ListActor() {
-  if (meter_ != nullptr) meter_->bytes.fetch_sub(static_cast<int64_t>(metered_));
+  if (meter_ != nullptr) meter_->bytes.fetch_sub(static_cast<int64_t>(metered_.load()));
 }
 
 void ListActor::Meter() {
   if (meter_ == nullptr) return;
   // The actor itself (with its shared_ptr control block), its name, its
-  // mailbox's spare storage, and the list.
-  const size_t now = sizeof(*this) + 32 + name_.capacity() + list_.ApproxBytes();
-  if (now != metered_) {
-    meter_->bytes.fetch_add(static_cast<int64_t>(now) - static_cast<int64_t>(metered_),
+  // mailbox's spare storage, the list, and the adds not yet durable.
+  const size_t now = sizeof(*this) + 32 + name_.capacity() + list_.ApproxBytes() +
+                     pending_adds_.capacity() * sizeof(Entry) + pending_bytes_;
+  const size_t before = metered_.load(std::memory_order_relaxed);
+  if (now != before) {
+    meter_->bytes.fetch_add(static_cast<int64_t>(now) - static_cast<int64_t>(before),
                             std::memory_order_relaxed);
-    metered_ = now;
+    metered_.store(now, std::memory_order_relaxed);
   }
 }
 
@@ -37,22 +39,73 @@ std::shared_ptr<store::WriteOwner> ListActor::self() {
   return std::static_pointer_cast<ListActor>(shared_from_this());
 }
 
+void ListActor::DropList() {
+  // Swapped out, not assigned: a std::string moved onto keeps its own heap
+  // buffer when the source is short, and the titles' buffer must go.
+  TodoList empty;
+  std::swap(list_, empty);
+}
+
+Status ListActor::EnsureCounted() {
+  uint64_t valid = valid_epoch.load(std::memory_order_acquire);
+  bool reopened = quiet_ && writer_.generation() != generation_;
+  if (state_ != State::kEmpty && epoch_ >= valid && !reopened) return Status::Ok();
+  // First use, or the disk is the truth again (a failed write, a reopened
+  // shard): whatever was applied in memory is dropped.
+  pending_adds_.clear();
+  pending_bytes_ = 0;
+  DropList();
+  const uint64_t generation = writer_.generation();  // before the read
+  auto next = store_->LoadNextId(name_);
+  if (!next.ok()) {
+    state_ = State::kEmpty;
+    return next.status();
+  }
+  next_id_ = *next;
+  epoch_ = valid;
+  generation_ = generation;
+  state_ = State::kCounted;
+  return Status::Ok();
+}
+
 Status ListActor::EnsureLoaded() {
   uint64_t valid = valid_epoch.load(std::memory_order_acquire);
   // A shard reopened since the load: reload, but only with nothing in flight
   // (the disk then holds every write this actor had acknowledged).
   bool reopened = quiet_ && writer_.generation() != generation_;
-  if (loaded_ && epoch_ >= valid && !reopened) return Status::Ok();
+  bool current = epoch_ >= valid && !reopened;
+  if (state_ == State::kLoaded && current) return Status::Ok();
+  // From kCounted with no failure in between, the adds in flight are not all
+  // on disk yet: they join what the disk has.
+  const bool merge = state_ == State::kCounted && current;
+  if (!merge) {
+    pending_adds_.clear();
+    pending_bytes_ = 0;
+  }
   const uint64_t generation = writer_.generation();  // before the read
   auto loaded = store_->Load(name_);
   if (!loaded.ok()) {
-    loaded_ = false;
+    if (!merge) state_ = State::kEmpty;  // kCounted stays: its pending adds are still in flight
     return loaded.status();
   }
-  list_ = std::move(loaded).value();
+  TodoList list = std::move(loaded).value();
+  if (merge) {
+    std::vector<Entry> missing;
+    for (const Entry& e : pending_adds_) {
+      if (!list.Find(e.id)) missing.push_back(e);
+    }
+    if (!missing.empty() || list.next_id() < next_id_) {
+      std::vector<Entry> all;
+      all.reserve(list.size() + missing.size());
+      for (const EntryRef& e : list.Entries()) all.push_back(e.ToEntry());
+      for (Entry& e : missing) all.push_back(std::move(e));
+      list = TodoList::Restore(std::move(all), std::max(next_id_, list.next_id()));
+    }
+  }
+  list_ = std::move(list);
   epoch_ = valid;
   generation_ = generation;
-  loaded_ = true;
+  state_ = State::kLoaded;
   return Status::Ok();
 }
 
@@ -92,6 +145,40 @@ void ListActor::Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
   writes->push_back(std::move(op));
 }
 
+void ListActor::Submit(Call& call, store::WriteOp op, zmq::message_t body,
+                       std::vector<store::WriteOp>* writes) {
+  inflight.fetch_add(1, std::memory_order_relaxed);
+  op.owner = self();
+  op.epoch = epoch_;
+  op.reply = Reply{std::move(call.envelope), std::move(body)};
+  op.id = protocol::OwnedRequestId::From(call.request.id);
+  writes->push_back(std::move(op));
+}
+
+void ListActor::AddCounted(Call& call, std::vector<Reply>* now,
+                           std::vector<store::WriteOp>* writes) {
+  if (Status s = EnsureCounted(); !s.ok()) {
+    Fail(call, s, now);
+    return;
+  }
+  if (!writer_.TryReserve()) {
+    Fail(call, Status::Overloaded("shard writer queue is full"), now);
+    return;
+  }
+  const protocol::Request& req = call.request;
+  const uint64_t id = next_id_++;
+  thread_local std::string key, value;
+  storage::EntryKeyTo(&key, name_, id);
+  storage::EntryValueTo(&value, *req.date, *req.title);
+  store::WriteOp op;
+  op.batch.Put(key, value);
+  pending_adds_.push_back(Entry{id, *req.date, std::string(*req.title)});
+  if (req.title->size() > 15) pending_bytes_ += req.title->size() + 1;  // past SSO
+  zmq::message_t body =
+      EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeAddResult(b, req.id, id); });
+  Submit(call, std::move(op), std::move(body), writes);
+}
+
 void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
                           std::vector<store::WriteOp>* writes) {
   // Order matters: seeing no write in flight (acquire) first makes every
@@ -99,11 +186,32 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   // valid_epoch after a failed write, which EnsureLoaded() then acts on. A
   // reply computed with writes still in flight waits behind them.
   quiet_ = inflight.load(std::memory_order_acquire) == 0;
+  if (quiet_) {
+    // Every add made without the list is durable (or failed, and the epoch
+    // says so): the disk has them.
+    if (!pending_adds_.empty()) {
+      pending_adds_.clear();
+      pending_adds_.shrink_to_fit();
+      pending_bytes_ = 0;
+    }
+    // Asked to leave memory: keep the counter, drop the list. Only now,
+    // with nothing in flight, is the disk exactly the list.
+    if (shed_requested_.exchange(false, std::memory_order_relaxed) && state_ == State::kLoaded &&
+        epoch_ >= valid_epoch.load(std::memory_order_acquire)) {
+      next_id_ = list_.next_id();
+      DropList();
+      state_ = State::kCounted;
+    }
+  }
+  const protocol::Request& req = call.request;
+  if (req.op == Op::kAddEntry && state_ != State::kLoaded) {
+    AddCounted(call, now, writes);
+    return;
+  }
   if (Status s = EnsureLoaded(); !s.ok()) {
     Fail(call, s, now);
     return;
   }
-  const protocol::Request& req = call.request;
   switch (req.op) {
     case Op::kEntries:
       Answer(call, EncodeBody([&](msgpack::sbuffer& b) {
@@ -170,12 +278,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     }
     body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, true); });
   }
-  inflight.fetch_add(1, std::memory_order_relaxed);
-  op.owner = self();
-  op.epoch = epoch_;
-  op.reply = Reply{std::move(call.envelope), std::move(body)};
-  op.id = protocol::OwnedRequestId::From(req.id);
-  writes->push_back(std::move(op));
+  Submit(call, std::move(op), std::move(body), writes);
 }
 
 }  // namespace todo::node

@@ -11,6 +11,17 @@
 //  - a read is answered at once when the actor has no write in flight;
 //    otherwise it queues behind those writes as a barrier, so no reply ever
 //    reveals a change that is not durable.
+// Memory. An add needs only the list's next id, not its entries, so an actor
+// whose list is not in memory answers adds from a counter read with two
+// seeks (Store::LoadNextId) and loads the whole list only for the first
+// other request. Under the cache's memory budget the registry asks actors in
+// use to shed their list (RequestShed); the actor drops it, keeping the
+// counter, at its next request with no write in flight. So a flood of adds
+// holds a counter per list in memory, not the lists, and an add costs the
+// same on a list of 10 entries or 10,000. Adds made without the list and
+// not yet durable are kept (pending_adds_) until a request finds no write
+// in flight: a load while they are in flight reads the disk and adds them,
+// so the loaded list is never behind what this actor has applied.
 // If a write fails, the writer raises the actor's valid epoch; the actor then
 // reloads from disk before its next message (the list is never left ahead of
 // the disk). After the writer has reopened a failed shard it raises the
@@ -51,13 +62,28 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   // True if nothing is queued, running or waiting for the disk: the registry
   // may drop the actor. Socket-loop only (it is the only poster).
   bool Evictable() const { return Idle() && inflight.load(std::memory_order_acquire) == 0; }
+  // Any thread. Asks the actor to drop its list from memory (keeping its
+  // counter) at its next request with no write in flight.
+  void RequestShed() { shed_requested_.store(true, std::memory_order_relaxed); }
+  // Any thread. This actor's memory estimate as last reported to the meter.
+  size_t metered_bytes() const { return metered_.load(std::memory_order_relaxed); }
 
  protected:
   void Handle(std::vector<Call>& batch) override;
 
  private:
-  // Loads (or after a failed write, reloads) the list. Worker thread.
+  // Loads (or after a failed write, reloads) the whole list. Worker thread.
   Status EnsureLoaded();
+  // Frees the in-memory list.
+  void DropList();
+  // Makes the next id known, reading only the counter if the list is not in
+  // memory (or must be reread after a failed write). Worker thread.
+  Status EnsureCounted();
+  // An add without the list in memory.
+  void AddCounted(Call& call, std::vector<Reply>* now, std::vector<store::WriteOp>* writes);
+  // The write of a mutation applied in memory, answered once durable.
+  void Submit(Call& call, store::WriteOp op, zmq::message_t body,
+              std::vector<store::WriteOp>* writes);
   void HandleOne(Call& call, std::vector<Reply>* now, std::vector<store::WriteOp>* writes);
   // Sends `body` for `call`: at once, or behind the in-flight writes.
   void Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
@@ -72,13 +98,23 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   store::ShardWriter& writer_;
   ReplyQueue* const replies_;
   MemoryMeter* const meter_;
-  size_t metered_ = 0;  // bytes last reported to meter_
+  std::atomic<size_t> metered_{0};  // bytes last reported to meter_ (written by the worker)
+  std::atomic<bool> shed_requested_{false};
   // Below: touched only by the worker running the actor.
-  bool loaded_ = false;
+  enum class State : uint8_t {
+    kEmpty,    // nothing read yet (or a read failed)
+    kCounted,  // next_id_ known; list_ not in memory
+    kLoaded,   // list_ holds the whole list (and its next id)
+  };
+  State state_ = State::kEmpty;
   bool quiet_ = false;  // no write in flight when the current message began
   uint64_t epoch_ = 0;
-  uint64_t generation_ = 0;  // the shard generation list_ was loaded under
+  uint64_t generation_ = 0;  // the shard generation the state was read under
+  uint64_t next_id_ = 1;     // kCounted: the id the next add takes
   TodoList list_;
+  // Adds made in kCounted since a request last found no write in flight.
+  std::vector<Entry> pending_adds_;
+  size_t pending_bytes_ = 0;  // their titles' heap
 };
 
 }  // namespace todo::node

@@ -11,6 +11,11 @@ constexpr int kEvictProbe = 16;
 constexpr size_t kSweepProbe = 65536;
 // Idle at least this long to be evicted for memory.
 constexpr std::chrono::seconds kMinIdleForMemory(1);
+// An actor in use is asked to shed its list only if it holds this much:
+// below it the list is a few entries and the actor itself dominates.
+constexpr size_t kShedAtLeast = 2048;
+// About what an actor holds without its list (object, name, spare mailbox).
+constexpr size_t kActorShare = 512;
 }  // namespace
 
 Registry::Registry(Options options, Factory factory)
@@ -41,20 +46,32 @@ bool Registry::OverBudget() const {
 
 size_t Registry::EvictForBytes(size_t probe, Clock::time_point now) {
   size_t n = 0;
+  // What is still to be given back; actors asked to shed count as done.
+  int64_t excess = options_.meter->bytes.load(std::memory_order_relaxed) -
+                   static_cast<int64_t>(options_.max_bytes);
   auto it = lru_.end();
-  for (size_t probed = 0; probed < probe && OverBudget(); ++probed) {
+  for (size_t probed = 0; probed < probe && excess > 0; ++probed) {
     if (it == lru_.begin()) break;
     --it;
     if (it == lru_.begin()) break;  // the most recently used stays
-    // A list in use right now would only be reloaded at once (a reload costs
-    // a scan of the whole list): the rest of the LRU order is newer still.
-    if (now - it->last_used < kMinIdleForMemory) break;
+    const int64_t bytes = static_cast<int64_t>(it->actor->metered_bytes());
+    if (now - it->last_used < kMinIdleForMemory) {
+      // In use: not evicted (its actor would be recreated at once) but asked
+      // to drop its entries, keeping its counter.
+      if (bytes >= static_cast<int64_t>(kShedAtLeast)) {
+        it->actor->RequestShed();
+        ++shed_requests_;
+        excess -= bytes - static_cast<int64_t>(kActorShare);  // the actor itself stays
+      }
+      continue;
+    }
     if (it->actor->Evictable()) {
       auto victim = it;
       ++it;
       Erase(victim);
       ++n;
       ++evicted_for_bytes_;
+      excess -= bytes;
     }
   }
   return n;

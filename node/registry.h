@@ -10,14 +10,15 @@
 //    least recently used actor that is idle, and fails (the caller answers
 //    `overloaded`) if none of the oldest few is;
 //  - the live actors hold about `max_bytes` (their MemoryMeter): past it,
-//    each Get() evicts idle actors from the least recently used end (a few
-//    per call, never the one it returns), and EvictIdle() evicts until the
-//    total is back under the budget. An evicted list is on disk and reloads
-//    on its next use, so a flood of adds over many lists costs reloads, not
-//    memory. Lists used within the last second are never evicted for
-//    memory: a working set in active use stays (as in Redis, data in use is
-//    in memory) instead of being reloaded on every request; the budget
-//    bounds everything else, e.g. floods that touch many lists.
+//    each Get() and each EvictIdle() walk from the least recently used end
+//    (a few actors per Get, never the one it returns) until the excess is
+//    covered: an actor idle for a second or more is evicted (its list is on
+//    disk and reloads on its next use); one used within the last second is
+//    not (it would be recreated at once) but asked to shed its entries
+//    (ListActor::RequestShed), keeping only its counter: adds need nothing
+//    more, other requests reload the list. So the budget holds under floods
+//    over many lists and over a hot set alike; a hot set larger than the
+//    budget costs reloads, not memory.
 // An actor is evicted only when it is Evictable(): nothing queued, running,
 // or waiting for the disk, so no request or write is ever dropped, and a new
 // actor for the same list never loads while an old one still has writes
@@ -67,6 +68,8 @@ class Registry {
   }
   // Of those, evicted because the memory budget was exceeded.
   uint64_t evicted_for_bytes() const { return evicted_for_bytes_; }
+  // Times an actor in use was asked to drop its list for memory.
+  uint64_t shed_requests() const { return shed_requests_; }
   // Messages queued in the live actors' mailboxes: the sum and the largest.
   // Walks every live actor (for metrics, not per request).
   void MailboxDepths(size_t* sum, size_t* max) const;
@@ -85,9 +88,10 @@ class Registry {
 
   bool EvictOneForRoom();
   bool OverBudget() const;  // the meter reads more than max_bytes
-  // Evicts idle actors from the LRU end, probing at most `probe`, until the
-  // budget holds; never the most recently used one, nor any used in the
-  // last second. Returns how many.
+  // Walks from the LRU end, probing at most `probe` actors, until the excess
+  // over the budget is covered: evicts idle actors, asks those used in the
+  // last second to shed their list; never touches the most recently used.
+  // Returns how many were evicted.
   size_t EvictForBytes(size_t probe, Clock::time_point now);
   void Erase(Lru::iterator it);
 
@@ -99,6 +103,7 @@ class Registry {
   uint64_t created_ = 0;
   uint64_t evicted_ = 0;
   uint64_t evicted_for_bytes_ = 0;
+  uint64_t shed_requests_ = 0;
 };
 
 }  // namespace todo::node

@@ -153,6 +153,48 @@ void Store::Stop() {
 
 uint32_t Store::ShardFor(std::string_view list) const { return ShardOf(list, shards()); }
 
+StatusOr<uint64_t> Store::LoadNextId(std::string_view list) const {
+  const uint32_t index = ShardFor(list);
+  const ShardDb& shard = *shards_[index];
+  std::shared_lock<std::shared_mutex> lock(shard.mu);  // as in Load
+  if (!shard.db) {
+    return Status::Internal("storage failure: shard " + std::to_string(index) +
+                            " unavailable: " + shard.down_reason + "; the request was not applied");
+  }
+  std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(leveldb::ReadOptions()));
+  const std::string begin = storage::ListRangeBegin(list);  // the counter's key
+  const std::string end = storage::ListRangeEnd(list);
+  uint64_t next_id = 1;
+  it->Seek(begin);
+  if (it->Valid() && it->key() == leveldb::Slice(begin)) {
+    auto n = storage::DecodeMetaValue(std::string_view(it->value().data(), it->value().size()));
+    if (!n.ok()) {
+      return Status::Internal("list '" + std::string(list) + "': " + n.status().message());
+    }
+    next_id = *n;
+  }
+  // The list's last key: just before the end of its range.
+  it->Seek(end);
+  if (it->Valid()) {
+    it->Prev();
+  } else {
+    it->SeekToLast();
+  }
+  if (it->Valid() && it->key().compare(begin) > 0 && it->key().compare(end) < 0) {
+    std::string_view key(it->key().data(), it->key().size());
+    auto parsed = storage::ParseKey(key);
+    if (!parsed || parsed->list != list || parsed->is_meta) {
+      return Status::Internal("list '" + std::string(list) + "': malformed key in store");
+    }
+    next_id = std::max(next_id, parsed->id + 1);  // ParseKey refuses id 2^64-1
+  }
+  if (!it->status().ok()) {
+    return Status::Internal("list '" + std::string(list) +
+                            "': read failed: " + it->status().ToString());
+  }
+  return next_id;
+}
+
 StatusOr<TodoList> Store::Load(std::string_view list) const {
   const uint32_t index = ShardFor(list);
   const ShardDb& shard = *shards_[index];

@@ -57,6 +57,12 @@ class Store {
   // after a storage failure) or a record is corrupt.
   StatusOr<TodoList> Load(std::string_view list) const;
 
+  // The id a list's next add takes, without reading its entries: max(the
+  // stored counter, the highest entry id + 1), from two seeks whatever the
+  // list's size (1 for a list never written). internal as for Load, or if
+  // the counter or the last key is corrupt.
+  StatusOr<uint64_t> LoadNextId(std::string_view list) const;
+
   // Writes everything queued and stops the writers. Idempotent.
   void Stop();
 

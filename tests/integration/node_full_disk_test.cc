@@ -87,7 +87,8 @@ TEST_F(NodeFullDiskTest, FullDiskAnswersInternalKeepsReadingAndRecoversWhenSpace
     ASSERT_TRUE(f.good()) << "could not write the filler file";
   }
   data_ = mnt.path() + "/data";
-  mnt.node = StartNode();
+  // Four shards, so lists on the other three stay readable while one is full.
+  mnt.node = StartNode({"--shards", "4"});
   ASSERT_NE(mnt.node, nullptr);
   Client c(endpoint_);
 

@@ -16,6 +16,7 @@ using todo::testing::Delete;
 using todo::testing::Entries;
 using todo::testing::MakeCall;
 using todo::testing::Unpack;
+using todo::testing::Update;
 
 class ListActorTest : public ::testing::Test {
  protected:
@@ -292,34 +293,124 @@ TEST_F(ListActorTest, RegistryKeepsLiveListsWithinTheMemoryBudget) {
   });
   auto t0 = Registry::Clock::time_point{} + std::chrono::hours(1);
   const std::string title(200, 't');
-  // 40 lists of 20 entries with 200-byte titles: ~250 KiB if all stayed.
+  // 40 lists of 20 entries with 200-byte titles, each read once so that it
+  // is in memory: ~250 KiB if all stayed.
   uint64_t id = 0;
   for (int l = 0; l < 40; ++l) {
     std::string name = "list" + std::to_string(l);
     ListActor* a = reg.Get(name, t0);
     ASSERT_NE(a, nullptr);
     for (int i = 0; i < 20; ++i) Post(*a, Add(name, "2026-01-01", title, ++id));
-    Run(20);
+    Post(*a, Entries(name, ++id));
+    Run(21);
     EXPECT_GT(meter.bytes.load(), 0);
   }
   // Lists used within the last second are not evicted for memory...
   EXPECT_EQ(reg.evicted_for_bytes(), 0u);
   EXPECT_GT(meter.bytes.load(), int64_t{64} << 10);
-  // ... and once idle a second, a sweep brings them under the budget.
-  reg.EvictIdle(t0 + std::chrono::seconds(2));
+  // ... but a sweep asks them to shed their entries, which they do at their
+  // next request.
+  reg.EvictIdle(t0 + std::chrono::milliseconds(500));
+  EXPECT_GT(reg.shed_requests(), 0u);
+  EXPECT_EQ(reg.evicted_for_bytes(), 0u);
+  EXPECT_EQ(reg.size(), 40u);
+  // (Each sheds at a request that finds no write in flight.)
+  for (int l = 0; l < 40; ++l) {
+    ListActor* a = reg.Get("list" + std::to_string(l), t0);
+    ASSERT_TRUE(todo::testing::WaitFor([&] { return a->inflight.load() == 0; }));
+  }
+  for (int l = 0; l < 40; ++l) {
+    std::string name = "list" + std::to_string(l);
+    Post(*reg.Get(name, t0), Add(name, "2026-01-02", "x", ++id));
+  }
+  auto added = Run(40);
+  for (auto& [rid, oh] : added) EXPECT_EQ(NewId(oh), 21u) << rid;
   EXPECT_LE(meter.bytes.load(), int64_t{64} << 10);
-  EXPECT_GT(reg.evicted_for_bytes(), 0u);
-  EXPECT_LT(reg.size(), 40u);
+  // Under the budget again: nobody needs evicting.
+  reg.EvictIdle(t0 + std::chrono::seconds(2));
+  EXPECT_EQ(reg.evicted_for_bytes(), 0u);
   EXPECT_EQ(reg.bytes(), meter.bytes.load());
-  // An evicted list lost nothing: it reloads from the store.
-  ListActor* first = reg.Get("list0", t0);
+  // Nothing was lost: a shed or evicted list reloads from the store.
+  ListActor* first = reg.Get("list0", t0 + std::chrono::seconds(2));
   Post(*first, Entries("list0", ++id));
   auto replies = Run(1);
-  EXPECT_EQ(Map(replies.at(id))["result"].via.array.size, 20u);
+  EXPECT_EQ(Map(replies.at(id))["result"].via.array.size, 21u);
   // Dropping every actor gives every byte back.
   reg.EvictIdle(t0 + std::chrono::hours(1));
   EXPECT_EQ(reg.size(), 0u);
   EXPECT_EQ(meter.bytes.load(), 0);
+}
+
+TEST_F(ListActorTest, AddsNeedOnlyTheCounterNotTheList) {
+  {
+    auto a = NewActor("big");
+    for (int i = 1; i <= 500; ++i) {
+      Post(*a, Add("big", "2026-01-01", std::string(40, 'e'), i));
+      if (i % 100 == 0) Run(100);  // the mailbox holds 100
+    }
+  }
+  MemoryMeter meter;
+  auto b = std::make_shared<ListActor>("big", &ex_, 100, store_.get(), &replies_, &meter);
+  Post(*b, Add("big", "2026-01-02", "after", 1));
+  auto r = Run(1);
+  EXPECT_EQ(NewId(r[1]), 501u);
+  // The 500 entries (over 40 KiB in memory) were not read for it.
+  EXPECT_LT(meter.bytes.load(), 4096);
+  Post(*b, Entries("big", 2));
+  r = Run(1);
+  EXPECT_EQ(Map(r[2])["result"].via.array.size, 501u);
+  EXPECT_GT(meter.bytes.load(), 25000);
+}
+
+TEST_F(ListActorTest, AddsInFlightJoinTheListLoadedForALaterRequest) {
+  auto a = NewActor("l");
+  // One slice: the adds are applied without the list and are still in
+  // flight (not even handed to the writer) when the update needs the list.
+  Post(*a, Add("l", "2026-01-01", "one", 1));
+  Post(*a, Add("l", "2026-01-01", "two", 2));
+  Post(*a, Update("l", 1, "ONE", 3));
+  Post(*a, Entries("l", 4));
+  Post(*a, Add("l", "2026-01-01", "three", 5));
+  auto r = Run(5);
+  ASSERT_EQ(r.size(), 5u);
+  EXPECT_EQ(Map(r[3])["ok"].as<bool>(), true);
+  auto entries = Map(r[4])["result"].as<std::vector<std::map<std::string, msgpack::object>>>();
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0]["title"].as<std::string>(), "ONE");
+  EXPECT_EQ(entries[1]["title"].as<std::string>(), "two");
+  EXPECT_EQ(NewId(r[5]), 3u);
+  // And the disk agrees.
+  auto b = NewActor("l");
+  Post(*b, Entries("l", 6));
+  r = Run(1);
+  EXPECT_EQ(Map(r[6])["result"].via.array.size, 3u);
+}
+
+TEST_F(ListActorTest, AShedListKeepsItsCounterAndReloadsForReads) {
+  MemoryMeter meter;
+  auto a = std::make_shared<ListActor>("l", &ex_, 100, store_.get(), &replies_, &meter);
+  for (int i = 1; i <= 200; ++i) {
+    Post(*a, Add("l", "2026-01-01", std::string(40, 'e'), i));
+    if (i % 100 == 0) Run(100);  // the mailbox holds 100
+  }
+  Post(*a, Entries("l", 201));
+  Run(1);
+  const int64_t loaded = meter.bytes.load();
+  EXPECT_GT(loaded, 10000);
+  // The actor sheds at a request that finds no write in flight.
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return a->inflight.load() == 0; }));
+  a->RequestShed();
+  Post(*a, Delete("l", 200, 202));  // the highest id: its counter must survive the shed
+  Run(1);
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return a->inflight.load() == 0; }));
+  a->RequestShed();
+  Post(*a, Add("l", "2026-01-02", "after", 203));
+  auto r = Run(1);
+  EXPECT_EQ(NewId(r[203]), 201u);
+  EXPECT_LT(meter.bytes.load(), 4096);
+  Post(*a, Entries("l", 204));
+  r = Run(1);
+  EXPECT_EQ(Map(r[204])["result"].via.array.size, 200u);  // 1-199 and 201
 }
 
 }  // namespace
