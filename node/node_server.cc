@@ -226,7 +226,12 @@ void NodeServer::Run(int signal_fd, std::chrono::milliseconds drain_timeout) {
       // After a large eviction, hand the freed memory back to the OS: glibc
       // keeps freed chunks in its per-thread arenas otherwise, and idle
       // lists should leave memory for real.
-      if (evicted >= kTrimAfterEvictions) malloc_trim(0);
+      // Lists shed for memory are freed on the worker threads, so the same.
+      const uint64_t sheds = registry_->shed_requests();
+      if (evicted >= kTrimAfterEvictions || sheds - sheds_at_trim_ >= kTrimAfterEvictions) {
+        malloc_trim(0);
+        sheds_at_trim_ = sheds;
+      }
       next_evict = now + evict_every;
     }
     if (metrics_ != nullptr && now >= next_publish) {

@@ -70,6 +70,7 @@ class NodeServer {
   Registry* const registry_;
   ReplyQueue* const replies_;
   size_t inflight_ = 0;
+  uint64_t sheds_at_trim_ = 0;  // registry's shed requests at the last malloc_trim
   NodeCounters counters_;
   NodeMetrics* metrics_ = nullptr;
   std::vector<Reply> drained_;
