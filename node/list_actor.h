@@ -30,6 +30,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -65,6 +66,10 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   // Any thread. Asks the actor to drop its list from memory (keeping its
   // counter) at its next request with no write in flight.
   void RequestShed() { shed_requested_.store(true, std::memory_order_relaxed); }
+  // The registry's bookkeeping (socket loop thread only): when the list was
+  // last used, and when it was last moved to the front of the LRU order.
+  std::chrono::steady_clock::time_point last_used{};
+  std::chrono::steady_clock::time_point lru_placed{};
   // Any thread. This actor's memory estimate as last reported to the meter.
   size_t metered_bytes() const { return metered_.load(std::memory_order_relaxed); }
 

@@ -16,26 +16,93 @@ constexpr std::chrono::seconds kMinIdleForMemory(1);
 constexpr size_t kShedAtLeast = 2048;
 // About what an actor holds without its list (object, name, spare mailbox).
 constexpr size_t kActorShare = 512;
+// See Registry::Lru.
+constexpr std::chrono::milliseconds kLruGrain(100);
+// The index's smallest table, and when it shrinks (entries per bucket).
+constexpr size_t kMinBuckets = 64;
 }  // namespace
 
 Registry::Registry(Options options, Factory factory)
     : options_(options), factory_(std::move(factory)) {}
 
-ListActor* Registry::Get(std::string_view list, Clock::time_point now) {
-  auto it = map_.find(list);
-  if (it != map_.end()) {
-    Lru::iterator slot = it->second;
-    slot->last_used = now;
-    if (slot != lru_.begin()) lru_.splice(lru_.begin(), lru_, slot);
-    if (OverBudget()) EvictForBytes(kEvictProbe, now);
-    return slot->actor.get();
+uint64_t Registry::HashName(std::string_view name) {
+  uint64_t h = std::hash<std::string_view>{}(name);
+  return h != 0 ? h : 1;  // 0 marks an empty bucket
+}
+
+size_t Registry::Probe(std::string_view name, uint64_t hash) const {
+  const size_t mask = table_.size() - 1;
+  size_t i = hash & mask;
+  while (table_[i].hash != 0) {
+    if (table_[i].hash == hash && table_[i].actor->name() == name) return i;
+    i = (i + 1) & mask;
   }
-  if (map_.size() >= options_.max_lists && !EvictOneForRoom()) return nullptr;
-  lru_.push_front(Slot{factory_(std::string(list)), now});
-  map_.emplace(std::string_view(lru_.front().actor->name()), lru_.begin());
+  return i;
+}
+
+void Registry::Insert(uint64_t hash, Lru::iterator slot) {
+  if ((size_ + 1) * 2 > table_.size()) Rehash(std::max(kMinBuckets, table_.size() * 2));
+  const size_t mask = table_.size() - 1;
+  size_t i = hash & mask;
+  while (table_[i].hash != 0) i = (i + 1) & mask;
+  table_[i] = Bucket{hash, slot->actor.get(), slot};
+  ++size_;
+}
+
+void Registry::EraseBucket(size_t i) {
+  // Backward-shift deletion: move later members of the probe run into the
+  // hole, so lookups never need tombstones.
+  const size_t mask = table_.size() - 1;
+  size_t hole = i;
+  for (size_t j = (i + 1) & mask; table_[j].hash != 0; j = (j + 1) & mask) {
+    const size_t home = table_[j].hash & mask;
+    // table_[j] may move to the hole if its home is not in (hole, j].
+    const bool between = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+    if (!between) {
+      table_[hole] = table_[j];
+      hole = j;
+    }
+  }
+  table_[hole] = Bucket{};
+  --size_;
+}
+
+void Registry::Rehash(size_t buckets) {
+  std::vector<Bucket> old(buckets);
+  old.swap(table_);
+  const size_t mask = table_.size() - 1;
+  for (const Bucket& b : old) {
+    if (b.hash == 0) continue;
+    size_t i = b.hash & mask;
+    while (table_[i].hash != 0) i = (i + 1) & mask;
+    table_[i] = b;
+  }
+}
+
+ListActor* Registry::Get(std::string_view list, Clock::time_point now) {
+  const uint64_t hash = HashName(list);
+  if (!table_.empty()) {
+    const Bucket& b = table_[Probe(list, hash)];
+    if (b.hash != 0) {
+      ListActor* actor = b.actor;
+      actor->last_used = now;
+      if (now - actor->lru_placed >= kLruGrain && b.slot != lru_.begin()) {
+        lru_.splice(lru_.begin(), lru_, b.slot);
+        actor->lru_placed = now;
+      }
+      if (OverBudget()) EvictForBytes(kEvictProbe, now);
+      return actor;
+    }
+  }
+  if (size_ >= options_.max_lists && !EvictOneForRoom()) return nullptr;
+  lru_.push_front(Slot{factory_(std::string(list))});
+  ListActor* actor = lru_.front().actor.get();
+  actor->last_used = now;
+  actor->lru_placed = now;
+  Insert(hash, lru_.begin());
   ++created_;
   if (OverBudget()) EvictForBytes(kEvictProbe, now);
-  return lru_.front().actor.get();
+  return actor;
 }
 
 bool Registry::OverBudget() const {
@@ -55,7 +122,7 @@ size_t Registry::EvictForBytes(size_t probe, Clock::time_point now) {
     --it;
     if (it == lru_.begin()) break;  // the most recently used stays
     const int64_t bytes = static_cast<int64_t>(it->actor->metered_bytes());
-    if (now - it->last_used < kMinIdleForMemory) {
+    if (now - it->actor->last_used < kMinIdleForMemory) {
       // In use: not evicted (its actor would be recreated at once) but asked
       // to drop its entries, keeping its counter.
       if (bytes >= static_cast<int64_t>(kShedAtLeast)) {
@@ -78,7 +145,9 @@ size_t Registry::EvictForBytes(size_t probe, Clock::time_point now) {
 }
 
 void Registry::Erase(Lru::iterator it) {
-  map_.erase(std::string_view(it->actor->name()));
+  const ListActor* actor = it->actor.get();
+  const size_t i = Probe(actor->name(), HashName(actor->name()));
+  if (table_[i].hash != 0) EraseBucket(i);
   lru_.erase(it);
   ++evicted_;
 }
@@ -100,7 +169,9 @@ size_t Registry::EvictIdle(Clock::time_point now) {
   auto it = lru_.end();
   while (it != lru_.begin()) {
     --it;
-    if (now - it->last_used < options_.idle_timeout) break;  // the rest are newer
+    // The rest were moved to the front later, so used at most kLruGrain
+    // before this one: idle ones among them go at the next sweep.
+    if (now - it->actor->last_used < options_.idle_timeout) break;
     if (it->actor->Evictable()) {
       auto victim = it;
       ++it;  // stays valid: list iterators survive erasing other nodes
@@ -109,6 +180,12 @@ size_t Registry::EvictIdle(Clock::time_point now) {
     }
   }
   if (OverBudget()) n += EvictForBytes(kSweepProbe, now);
+  // After many evictions, give the index's memory back too.
+  if (table_.size() > kMinBuckets && size_ * 8 < table_.size()) {
+    size_t buckets = kMinBuckets;
+    while (buckets < size_ * 4) buckets *= 2;
+    Rehash(buckets);
+  }
   return n;
 }
 

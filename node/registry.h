@@ -31,7 +31,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <vector>
 
 #include "node/list_actor.h"
 
@@ -59,7 +59,7 @@ class Registry {
   // Returns how many were evicted.
   size_t EvictIdle(Clock::time_point now);
 
-  size_t size() const { return map_.size(); }
+  size_t size() const { return size_; }
   uint64_t created() const { return created_; }
   uint64_t evicted() const { return evicted_; }
   // About how many bytes the live actors hold (0 without a meter).
@@ -77,14 +77,29 @@ class Registry {
  private:
   struct Slot {
     std::shared_ptr<ListActor> actor;
-    Clock::time_point last_used;
   };
-  using Lru = std::list<Slot>;  // most recently used first
+  // Most recently used first, to kLruGrain (100 ms): a use within that long
+  // of the actor's last move to the front doesn't move it again (a move
+  // touches three list nodes, most of a lookup's cache misses). So the order
+  // is by that move, and an actor's last use is less than kLruGrain after
+  // it: eviction takes the least recently used to within 100 ms.
+  using Lru = std::list<Slot>;
 
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  // The name -> actor index: open addressing with linear probing over a
+  // power-of-two table, at most half full. A bucket keeps the name's hash
+  // and the actor, so a lookup touches the bucket and the actor (which the
+  // request needs next anyway), not a chain of nodes.
+  struct Bucket {
+    uint64_t hash = 0;  // 0: empty (hashes are forced nonzero)
+    ListActor* actor = nullptr;
+    Lru::iterator slot;
   };
+  static uint64_t HashName(std::string_view name);
+  // The bucket holding `name`, or the empty one where it would go.
+  size_t Probe(std::string_view name, uint64_t hash) const;
+  void Insert(uint64_t hash, Lru::iterator slot);
+  void EraseBucket(size_t i);
+  void Rehash(size_t buckets);
 
   bool EvictOneForRoom();
   bool OverBudget() const;  // the meter reads more than max_bytes
@@ -98,8 +113,8 @@ class Registry {
   const Options options_;
   const Factory factory_;
   Lru lru_;
-  // Keys view the actor's name, which lives as long as the slot.
-  std::unordered_map<std::string_view, Lru::iterator, Hash, std::equal_to<>> map_;
+  std::vector<Bucket> table_;
+  size_t size_ = 0;
   uint64_t created_ = 0;
   uint64_t evicted_ = 0;
   uint64_t evicted_for_bytes_ = 0;

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
+
 #include "common/storage_format.h"
 #include "node/registry.h"
 #include "test_util.h"
@@ -280,6 +283,45 @@ TEST_F(ListActorTest, RegistryCreatesLazilyAndEvictsIdleActors) {
   EXPECT_EQ(reg.EvictIdle(t0 + std::chrono::seconds(59)), 0u);
   EXPECT_EQ(reg.EvictIdle(t0 + std::chrono::seconds(61)), 2u);
   EXPECT_EQ(reg.size(), 0u);
+}
+
+TEST_F(ListActorTest, RegistryIndexFindsEveryLiveListThroughInsertsAndEvictions) {
+  Registry::Options ro;
+  ro.max_lists = 300;
+  ro.idle_timeout = std::chrono::seconds(60);
+  Registry reg(ro, [&](std::string name) { return NewActor(name); });
+  auto t = Registry::Clock::time_point{} + std::chrono::hours(1);
+  std::mt19937 rng(7);
+  // Every creation goes through this loop, so a name found without one is
+  // the actor created for it last.
+  std::map<std::string, ListActor*> live;
+  for (int step = 0; step < 20000; ++step) {
+    t += std::chrono::milliseconds(1);
+    std::string name = "n" + std::to_string(rng() % 1000);
+    const uint64_t created = reg.created();
+    ListActor* a = reg.Get(name, t);
+    ASSERT_NE(a, nullptr);
+    ASSERT_EQ(a->name(), name);
+    auto known = live.find(name);
+    if (reg.created() == created) {
+      // Found, not created: it must be the actor returned before.
+      ASSERT_NE(known, live.end()) << name;
+      ASSERT_EQ(known->second, a) << name;
+    } else {
+      live[name] = a;
+    }
+    ASSERT_EQ(reg.Get(name, t), a);
+    ASSERT_LE(reg.size(), 300u);
+  }
+  EXPECT_GT(reg.evicted(), 1000u);
+  EXPECT_EQ(reg.size(), 300u);
+  // Everything idle: all evicted, and the index shrinks back.
+  EXPECT_EQ(reg.EvictIdle(t + std::chrono::hours(2)), 300u);
+  EXPECT_EQ(reg.size(), 0u);
+  ListActor* back = reg.Get("n1", t + std::chrono::hours(2));
+  ASSERT_NE(back, nullptr);
+  EXPECT_EQ(back->name(), "n1");
+  EXPECT_EQ(reg.size(), 1u);
 }
 
 TEST_F(ListActorTest, RegistryKeepsLiveListsWithinTheMemoryBudget) {
