@@ -50,7 +50,8 @@ NodeMetrics::NodeMetrics(std::string name, Registry* registry, store::Store* sto
 
 NodeMetrics::~NodeMetrics() = default;
 
-void NodeMetrics::OnReply(const Envelope::Trace& trace, const zmq::message_t& body) {
+void NodeMetrics::OnReply(const Envelope::Trace& trace, const zmq::message_t& body,
+                          Clock::time_point now) {
   std::optional<ErrorCode> code =
       protocol::PeekReplyCode(std::string_view(static_cast<const char*>(body.data()), body.size()));
   size_t op = trace.op < protocol::kNumOps ? trace.op : protocol::kNumOps;
@@ -60,7 +61,7 @@ void NodeMetrics::OnReply(const Envelope::Trace& trace, const zmq::message_t& bo
     ++live_.unreadable_replies;
   }
   if (op < protocol::kNumOps && trace.received != Clock::time_point{}) {
-    live_.latency[op].Observe(std::chrono::duration<double>(Clock::now() - trace.received).count());
+    live_.latency[op].Observe(std::chrono::duration<double>(now - trace.received).count());
   }
 }
 

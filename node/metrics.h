@@ -50,7 +50,9 @@ class NodeMetrics {
   ~NodeMetrics();
 
   // Socket loop: counts the reply `body` to the request `trace` describes.
-  void OnReply(const Envelope::Trace& trace, const zmq::message_t& body);
+  // `now`: when it is sent (a burst of replies shares one clock read).
+  void OnReply(const Envelope::Trace& trace, const zmq::message_t& body,
+               std::chrono::steady_clock::time_point now);
   // Socket loop: publishes the loop's figures for other threads.
   void Publish(const NodeServer& server);
   // Socket loop: appends the `stats` reply for request `id`.

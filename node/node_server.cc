@@ -49,8 +49,13 @@ Status NodeServer::Bind() {
   return Status::Ok();
 }
 
-void NodeServer::SendReply(Envelope& envelope, zmq::message_t& body) {
-  if (metrics_ != nullptr) metrics_->OnReply(envelope.trace, body);
+void NodeServer::SendReply(Envelope& envelope, zmq::message_t& body,
+                           std::chrono::steady_clock::time_point now) {
+  if (metrics_ != nullptr) {
+    metrics_->OnReply(
+        envelope.trace, body,
+        now == std::chrono::steady_clock::time_point{} ? std::chrono::steady_clock::now() : now);
+  }
   try {
     for (size_t i = 0; i < envelope.size(); ++i) {
       if (!socket_.send(envelope[i], zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
@@ -181,7 +186,9 @@ void NodeServer::ReadBurst() {
 
 void NodeServer::SendReplies() {
   replies_->Drain(&drained_);
-  for (auto& r : drained_) SendReply(r.envelope, r.body);
+  const auto now = metrics_ != nullptr ? std::chrono::steady_clock::now()
+                                       : std::chrono::steady_clock::time_point{};
+  for (auto& r : drained_) SendReply(r.envelope, r.body, now);
   inflight_ -= drained_.size();
   drained_.clear();
 }

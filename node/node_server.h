@@ -61,7 +61,9 @@ class NodeServer {
   void ReadBurst();
   void HandleMessage(std::vector<zmq::message_t>& frames,
                      std::chrono::steady_clock::time_point now);
-  void SendReply(Envelope& envelope, zmq::message_t& body);
+  // `now`: the send time for the metrics (default: read the clock).
+  void SendReply(Envelope& envelope, zmq::message_t& body,
+                 std::chrono::steady_clock::time_point now = {});
   void SendError(Envelope& envelope, const protocol::RequestId& id, const Status& s);
   void SendReplies();
 
