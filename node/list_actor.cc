@@ -114,6 +114,18 @@ void ListActor::Handle(std::vector<Call>& batch) {
   thread_local std::vector<Reply> now;
   thread_local std::vector<store::WriteOp> writes;
   for (auto& call : batch) HandleOne(call, &now, &writes);
+  // Over the cache's budget with nothing in flight (a slice of reads, most
+  // likely a reload to answer them): don't keep the list. Adds don't need
+  // it; the next read reloads it.
+  if (meter_ != nullptr && state_ == State::kLoaded && writes.empty() &&
+      inflight.load(std::memory_order_acquire) == 0 && meter_->over_budget() &&
+      epoch_ >= valid_epoch.load(std::memory_order_acquire)) {
+    next_id_ = list_.next_id();
+    DropList();
+    state_ = State::kCounted;
+    pending_adds_.clear();  // nothing in flight: all durable
+    pending_bytes_ = 0;
+  }
   Meter();
   writer_.Submit(writes);
   replies_->PushAll(now);

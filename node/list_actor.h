@@ -49,6 +49,9 @@ namespace todo::node {
 // takes it all back when destroyed.
 struct MemoryMeter {
   std::atomic<int64_t> bytes{0};
+  int64_t budget = 0;  // the cache's budget (0: none); set before any actor runs
+
+  bool over_budget() const { return budget > 0 && bytes.load(std::memory_order_relaxed) > budget; }
 };
 
 class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {

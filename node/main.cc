@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
     node::Registry::Options ro;
     ro.max_lists = o.max_lists;
     ro.max_bytes = o.cache_mb << 20;
+    meter.budget = static_cast<int64_t>(ro.max_bytes);
     ro.meter = &meter;
     ro.idle_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(o.idle_timeout_s));

@@ -428,6 +428,29 @@ TEST_F(ListActorTest, AddsInFlightJoinTheListLoadedForALaterRequest) {
   EXPECT_EQ(Map(r[6])["result"].via.array.size, 3u);
 }
 
+TEST_F(ListActorTest, OverTheBudgetAListLoadedForReadsIsNotKept) {
+  {
+    auto a = NewActor("l");
+    for (int i = 1; i <= 100; ++i) Post(*a, Add("l", "2026-01-01", std::string(40, 'e'), i));
+    Run(100);
+  }
+  MemoryMeter meter;
+  meter.budget = 1;  // always over
+  auto a = std::make_shared<ListActor>("l", &ex_, 100, store_.get(), &replies_, &meter);
+  Post(*a, Entries("l", 1));
+  auto r = Run(1);
+  EXPECT_EQ(Map(r[1])["result"].via.array.size, 100u);
+  EXPECT_LT(meter.bytes.load(), 4096);  // answered, then dropped
+  Post(*a, Add("l", "2026-01-02", "after", 2));
+  r = Run(1);
+  EXPECT_EQ(NewId(r[2]), 101u);
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return a->inflight.load() == 0; }));
+  Post(*a, Entries("l", 3));
+  r = Run(1);
+  EXPECT_EQ(Map(r[3])["result"].via.array.size, 101u);
+  EXPECT_LT(meter.bytes.load(), 4096);
+}
+
 TEST_F(ListActorTest, AShedListKeepsItsCounterAndReloadsForReads) {
   MemoryMeter meter;
   auto a = std::make_shared<ListActor>("l", &ex_, 100, store_.get(), &replies_, &meter);
