@@ -58,6 +58,21 @@ class Mutations {
   bool empty() const { return size_ == 0; }
   size_t bytes() const { return size_; }
 
+  // Calls f(is_put, key, value) for every mutation, in order (value empty
+  // for a delete).
+  template <typename F>
+  void ForEach(F&& f) const {
+    const char* p = data();
+    const char* end = p + size_;
+    while (p < end) {
+      const char kind = *p++;
+      std::string_view key = ReadSized(&p);
+      std::string_view value;
+      if (kind == kPut) value = ReadSized(&p);
+      f(kind == kPut, key, value);
+    }
+  }
+
   // Appends every mutation, in order, to `batch`.
   void AppendTo(leveldb::WriteBatch* batch) const {
     const char* p = data();

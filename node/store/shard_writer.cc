@@ -35,6 +35,12 @@ class KeyCollector : public leveldb::WriteBatch::Handler {
   void Delete(const leveldb::Slice& key) override { keys.push_back(key.ToString()); }
 };
 
+struct SortedMutation {
+  std::string_view key;
+  std::string_view value;
+  bool put;
+};
+
 int64_t MillisSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
       .count();
@@ -156,12 +162,30 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
   leveldb::WriteBatch& group = group_;  // reused: Clear() keeps its buffer
   group.Clear();
   size_t writes = 0;
+  // The group's mutations in key order (stable: one key's keep their
+  // order): LevelDB inserts a batch into its memtable skiplist one by one,
+  // and neighbouring keys share most of their search path, so sorted
+  // inserts find it in cache instead of missing at every level.
+  thread_local std::vector<SortedMutation> sorted;
+  sorted.clear();
   for (size_t i = 0; i < ops.size(); ++i) {
     auto& op = ops[i];
     stale[i] = op.epoch < op.owner->valid_epoch.load(std::memory_order_acquire);
     if (!stale[i] && !op.barrier) {
-      op.batch.AppendTo(&group);
+      op.batch.ForEach([&](bool put, std::string_view key, std::string_view value) {
+        sorted.push_back(SortedMutation{key, value, put});
+      });
       ++writes;
+    }
+  }
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const SortedMutation& a, const SortedMutation& b) { return a.key < b.key; });
+  for (const SortedMutation& m : sorted) {
+    if (m.put) {
+      group.Put(leveldb::Slice(m.key.data(), m.key.size()),
+                leveldb::Slice(m.value.data(), m.value.size()));
+    } else {
+      group.Delete(leveldb::Slice(m.key.data(), m.key.size()));
     }
   }
   leveldb::Status s;

@@ -54,6 +54,44 @@ TEST(StoreTest, NewDirGetsManifestAndEmptyLists) {
   EXPECT_EQ(parsed->shards, 4u);
 }
 
+TEST(StoreTest, OneGroupKeepsEachKeysOrderWhateverTheKeyOrder) {
+  // The writer sorts a group's mutations by key before LevelDB inserts
+  // them; writes of one key must still land in the order they were queued.
+  TempDir dir;
+  node::ReplyQueue q;
+  auto s = Store::Open(Opts(dir.path(), 1), &q);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Store& store = **s;
+  auto owner = std::make_shared<WriteOwner>();
+  auto& w = store.writer(0);
+  std::vector<WriteOp> ops;
+  const Date d = *ParseDate("2026-01-01");
+  // z, a, z again, then m, then z deleted and rewritten, then a deleted.
+  const std::vector<std::pair<std::string, std::string>> seq = {
+      {"z", "first"}, {"a", "x"}, {"z", "second"}, {"m", "y"}, {"z", ""}, {"z", "last"}, {"a", ""}};
+  for (const auto& [list, title] : seq) {
+    ASSERT_TRUE(w.TryReserve());
+    WriteOp op;
+    op.owner = owner;
+    if (title.empty()) {
+      op.batch.Delete(storage::EntryKey(list, 1));
+    } else {
+      op.batch.Put(storage::EntryKey(list, 1), storage::EncodeEntryValue(d, title));
+    }
+    op.reply.body = zmq::message_t("ok", 2);
+    ops.push_back(std::move(op));
+  }
+  owner->inflight = static_cast<uint32_t>(ops.size());
+  w.Submit(ops);  // one Submit: queued together, so normally one group
+  ASSERT_EQ(todo::testing::WaitReplies(q, seq.size()).size(), seq.size());
+  auto z = store.Load("z");
+  ASSERT_TRUE(z.ok());
+  ASSERT_EQ(z->size(), 1u);
+  EXPECT_EQ(z->Find(1)->title, "last");
+  EXPECT_TRUE(store.Load("a")->empty());
+  EXPECT_EQ(store.Load("m")->Find(1)->title, "y");
+}
+
 TEST(StoreTest, SecondOpenOfTheSameDirIsRefused) {
   TempDir dir;
   node::ReplyQueue q;
