@@ -114,12 +114,16 @@ void ListActor::Handle(std::vector<Call>& batch) {
   thread_local std::vector<Reply> now;
   thread_local std::vector<store::WriteOp> writes;
   for (auto& call : batch) HandleOne(call, &now, &writes);
-  // Over the cache's budget with nothing in flight (a slice of reads, most
-  // likely a reload to answer them): don't keep the list. Adds don't need
-  // it; the next read reloads it.
+  // Asked to shed, or far over the cache's budget (the registry's requests
+  // reach actors only at their next request, while reloads for reads keep
+  // adding), with nothing in flight: don't keep the list. Adds don't need
+  // it; the next read reloads it. Just over the budget, only the actors the
+  // registry asked shed, least recently used first.
   if (meter_ != nullptr && state_ == State::kLoaded && writes.empty() &&
-      inflight.load(std::memory_order_acquire) == 0 && meter_->over_budget() &&
+      inflight.load(std::memory_order_acquire) == 0 &&
+      (shed_requested_.load(std::memory_order_relaxed) || meter_->far_over_budget()) &&
       epoch_ >= valid_epoch.load(std::memory_order_acquire)) {
+    shed_requested_.store(false, std::memory_order_relaxed);
     next_id_ = list_.next_id();
     DropList();
     state_ = State::kCounted;

@@ -51,7 +51,10 @@ struct MemoryMeter {
   std::atomic<int64_t> bytes{0};
   int64_t budget = 0;  // the cache's budget (0: none); set before any actor runs
 
-  bool over_budget() const { return budget > 0 && bytes.load(std::memory_order_relaxed) > budget; }
+  // Over the budget by more than an eighth of it.
+  bool far_over_budget() const {
+    return budget > 0 && bytes.load(std::memory_order_relaxed) > budget + budget / 8;
+  }
 };
 
 class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
