@@ -39,6 +39,12 @@ std::shared_ptr<store::WriteOwner> ListActor::self() {
   return std::static_pointer_cast<ListActor>(shared_from_this());
 }
 
+void ListActor::Shed() {
+  next_id_ = list_.next_id();
+  DropList();
+  state_ = State::kCounted;
+}
+
 void ListActor::DropList() {
   // Swapped out, not assigned: a std::string moved onto keeps its own heap
   // buffer when the source is short, and the titles' buffer must go.
@@ -124,11 +130,9 @@ void ListActor::Handle(std::vector<Call>& batch) {
       (shed_requested_.load(std::memory_order_relaxed) || meter_->far_over_budget()) &&
       epoch_ >= valid_epoch.load(std::memory_order_acquire)) {
     shed_requested_.store(false, std::memory_order_relaxed);
-    next_id_ = list_.next_id();
-    DropList();
-    state_ = State::kCounted;
     pending_adds_.clear();  // nothing in flight: all durable
     pending_bytes_ = 0;
+    Shed();
   }
   Meter();
   writer_.Submit(writes);
@@ -214,9 +218,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     // with nothing in flight, is the disk exactly the list.
     if (shed_requested_.exchange(false, std::memory_order_relaxed) && state_ == State::kLoaded &&
         epoch_ >= valid_epoch.load(std::memory_order_acquire)) {
-      next_id_ = list_.next_id();
-      DropList();
-      state_ = State::kCounted;
+      Shed();
     }
   }
   const protocol::Request& req = call.request;

@@ -87,6 +87,9 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   Status EnsureLoaded();
   // Frees the in-memory list.
   void DropList();
+  // kLoaded -> kCounted: keeps the next id, frees the list. Only with no
+  // write in flight (the disk then holds the list exactly).
+  void Shed();
   // Makes the next id known, reading only the counter if the list is not in
   // memory (or must be reread after a failed write). Worker thread.
   Status EnsureCounted();

@@ -53,6 +53,14 @@ class ListActorTest : public ::testing::Test {
     Call c = MakeCall(r);
     ASSERT_TRUE(a.Post(c));
   }
+  // Adds `n` entries titled `title` to `list` through `a` (request ids 1..n),
+  // running it every 100 requests: its mailbox holds 100.
+  void AddMany(ListActor& a, const std::string& list, int n, const std::string& title) {
+    for (int i = 1; i <= n; ++i) {
+      Post(a, Add(list, "2026-01-01", title, static_cast<uint64_t>(i)));
+      if (i % 100 == 0 || i == n) Run(i % 100 == 0 ? 100 : static_cast<size_t>(i % 100));
+    }
+  }
   // Runs the actor, then collects `n` replies, keyed by request id.
   std::map<uint64_t, msgpack::object_handle> Run(size_t n) {
     ex_.RunAll();
@@ -386,10 +394,7 @@ TEST_F(ListActorTest, RegistryKeepsLiveListsWithinTheMemoryBudget) {
 TEST_F(ListActorTest, AddsNeedOnlyTheCounterNotTheList) {
   {
     auto a = NewActor("big");
-    for (int i = 1; i <= 500; ++i) {
-      Post(*a, Add("big", "2026-01-01", std::string(40, 'e'), i));
-      if (i % 100 == 0) Run(100);  // the mailbox holds 100
-    }
+    AddMany(*a, "big", 500, std::string(40, 'e'));
   }
   MemoryMeter meter;
   auto b = std::make_shared<ListActor>("big", &ex_, 100, store_.get(), &replies_, &meter);
@@ -431,8 +436,7 @@ TEST_F(ListActorTest, AddsInFlightJoinTheListLoadedForALaterRequest) {
 TEST_F(ListActorTest, OverTheBudgetAListLoadedForReadsIsNotKept) {
   {
     auto a = NewActor("l");
-    for (int i = 1; i <= 100; ++i) Post(*a, Add("l", "2026-01-01", std::string(40, 'e'), i));
-    Run(100);
+    AddMany(*a, "l", 100, std::string(40, 'e'));
   }
   MemoryMeter meter;
   meter.budget = 1;  // always over
@@ -454,10 +458,7 @@ TEST_F(ListActorTest, OverTheBudgetAListLoadedForReadsIsNotKept) {
 TEST_F(ListActorTest, AShedListKeepsItsCounterAndReloadsForReads) {
   MemoryMeter meter;
   auto a = std::make_shared<ListActor>("l", &ex_, 100, store_.get(), &replies_, &meter);
-  for (int i = 1; i <= 200; ++i) {
-    Post(*a, Add("l", "2026-01-01", std::string(40, 'e'), i));
-    if (i % 100 == 0) Run(100);  // the mailbox holds 100
-  }
+  AddMany(*a, "l", 200, std::string(40, 'e'));
   Post(*a, Entries("l", 201));
   Run(1);
   const int64_t loaded = meter.bytes.load();
