@@ -39,6 +39,13 @@ std::shared_ptr<store::WriteOwner> ListActor::self() {
   return std::static_pointer_cast<ListActor>(shared_from_this());
 }
 
+void ListActor::ClearPendingAdds() {
+  if (pending_adds_.empty()) return;
+  pending_adds_.clear();
+  pending_adds_.shrink_to_fit();  // counted by the meter
+  pending_bytes_ = 0;
+}
+
 void ListActor::Shed() {
   next_id_ = list_.next_id();
   DropList();
@@ -58,8 +65,7 @@ Status ListActor::EnsureCounted() {
   if (state_ != State::kEmpty && epoch_ >= valid && !reopened) return Status::Ok();
   // First use, or the disk is the truth again (a failed write, a reopened
   // shard): whatever was applied in memory is dropped.
-  pending_adds_.clear();
-  pending_bytes_ = 0;
+  ClearPendingAdds();
   DropList();
   const uint64_t generation = writer_.generation();  // before the read
   auto next = store_->LoadNextId(name_);
@@ -85,8 +91,7 @@ Status ListActor::EnsureLoaded() {
   // on disk yet: they join what the disk has.
   const bool merge = state_ == State::kCounted && current;
   if (!merge) {
-    pending_adds_.clear();
-    pending_bytes_ = 0;
+    ClearPendingAdds();
   }
   const uint64_t generation = writer_.generation();  // before the read
   auto loaded = store_->Load(name_);
@@ -130,8 +135,7 @@ void ListActor::Handle(std::vector<Call>& batch) {
       (shed_requested_.load(std::memory_order_relaxed) || meter_->far_over_budget()) &&
       epoch_ >= valid_epoch.load(std::memory_order_acquire)) {
     shed_requested_.store(false, std::memory_order_relaxed);
-    pending_adds_.clear();  // nothing in flight: all durable
-    pending_bytes_ = 0;
+    ClearPendingAdds();  // nothing in flight: all durable
     Shed();
   }
   Meter();
@@ -155,14 +159,9 @@ void ListActor::Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
     Fail(call, Status::Overloaded("shard writer queue is full"), now);
     return;
   }
-  inflight.fetch_add(1, std::memory_order_relaxed);
   store::WriteOp op;
-  op.owner = self();
-  op.epoch = epoch_;
   op.barrier = true;
-  op.reply = Reply{std::move(call.envelope), std::move(body)};
-  op.id = protocol::OwnedRequestId::From(call.request.id);
-  writes->push_back(std::move(op));
+  Submit(call, std::move(op), std::move(body), writes);
 }
 
 void ListActor::Submit(Call& call, store::WriteOp op, zmq::message_t body,
@@ -209,11 +208,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   if (quiet_) {
     // Every add made without the list is durable (or failed, and the epoch
     // says so): the disk has them.
-    if (!pending_adds_.empty()) {
-      pending_adds_.clear();
-      pending_adds_.shrink_to_fit();
-      pending_bytes_ = 0;
-    }
+    ClearPendingAdds();
     // Asked to leave memory: keep the counter, drop the list. Only now,
     // with nothing in flight, is the disk exactly the list.
     if (shed_requested_.exchange(false, std::memory_order_relaxed) && state_ == State::kLoaded &&

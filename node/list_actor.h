@@ -87,6 +87,8 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   Status EnsureLoaded();
   // Frees the in-memory list.
   void DropList();
+  // Forgets the adds kept for a merge (they are durable, or failed).
+  void ClearPendingAdds();
   // kLoaded -> kCounted: keeps the next id, frees the list. Only with no
   // write in flight (the disk then holds the list exactly).
   void Shed();
