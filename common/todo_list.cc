@@ -24,8 +24,8 @@ TodoList TodoList::Restore(std::vector<Entry> entries, uint64_t next_id) {
     max_id = std::max(max_id, e.id);
     uint32_t off = list.AppendTitle(e.title);
     list.recs_.push_back(Rec{e.id, e.date.packed, off, static_cast<uint32_t>(e.title.size())});
-    list.IndexAdd(e.date.packed, static_cast<uint32_t>(list.recs_.size() - 1));
   }
+  if (list.recs_.size() >= kIndexFrom) list.BuildIndex();
   list.live_ = entries.size();
   list.next_id_ = std::max<uint64_t>({next_id, max_id + 1, 1});
   return list;
@@ -47,6 +47,14 @@ int64_t TodoList::FindPos(uint64_t id) const {
 std::vector<TodoList::DateBucket>::iterator TodoList::Bucket(uint32_t date) {
   return std::lower_bound(by_date_.begin(), by_date_.end(), date,
                           [](const DateBucket& b, uint32_t d) { return b.date < d; });
+}
+
+void TodoList::BuildIndex() {
+  by_date_.clear();
+  indexed_ = true;
+  for (size_t i = 0; i < recs_.size(); ++i) {
+    if (recs_[i].date != kDeleted) IndexAdd(recs_[i].date, static_cast<uint32_t>(i));
+  }
 }
 
 void TodoList::IndexAdd(uint32_t date, uint32_t pos) {
@@ -74,7 +82,11 @@ EntryRef TodoList::Add(Date date, std::string_view title) {
   uint32_t off = AppendTitle(title);
   recs_.push_back(Rec{id, date.packed, off, static_cast<uint32_t>(title.size())});
   ++live_;
-  IndexAdd(date.packed, static_cast<uint32_t>(recs_.size() - 1));
+  if (indexed_) {
+    IndexAdd(date.packed, static_cast<uint32_t>(recs_.size() - 1));
+  } else if (recs_.size() >= kIndexFrom) {
+    BuildIndex();
+  }
   return Ref(recs_.back());
 }
 
@@ -89,6 +101,12 @@ std::vector<EntryRef> TodoList::Entries() const {
 
 std::vector<EntryRef> TodoList::EntriesOn(Date date) const {
   std::vector<EntryRef> out;
+  if (!indexed_) {
+    for (const Rec& r : recs_) {  // a tombstone's date (0) is no valid date
+      if (r.date == date.packed) out.push_back(Ref(r));
+    }
+    return out;
+  }
   auto it = std::lower_bound(by_date_.begin(), by_date_.end(), date.packed,
                              [](const DateBucket& b, uint32_t d) { return b.date < d; });
   if (it == by_date_.end() || it->date != date.packed) return out;
@@ -103,9 +121,9 @@ std::optional<Entry> TodoList::Update(uint64_t id, std::optional<Date> date,
   if (pos < 0) return std::nullopt;
   Rec& r = recs_[static_cast<size_t>(pos)];
   if (date && date->packed != r.date) {
-    IndexRemove(r.date, static_cast<uint32_t>(pos));
+    if (indexed_) IndexRemove(r.date, static_cast<uint32_t>(pos));
     r.date = date->packed;
-    IndexAdd(r.date, static_cast<uint32_t>(pos));
+    if (indexed_) IndexAdd(r.date, static_cast<uint32_t>(pos));
   }
   if (title && *title != std::string_view(titles_).substr(r.title_off, r.title_len)) {
     dead_title_bytes_ += r.title_len;
@@ -121,7 +139,7 @@ bool TodoList::Delete(uint64_t id) {
   int64_t pos = FindPos(id);
   if (pos < 0) return false;
   Rec& r = recs_[static_cast<size_t>(pos)];
-  IndexRemove(r.date, static_cast<uint32_t>(pos));
+  if (indexed_) IndexRemove(r.date, static_cast<uint32_t>(pos));
   r.date = kDeleted;
   dead_title_bytes_ += r.title_len;
   --live_;
@@ -152,15 +170,21 @@ void TodoList::Compact() {
   recs_.swap(recs);
   titles_.swap(titles);  // not a move: a short source would leave our buffer in place
   dead_title_bytes_ = 0;
+  // Positions moved: rebuild the index (or drop it, below kIndexFrom).
   by_date_.clear();
-  for (size_t i = 0; i < recs_.size(); ++i) IndexAdd(recs_[i].date, static_cast<uint32_t>(i));
+  indexed_ = false;
+  if (recs_.size() >= kIndexFrom) {
+    BuildIndex();
+  } else {
+    by_date_.shrink_to_fit();
+  }
 }
 
 size_t TodoList::ApproxBytes() const {
   // The index's positions are counted by the live entries (4 bytes each,
   // plus a third for the vectors' spare room), not bucket by bucket.
-  return recs_.capacity() * sizeof(Rec) + titles_.capacity() + live_ * 6 +
-         by_date_.capacity() * (sizeof(DateBucket) + 16);
+  return recs_.capacity() * sizeof(Rec) + titles_.capacity() +
+         (indexed_ ? live_ * 6 + by_date_.capacity() * (sizeof(DateBucket) + 16) : 0);
 }
 
 std::optional<EntryRef> TodoList::Find(uint64_t id) const {

@@ -242,61 +242,115 @@ std::vector<Entry> Copy(const std::vector<EntryRef>& entries) {
   return out;
 }
 
-TEST(TodoListPropertyTest, MatchesReferenceModel) {
-  std::mt19937_64 rng(20260101);  // fixed seed: failures reproduce
+// "<prefix><n>" (built without operator+, which trips GCC 12's -Wrestrict).
+std::string Numbered(char prefix, uint64_t n) {
+  std::string s(1, prefix);
+  s += std::to_string(n);
+  return s;
+}
+
+// Random adds, updates, deletes, restores and reads against the model.
+// `grow_steps`/`shrink_steps` alternate phases: adds weigh more in a growing
+// phase and deletes in a shrinking one, so a long run takes a list across
+// TodoList::kIndexFrom records both ways (the index is built, kept, and
+// dropped by a compaction). Returns the most records the list reached.
+size_t CheckAgainstModel(uint64_t seed, int rounds, int steps, int grow_steps, int shrink_steps) {
+  std::mt19937_64 rng(seed);  // fixed seed: failures reproduce
   std::vector<Date> dates;
   for (const char* s : {"2026-01-01", "2026-01-02", "2026-02-28", "2024-02-29", "9999-12-31"}) {
     dates.push_back(D(s));
   }
   auto pick_date = [&] { return dates[rng() % dates.size()]; };
-  for (int round = 0; round < 20; ++round) {
+  size_t most = 0;
+  for (int round = 0; round < rounds; ++round) {
     TodoList list;
     ReferenceList ref;
-    for (int step = 0; step < 400; ++step) {
+    for (int step = 0; step < steps; ++step) {
+      const bool growing = step % (grow_steps + shrink_steps) < grow_steps;
       uint64_t any_id = rng() % (ref.next_id() + 2);  // sometimes missing ids
-      switch (rng() % 8) {
-        case 0:
-        case 1:
-        case 2: {
-          Date d = pick_date();
-          std::string title = "t" + std::to_string(rng() % 1000);
-          const EntryRef e = list.Add(d, title);
-          ASSERT_EQ(e.id, ref.Add(d, title));
-          break;
-        }
-        case 3: {
-          std::optional<Date> d;
-          std::optional<std::string> t;
-          if (rng() % 2) d = pick_date();
-          if (rng() % 2) t = "u" + std::to_string(rng() % 1000);
-          std::optional<std::string_view> tv;
-          if (t) tv = *t;
-          ASSERT_EQ(list.Update(any_id, d, tv), ref.Update(any_id, d, t));
-          break;
-        }
-        case 4:
-          ASSERT_EQ(list.Delete(any_id), ref.Delete(any_id));
-          break;
-        case 5: {
-          // Restart: restore from the entries in a shuffled order.
-          std::vector<Entry> stored = ref.All();
-          std::shuffle(stored.begin(), stored.end(), rng);
-          list = TodoList::Restore(stored, ref.next_id());
-          break;
-        }
-        default: {
-          Date d = pick_date();
-          ASSERT_EQ(Copy(list.EntriesOn(d)), ref.On(d));
-          break;
-        }
+      if (!growing && rng() % 2 == 0) {
+        // Shrinking: delete an id that exists, oldest first half the time.
+        std::vector<Entry> all = ref.All();
+        if (!all.empty()) any_id = all[rng() % 2 ? 0 : rng() % all.size()].id;
       }
-      ASSERT_EQ(list.next_id(), ref.next_id());
-      ASSERT_EQ(Copy(list.Entries()), ref.All());
-      ASSERT_EQ(list.size(), ref.All().size());
-      ASSERT_EQ(list.empty(), ref.All().empty());
+      const int dice = static_cast<int>(rng() % 10);
+      const int adds = growing ? 5 : 1;     // of 10
+      const int deletes = growing ? 1 : 5;  // of 10
+      if (dice < adds) {
+        Date d = pick_date();
+        std::string title = Numbered('t', rng() % 1000);
+        const EntryRef e = list.Add(d, title);
+        if (e.id != ref.Add(d, title)) return 0;
+      } else if (dice < adds + deletes) {
+        EXPECT_EQ(list.Delete(any_id), ref.Delete(any_id));
+      } else if (dice == 7) {
+        std::optional<Date> d;
+        std::optional<std::string> t;
+        if (rng() % 2) d = pick_date();
+        if (rng() % 2) t = Numbered('u', rng() % 1000);
+        std::optional<std::string_view> tv;
+        if (t) tv = *t;
+        EXPECT_EQ(list.Update(any_id, d, tv), ref.Update(any_id, d, t));
+      } else if (dice == 8 && rng() % 8 == 0) {
+        // Restart: restore from the entries in a shuffled order.
+        std::vector<Entry> stored = ref.All();
+        std::shuffle(stored.begin(), stored.end(), rng);
+        list = TodoList::Restore(stored, ref.next_id());
+      } else {
+        Date d = pick_date();
+        EXPECT_EQ(Copy(list.EntriesOn(d)), ref.On(d)) << "step " << step;
+      }
+      EXPECT_EQ(list.next_id(), ref.next_id());
+      EXPECT_EQ(list.size(), ref.All().size());
+      EXPECT_EQ(list.empty(), ref.All().empty());
+      most = std::max(most, list.size());
+      if (step % 16 == 0) {
+        EXPECT_EQ(Copy(list.Entries()), ref.All());
+      }
+      if (::testing::Test::HasFailure()) return most;
     }
-    for (Date d : dates) ASSERT_EQ(Copy(list.EntriesOn(d)), ref.On(d));
+    for (Date d : dates) EXPECT_EQ(Copy(list.EntriesOn(d)), ref.On(d));
+    EXPECT_EQ(Copy(list.Entries()), ref.All());
   }
+  return most;
+}
+
+TEST(TodoListPropertyTest, MatchesReferenceModel) {
+  // Small lists: EntriesOn reads the records.
+  const size_t most = CheckAgainstModel(20260101, 20, 400, 200, 200);
+  EXPECT_LT(most, TodoList::kIndexFrom);
+}
+
+TEST(TodoListPropertyTest, MatchesReferenceModelAcrossTheIndexThreshold) {
+  // Grows past kIndexFrom (the per-date index is built and kept), shrinks
+  // until compactions drop it, and grows again.
+  const size_t most = CheckAgainstModel(20261128, 3, 6000, 1500, 1500);
+  EXPECT_GE(most, 2 * TodoList::kIndexFrom);
+}
+
+TEST(TodoListTest, IndexedAndScannedListsAnswerTheSame) {
+  // The same entries in a list below the index threshold and one above.
+  TodoList big;
+  for (size_t i = 0; i < TodoList::kIndexFrom; ++i) {
+    big.Add(D(i % 3 == 0 ? "2026-03-01" : "2026-03-02"), "filler");
+  }
+  TodoList small;
+  for (int i = 0; i < 30; ++i) {
+    small.Add(D(i % 3 == 0 ? "2026-03-01" : "2026-03-02"), Numbered('x', i));
+    big.Add(D(i % 3 == 0 ? "2026-03-01" : "2026-03-02"), Numbered('x', i));
+  }
+  auto titles_on = [](const TodoList& l, const char* date) {
+    std::vector<std::string> out;
+    for (const EntryRef& e : l.EntriesOn(D(date))) {
+      if (e.title != "filler") out.emplace_back(e.title);
+    }
+    return out;
+  };
+  EXPECT_EQ(titles_on(small, "2026-03-01"), titles_on(big, "2026-03-01"));
+  EXPECT_EQ(titles_on(small, "2026-03-02"), titles_on(big, "2026-03-02"));
+  EXPECT_TRUE(big.EntriesOn(D("2026-03-03")).empty());
+  EXPECT_TRUE(small.EntriesOn(D("2026-03-03")).empty());
+  EXPECT_EQ(titles_on(small, "2026-03-01").size(), 10u);
 }
 
 }  // namespace
