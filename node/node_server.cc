@@ -21,6 +21,8 @@ constexpr size_t kMaxFrames = 32;
 constexpr size_t kTrimAfterEvictions = 1000;
 // Messages read per wake-up before replies get a turn.
 constexpr int kReadBurst = 512;
+// Messages per stage of a burst (see ReadBurst).
+constexpr size_t kStage = 32;
 }  // namespace
 
 NodeServer::NodeServer(const NodeOptions& options, zmq::context_t* ctx, Registry* registry,
@@ -29,6 +31,8 @@ NodeServer::NodeServer(const NodeOptions& options, zmq::context_t* ctx, Registry
       socket_(*ctx, zmq::socket_type::router),
       registry_(registry),
       replies_(replies) {
+  stage_.reserve(kStage);
+  stage_hashes_.reserve(kStage);
   socket_.set(zmq::sockopt::router_mandatory, 1);
   socket_.set(zmq::sockopt::sndhwm, 100000);
   socket_.set(zmq::sockopt::rcvhwm, 100000);
@@ -75,26 +79,13 @@ void NodeServer::SendError(Envelope& envelope, const protocol::RequestId& id, co
   SendReply(envelope, body);
 }
 
-void NodeServer::HandleMessage(std::vector<zmq::message_t>& frames,
-                               std::chrono::steady_clock::time_point now) {
+bool NodeServer::Admit(Call& call, std::chrono::steady_clock::time_point now) {
   ++counters_.requests;
-  Call call;
-  call.body = std::move(frames.back());
-  frames.pop_back();
-  call.envelope = std::move(frames);
-  frames.clear();
-  if (call.envelope.size() + 1 > kMaxFrames) {
-    ++counters_.bad_requests;
-    call.envelope.resize(1);  // the identity, so the client still hears back
-    SendError(call.envelope, {},
-              Status::BadRequest("too many frames (more than " + std::to_string(kMaxFrames) + ")"));
-    return;
-  }
   auto decoded = protocol::DecodeRequest(call.body_view());
   if (!decoded.status.ok()) {
     ++counters_.bad_requests;
     SendError(call.envelope, decoded.id, decoded.status);
-    return;
+    return false;
   }
   call.request = decoded.request;
   if (metrics_ != nullptr) {
@@ -111,21 +102,24 @@ void NodeServer::HandleMessage(std::vector<zmq::message_t>& frames,
         }
       });
       SendReply(call.envelope, body);
-      return;
+      return false;
     case protocol::Op::kPing:
       body = EncodeBody([&](msgpack::sbuffer& b) {
         protocol::EncodePing(b, call.request.id, "node", options_.name);
       });
       SendReply(call.envelope, body);
-      return;
+      return false;
     case protocol::Op::kLocate:
       body = EncodeBody(
           [&](msgpack::sbuffer& b) { protocol::EncodeLocate(b, call.request.id, options_.name); });
       SendReply(call.envelope, body);
-      return;
+      return false;
     default:
-      break;
+      return true;
   }
+}
+
+void NodeServer::Dispatch(Call& call, uint64_t hash, std::chrono::steady_clock::time_point now) {
   if (inflight_ >= options_.max_inflight) {
     ++counters_.overloaded;
     SendError(call.envelope, call.request.id,
@@ -133,7 +127,7 @@ void NodeServer::HandleMessage(std::vector<zmq::message_t>& frames,
                                  " requests in flight (--max-inflight)"));
     return;
   }
-  ListActor* actor = registry_->Get(call.request.list, now);
+  ListActor* actor = registry_->Get(call.request.list, hash, now);
   if (actor == nullptr) {
     ++counters_.overloaded;
     SendError(call.envelope, call.request.id,
@@ -149,38 +143,77 @@ void NodeServer::HandleMessage(std::vector<zmq::message_t>& frames,
   ++inflight_;
 }
 
+bool NodeServer::ReadMessage(Call* call) {
+  zmq::message_t first;
+  if (!socket_.recv(first, zmq::recv_flags::dontwait)) return false;
+  Envelope& frames = call->envelope;
+  frames.clear();
+  frames.reserve(2);  // identity + body, what a direct client sends
+  bool more = first.more();
+  frames.push_back(std::move(first));
+  size_t dropped = 0;
+  while (more) {
+    zmq::message_t part;
+    (void)socket_.recv(part);  // the rest of a multipart message is already here
+    more = part.more();
+    if (frames.size() < kMaxFrames + 1) {
+      frames.push_back(std::move(part));
+    } else {
+      ++dropped;
+    }
+  }
+  if (frames.size() < 2) {  // a ROUTER always gives identity + body
+    frames.clear();
+    return true;
+  }
+  if (dropped > 0 || frames.size() > kMaxFrames) {
+    ++counters_.requests;
+    ++counters_.bad_requests;
+    frames.resize(1);  // the identity, so the client still hears back
+    SendError(frames, {},
+              Status::BadRequest("too many frames (more than " + std::to_string(kMaxFrames) + ")"));
+    frames.clear();
+    return true;
+  }
+  call->body = std::move(frames.back());
+  frames.pop_back();
+  return true;
+}
+
 void NodeServer::ReadBurst() {
   // One clock read per burst: the messages of a burst arrived together.
   const auto now = std::chrono::steady_clock::now();
-  for (int n = 0; n < kReadBurst; ++n) {
-    zmq::message_t first;
-    if (!socket_.recv(first, zmq::recv_flags::dontwait)) return;
-    frames_.clear();
-    bool more = first.more();
-    frames_.push_back(std::move(first));
-    size_t dropped = 0;
-    while (more) {
-      zmq::message_t part;
-      (void)socket_.recv(part);  // the rest of a multipart message is already here
-      more = part.more();
-      if (frames_.size() < kMaxFrames + 1) {
-        frames_.push_back(std::move(part));
-      } else {
-        ++dropped;
+  // In stages of kStage messages: read and decode them all, then look up
+  // their actors' buckets, then dispatch. The registry's table and the
+  // actors are mostly cold (thousands of lists); asking for all of a stage's
+  // lines before touching any lets their cache misses overlap instead of
+  // stalling one request at a time.
+  int read = 0;
+  bool more = true;
+  while (more && read < kReadBurst) {
+    stage_.clear();
+    stage_hashes_.clear();
+    while (stage_.size() < kStage && read < kReadBurst) {
+      stage_.emplace_back();
+      Call& call = stage_.back();
+      if (!ReadMessage(&call)) {
+        stage_.pop_back();
+        more = false;
+        break;
       }
+      ++read;
+      if (call.envelope.empty() || !Admit(call, now)) {
+        stage_.pop_back();  // answered (or dropped) already
+        continue;
+      }
+      const uint64_t hash = Registry::HashName(call.request.list);
+      registry_->Prefetch(hash);
+      stage_hashes_.push_back(hash);
     }
-    if (frames_.size() < 2) continue;  // a ROUTER always gives identity + body
-    if (dropped > 0) {
-      ++counters_.requests;
-      ++counters_.bad_requests;
-      Envelope env;
-      env.push_back(std::move(frames_.front()));
-      SendError(
-          env, {},
-          Status::BadRequest("too many frames (more than " + std::to_string(kMaxFrames) + ")"));
-      continue;
+    for (size_t i = 0; i < stage_.size(); ++i) {
+      registry_->PrefetchActor(stage_hashes_[i]);
     }
-    HandleMessage(frames_, now);
+    for (size_t i = 0; i < stage_.size(); ++i) Dispatch(stage_[i], stage_hashes_[i], now);
   }
 }
 

@@ -59,8 +59,16 @@ class NodeServer {
 
  private:
   void ReadBurst();
-  void HandleMessage(std::vector<zmq::message_t>& frames,
-                     std::chrono::steady_clock::time_point now);
+  // Reads one message into *call (envelope and body); false if none is
+  // waiting. A message with too many frames is answered here (and *call
+  // left without a body).
+  bool ReadMessage(Call* call);
+  // Decodes and validates the call, answers what the socket loop answers
+  // itself (bad requests, ping, locate, stats); true if the call is for a
+  // list actor.
+  bool Admit(Call& call, std::chrono::steady_clock::time_point now);
+  // Posts an admitted call to its list's actor (or answers overloaded).
+  void Dispatch(Call& call, uint64_t hash, std::chrono::steady_clock::time_point now);
   // `now`: the send time for the metrics (default: read the clock).
   void SendReply(Envelope& envelope, zmq::message_t& body,
                  std::chrono::steady_clock::time_point now = {});
@@ -76,7 +84,10 @@ class NodeServer {
   NodeCounters counters_;
   NodeMetrics* metrics_ = nullptr;
   std::vector<Reply> drained_;
-  std::vector<zmq::message_t> frames_;
+  // One stage of a burst: calls read, decoded and not yet posted, with their
+  // list names' hashes (reused; emptied after each stage).
+  std::vector<Call> stage_;
+  std::vector<uint64_t> stage_hashes_;
 };
 
 }  // namespace todo::node

@@ -53,7 +53,21 @@ class Registry {
 
   // The list's actor, created if needed; nullptr if `max_lists` actors are
   // live and none could be evicted. Marks the actor used at `now`.
-  ListActor* Get(std::string_view list, Clock::time_point now);
+  ListActor* Get(std::string_view list, Clock::time_point now) {
+    return Get(list, HashName(list), now);
+  }
+  // The same, with `hash` = HashName(list) computed by the caller.
+  ListActor* Get(std::string_view list, uint64_t hash, Clock::time_point now);
+
+  // The hash Get() files `name` under (never 0).
+  static uint64_t HashName(std::string_view name);
+  // Hints for a caller about to Get() many lists: fetch the bucket where
+  // `hash` starts its probe; then (once that is in cache) the actor it
+  // holds, if its hash matches. No effect on the result of Get().
+  void Prefetch(uint64_t hash) const {
+    if (!table_.empty()) __builtin_prefetch(&table_[hash & (table_.size() - 1)]);
+  }
+  void PrefetchActor(uint64_t hash) const;
 
   // Evicts actors unused since now - idle_timeout that are Evictable().
   // Returns how many were evicted.
@@ -94,7 +108,6 @@ class Registry {
     ListActor* actor = nullptr;
     Lru::iterator slot;
   };
-  static uint64_t HashName(std::string_view name);
   // The bucket holding `name`, or the empty one where it would go.
   size_t Probe(std::string_view name, uint64_t hash) const;
   void Insert(uint64_t hash, Lru::iterator slot);
