@@ -111,6 +111,7 @@ class RequestVisitor : public msgpack::null_visitor {
     if (depth_ == 1) current_ = kKeyOther;
     return true;
   }
+  void init() {}  // called by the parser's init(); a visitor is used once
   void parse_error(size_t, size_t) { parse_failed_ = true; }
   void insufficient_bytes(size_t, size_t) { truncated_ = true; }
 
@@ -188,6 +189,37 @@ class RequestVisitor : public msgpack::null_visitor {
   bool parse_failed_ = false;
   bool truncated_ = false;
   ::todo::protocol::Key current_ = kKeyOther;
+};
+
+// msgpack::parse() with the parser kept per thread. parse() builds a parser
+// context for every call, and the context's stack reserves heap room when
+// built: a malloc and a free per request on the socket loop otherwise. Same
+// semantics as msgpack::parse(data, len, off, visitor) (v3's parse_imp).
+class RequestParser : public msgpack::detail::context<RequestParser> {
+ public:
+  RequestVisitor& visitor() const { return *visitor_; }
+
+  bool Parse(const char* data, size_t len, size_t& off, RequestVisitor& v) {
+    visitor_ = &v;
+    if (len <= off) {
+      v.insufficient_bytes(off, off);
+      return false;
+    }
+    init();
+    size_t noff = off;
+    const msgpack::parse_return ret = execute(data, len, noff);
+    off = noff;
+    if (ret == msgpack::PARSE_CONTINUE) {
+      v.insufficient_bytes(noff - 1, noff);
+      return false;
+    }
+    // Trailing bytes parse too (parse() reports PARSE_EXTRA_BYTES as true);
+    // the caller compares `off` with the size.
+    return ret == msgpack::PARSE_SUCCESS;
+  }
+
+ private:
+  RequestVisitor* visitor_ = nullptr;
 };
 
 std::string TypeError(std::string_view key, std::string_view want, Type got) {
@@ -400,8 +432,9 @@ DecodeResult DecodeRequest(std::string_view body) {
   RequestVisitor v;
   size_t off = 0;
   bool parsed = false;
+  thread_local RequestParser parser;
   try {
-    parsed = msgpack::parse(body.data(), body.size(), off, v);
+    parsed = parser.Parse(body.data(), body.size(), off, v);
   } catch (const std::exception& e) {  // msgpack-c may throw on size limits
     r.status = Status::BadRequest(std::string("body is not valid msgpack: ") + e.what());
     return r;
