@@ -148,7 +148,7 @@ bool NodeServer::ReadMessage(Call* call) {
   if (!socket_.recv(first, zmq::recv_flags::dontwait)) return false;
   Envelope& frames = call->envelope;
   frames.clear();
-  frames.reserve(2);  // identity + body, what a direct client sends
+  frames.reserve(4);  // identity + body from a client; + seq + client identity from a router
   bool more = first.more();
   frames.push_back(std::move(first));
   size_t dropped = 0;
