@@ -32,9 +32,13 @@ constexpr int kFrontendRcvHwm = 10000;
 // and replies queued for the loop.
 constexpr int kNodeSndHwm = 32768;
 constexpr int kNodeRcvHwm = 100000;
-// Frame 0 of a message to or from a node: an 8-byte big-endian sequence
-// number, or a heartbeat: 'H' then an 8-byte big-endian token.
+// Frame 0 of a message to or from a node: a forwarded request's head, 'R',
+// the 8-byte big-endian sequence number, then the client's identity (its
+// first envelope frame, folded in so a message carries one frame less each
+// way); or a heartbeat: 'H' then an 8-byte big-endian token.
+constexpr char kRequestTag = 'R';
 constexpr size_t kSeqBytes = 8;
+constexpr size_t kHeadBytes = 1 + kSeqBytes;  // before the identity
 constexpr size_t kHeartbeatBytes = 9;
 constexpr char kHeartbeatTag = 'H';
 // Initial size of a reply the router builds itself (msgpack's default is 8 KiB).
@@ -285,17 +289,22 @@ void Router::Forward(size_t node, const protocol::Request& request, TimePoint no
     ReplyError(id.view(), ErrorCode::kInternal, "router could not record the request");
     return;
   }
-  unsigned char seq_bytes[kSeqBytes];
-  PutBigEndian(seq, seq_bytes);
-  zmq::message_t seq_frame(seq_bytes, kSeqBytes);
+  // The head: 'R', seq, the client's identity (a ROUTER identity is 1-255
+  // bytes, so the head stays small: zmq keeps up to 33 bytes inline).
+  const zmq::message_t& identity = frames_.front();
+  zmq::message_t head(kHeadBytes + identity.size());
+  auto* h = static_cast<unsigned char*>(head.data());
+  h[0] = static_cast<unsigned char>(kRequestTag);
+  PutBigEndian(seq, h + 1);
+  std::memcpy(h + kHeadBytes, identity.data(), identity.size());
   zmq::socket_t& backend = *backends_[node];
   bool sent = false;
   try {
     // A DEALER takes a whole message or none of it: only the first frame can
     // fail (EAGAIN: queue full, or no connection with ZMQ_IMMEDIATE).
-    if (backend.send(seq_frame, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+    if (backend.send(head, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
       sent = true;
-      for (size_t i = 0; i < frames_.size(); ++i) {
+      for (size_t i = 1; i < frames_.size(); ++i) {
         auto flags = zmq::send_flags::dontwait;
         if (i + 1 < frames_.size()) flags = flags | zmq::send_flags::sndmore;
         (void)backend.send(frames_[i], flags);  // moves the frame: the body is not copied
@@ -355,11 +364,12 @@ void Router::HandleNodeMessage(size_t node, TimePoint now) {
   if (auto t = nodes_.Heard(node, now)) NoteTransition(*t, now);
   const zmq::message_t& head = frames_.front();
   if (head.size() == kHeartbeatBytes && View(head)[0] == kHeartbeatTag) return;
-  if (head.size() != kSeqBytes || frames_.size() < 3) {
+  if (head.size() <= kHeadBytes || View(head)[0] != kRequestTag || frames_.size() < 2) {
     ++counters_.bad_node_messages;
     return;
   }
-  uint64_t seq = GetBigEndian(static_cast<const unsigned char*>(head.data()));
+  const auto* h = static_cast<const unsigned char*>(head.data());
+  uint64_t seq = GetBigEndian(h + 1);
   std::optional<InflightEntry> entry = inflight_.Complete(seq);
   if (!entry) {
     ++counters_.late_replies_dropped;  // its deadline passed; the client had `timeout`
@@ -370,7 +380,9 @@ void Router::HandleNodeMessage(size_t node, TimePoint now) {
   counters_.forwarded_by_op.Record(
       entry->op, protocol::PeekReplyCode(View(frames_.back())),
       now - (entry->deadline - milliseconds(options_.timeout_ms)));  // received -> now
-  if (SendFrames(frontend_, frames_, 1, &counters_.unroutable_sends)) {
+  // Unfold the client's identity from the head: [identity][envelope...][reply].
+  frames_.front() = zmq::message_t(h + kHeadBytes, head.size() - kHeadBytes);
+  if (SendFrames(frontend_, frames_, 0, &counters_.unroutable_sends)) {
     ++counters_.replies_forwarded;
   }
 }

@@ -6,10 +6,13 @@
 //   - reads client requests in bursts, decodes just enough to route them,
 //     answers `ping`, `locate` and every malformed request itself, answers
 //     `unavailable` at once for a list whose owner is down, and forwards the
-//     rest to the owner's DEALER as [seq][client envelope...][body], moving
-//     the frames (the body is never copied);
-//   - reads node replies [seq][client envelope...][reply], finds seq in the
-//     InflightTable and forwards the rest to the client; a seq that is no
+//     rest to the owner's DEALER as ['R' seq identity][rest of the client's
+//     envelope...][body]: the client's identity frame folds into the head,
+//     so a message has one frame less to and from the node; the other
+//     frames are moved (the body is never copied);
+//   - reads node replies ['R' seq identity][envelope...][reply], finds seq
+//     in the InflightTable and sends [identity][envelope...][reply] to the
+//     client; a seq that is no
 //     longer there (its deadline passed) is a late reply and is dropped, so
 //     a client never hears twice;
 //   - expires deadlines: the poll sleeps at most until the earliest deadline,
