@@ -19,7 +19,7 @@ def main():
     if not build:
         raise SystemExit("set TODO_BUILD_DIR to the build dir")
     argv = [os.path.join(HERE, "compare"), "--build", build, "--quick", "--duration", "1",
-            "--lists", "1000"]
+            "--lists", "1000", "--settle", "1"]  # ctest runs beside it: don't wait long
     r = subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False)
     sys.stdout.write(r.stdout)
     sys.stderr.write(r.stderr)
