@@ -13,6 +13,7 @@
 
 #include "common/rendezvous.h"
 #include "common/storage_format.h"
+#include "node/store/pread_env.h"
 
 namespace todo::store {
 namespace fs = std::filesystem;
@@ -112,6 +113,9 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
   }
 
   store->cache_.reset(leveldb::NewLRUCache(options.block_cache_bytes * store->options_.shards));
+  // The files are on the real disk unless a test injects its own Env (an
+  // in-memory one, or one that fails on purpose): that one is used as is.
+  if (options.env == nullptr) store->env_ = std::make_unique<PreadEnv>(leveldb::Env::Default());
   for (uint32_t i = 0; i < store->options_.shards; ++i) {
     auto shard = std::make_unique<ShardDb>();
     shard->path = (dir / ShardDirName(i)).string();
@@ -125,7 +129,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     // reads (decompress) and saves little on short titles: tables are
     // stored as is.
     lo.compression = leveldb::kNoCompression;
-    if (options.env) lo.env = options.env;
+    lo.env = options.env != nullptr ? options.env : store->env_.get();
     leveldb::DB* db = nullptr;
     leveldb::Status s = leveldb::DB::Open(lo, shard->path, &db);
     if (!s.ok()) return Status::Internal("cannot open shard " + shard->path + ": " + s.ToString());

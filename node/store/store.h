@@ -71,6 +71,7 @@ class Store {
 
   StoreOptions options_;
   int lock_fd_ = -1;
+  std::unique_ptr<leveldb::Env> env_;  // PreadEnv over the default Env, unless StoreOptions::env
   std::unique_ptr<leveldb::Cache> cache_;
   std::vector<std::unique_ptr<ShardDb>> shards_;
   std::vector<std::unique_ptr<ShardWriter>> writers_;
