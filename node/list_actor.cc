@@ -1,5 +1,7 @@
 #include "node/list_actor.h"
 
+#include <unordered_map>
+
 #include "common/storage_format.h"
 
 namespace todo::node {
@@ -24,9 +26,10 @@ ListActor::~ListActor() {
 void ListActor::Meter() {
   if (meter_ == nullptr) return;
   // The actor itself (with its shared_ptr control block), its name, its
-  // mailbox's spare storage, the list, and the adds not yet durable.
+  // mailbox's spare storage, the list, and the writes not yet complete.
   const size_t now = sizeof(*this) + 32 + name_.capacity() + list_.ApproxBytes() +
-                     pending_adds_.capacity() * sizeof(Entry) + pending_bytes_;
+                     pending_.capacity() * sizeof(PendingWrite) + pending_bytes_ +
+                     tracked_.capacity() * sizeof(Tracked);
   const size_t before = metered_.load(std::memory_order_relaxed);
   if (now != before) {
     meter_->bytes.fetch_add(static_cast<int64_t>(now) - static_cast<int64_t>(before),
@@ -39,14 +42,62 @@ std::shared_ptr<store::WriteOwner> ListActor::self() {
   return std::static_pointer_cast<ListActor>(shared_from_this());
 }
 
-void ListActor::ClearPendingAdds() {
-  if (pending_adds_.empty()) return;
-  pending_adds_.clear();
-  pending_adds_.shrink_to_fit();  // counted by the meter
+namespace {
+
+// Drops the ops of `v` from `*head` on whose ordinal is at most `done`
+// (they are in ordinal order), calling `dropped` on each. An emptied vector
+// keeps its storage only if `keep` elements fit; a mostly done one moves
+// the rest to the front (amortized O(1) an op).
+template <class T, class F>
+void DropCompleted(std::vector<T>* v, size_t* head, uint64_t done, size_t keep, F&& dropped) {
+  while (*head < v->size() && (*v)[*head].seq <= done) dropped((*v)[(*head)++]);
+  if (*head == v->size()) {
+    *head = 0;
+    if (v->capacity() > keep) {
+      std::vector<T>().swap(*v);
+    } else {
+      v->clear();
+    }
+  } else if (*head >= 64 && *head * 2 >= v->size()) {
+    v->erase(v->begin(), v->begin() + static_cast<ptrdiff_t>(*head));
+    *head = 0;
+  }
+}
+
+// A mutation's ordinal and entry id kept while it is in flight: room for a
+// slice's worth without reallocating.
+constexpr size_t kTrackedKept = 64;
+
+}  // namespace
+
+void ListActor::ClearPending() {
+  DropCompleted(&pending_, &pending_head_, UINT64_MAX, 0, [](PendingWrite&) {});
   pending_bytes_ = 0;
+  DropCompleted(&tracked_, &tracked_head_, UINT64_MAX, kTrackedKept, [](Tracked&) {});
+}
+
+void ListActor::TrimCompleted() {
+  if (pending_.empty() && tracked_.empty()) return;
+  const uint64_t done = completed.load(std::memory_order_acquire);
+  DropCompleted(&pending_, &pending_head_, done, 0, [&](PendingWrite& w) {
+    if (w.entry.title.size() > 15) pending_bytes_ -= w.entry.title.size() + 1;
+    std::string().swap(w.entry.title);
+  });
+  DropCompleted(&tracked_, &tracked_head_, done, kTrackedKept, [](Tracked&) {});
 }
 
 void ListActor::Shed() {
+  // The writes in flight, as what each leaves its entry as: a load before
+  // they are durable replays them over the disk.
+  TrimCompleted();
+  for (size_t i = tracked_head_; i < tracked_.size(); ++i) {
+    const Tracked& t = tracked_[i];
+    const auto e = list_.Find(t.id);
+    PendingWrite w{t.seq, e.has_value(), e ? e->ToEntry() : Entry{t.id, Date{}, {}}};
+    if (w.entry.title.size() > 15) pending_bytes_ += w.entry.title.size() + 1;
+    pending_.push_back(std::move(w));
+  }
+  DropCompleted(&tracked_, &tracked_head_, UINT64_MAX, 0, [](Tracked&) {});
   next_id_ = list_.next_id();
   DropList();
   state_ = State::kCounted;
@@ -65,7 +116,7 @@ Status ListActor::EnsureCounted() {
   if (state_ != State::kEmpty && epoch_ >= valid && !reopened) return Status::Ok();
   // First use, or the disk is the truth again (a failed write, a reopened
   // shard): whatever was applied in memory is dropped.
-  ClearPendingAdds();
+  ClearPending();
   DropList();
   const uint64_t generation = writer_.generation();  // before the read
   auto next = store_->LoadNextId(name_);
@@ -80,6 +131,34 @@ Status ListActor::EnsureCounted() {
   return Status::Ok();
 }
 
+TodoList ListActor::Replay(TodoList disk) const {
+  // Each pending write sets its entry's final state, so replaying one the
+  // disk already has changes nothing; the last one of an id wins.
+  std::unordered_map<uint64_t, const PendingWrite*> last;
+  bool differs = false;
+  for (size_t i = pending_head_; i < pending_.size(); ++i) {
+    const PendingWrite& w = pending_[i];
+    last[w.entry.id] = &w;
+  }
+  for (const auto& [id, w] : last) {
+    const auto on_disk = disk.Find(id);
+    if (on_disk.has_value() != w->present || (w->present && on_disk->ToEntry() != w->entry)) {
+      differs = true;
+      break;
+    }
+  }
+  if (!differs && disk.next_id() >= next_id_) return disk;
+  std::vector<Entry> all;
+  all.reserve(disk.size() + last.size());
+  for (const EntryRef& e : disk.Entries()) {
+    if (!last.contains(e.id)) all.push_back(e.ToEntry());
+  }
+  for (const auto& [id, w] : last) {
+    if (w->present) all.push_back(w->entry);
+  }
+  return TodoList::Restore(std::move(all), std::max(next_id_, disk.next_id()));
+}
+
 Status ListActor::EnsureLoaded() {
   uint64_t valid = valid_epoch.load(std::memory_order_acquire);
   // A shard reopened since the load: reload, but only with nothing in flight
@@ -87,32 +166,20 @@ Status ListActor::EnsureLoaded() {
   bool reopened = quiet_ && writer_.generation() != generation_;
   bool current = epoch_ >= valid && !reopened;
   if (state_ == State::kLoaded && current) return Status::Ok();
-  // From kCounted with no failure in between, the adds in flight are not all
-  // on disk yet: they join what the disk has.
+  // From kCounted with no failure in between, the writes in flight are not
+  // all on disk yet: they are replayed over what the disk has.
   const bool merge = state_ == State::kCounted && current;
   if (!merge) {
-    ClearPendingAdds();
+    ClearPending();
   }
   const uint64_t generation = writer_.generation();  // before the read
   auto loaded = store_->Load(name_);
   if (!loaded.ok()) {
-    if (!merge) state_ = State::kEmpty;  // kCounted stays: its pending adds are still in flight
+    if (!merge) state_ = State::kEmpty;  // kCounted stays: its pending writes are still in flight
     return loaded.status();
   }
   TodoList list = std::move(loaded).value();
-  if (merge) {
-    std::vector<Entry> missing;
-    for (const Entry& e : pending_adds_) {
-      if (!list.Find(e.id)) missing.push_back(e);
-    }
-    if (!missing.empty() || list.next_id() < next_id_) {
-      std::vector<Entry> all;
-      all.reserve(list.size() + missing.size());
-      for (const EntryRef& e : list.Entries()) all.push_back(e.ToEntry());
-      for (Entry& e : missing) all.push_back(std::move(e));
-      list = TodoList::Restore(std::move(all), std::max(next_id_, list.next_id()));
-    }
-  }
+  if (merge) list = Replay(std::move(list));
   list_ = std::move(list);
   epoch_ = valid;
   generation_ = generation;
@@ -124,18 +191,17 @@ void ListActor::Handle(std::vector<Call>& batch) {
   // Per worker thread, reused slice after slice; both are emptied below.
   thread_local std::vector<Reply> now;
   thread_local std::vector<store::WriteOp> writes;
+  TrimCompleted();
   for (auto& call : batch) HandleOne(call, &now, &writes);
   // Asked to shed, or far over the cache's budget (the registry's requests
   // reach actors only at their next request, while reloads for reads keep
-  // adding), with nothing in flight: don't keep the list. Adds don't need
-  // it; the next read reloads it. Just over the budget, only the actors the
-  // registry asked shed, least recently used first.
-  if (meter_ != nullptr && state_ == State::kLoaded && writes.empty() &&
-      inflight.load(std::memory_order_acquire) == 0 &&
+  // adding): don't keep the list. Adds don't need it; the next other
+  // request reloads it. Just over the budget, only the actors the registry
+  // asked shed, least recently used first.
+  if (meter_ != nullptr && state_ == State::kLoaded &&
       (shed_requested_.load(std::memory_order_relaxed) || meter_->far_over_budget()) &&
       epoch_ >= valid_epoch.load(std::memory_order_acquire)) {
     shed_requested_.store(false, std::memory_order_relaxed);
-    ClearPendingAdds();  // nothing in flight: all durable
     Shed();
   }
   Meter();
@@ -167,6 +233,7 @@ void ListActor::Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
 void ListActor::Submit(Call& call, store::WriteOp op, zmq::message_t body,
                        std::vector<store::WriteOp>* writes) {
   inflight.fetch_add(1, std::memory_order_relaxed);
+  ++submitted_;
   op.owner = self();
   op.epoch = epoch_;
   op.reply = Reply{std::move(call.envelope), std::move(body)};
@@ -191,11 +258,11 @@ void ListActor::AddCounted(Call& call, std::vector<Reply>* now,
   storage::EntryValueTo(&value, *req.date, *req.title);
   store::WriteOp op;
   op.batch.Put(key, value);
-  pending_adds_.push_back(Entry{id, *req.date, std::string(*req.title)});
-  if (req.title->size() > 15) pending_bytes_ += req.title->size() + 1;  // past SSO
   zmq::message_t body =
       EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeAddResult(b, req.id, id); });
   Submit(call, std::move(op), std::move(body), writes);
+  pending_.push_back(PendingWrite{submitted_, true, Entry{id, *req.date, std::string(*req.title)}});
+  if (req.title->size() > 15) pending_bytes_ += req.title->size() + 1;  // past SSO
 }
 
 void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
@@ -206,15 +273,9 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   // reply computed with writes still in flight waits behind them.
   quiet_ = inflight.load(std::memory_order_acquire) == 0;
   if (quiet_) {
-    // Every add made without the list is durable (or failed, and the epoch
-    // says so): the disk has them.
-    ClearPendingAdds();
-    // Asked to leave memory: keep the counter, drop the list. Only now,
-    // with nothing in flight, is the disk exactly the list.
-    if (shed_requested_.exchange(false, std::memory_order_relaxed) && state_ == State::kLoaded &&
-        epoch_ >= valid_epoch.load(std::memory_order_acquire)) {
-      Shed();
-    }
+    // Every write is durable (or failed, and the epoch says so): the disk
+    // has them.
+    ClearPending();
   }
   const protocol::Request& req = call.request;
   if (req.op == Op::kAddEntry && state_ != State::kLoaded) {
@@ -254,8 +315,10 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   thread_local std::string key, value;
   store::WriteOp op;
   zmq::message_t body;
+  uint64_t touched = req.entry_id;  // the entry the write changes
   if (req.op == Op::kAddEntry) {
     const EntryRef e = list_.Add(*req.date, *req.title);
+    touched = e.id;
     storage::EntryKeyTo(&key, name_, e.id);
     storage::EntryValueTo(&value, e.date, e.title);
     op.batch.Put(key, value);
@@ -292,6 +355,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, true); });
   }
   Submit(call, std::move(op), std::move(body), writes);
+  tracked_.push_back(Tracked{submitted_, touched});
 }
 
 }  // namespace todo::node

@@ -16,12 +16,14 @@
 // seeks (Store::LoadNextId) and loads the whole list only for the first
 // other request. Under the cache's memory budget the registry asks actors in
 // use to shed their list (RequestShed); the actor drops it, keeping the
-// counter, at its next request with no write in flight. So a flood of adds
+// counter, at the end of its next slice. So a flood of adds
 // holds a counter per list in memory, not the lists, and an add costs the
-// same on a list of 10 entries or 10,000. Adds made without the list and
-// not yet durable are kept (pending_adds_) until a request finds no write
-// in flight: a load while they are in flight reads the disk and adds them,
-// so the loaded list is never behind what this actor has applied.
+// same on a list of 10 entries or 10,000. Writes whose effect is not in the
+// in-memory list (adds made without it, writes in flight when it was shed)
+// are kept (pending_) until they complete: a load while they are in flight
+// reads the disk and replays them, so the loaded list is never behind what
+// this actor has applied. So a list can be shed under the budget even while
+// its writes are in flight, as a list in constant use always has some.
 // If a write fails, the writer raises the actor's valid epoch; the actor then
 // reloads from disk before its next message (the list is never left ahead of
 // the disk). After the writer has reopened a failed shard it raises the
@@ -70,7 +72,7 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   // may drop the actor. Socket-loop only (it is the only poster).
   bool Evictable() const { return Idle() && inflight.load(std::memory_order_acquire) == 0; }
   // Any thread. Asks the actor to drop its list from memory (keeping its
-  // counter) at its next request with no write in flight.
+  // counter) at the end of its next slice.
   void RequestShed() { shed_requested_.store(true, std::memory_order_relaxed); }
   // The registry's bookkeeping (socket loop thread only): when the list was
   // last used, and when it was last moved to the front of the LRU order.
@@ -87,10 +89,18 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   Status EnsureLoaded();
   // Frees the in-memory list.
   void DropList();
-  // Forgets the adds kept for a merge (they are durable, or failed).
-  void ClearPendingAdds();
-  // kLoaded -> kCounted: keeps the next id, frees the list. Only with no
-  // write in flight (the disk then holds the list exactly).
+  // The list read from the disk with the pending writes replayed over it.
+  TodoList Replay(TodoList disk) const;
+  // Forgets the pending and tracked writes (all durable, or the disk is the
+  // truth again after a failure).
+  void ClearPending();
+  // Forgets those whose writes have completed: the disk has them, or their
+  // failure raised the valid epoch, and the next load then reads the disk
+  // alone.
+  void TrimCompleted();
+  // kLoaded -> kCounted: keeps the next id, frees the list; the writes in
+  // flight become pending writes. Only with the epoch current (no failed
+  // write since the load).
   void Shed();
   // Makes the next id known, reading only the counter if the list is not in
   // memory (or must be reread after a failed write). Worker thread.
@@ -128,9 +138,31 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   uint64_t generation_ = 0;  // the shard generation the state was read under
   uint64_t next_id_ = 1;     // kCounted: the id the next add takes
   TodoList list_;
-  // Adds made in kCounted since a request last found no write in flight.
-  std::vector<Entry> pending_adds_;
+  // Ops handed to the writer so far; an op's ordinal among them is compared
+  // with WriteOwner::completed to know whether it is done.
+  uint64_t submitted_ = 0;
+  // Writes not yet seen complete whose effect the in-memory list does not
+  // hold (made in kCounted, or in flight when the list was shed), oldest
+  // first from pending_head_: each leaves entry `id` as `entry`, or gone.
+  // A load replays them over what the disk has, so the loaded list is never
+  // behind what this actor has applied. At most this actor's writes in
+  // flight (bounded by its writer's queue); trimmed at every slice.
+  struct PendingWrite {
+    uint64_t seq;  // the op's ordinal
+    bool present;
+    Entry entry;  // entry.id is set even when !present
+  };
+  std::vector<PendingWrite> pending_;
+  size_t pending_head_ = 0;
   size_t pending_bytes_ = 0;  // their titles' heap
+  // Mutations applied to the loaded list and not yet seen complete: their
+  // ordinals and entry ids, so Shed() can turn them into pending_ writes.
+  struct Tracked {
+    uint64_t seq;
+    uint64_t id;
+  };
+  std::vector<Tracked> tracked_;
+  size_t tracked_head_ = 0;
 };
 
 }  // namespace todo::node

@@ -151,7 +151,10 @@ void ShardWriter::Loop() {
     reserved_.fetch_sub(ops.size(), std::memory_order_relaxed);
     replies_->PushAll(replies);
     // Only now may an owner see zero in flight: every reply above is queued.
-    for (auto& op : ops) op.owner->inflight.fetch_sub(1, std::memory_order_release);
+    for (auto& op : ops) {
+      op.owner->completed.fetch_add(1, std::memory_order_release);
+      op.owner->inflight.fetch_sub(1, std::memory_order_release);
+    }
     ops.clear();
   }
 }

@@ -81,6 +81,12 @@ namespace todo::store {
 struct WriteOwner {
   // Ops queued and not yet completed (writes and barriers).
   std::atomic<uint32_t> inflight{0};
+  // Ops completed (durable, failed or refused), counted in the order the
+  // owner submitted them: its writer completes them in that order. Raised
+  // (release) after the op's write, so an owner that reads N here (acquire)
+  // finds its first N ops' effects on disk, or their failure in
+  // valid_epoch.
+  std::atomic<uint64_t> completed{0};
   // Ops of an epoch below this are refused; raised when a batch fails.
   std::atomic<uint64_t> valid_epoch{0};
 

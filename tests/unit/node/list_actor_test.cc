@@ -479,5 +479,94 @@ TEST_F(ListActorTest, AShedListKeepsItsCounterAndReloadsForReads) {
   EXPECT_EQ(Map(r[204])["result"].via.array.size, 200u);  // 1-199 and 201
 }
 
+// "id:title" of each entry in an `entries` reply.
+std::vector<std::string> Titles(const msgpack::object_handle& oh) {
+  std::vector<std::string> out;
+  auto m = oh.get().as<std::map<std::string, msgpack::object>>();
+  for (auto& e : m["result"].as<std::vector<msgpack::object>>()) {
+    auto f = e.as<std::map<std::string, msgpack::object>>();
+    out.push_back(std::to_string(f["id"].as<uint64_t>()) + ":" + f["title"].as<std::string>());
+  }
+  return out;
+}
+
+TEST_F(ListActorTest, PendingAddsAreDroppedAsTheirWritesCompleteNotOnlyWhenIdle) {
+  // A list that always has a write in flight (a flood) must not keep every
+  // add it made without the list: only those not yet durable.
+  todo::testing::FaultEnv& env = OpenOnFaultEnv();
+  MemoryMeter meter;
+  auto a = std::make_shared<ListActor>("l", &ex_, 100, store_.get(), &replies_, &meter);
+  const std::string title(1000, 'a');
+  env.hold_log_syncs = true;
+  for (uint64_t i = 1; i <= 50; ++i) Post(*a, Add("l", "2026-01-01", title, i));
+  ex_.RunAll();  // 50 adds in one group, held at its sync
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return env.held_syncs.load() == 1; }));
+  EXPECT_GT(meter.bytes.load(), 50 * 1000);
+  Post(*a, Add("l", "2026-01-01", "b", 51));
+  ex_.RunAll();  // queued behind the held group
+  env.ReleaseSyncs(1);
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return a->completed.load() == 50; }));
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return env.held_syncs.load() == 1; }));  // "b"'s
+  ASSERT_EQ(a->inflight.load(), 1u);
+  Post(*a, Add("l", "2026-01-01", "c", 52));
+  ex_.RunAll();  // "b" still in flight: not idle, yet the 50 durable adds go
+  EXPECT_LT(meter.bytes.load(), 10 * 1000);
+  env.hold_log_syncs = false;
+  auto r = todo::testing::WaitReplies(replies_, 52);
+  ASSERT_EQ(r.size(), 52u);
+  Post(*a, Entries("l", 53));
+  auto e = Run(1);
+  EXPECT_EQ(Titles(e[53]).size(), 52u);
+  EXPECT_EQ(Titles(e[53]).back(), "52:c");
+}
+
+TEST_F(ListActorTest, AListShedWithWritesInFlightReloadsWithThem) {
+  // A list in constant use always has writes in flight; shedding it then
+  // must not lose them: a reload before they are durable replays them over
+  // what the disk has.
+  todo::testing::FaultEnv& env = OpenOnFaultEnv();
+  MemoryMeter meter;
+  auto a = std::make_shared<ListActor>("l", &ex_, 100, store_.get(), &replies_, &meter);
+  Post(*a, Add("l", "2026-01-01", "one", 1));
+  Post(*a, Add("l", "2026-01-01", "two", 2));
+  Post(*a, Add("l", "2026-01-01", "three", 3));
+  Post(*a, Entries("l", 4));
+  Run(4);
+  const int64_t before = meter.bytes.load();
+  env.hold_log_syncs = true;
+  // Applied to the loaded list, then held in flight: an add, an update, a
+  // delete, and an update of the new entry.
+  Post(*a, Add("l", "2026-01-02", "four", 5));
+  Post(*a, Update("l", 1, "ONE", 6));
+  Post(*a, Delete("l", 2, 7));
+  Post(*a, Update("l", 4, "FOUR", 8));
+  a->RequestShed();
+  ex_.RunAll();
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return env.held_syncs.load() == 1; }));
+  ASSERT_EQ(a->inflight.load(), 4u);
+  EXPECT_LT(meter.bytes.load(), before);  // the list is gone, the 4 writes kept
+  // A read and an add while they are in flight: the list is reloaded (the
+  // disk still has one, two, three) and the writes are replayed over it.
+  Post(*a, Entries("l", 9));
+  Post(*a, Add("l", "2026-01-03", "five", 10));
+  ex_.RunAll();
+  env.hold_log_syncs = false;
+  auto replies = todo::testing::WaitReplies(replies_, 6);
+  ASSERT_EQ(replies.size(), 6u);
+  std::map<uint64_t, msgpack::object_handle> r;
+  for (auto& reply : replies) {
+    auto oh = Unpack(reply);
+    r[Map(oh)["id"].as<uint64_t>()] = std::move(oh);
+  }
+  EXPECT_EQ(NewId(r[5]), 4u);
+  EXPECT_EQ(Titles(r[9]), (std::vector<std::string>{"1:ONE", "3:three", "4:FOUR"}));
+  EXPECT_EQ(NewId(r[10]), 5u);
+  // The disk agrees, read by a fresh actor.
+  auto b = NewActor("l");
+  Post(*b, Entries("l", 11));
+  auto e = Run(1);
+  EXPECT_EQ(Titles(e[11]), (std::vector<std::string>{"1:ONE", "3:three", "4:FOUR", "5:five"}));
+}
+
 }  // namespace
 }  // namespace todo::node

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <msgpack.hpp>
 #include <string>
+#include <thread>
 
 #include "common/protocol.h"
 #include "node/message.h"
@@ -127,6 +129,12 @@ class FaultEnv : public leveldb::EnvWrapper {
   std::atomic<int> fail_log_syncs{0};       // the next N syncs of a *.log file fail
   std::atomic<int> fail_locks{0};           // the next N LockFile calls fail (a reopen fails)
   std::atomic<int> syncs_failed{0};         // how many syncs were failed on purpose
+  // While set, a *.log sync waits (10 s at most) until released: one sync
+  // per ReleaseSyncs(1), or all when hold_log_syncs is cleared. Keeps a
+  // group commit in flight for as long as a test needs.
+  std::atomic<bool> hold_log_syncs{false};
+  std::atomic<int> held_syncs{0};  // syncs waiting now
+  void ReleaseSyncs(int n) { released_syncs_ += n; }
 
   bool Applies(const std::string& f) const {
     return only.empty() || f.find(only) != std::string::npos;
@@ -160,6 +168,17 @@ class FaultEnv : public leveldb::EnvWrapper {
     }
     return cur > 0;
   }
+  void Hold() {
+    ++held_syncs;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (hold_log_syncs && !TakeOne(released_syncs_) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    --held_syncs;
+  }
+  std::atomic<int> released_syncs_{0};
+
   leveldb::Status CheckNewFile(const std::string& f) {
     if (!Applies(f)) return leveldb::Status::OK();
     if (no_space) return NoSpace(f);
@@ -186,6 +205,7 @@ class FaultEnv : public leveldb::EnvWrapper {
     leveldb::Status Sync() override {
       if (applies_ && env_->no_space) return NoSpace(name_);
       if (applies_ && env_->fail) return leveldb::Status::IOError("injected sync failure");
+      if (applies_ && is_log_ && env_->hold_log_syncs) env_->Hold();
       if (applies_ && is_log_ && TakeOne(env_->fail_log_syncs)) {
         // The record was appended and flushed: it is in the file, not synced.
         base_->Flush();
