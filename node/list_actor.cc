@@ -9,13 +9,15 @@ namespace todo::node {
 using protocol::Op;
 
 ListActor::ListActor(std::string name, runtime::Executor* executor, size_t mailbox_capacity,
-                     store::Store* store, ReplyQueue* replies, MemoryMeter* meter)
+                     store::Store* store, ReplyQueue* replies, MemoryMeter* meter,
+                     FlightMeter* flight)
     : MailboxActor<Call>(executor, mailbox_capacity),
       name_(std::move(name)),
       store_(store),
       writer_(store->writer(store->ShardFor(name_))),
       replies_(replies),
-      meter_(meter) {
+      meter_(meter),
+      flight_(flight) {
   Meter();
 }
 
@@ -288,10 +290,19 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   }
   switch (req.op) {
     case Op::kEntries:
-      Answer(call, EncodeBody([&](msgpack::sbuffer& b) {
-               protocol::EncodeEntries(b, req.id,
-                                       req.date ? list_.EntriesOn(*req.date) : list_.Entries());
-             }),
+      // Replies not yet sent (and requests) over the budget: a client that
+      // doesn't read its replies must not make this one wait in memory too.
+      if (flight_ != nullptr && flight_->over()) {
+        Fail(call, flight_->Refusal(), now);
+        return;
+      }
+      Answer(call,
+             EncodeBody(
+                 [&](msgpack::sbuffer& b) {
+                   protocol::EncodeEntries(b, req.id,
+                                           req.date ? list_.EntriesOn(*req.date) : list_.Entries());
+                 },
+                 flight_),
              now, writes);
       return;
     case Op::kAddEntry:

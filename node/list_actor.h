@@ -61,10 +61,13 @@ struct MemoryMeter {
 
 class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
  public:
-  // `store`, `replies`, `executor` and `meter` (optional) must outlive the
-  // actor.
+  // `store`, `replies`, `executor`, `meter` and `flight` (both optional)
+  // must outlive the actor. With `flight`, a read's reply of
+  // kLargeReplyBytes or more is counted in it until sent, and a read while
+  // it is over its budget answers `overloaded`.
   ListActor(std::string name, runtime::Executor* executor, size_t mailbox_capacity,
-            store::Store* store, ReplyQueue* replies, MemoryMeter* meter = nullptr);
+            store::Store* store, ReplyQueue* replies, MemoryMeter* meter = nullptr,
+            FlightMeter* flight = nullptr);
   ~ListActor() override;
 
   const std::string& name() const { return name_; }
@@ -124,6 +127,7 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   store::ShardWriter& writer_;
   ReplyQueue* const replies_;
   MemoryMeter* const meter_;
+  FlightMeter* const flight_;
   std::atomic<size_t> metered_{0};  // bytes last reported to meter_ (written by the worker)
   std::atomic<bool> shed_requested_{false};
   // Below: touched only by the worker running the actor.

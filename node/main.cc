@@ -47,6 +47,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // Before everything that may hold a counted reply body: freed last.
+  node::FlightMeter flight;
+  flight.budget = static_cast<int64_t>(o.max_inflight_mb << 20);
   node::ReplyQueue replies;
   store::StoreOptions so;
   so.dir = o.data;
@@ -77,7 +80,7 @@ int main(int argc, char** argv) {
         std::chrono::duration<double>(o.idle_timeout_s));
     node::Registry registry(ro, [&](std::string name) {
       return std::make_shared<node::ListActor>(std::move(name), &workers, o.mailbox, store.get(),
-                                               &replies, &meter);
+                                               &replies, &meter, &flight);
     });
     zmq::context_t ctx(1);
     // Each request gets its own buffer from ZeroMQ's I/O thread. With zero
@@ -93,7 +96,7 @@ int main(int argc, char** argv) {
       // CURVE (--curve-secret): the ZAP handler authenticates clients; it
       // starts before the socket binds and is destroyed after it closes.
       auto zap = security::StartZapHandler(&ctx, o.curve);
-      node::NodeServer server(o, &ctx, &registry, &replies);
+      node::NodeServer server(o, &ctx, &registry, &replies, &flight);
       node::NodeMetrics metrics(o.name, &registry, store.get());
       server.SetMetrics(&metrics);
       node::MetricsServer metrics_http(&metrics);

@@ -9,13 +9,18 @@
 // place, so no body is ever copied to keep the views valid.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <msgpack/sbuffer.hpp>
+#include <new>
 #include <vector>
 #include <zmq.hpp>
 
 #include "common/protocol.h"
+#include "common/status.h"
 
 namespace todo::node {
 
@@ -31,23 +36,71 @@ struct Envelope : std::vector<zmq::message_t> {
   struct Trace {
     static constexpr uint8_t kNoOp = 0xff;             // the request did not decode
     uint8_t op = kNoOp;                                // a protocol::Op
+    uint32_t request_bytes = 0;                        // counted in the FlightMeter
     std::chrono::steady_clock::time_point received{};  // zero: not timed
   };
   Trace trace;
 };
 
+// The bytes a node holds for the requests inside it and for the large
+// replies it has not yet handed to the kernel, against --max-inflight-mb.
+// While it is over, new requests and reads answer `overloaded`: a flood of
+// big requests, or of reads of big lists by clients that don't read their
+// replies, can't grow the node's memory without bound. Any thread.
+struct FlightMeter {
+  std::atomic<int64_t> bytes{0};
+  int64_t budget = 0;  // 0: no limit
+
+  bool over() const { return budget > 0 && bytes.load(std::memory_order_relaxed) > budget; }
+  // The answer to a request refused while over().
+  Status Refusal() const {
+    return Status::Overloaded("node holds " +
+                              std::to_string(bytes.load(std::memory_order_relaxed) >> 20) +
+                              " MiB of requests and unsent replies (--max-inflight-mb)");
+  }
+};
+
+// Reply bodies from this size on are counted in a FlightMeter (when given
+// one) from their encoding until ZeroMQ frees them, after the send.
+inline constexpr size_t kLargeReplyBytes = 16 * 1024;
+
+namespace detail {
+// A counted body's allocation: its size, then the bytes ZeroMQ sends.
+inline constexpr size_t kCountedHeader = 16;
+inline void FreeCounted(void* data, void* hint) {
+  char* block = static_cast<char*>(data) - kCountedHeader;
+  size_t n;
+  std::memcpy(&n, block, sizeof n);
+  static_cast<FlightMeter*>(hint)->bytes.fetch_sub(static_cast<int64_t>(n),
+                                                   std::memory_order_relaxed);
+  std::free(block);
+}
+}  // namespace detail
+
 // Encodes a reply body by calling encode(msgpack::sbuffer&) on a per-thread
 // scratch buffer and copying the bytes into a zmq message: one allocation
 // for a reply (none for one of up to 33 bytes, which zmq keeps inline),
-// instead of a buffer plus zmq's descriptor for it.
+// instead of a buffer plus zmq's descriptor for it. A body of
+// kLargeReplyBytes or more is counted in `large` (if given) until freed.
 template <typename F>
-zmq::message_t EncodeBody(F&& encode) {
+zmq::message_t EncodeBody(F&& encode, FlightMeter* large = nullptr) {
   constexpr size_t kKeep = 64 * 1024;  // don't hold on to a huge scratch buffer
   thread_local msgpack::sbuffer scratch(1024);
   scratch.clear();
   encode(scratch);
-  zmq::message_t body(scratch.data(), scratch.size());
-  if (scratch.size() > kKeep) scratch = msgpack::sbuffer(1024);
+  const size_t n = scratch.size();
+  zmq::message_t body;
+  if (large != nullptr && n >= kLargeReplyBytes) {
+    char* block = static_cast<char*>(std::malloc(detail::kCountedHeader + n));
+    if (block == nullptr) throw std::bad_alloc();
+    std::memcpy(block, &n, sizeof n);
+    std::memcpy(block + detail::kCountedHeader, scratch.data(), n);
+    large->bytes.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
+    body = zmq::message_t(block + detail::kCountedHeader, n, &detail::FreeCounted, large);
+  } else {
+    body = zmq::message_t(scratch.data(), n);
+  }
+  if (n > kKeep) scratch = msgpack::sbuffer(1024);
   return body;
 }
 

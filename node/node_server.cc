@@ -23,19 +23,29 @@ constexpr size_t kTrimAfterEvictions = 1000;
 constexpr int kReadBurst = 512;
 // Messages per stage of a burst (see ReadBurst).
 constexpr size_t kStage = 32;
+// What a request in flight holds besides its body, as counted against
+// --max-inflight-mb: its 200-byte Call (envelope, body message, decoded
+// request), the envelope's four frames on the heap (256 bytes), and a slot
+// in its mailbox's vector (a Call, with up to as much again spare).
+constexpr size_t kCallOverheadBytes = 640;
 }  // namespace
 
 NodeServer::NodeServer(const NodeOptions& options, zmq::context_t* ctx, Registry* registry,
-                       ReplyQueue* replies)
+                       ReplyQueue* replies, FlightMeter* flight)
     : options_(options),
       socket_(*ctx, zmq::socket_type::router),
       registry_(registry),
-      replies_(replies) {
+      replies_(replies),
+      flight_(flight) {
   stage_.reserve(kStage);
   stage_hashes_.reserve(kStage);
   socket_.set(zmq::sockopt::router_mandatory, 1);
   socket_.set(zmq::sockopt::sndhwm, 100000);
-  socket_.set(zmq::sockopt::rcvhwm, 100000);
+  // Requests a connection may have queued before the socket loop reads
+  // them (then TCP pushes back on the sender): they are not yet counted
+  // against --max-inflight-mb, so few enough that a flood of 1 KB bodies on
+  // one connection holds ~13 MB here, not 130. The loop reads 512 a turn.
+  socket_.set(zmq::sockopt::rcvhwm, 10000);
   // A bigger frame drops the peer's connection unread (see PROTOCOL.md);
   // up to this size an oversized body is answered bad_request.
   socket_.set(zmq::sockopt::maxmsgsize, int64_t{8} << 20);
@@ -89,7 +99,8 @@ bool NodeServer::Admit(Call& call, std::chrono::steady_clock::time_point now) {
   }
   call.request = decoded.request;
   if (metrics_ != nullptr) {
-    call.envelope.trace = {static_cast<uint8_t>(call.request.op), now};
+    call.envelope.trace.op = static_cast<uint8_t>(call.request.op);
+    call.envelope.trace.received = now;
   }
   zmq::message_t body;
   switch (call.request.op) {
@@ -127,6 +138,11 @@ void NodeServer::Dispatch(Call& call, uint64_t hash, std::chrono::steady_clock::
                                  " requests in flight (--max-inflight)"));
     return;
   }
+  if (flight_->over()) {
+    ++counters_.overloaded;
+    SendError(call.envelope, call.request.id, flight_->Refusal());
+    return;
+  }
   ListActor* actor = registry_->Get(call.request.list, hash, now);
   if (actor == nullptr) {
     ++counters_.overloaded;
@@ -134,13 +150,20 @@ void NodeServer::Dispatch(Call& call, uint64_t hash, std::chrono::steady_clock::
               Status::Overloaded("too many live lists (--max-lists), none idle"));
     return;
   }
+  // The body, and about what its Call and envelope take around it (a
+  // Call, a mailbox slot, the envelope's frames): under a flood of small
+  // requests their count, not their bodies, is what fills memory.
+  const uint32_t bytes = static_cast<uint32_t>(call.body.size() + kCallOverheadBytes);
+  call.envelope.trace.request_bytes = bytes;
   if (!actor->Post(call)) {
     ++counters_.overloaded;
+    call.envelope.trace.request_bytes = 0;
     SendError(call.envelope, call.request.id,
               Status::Overloaded("the list's mailbox is full (--mailbox)"));
     return;
   }
   ++inflight_;
+  flight_->bytes.fetch_add(bytes, std::memory_order_relaxed);
 }
 
 bool NodeServer::ReadMessage(Call* call) {
@@ -221,8 +244,13 @@ void NodeServer::SendReplies() {
   replies_->Drain(&drained_);
   const auto now = metrics_ != nullptr ? std::chrono::steady_clock::now()
                                        : std::chrono::steady_clock::time_point{};
-  for (auto& r : drained_) SendReply(r.envelope, r.body, now);
+  int64_t bytes = 0;
+  for (auto& r : drained_) {
+    bytes += r.envelope.trace.request_bytes;
+    SendReply(r.envelope, r.body, now);
+  }
   inflight_ -= drained_.size();
+  flight_->bytes.fetch_sub(bytes, std::memory_order_relaxed);
   drained_.clear();
 }
 

@@ -42,7 +42,7 @@ class NodeServer {
  public:
   // All pointers must outlive the server.
   NodeServer(const NodeOptions& options, zmq::context_t* ctx, Registry* registry,
-             ReplyQueue* replies);
+             ReplyQueue* replies, FlightMeter* flight);
 
   // Binds the ROUTER socket; internal with the reason if it can't.
   Status Bind();
@@ -79,6 +79,7 @@ class NodeServer {
   zmq::socket_t socket_;
   Registry* const registry_;
   ReplyQueue* const replies_;
+  FlightMeter* const flight_;  // bytes of the requests inside (and of large replies)
   size_t inflight_ = 0;
   uint64_t sheds_at_trim_ = 0;  // registry's shed requests at the last malloc_trim
   NodeCounters counters_;

@@ -44,6 +44,9 @@ Status NodeOptions::Validate() const {
   if (max_inflight < 1 || max_inflight > kMax) {
     return Status::BadRequest("--max-inflight must be 1-100000000");
   }
+  if (max_inflight_mb < 1 || max_inflight_mb > 1'000'000) {
+    return Status::BadRequest("--max-inflight-mb must be 1-1000000");
+  }
   if (writer_queue < 1 || writer_queue > kMax) {
     return Status::BadRequest("--writer-queue must be 1-100000000");
   }
@@ -82,6 +85,9 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
       ->capture_default_str();
   app.add_option("--mailbox", o.mailbox, "queued requests per list at most")->capture_default_str();
   app.add_option("--max-inflight", o.max_inflight, "requests inside the node at most")
+      ->capture_default_str();
+  app.add_option("--max-inflight-mb", o.max_inflight_mb,
+                 "MiB of requests inside the node and of large replies not yet sent, at most")
       ->capture_default_str();
   app.add_option("--writer-queue", o.writer_queue, "queued writes per shard at most")
       ->capture_default_str();

@@ -19,6 +19,10 @@ todo-router processes on loopback.
     server's per-client limit (100,000 messages plus socket buffers), so the
     server must drop replies (never block): the node's exit line counts them
     as "dropped", the router's as "unroutable_sends"; both are printed.
+    Before that, big bodies: a client that never reads sends --big-reads
+    (2,000) reads of a 2 MB list and as many adds with 1,000-byte titles;
+    the node stays under 256 MiB (reads past --max-inflight-mb answer
+    `overloaded`), and every request is answered once the client reads.
 (c) bad input: malformed cluster files and flags (exit 2 with one line
     "todo-router: error: ..." / "todo-node: error: ..."), data dirs with a
     wrong MANIFEST (refused, exit 1, naming the problem), a corrupt record
@@ -30,7 +34,7 @@ todo-router processes on loopback.
     crash and keep serving another client.
 
 Usage: overload_test.py [--only a|b|c] [--flood-requests N] [--flood-lists N]
-                        [--slow-requests N] [--slow-pings N] [--keep]
+                        [--slow-requests N] [--slow-pings N] [--big-reads N] [--keep]
 Exits 77 (skip) if the binaries are not built ($TODO_BUILD_DIR), 1 on any
 failed check.
 """
@@ -297,8 +301,82 @@ def slow_client(checks, cluster, target, pids, label, args):
     good.close()
 
 
+def pipelined(client, requests, window=500, timeout_s=60):
+    """Sends `requests` through `client` with up to `window` awaiting a
+    reply; returns the Counter of reply codes (bounded by timeout_s)."""
+    codes = collections.Counter()
+    outstanding = 0
+    deadline = time.monotonic() + timeout_s
+    it = iter(requests)
+    done = False
+    while (not done or outstanding) and time.monotonic() < deadline:
+        while not done and outstanding < window:
+            req = next(it, None)
+            if req is None:
+                done = True
+                break
+            client.send(req)
+            outstanding += 1
+        for reply in client.recv_all(50):
+            codes[sl.error_code(reply)] += 1
+            outstanding -= 1
+    return codes
+
+
+def big_bodies(checks, cluster, args):
+    """Big bodies both ways against a node with default flags: a client that
+    never reads sends --big-reads `entries` of a list of 2,000 entries with
+    1,000-byte titles (a 2 MB reply each) and adds with 1,000-byte titles,
+    while another client works normally. Without a bound on the bytes held
+    for requests and unsent replies (--max-inflight-mb) the node would keep
+    every reply; with it, reads past the bound answer `overloaded`."""
+    ctx = cluster.ctx
+    node = cluster.node("big-node")
+    title = "t" * 1000
+    filler = sl.Client(ctx, node.port)
+    filled = pipelined(filler, ({"op": "add_entry", "list": "big", "date": "2026-01-01",
+                                 "title": title} for _ in range(2000)))
+    checks.check(filled == {"ok": 2000}, "big bodies: 2,000 entries of 1,000 bytes added",
+                 str(dict(filled)))
+    rss = sl.RssSampler([node.pid])
+    slow = sl.Client(ctx, node.port, rcvhwm=1)
+    slow.sock.setsockopt(zmq.RCVBUF, 4096)
+    good = sl.Client(ctx, node.port)
+    late = 0
+    for i in range(args.big_reads):
+        slow.send({"op": "entries", "list": "big"})
+        slow.send({"op": "add_entry", "list": f"big-{i % 100}", "date": "2026-01-01",
+                   "title": title})
+        if i % 200 == 0 and good.call({"op": "ping"}, timeout=5.0) is None:
+            late += 1
+    time.sleep(2)  # the node works through what it was sent
+    peak = rss.stop()
+    checks.check(late == 0, "big bodies: the other client is answered meanwhile", f"{late} late")
+    check_rss(checks, f"big bodies: node after {args.big_reads} reads of 2 MB never read",
+              peak[node.pid])
+    # Now read everything: every request was answered, ok or overloaded.
+    codes = collections.Counter()
+    deadline = time.monotonic() + 60
+    while sum(codes.values()) < 2 * args.big_reads and time.monotonic() < deadline:
+        for reply in slow.recv_all(200):
+            kind = "read" if reply["id"] % 2 == 1 else "add"  # sent alternately, from id 1
+            codes[(kind, sl.error_code(reply))] += 1
+    print(f"  big bodies: replies {dict(codes)}")
+    checks.check(sum(codes.values()) == 2 * args.big_reads,
+                 "big bodies: every request of the slow client was answered",
+                 f"{sum(codes.values())} of {2 * args.big_reads}")
+    checks.check({c for (_, c) in codes} <= {"ok", "overloaded"} and
+                 codes[("read", "overloaded")] > 0,
+                 "big bodies: reads past the bound answer overloaded", str(dict(codes)))
+    slow.close()
+    good.close()
+    filler.close()
+    check_stop(checks, node)
+
+
 def section_slow(checks, cluster, args):
     print("(b) a client that never reads", flush=True)
+    big_bodies(checks, cluster, args)
     node = cluster.node("slow-node")
     slow_client(checks, cluster, node, [node.pid], "node", args)
     checks.check(sl.ping(cluster.ctx, node.port) is not None, "node serves afterwards")
@@ -577,6 +655,7 @@ def main():
     ap.add_argument("--flood-lists", type=int, default=100000)
     ap.add_argument("--slow-requests", type=int, default=50000)
     ap.add_argument("--slow-pings", type=int, default=250000)
+    ap.add_argument("--big-reads", type=int, default=2000)
     ap.add_argument("--keep", action="store_true", help="keep the data and logs")
     args = ap.parse_args()
     if (msg := sl.missing_binaries()):

@@ -568,5 +568,32 @@ TEST_F(ListActorTest, AListShedWithWritesInFlightReloadsWithThem) {
   EXPECT_EQ(Titles(e[11]), (std::vector<std::string>{"1:ONE", "3:three", "4:FOUR", "5:five"}));
 }
 
+TEST_F(ListActorTest, ReadsAnswerOverloadedWhileTheFlightMeterIsOver) {
+  FlightMeter flight;
+  flight.budget = 64 << 10;
+  auto a = std::make_shared<ListActor>("l", &ex_, 100, store_.get(), &replies_, nullptr, &flight);
+  AddMany(*a, "l", 40, std::string(1000, 'x'));  // a 40 KB reply
+  Post(*a, Entries("l", 41));
+  auto r = Run(1);
+  ASSERT_EQ(Titles(r[41]).size(), 40u);
+  // The reply is counted from its encoding until freed: Run() freed it.
+  EXPECT_EQ(flight.bytes.load(), 0);
+  Post(*a, Entries("l", 42));
+  ex_.RunAll();
+  auto held = todo::testing::WaitReplies(replies_, 1);  // not sent: still counted
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_GT(flight.bytes.load(), 40 * 1000);
+  flight.bytes += 64 << 10;  // as if requests filled the rest
+  Post(*a, Entries("l", 43));
+  r = Run(1);
+  EXPECT_EQ(Code(r[43]), "overloaded");
+  Post(*a, Add("l", "2026-01-01", "y", 44));  // writes still pass
+  r = Run(1);
+  EXPECT_EQ(NewId(r[44]), 41u);
+  flight.bytes -= 64 << 10;
+  held.clear();  // freed: no longer counted
+  EXPECT_EQ(flight.bytes.load(), 0);
+}
+
 }  // namespace
 }  // namespace todo::node
