@@ -468,6 +468,7 @@ def section_bad_input(checks, cluster, args):
         # A negative count must not wrap around to an unbounded queue.
         "--mailbox -1": (node_ok + ["--mailbox", "-1"], "--mailbox"),
         "--max-inflight -1": (node_ok + ["--max-inflight", "-1"], "--max-inflight"),
+        "--max-inflight-mb 0": (node_ok + ["--max-inflight-mb", "0"], "--max-inflight-mb"),
         # inf seconds can't be converted to the clock's integer ticks.
         "--idle-timeout inf": (node_ok + ["--idle-timeout", "inf"], "--idle-timeout"),
     }
