@@ -133,6 +133,21 @@ Status ListActor::EnsureCounted() {
   return Status::Ok();
 }
 
+namespace {
+
+// True if the reply listing `entries` is surely under kLargeReplyBytes (an
+// entry's map costs at most its title and ~40 bytes of keys and values).
+bool FitsSmallReply(const std::vector<EntryRef>& entries) {
+  size_t bytes = 64;
+  for (const EntryRef& e : entries) {
+    bytes += e.title.size() + 40;
+    if (bytes >= kLargeReplyBytes) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 TodoList ListActor::Replay(TodoList disk) const {
   // Each pending write sets its entry's final state, so replaying one the
   // disk already has changes nothing; the last one of an id wins.
@@ -289,22 +304,21 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     return;
   }
   switch (req.op) {
-    case Op::kEntries:
-      // Replies not yet sent (and requests) over the budget: a client that
-      // doesn't read its replies must not make this one wait in memory too.
-      if (flight_ != nullptr && flight_->over()) {
-        Fail(call, flight_->Refusal(), now);
+    case Op::kEntries: {
+      const std::vector<EntryRef> entries = req.date ? list_.EntriesOn(*req.date) : list_.Entries();
+      // A large reply while large replies its clients have not read yet are
+      // over the budget: refused, so a client that doesn't read its replies
+      // can't make the node hold more. Small replies always go.
+      if (flight_ != nullptr && flight_->replies_over() && !FitsSmallReply(entries)) {
+        Fail(call, flight_->RepliesRefusal(), now);
         return;
       }
       Answer(call,
-             EncodeBody(
-                 [&](msgpack::sbuffer& b) {
-                   protocol::EncodeEntries(b, req.id,
-                                           req.date ? list_.EntriesOn(*req.date) : list_.Entries());
-                 },
-                 flight_),
+             EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeEntries(b, req.id, entries); },
+                        flight_),
              now, writes);
       return;
+    }
     case Op::kAddEntry:
     case Op::kUpdateEntry:
     case Op::kDeleteEntry:

@@ -36,27 +36,40 @@ struct Envelope : std::vector<zmq::message_t> {
   struct Trace {
     static constexpr uint8_t kNoOp = 0xff;             // the request did not decode
     uint8_t op = kNoOp;                                // a protocol::Op
-    uint32_t request_bytes = 0;                        // counted in the FlightMeter
+    uint32_t request_bytes = 0;                        // counted in FlightMeter::requests
     std::chrono::steady_clock::time_point received{};  // zero: not timed
   };
   Trace trace;
 };
 
-// The bytes a node holds for the requests inside it and for the large
-// replies it has not yet handed to the kernel, against --max-inflight-mb.
-// While it is over, new requests and reads answer `overloaded`: a flood of
-// big requests, or of reads of big lists by clients that don't read their
-// replies, can't grow the node's memory without bound. Any thread.
+// The bytes a node holds, each kind against --max-inflight-mb: the
+// requests inside it (`requests`: refused at the door while over), and the
+// large read replies it has not yet handed to the kernel (`replies`: large
+// reads refused while over). So a flood of big requests can't grow the
+// node's memory, and neither can reads of big lists by clients that don't
+// read their replies; a client that stalls holds up only other large reads
+// (until it reads or disconnects), never small requests. Any thread.
 struct FlightMeter {
-  std::atomic<int64_t> bytes{0};
-  int64_t budget = 0;  // 0: no limit
+  std::atomic<int64_t> requests{0};
+  std::atomic<int64_t> replies{0};
+  int64_t budget = 0;  // bytes, for each; 0: no limit
 
-  bool over() const { return budget > 0 && bytes.load(std::memory_order_relaxed) > budget; }
-  // The answer to a request refused while over().
-  Status Refusal() const {
+  bool requests_over() const {
+    return budget > 0 && requests.load(std::memory_order_relaxed) > budget;
+  }
+  bool replies_over() const {
+    return budget > 0 && replies.load(std::memory_order_relaxed) > budget;
+  }
+  // The answers to a request refused while one is over.
+  Status RequestsRefusal() const {
     return Status::Overloaded("node holds " +
-                              std::to_string(bytes.load(std::memory_order_relaxed) >> 20) +
-                              " MiB of requests and unsent replies (--max-inflight-mb)");
+                              std::to_string(requests.load(std::memory_order_relaxed) >> 20) +
+                              " MiB of requests (--max-inflight-mb)");
+  }
+  Status RepliesRefusal() const {
+    return Status::Overloaded(
+        "node holds " + std::to_string(replies.load(std::memory_order_relaxed) >> 20) +
+        " MiB of large replies its clients have not read yet (--max-inflight-mb)");
   }
 };
 
@@ -71,8 +84,8 @@ inline void FreeCounted(void* data, void* hint) {
   char* block = static_cast<char*>(data) - kCountedHeader;
   size_t n;
   std::memcpy(&n, block, sizeof n);
-  static_cast<FlightMeter*>(hint)->bytes.fetch_sub(static_cast<int64_t>(n),
-                                                   std::memory_order_relaxed);
+  static_cast<FlightMeter*>(hint)->replies.fetch_sub(static_cast<int64_t>(n),
+                                                     std::memory_order_relaxed);
   std::free(block);
 }
 }  // namespace detail
@@ -95,7 +108,7 @@ zmq::message_t EncodeBody(F&& encode, FlightMeter* large = nullptr) {
     if (block == nullptr) throw std::bad_alloc();
     std::memcpy(block, &n, sizeof n);
     std::memcpy(block + detail::kCountedHeader, scratch.data(), n);
-    large->bytes.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
+    large->replies.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
     body = zmq::message_t(block + detail::kCountedHeader, n, &detail::FreeCounted, large);
   } else {
     body = zmq::message_t(scratch.data(), n);

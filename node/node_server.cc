@@ -138,9 +138,9 @@ void NodeServer::Dispatch(Call& call, uint64_t hash, std::chrono::steady_clock::
                                  " requests in flight (--max-inflight)"));
     return;
   }
-  if (flight_->over()) {
+  if (flight_->requests_over()) {
     ++counters_.overloaded;
-    SendError(call.envelope, call.request.id, flight_->Refusal());
+    SendError(call.envelope, call.request.id, flight_->RequestsRefusal());
     return;
   }
   ListActor* actor = registry_->Get(call.request.list, hash, now);
@@ -163,7 +163,7 @@ void NodeServer::Dispatch(Call& call, uint64_t hash, std::chrono::steady_clock::
     return;
   }
   ++inflight_;
-  flight_->bytes.fetch_add(bytes, std::memory_order_relaxed);
+  flight_->requests.fetch_add(bytes, std::memory_order_relaxed);
 }
 
 bool NodeServer::ReadMessage(Call* call) {
@@ -250,7 +250,7 @@ void NodeServer::SendReplies() {
     SendReply(r.envelope, r.body, now);
   }
   inflight_ -= drained_.size();
-  flight_->bytes.fetch_sub(bytes, std::memory_order_relaxed);
+  flight_->requests.fetch_sub(bytes, std::memory_order_relaxed);
   drained_.clear();
 }
 

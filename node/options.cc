@@ -86,8 +86,9 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
   app.add_option("--mailbox", o.mailbox, "queued requests per list at most")->capture_default_str();
   app.add_option("--max-inflight", o.max_inflight, "requests inside the node at most")
       ->capture_default_str();
-  app.add_option("--max-inflight-mb", o.max_inflight_mb,
-                 "MiB of requests inside the node and of large replies not yet sent, at most")
+  app.add_option(
+         "--max-inflight-mb", o.max_inflight_mb,
+         "MiB of requests inside the node at most, and as much of large replies not yet sent")
       ->capture_default_str();
   app.add_option("--writer-queue", o.writer_queue, "queued writes per shard at most")
       ->capture_default_str();

@@ -38,7 +38,7 @@ struct NodeOptions {
   size_t cache_mb = 96;            // --cache-mb: memory budget of the live lists (MiB)
   size_t mailbox = 4096;           // --mailbox: queued requests per list at most
   size_t max_inflight = 65536;     // --max-inflight: requests inside the node at most
-  size_t max_inflight_mb = 24;     // --max-inflight-mb: their bytes and unsent large replies' (MiB)
+  size_t max_inflight_mb = 24;     // --max-inflight-mb: their MiB; as many of unsent big replies
   size_t writer_queue = 16384;     // --writer-queue: queued writes per shard at most
   size_t max_batch = 4096;         // --max-batch: writes per group commit at most
   bool sync = true;                // --no-sync turns fsync off (tests/benchmarks only)
