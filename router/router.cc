@@ -316,7 +316,11 @@ void Router::Forward(size_t node, const protocol::Request& request, TimePoint no
   if (!sent) {
     inflight_.Complete(seq);
     const NodeSpec& n = options_.nodes[node];
-    if (outstanding_[node] < static_cast<size_t>(kNodeSndHwm)) {
+    // A full queue, or no connection (ZMQ_IMMEDIATE)? ZeroMQ tells the
+    // sender how far the reader has got only every HWM/2 messages, so a
+    // queue can report full once it holds half its HWM: with fewer than
+    // that outstanding, the node is not connected.
+    if (outstanding_[node] < static_cast<size_t>(kNodeSndHwm / 2)) {
       ReplyError(id.view(), ErrorCode::kUnavailable,
                  "node '" + n.name + "' (" + n.endpoint +
                      ") that owns the list is not connected (down or restarting)");

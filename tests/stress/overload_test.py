@@ -10,7 +10,10 @@ todo-router processes on loopback.
     (VmRSS, sampled every 50 ms) is printed and must stay under 256 MiB
     (the target for any flood with default flags).
     Then a node with tight bounds (--max-inflight 1000 --mailbox 16) is
-    flooded the same way, where `overloaded` must occur.
+    flooded the same way, where `overloaded` must occur; and a router in
+    front of a node that stops reading (SIGSTOP) is sent 60,000 adds at
+    once: past its queue to the node they answer `overloaded`, never
+    `unavailable` (the node is not down).
 (b) slow client: one DEALER sends --slow-requests (50,000) requests and then
     --slow-pings (250,000) pings and never reads a reply, while a second
     client keeps doing request/reply; every request of the second client must
@@ -45,6 +48,7 @@ import collections
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -231,6 +235,40 @@ def section_flood(checks, cluster, args):
     check_rss(checks, "tight node", peak[node3.pid])
     counters = sl.node_exit_counters(check_stop(checks, node3))
     print(f"  tight node exit counters: {counters}")
+    frozen_node(checks, cluster)
+
+
+def frozen_node(checks, cluster):
+    """A node that stops reading (SIGSTOP) while a client floods its router:
+    once the router's queue to it is full, requests answer `overloaded`
+    (retry later), not `unavailable` (the node is not known to be down until
+    its heartbeats stop counting, ~2 s; the flood is sent well before)."""
+    ctx = cluster.ctx
+    node = cluster.node("frozen-node")
+    router = cluster.router("frozen-router", [node])
+    client = sl.Client(ctx, router.port)
+    os.kill(node.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        for k in range(60000):
+            client.send({"op": "add_entry", "list": f"frozen-{k % 1000}", "date": "2026-03-01",
+                         "title": "t" * 200})
+        sent_s = time.monotonic() - t0
+        codes = collections.Counter()
+        deadline = time.monotonic() + 1.0  # the refusals come at once
+        while time.monotonic() < deadline:
+            for reply in client.recv_all(50):
+                codes[sl.error_code(reply)] += 1
+    finally:
+        os.kill(node.pid, signal.SIGCONT)
+    print(f"  frozen node: 60,000 adds sent in {sent_s:.2f} s; answered within 1 s after: "
+          f"{dict(codes)}")
+    checks.check(sent_s < 1.5 and codes["overloaded"] > 0 and codes["unavailable"] == 0,
+                 "router in front of a node that stopped reading: a full queue answers "
+                 "overloaded, not unavailable", str(dict(codes)))
+    client.close()
+    check_stop(checks, router)
+    check_stop(checks, node)
 
 
 # --------------------------------------------------------------------------
