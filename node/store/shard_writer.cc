@@ -315,8 +315,10 @@ bool ShardWriter::Recover() {
   }
   broken_ = false;
   stats_.unavailable.store(0, std::memory_order_relaxed);
-  stats_.reopens.fetch_add(1, std::memory_order_relaxed);
+  // The generation first: whoever sees the reopen counted (metrics, tests)
+  // then finds the new generation too.
   generation_.fetch_add(1, std::memory_order_release);
+  stats_.reopens.fetch_add(1, std::memory_order_release);
   spdlog::warn("shard {}: recovered after {} ms ({} failed attempts, {} ops refused meanwhile)",
                index_, MillisSince(broken_since_), attempts_, refused_since_);
   return true;
