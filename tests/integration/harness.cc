@@ -15,6 +15,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -70,7 +72,10 @@ TempDir::~TempDir() {
 
 std::string TempDir::Sub(std::string_view name) const { return path_ + "/" + std::string(name); }
 
-int FreeTcpPort() {
+namespace {
+
+// A port the kernel has free now (bound to port 0, then released).
+int KernelFreeTcpPort() {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error("socket failed");
   sockaddr_in addr{};
@@ -85,6 +90,22 @@ int FreeTcpPort() {
   }
   close(fd);
   return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+int FreeTcpPort() {
+  // A released port is free again, so the kernel may hand it out twice
+  // before its first taker binds it (a cluster picks all its endpoints
+  // first): never give the same port twice in one process.
+  static std::mutex mu;
+  static std::set<int> given;
+  std::lock_guard<std::mutex> lock(mu);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = KernelFreeTcpPort();
+    if (given.insert(port).second) return port;
+  }
+  throw std::runtime_error("no unused loopback port after 1000 attempts");
 }
 
 std::string LoopbackEndpoint(int port) { return "tcp://127.0.0.1:" + std::to_string(port); }
