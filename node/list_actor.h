@@ -63,8 +63,9 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
  public:
   // `store`, `replies`, `executor`, `meter` and `flight` (both optional)
   // must outlive the actor. With `flight`, a read's reply of
-  // kLargeReplyBytes or more is counted in it until sent, and a read while
-  // it is over its budget answers `overloaded`.
+  // kLargeReplyBytes or more is counted in its `replies` until sent, and
+  // while those are over the budget a read whose reply would be that large
+  // answers `overloaded` (smaller ones are answered).
   ListActor(std::string name, runtime::Executor* executor, size_t mailbox_capacity,
             store::Store* store, ReplyQueue* replies, MemoryMeter* meter = nullptr,
             FlightMeter* flight = nullptr);

@@ -28,7 +28,8 @@ namespace todo::node {
 // prepended, and the empty delimiter if the client sent one. Opaque; echoed.
 // It also carries the request's Trace, which moves with the frames from the
 // Call to its Reply, so the socket loop can count and time every reply
-// (node/metrics.h) without the actors or writers knowing.
+// (node/metrics.h), and give back the bytes it counted for the request
+// (FlightMeter::requests), without the actors or writers knowing.
 struct Envelope : std::vector<zmq::message_t> {
   using std::vector<zmq::message_t>::vector;
   using std::vector<zmq::message_t>::operator=;

@@ -157,7 +157,6 @@ void NodeServer::Dispatch(Call& call, uint64_t hash, std::chrono::steady_clock::
   call.envelope.trace.request_bytes = bytes;
   if (!actor->Post(call)) {
     ++counters_.overloaded;
-    call.envelope.trace.request_bytes = 0;
     SendError(call.envelope, call.request.id,
               Status::Overloaded("the list's mailbox is full (--mailbox)"));
     return;

@@ -79,7 +79,7 @@ class NodeServer {
   zmq::socket_t socket_;
   Registry* const registry_;
   ReplyQueue* const replies_;
-  FlightMeter* const flight_;  // bytes of the requests inside (and of large replies)
+  FlightMeter* const flight_;  // its `requests`: bytes of the requests inside
   size_t inflight_ = 0;
   uint64_t sheds_at_trim_ = 0;  // registry's shed requests at the last malloc_trim
   NodeCounters counters_;
