@@ -18,9 +18,10 @@ uint64_t GetBe(std::string_view s, int n) {
   return v;
 }
 
-std::string Prefix(std::string_view list, char tag) {
+std::string Prefix(std::string_view ns, std::string_view list, char tag) {
   std::string k;
-  k.reserve(list.size() + 10);
+  k.reserve(ns.size() + list.size() + 10);
+  k.append(ns);
   k.push_back(static_cast<char>(static_cast<uint8_t>(list.size())));
   k.append(list);
   k.push_back(tag);
@@ -29,7 +30,8 @@ std::string Prefix(std::string_view list, char tag) {
 
 }  // namespace
 
-std::string MetaKey(std::string_view list) { return Prefix(list, '\x00'); }
+std::string MetaKey(std::string_view list) { return Prefix({}, list, '\x00'); }
+std::string MetaKey(std::string_view ns, std::string_view list) { return Prefix(ns, list, '\x00'); }
 
 std::string EntryKey(std::string_view list, uint64_t id) {
   std::string k;
@@ -38,15 +40,60 @@ std::string EntryKey(std::string_view list, uint64_t id) {
 }
 
 void EntryKeyTo(std::string* out, std::string_view list, uint64_t id) {
+  EntryKeyTo(out, {}, list, id);
+}
+
+void EntryKeyTo(std::string* out, std::string_view ns, std::string_view list, uint64_t id) {
   out->clear();
+  out->append(ns);
   out->push_back(static_cast<char>(static_cast<uint8_t>(list.size())));
   out->append(list);
   out->push_back('\x01');
   PutBe64(out, id);
 }
 
-std::string ListRangeBegin(std::string_view list) { return Prefix(list, '\x00'); }
-std::string ListRangeEnd(std::string_view list) { return Prefix(list, '\x02'); }
+std::string ListRangeBegin(std::string_view list) { return Prefix({}, list, '\x00'); }
+std::string ListRangeEnd(std::string_view list) { return Prefix({}, list, '\x02'); }
+std::string ListRangeBegin(std::string_view ns, std::string_view list) {
+  return Prefix(ns, list, '\x00');
+}
+std::string ListRangeEnd(std::string_view ns, std::string_view list) {
+  return Prefix(ns, list, '\x02');
+}
+
+std::string PartitionPrefix(uint32_t partition) {
+  std::string k(2, '\0');
+  k[0] = static_cast<char>((partition >> 8) & 0xff);
+  k[1] = static_cast<char>(partition & 0xff);
+  return k;
+}
+
+std::string PartitionRangeEnd(uint32_t partition) {
+  if (partition + 1 > 0xffff) return std::string();
+  return PartitionPrefix(partition + 1);
+}
+
+std::string EncodePartitionMeta(const PartitionMeta& m) {
+  std::string v(1, static_cast<char>(kRecordVersion));
+  PutBe64(&v, m.leader_epoch);
+  PutBe64(&v, m.applied_epoch);
+  PutBe64(&v, m.applied_seq);
+  v.push_back(m.complete ? '\x01' : '\x00');
+  return v;
+}
+
+StatusOr<PartitionMeta> DecodePartitionMeta(std::string_view value) {
+  if (value.size() != 26 || static_cast<uint8_t>(value[0]) != kRecordVersion ||
+      static_cast<uint8_t>(value[25]) > 1) {
+    return Status::Internal("stored partition meta is malformed");
+  }
+  PartitionMeta m;
+  m.leader_epoch = GetBe(value.substr(1), 8);
+  m.applied_epoch = GetBe(value.substr(9), 8);
+  m.applied_seq = GetBe(value.substr(17), 8);
+  m.complete = value[25] == '\x01';
+  return m;
+}
 
 std::optional<ParsedKey> ParseKey(std::string_view key) {
   if (key.empty()) return std::nullopt;
@@ -116,13 +163,18 @@ StatusOr<uint64_t> DecodeMetaValue(std::string_view value) {
 }
 
 std::string FormatManifest(const Manifest& m) {
-  return "todo-node data directory\nformat " + std::to_string(m.format) + "\nshards " +
-         std::to_string(m.shards) + "\n";
+  std::string text = "todo-node data directory\nformat " + std::to_string(m.format) + "\nshards " +
+                     std::to_string(m.shards) + "\n";
+  if (m.format == kReplicatedFormatVersion) {
+    text += "cluster " + m.cluster + "\nnode " + m.node + "\npartitions " +
+            std::to_string(m.partitions) + "\ndata_id " + m.data_id + "\n";
+  }
+  return text;
 }
 
 StatusOr<Manifest> ParseManifest(std::string_view text) {
   Manifest m;
-  bool header = false, format = false, shards = false;
+  bool header = false, format = false, shards = false, partitions = false;
   size_t pos = 0;
   while (pos < text.size()) {
     size_t nl = text.find('\n', pos);
@@ -138,6 +190,13 @@ StatusOr<Manifest> ParseManifest(std::string_view text) {
     size_t sp = line.find(' ');
     if (sp == std::string_view::npos) return Status::Internal("malformed manifest line");
     std::string_view key = line.substr(0, sp), val = line.substr(sp + 1);
+    if (key == "cluster" || key == "node" || key == "data_id") {
+      if (val.empty() || val.size() > 128 || val.find(' ') != std::string_view::npos) {
+        return Status::Internal("manifest value of '" + std::string(key) + "' is malformed");
+      }
+      (key == "cluster" ? m.cluster : key == "node" ? m.node : m.data_id) = std::string(val);
+      continue;
+    }
     uint64_t n = 0;
     auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
     if (ec != std::errc() || p != val.data() + val.size()) {
@@ -151,9 +210,17 @@ StatusOr<Manifest> ParseManifest(std::string_view text) {
       if (n == 0 || n > 1024) return Status::Internal("manifest shard count out of range");
       m.shards = static_cast<uint32_t>(n);
       shards = true;
+    } else if (key == "partitions") {
+      if (n == 0 || n > 65536) return Status::Internal("manifest partition count out of range");
+      m.partitions = static_cast<uint32_t>(n);
+      partitions = true;
     }
   }
   if (!header || !format || !shards) return Status::Internal("manifest is incomplete");
+  if (m.format == kReplicatedFormatVersion &&
+      (!partitions || m.cluster.empty() || m.node.empty() || m.data_id.empty())) {
+    return Status::Internal("manifest of a replicated data dir is incomplete");
+  }
   return m;
 }
 

@@ -26,15 +26,43 @@
 namespace todo::storage {
 
 constexpr uint8_t kRecordVersion = 1;
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 1;  // static mode
+// Format 2: the replicated mode. Every key is prefixed with its partition,
+// `ns` = u16 partition big-endian, so that a partition is one contiguous
+// key range [ns, next ns) that a snapshot copies and a move hands over:
+//   partition meta = ns                         value = see PartitionMeta
+//   list keys      = ns | (the format 1 key)
+// The partition meta key is the first key of its range. The key functions
+// below take `ns` ("" in format 1).
+constexpr int kReplicatedFormatVersion = 2;
 
 std::string MetaKey(std::string_view list);
+std::string MetaKey(std::string_view ns, std::string_view list);
 std::string EntryKey(std::string_view list, uint64_t id);
 // The same, written into *out (cleared first; its capacity is reused).
 void EntryKeyTo(std::string* out, std::string_view list, uint64_t id);
+void EntryKeyTo(std::string* out, std::string_view ns, std::string_view list, uint64_t id);
 // [begin, end) covering every key of the list and nothing else.
 std::string ListRangeBegin(std::string_view list);
 std::string ListRangeEnd(std::string_view list);
+std::string ListRangeBegin(std::string_view ns, std::string_view list);
+std::string ListRangeEnd(std::string_view ns, std::string_view list);
+
+// Format 2: the partition's key prefix (`ns`), which is also its meta key,
+// and the end of its range ("" for the last possible partition: no bound).
+std::string PartitionPrefix(uint32_t partition);
+std::string PartitionRangeEnd(uint32_t partition);
+
+// What a replica holds of a partition, stored atomically with its data.
+struct PartitionMeta {
+  uint64_t leader_epoch = 0;   // the highest leader epoch seen
+  uint64_t applied_epoch = 0;  // leader epoch of the last record applied
+  uint64_t applied_seq = 0;    // its sequence number
+  bool complete = true;        // false while a snapshot is half applied
+  bool operator==(const PartitionMeta&) const = default;
+};
+std::string EncodePartitionMeta(const PartitionMeta& m);
+StatusOr<PartitionMeta> DecodePartitionMeta(std::string_view value);
 
 struct ParsedKey {
   std::string_view list;
@@ -61,6 +89,13 @@ StatusOr<uint64_t> DecodeMetaValue(std::string_view value);
 struct Manifest {
   int format = kFormatVersion;
   uint32_t shards = 0;
+  // Format 2 (replicated) only: the cluster and node this dir belongs to,
+  // the partition count, and the dir's id (random, made at creation; a
+  // wiped dir gets a new one, so the cluster knows its copies are gone).
+  std::string cluster;
+  std::string node;
+  uint32_t partitions = 0;
+  std::string data_id;
 };
 std::string FormatManifest(const Manifest& m);
 StatusOr<Manifest> ParseManifest(std::string_view text);

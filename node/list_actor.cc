@@ -13,6 +13,7 @@ ListActor::ListActor(std::string name, runtime::Executor* executor, size_t mailb
                      FlightMeter* flight)
     : MailboxActor<Call>(executor, mailbox_capacity),
       name_(std::move(name)),
+      ns_(store->KeyNs(name_)),
       store_(store),
       writer_(store->writer(store->ShardFor(name_))),
       replies_(replies),
@@ -271,7 +272,7 @@ void ListActor::AddCounted(Call& call, std::vector<Reply>* now,
   const protocol::Request& req = call.request;
   const uint64_t id = next_id_++;
   thread_local std::string key, value;
-  storage::EntryKeyTo(&key, name_, id);
+  storage::EntryKeyTo(&key, ns_, name_, id);
   storage::EntryValueTo(&value, *req.date, *req.title);
   store::WriteOp op;
   op.batch.Put(key, value);
@@ -344,7 +345,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   if (req.op == Op::kAddEntry) {
     const EntryRef e = list_.Add(*req.date, *req.title);
     touched = e.id;
-    storage::EntryKeyTo(&key, name_, e.id);
+    storage::EntryKeyTo(&key, ns_, name_, e.id);
     storage::EntryValueTo(&value, e.date, e.title);
     op.batch.Put(key, value);
     body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeAddResult(b, req.id, e.id); });
@@ -357,7 +358,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
              now, writes);
       return;
     }
-    storage::EntryKeyTo(&key, name_, e->id);
+    storage::EntryKeyTo(&key, ns_, name_, e->id);
     storage::EntryValueTo(&value, e->date, e->title);
     op.batch.Put(key, value);
     body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeEntry(b, req.id, *e); });
@@ -370,12 +371,12 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
              now, writes);
       return;
     }
-    storage::EntryKeyTo(&key, name_, req.entry_id);
+    storage::EntryKeyTo(&key, ns_, name_, req.entry_id);
     op.batch.Delete(key);
     // Deleting the highest id ever given out: record the counter, or a
     // reload would compute it from the surviving entries and reuse the id.
     if (req.entry_id + 1 == list_.next_id()) {
-      op.batch.Put(storage::MetaKey(name_), storage::EncodeMetaValue(list_.next_id()));
+      op.batch.Put(storage::MetaKey(ns_, name_), storage::EncodeMetaValue(list_.next_id()));
     }
     body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, true); });
   }

@@ -124,6 +124,7 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   void Meter();
 
   const std::string name_;
+  const std::string ns_;  // the prefix of the list's keys (its partition's in a replicated dir)
   store::Store* const store_;
   store::ShardWriter& writer_;
   ReplyQueue* const replies_;
