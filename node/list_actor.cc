@@ -10,7 +10,7 @@ using protocol::Op;
 
 ListActor::ListActor(std::string name, runtime::Executor* executor, size_t mailbox_capacity,
                      store::Store* store, ReplyQueue* replies, MemoryMeter* meter,
-                     FlightMeter* flight)
+                     FlightMeter* flight, const PartitionTable* table)
     : MailboxActor<Call>(executor, mailbox_capacity),
       name_(std::move(name)),
       ns_(store->KeyNs(name_)),
@@ -18,7 +18,9 @@ ListActor::ListActor(std::string name, runtime::Executor* executor, size_t mailb
       writer_(store->writer(store->ShardFor(name_))),
       replies_(replies),
       meter_(meter),
-      flight_(flight) {
+      flight_(flight),
+      table_(table),
+      partition_(store->PartitionFor(name_)) {
   Meter();
 }
 
@@ -236,6 +238,17 @@ void ListActor::Fail(Call& call, const Status& s, std::vector<Reply>* now) {
 void ListActor::Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
                        std::vector<store::WriteOp>* writes) {
   if (quiet_) {
+    if (table_ != nullptr &&
+        !table_->Serves(partition_, term_, std::chrono::steady_clock::now())) {
+      // Fenced (or deposed) since the request was admitted: a read now
+      // could miss writes a new primary has taken.
+      Fail(call,
+           Status(ErrorCode::kUnavailable,
+                  "partition " + std::to_string(partition_) +
+                      " is not served by this node any more (fenced or changed hands)"),
+           now);
+      return;
+    }
     now->push_back(Reply{std::move(call.envelope), std::move(body)});
     return;
   }
@@ -254,6 +267,8 @@ void ListActor::Submit(Call& call, store::WriteOp op, zmq::message_t body,
   ++submitted_;
   op.owner = self();
   op.epoch = epoch_;
+  op.partition = partition_;
+  op.term = term_;
   op.reply = Reply{std::move(call.envelope), std::move(body)};
   op.id = protocol::OwnedRequestId::From(call.request.id);
   writes->push_back(std::move(op));
@@ -295,6 +310,22 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     // has them.
     ClearPending();
   }
+  if (table_ != nullptr && call.term != term_) {
+    if (!quiet_) {
+      // Writes of the previous term are still in flight (they will fail):
+      // nothing is applied until they are done and the disk is the truth.
+      Fail(call,
+           Status(ErrorCode::kUnavailable, "partition " + std::to_string(partition_) +
+                                               " changed hands; the request was not applied"),
+           now);
+      return;
+    }
+    // A new term: what this actor held is from before it; start from disk.
+    ClearPending();
+    DropList();
+    state_ = State::kEmpty;
+    term_ = call.term;
+  }
   const protocol::Request& req = call.request;
   if (req.op == Op::kAddEntry && state_ != State::kLoaded) {
     AddCounted(call, now, writes);
@@ -327,6 +358,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     case Op::kLocate:
     case Op::kPing:  // answered by the socket loop; never posted here
     case Op::kStats:
+    case Op::kMap:
       Fail(call, Status::Internal("op reached a list actor"), now);
       return;
   }
