@@ -9,6 +9,7 @@
 
 #include <zmq.hpp>
 
+#include "common/io/security/curve.h"
 #include "node/list_actor.h"
 #include "node/metrics.h"
 #include "node/metrics_server.h"
@@ -18,7 +19,6 @@
 #include "node/reply_queue.h"
 #include "node/runtime/worker_pool.h"
 #include "node/store/store.h"
-#include "router/security/curve.h"
 
 using namespace todo;
 

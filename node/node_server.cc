@@ -9,8 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/io/security/curve.h"
 #include "node/metrics.h"
-#include "router/security/curve.h"
 
 namespace todo::node {
 namespace {

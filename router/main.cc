@@ -12,11 +12,11 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "common/io/security/curve.h"
 #include "router/http_frontend.h"
 #include "router/metrics.h"
 #include "router/options.h"
 #include "router/router.h"
-#include "router/security/curve.h"
 
 using namespace todo;
 
