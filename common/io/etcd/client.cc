@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -260,7 +261,8 @@ EtcdClient::Attempt EtcdClient::TryOnce(const EtcdEndpoint& ep, Pool& pool,
                    (a.timed_out ? "could not connect within " + std::to_string(Ms(budget)) + " ms"
                                 : "could not connect or send (" + httplib::to_string(err) + ")"));
       } else {
-        a.timed_out = too_late || Clock::now() >= deadline;
+        // httplib's own timeout may fire a hair before ours.
+        a.timed_out = too_late || Clock::now() + std::chrono::milliseconds(5) >= deadline;
         a.error = Status(
             a.timed_out ? ErrorCode::kTimeout : ErrorCode::kUnavailable,
             a.timed_out ? "no answer within " + std::to_string(Ms(budget)) + " ms"
@@ -306,14 +308,15 @@ StatusOr<json> EtcdClient::Call(std::string_view path, const std::string& body, 
   const size_t n = endpoints_.size();
   const size_t first = preferred_.load(std::memory_order_relaxed) % n;
   std::vector<std::string> last_error(n);
-  bool all_timeouts = true;
+  // The code of the failures if they all had the same, else unavailable.
+  std::optional<ErrorCode> code;
   auto backoff = std::chrono::duration_cast<Clock::duration>(kFirstBackoff);
-  auto failure = [&](ErrorCode code, const std::string& why) {
+  auto failure = [&](ErrorCode final_code, const std::string& why) {
     std::string m = "etcd " + std::string(what) + ": " + why;
     for (size_t i = 0; i < n; ++i) {
       if (!last_error[i].empty()) m += "; " + endpoints_[i].url + ": " + last_error[i];
     }
-    return Status(code, m);
+    return Status(final_code, m);
   };
   while (true) {
     for (size_t k = 0; k < n; ++k) {
@@ -329,7 +332,8 @@ StatusOr<json> EtcdClient::Call(std::string_view path, const std::string& body, 
                                           ": " + a.error.message());
       }
       last_error[i] = a.error.message();
-      all_timeouts = all_timeouts && a.timed_out;
+      const ErrorCode c = a.timed_out ? ErrorCode::kTimeout : a.error.code();
+      code = !code || *code == c ? c : ErrorCode::kUnavailable;
       if (a.outcome == Attempt::Outcome::kUnknown && retry == Retry::kIfNotApplied) {
         return failure(ErrorCode::kTimeout, "outcome unknown (sent, then no usable answer)");
       }
@@ -339,7 +343,7 @@ StatusOr<json> EtcdClient::Call(std::string_view path, const std::string& body, 
     backoff = std::min<Clock::duration>(backoff * 2, kMaxBackoff);
   }
   return failure(
-      all_timeouts ? ErrorCode::kTimeout : ErrorCode::kUnavailable,
+      code.value_or(ErrorCode::kTimeout),
       "no endpoint answered (tried for " + std::to_string(options_.call_timeout.count()) + " ms)");
 }
 

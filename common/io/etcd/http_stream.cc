@@ -129,6 +129,9 @@ Status HttpStream::Open(const std::string& host, int port, std::string_view meth
 
   while (true) {
     size_t end = raw_.find("\r\n\r\n");
+    if (end != std::string::npos && end + 4 > kMaxHead) {
+      return Unavailable("answer headers over 64 KiB");
+    }
     if (end != std::string::npos) {
       std::string head = raw_.substr(0, end + 2);
       raw_.erase(0, end + 4);
