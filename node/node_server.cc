@@ -10,8 +10,8 @@
 #include <cstring>
 
 #include "common/cluster/map.h"
+#include "common/io/security/curve.h"
 #include "node/metrics.h"
-#include "router/security/curve.h"
 
 namespace todo::node {
 namespace {
