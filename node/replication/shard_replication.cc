@@ -177,9 +177,8 @@ ShardReplication::Backup* ShardReplication::EnsureBackup(uint32_t p) {
       meta.complete = false;
     }
   }
-  cluster::BackupPartition::State st{meta.leader_epoch,
-                                     cluster::Position{meta.applied_epoch, meta.applied_seq},
-                                     meta.complete};
+  cluster::BackupPartition::State st{
+      meta.leader_epoch, cluster::Position{meta.applied_epoch, meta.applied_seq}, meta.complete};
   auto b = std::make_unique<Backup>(cluster::BackupPartition(p, st));
   Backup* raw = b.get();
   backups_[p] = std::move(b);
@@ -198,8 +197,8 @@ void ShardReplication::BecomePrimary(uint32_t p, const cluster::Partition& part,
     return;
   }
   PrimaryPartition::Options o{ctx_->options.repl_timeout_ms, ctx_->options.probe_retry_ms};
-  auto pr = std::make_unique<Primary>(
-      PrimaryPartition(p, ctx_->self, part.leader_epoch, st.applied, o));
+  auto pr =
+      std::make_unique<Primary>(PrimaryPartition(p, ctx_->self, part.leader_epoch, st.applied, o));
   PrimaryPartition::Outbox out;
   pr->sm.SetMap(part.epoch, part, Ms(now), &out);
   Primary& ref = *pr;
@@ -233,8 +232,8 @@ void ShardReplication::EndPrimary(uint32_t p, const char* why, std::vector<Done>
     const bool invalidate = !h.op.barrier || h.invalidate;
     done->push_back(Done{std::move(h.op), s, invalidate});
   }
-  spdlog::info("{}no longer primary ({}); {} writes awaiting confirmation answered timeout",
-               Pfx(p), why, pending);
+  spdlog::info("{}no longer primary ({}); {} writes awaiting confirmation answered timeout", Pfx(p),
+               why, pending);
   primaries_.erase(it);
 }
 
@@ -290,8 +289,8 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
       bool ok = true;
       for (std::string_view r : m.items) {
         ok = ok && store::Mutations::ForEachIn(r, [&](bool, std::string_view k, std::string_view) {
-          ok = ok && InPartition(k, prefix, end);
-        });
+               ok = ok && InPartition(k, prefix, end);
+             });
       }
       if (!ok) {
         spdlog::error("{}records from '{}' hold keys outside the partition; refused", Pfx(p), peer);
@@ -503,17 +502,18 @@ void ShardReplication::Complete(uint32_t p, Primary& pr, Clock::time_point now,
 }
 
 void ShardReplication::TrimLog(uint32_t p, Primary& pr, Clock::time_point now) {
+  // Records every tail session has, then the oldest past the byte bound
+  // (a session that still needs those starts over).
   const uint64_t needed = pr.sm.min_needed();
-  bool trimmed_needed = false;
   while (!pr.log.empty() &&
          (pr.log.front().first < needed || pr.log_bytes > ctx_->options.retained_bytes)) {
-    if (pr.log.front().first >= needed) trimmed_needed = true;
     pr.log_bytes -= pr.log.front().second.size();
     pr.log.pop_front();
   }
-  if (trimmed_needed) {
+  const uint64_t from = pr.log.empty() ? pr.sm.last().seq + 1 : pr.log.front().first;
+  if (from > pr.sm.retained_from()) {
     PrimaryPartition::Outbox out;
-    pr.sm.OnTrimmed(pr.log.empty() ? pr.sm.last().seq + 1 : pr.log.front().first, Ms(now), &out);
+    pr.sm.OnTrimmed(from, Ms(now), &out);
     Execute(p, pr, out, now);
   }
 }
@@ -575,8 +575,8 @@ void ShardReplication::Sequence(std::vector<WriteOp>& ops, Clock::time_point now
         who = " (its primary is '" + part.primary() + "' at epoch " + std::to_string(part.epoch) +
               ")";
       }
-      refusal = Status(ErrorCode::kUnavailable,
-                       "not primary for partition " + std::to_string(p) + who);
+      refusal =
+          Status(ErrorCode::kUnavailable, "not primary for partition " + std::to_string(p) + who);
     } else if (!op.barrier && op.epoch < op.owner->valid_epoch.load(std::memory_order_acquire)) {
       refusal = Status::Internal(
           "storage failure: an earlier write of this list failed, so this request was not "
@@ -586,11 +586,11 @@ void ShardReplication::Sequence(std::vector<WriteOp>& ops, Clock::time_point now
       refusal = Status(ErrorCode::kUnavailable,
                        "node is fenced: its etcd lease is not current; the write was not applied");
     } else if (!op.barrier && pr->sm.in_sync_count() < k) {
-      refusal = Status(ErrorCode::kUnavailable,
-                       "partition " + std::to_string(p) + " has " +
-                           std::to_string(pr->sm.in_sync_count()) +
-                           " in-sync replicas, fewer than --min-insync " + std::to_string(k) +
-                           "; the write was not applied");
+      refusal =
+          Status(ErrorCode::kUnavailable, "partition " + std::to_string(p) + " has " +
+                                              std::to_string(pr->sm.in_sync_count()) +
+                                              " in-sync replicas, fewer than --min-insync " +
+                                              std::to_string(k) + "; the write was not applied");
     }
     if (!refusal.ok()) {
       if (pr != nullptr && !pr->held.empty()) {
