@@ -89,7 +89,11 @@ class Etcd:
                     "--listen-peer-urls", f"http://{host}:{peer}",
                     "--initial-advertise-peer-urls", f"http://{host}:{peer}",
                     "--initial-cluster", peers, "--initial-cluster-token", token,
-                    "--initial-cluster-state", "new", "--log-level", "warn"]
+                    "--initial-cluster-state", "new", "--log-level", "warn",
+                    # A leader election must end well within a node's lease
+                    # (2 s): with etcd's default 1 s election timeout an
+                    # election takes up to 2 s. deploy/ runs etcd so too.
+                    "--heartbeat-interval", "100", "--election-timeout", "500"]
             proc = sl.Process(name, argv, os.path.join(workdir, f"etcd-{name}.log"))
             self.members.append({"name": name, "client": client, "proc": proc})
 
@@ -125,12 +129,23 @@ class Etcd:
         for m in self.members:
             m["proc"].terminate(timeout=10)
 
+    def get_raw(self, key):
+        """A key's value (str), read through the JSON gateway; None if absent."""
+        import base64
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
+        m = [m for m in self.members if m["proc"].alive()][0]
+        req = urllib.request.Request(f"http://{self.host}:{m['client']}/v3/kv/range", data=body,
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=3) as r:
+            kvs = json.loads(r.read()).get("kvs", [])
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+
     def put_raw(self, key, value):
         """Puts a key directly (tests of bad input) through the JSON gateway."""
         import base64
         body = json.dumps({"key": base64.b64encode(key.encode()).decode(),
                            "value": base64.b64encode(value.encode()).decode()}).encode()
-        m = self.members[0]
+        m = [m for m in self.members if m["proc"].alive()][0]
         req = urllib.request.Request(f"http://{self.host}:{m['client']}/v3/kv/put", data=body,
                                      method="POST")
         with urllib.request.urlopen(req, timeout=3) as r:
