@@ -111,14 +111,19 @@ int main(int argc, char** argv) {
         spdlog::error("{}", s.message());
         exit_status = 1;
       } else {
-        size_t heard = r.AwaitNodes(std::chrono::milliseconds(1000));
-        if (heard < o.nodes.size()) {
-          spdlog::warn("{} of {} nodes answered at start; the rest are tried in the background",
-                       heard, o.nodes.size());
+        if (!o.replicated()) {
+          size_t heard = r.AwaitNodes(std::chrono::milliseconds(1000));
+          if (heard < o.nodes.size()) {
+            spdlog::warn("{} of {} nodes answered at start; the rest are tried in the background",
+                         heard, o.nodes.size());
+          }
         }
         spdlog::info("security: {}", security::Describe(o.curve));
         std::string nodes;
         for (const auto& n : o.nodes) nodes += " " + n.name + "=" + n.endpoint;
+        if (o.replicated()) {
+          nodes = " from etcd " + o.etcd + " (cluster '" + o.cluster_name + "')";
+        }
         spdlog::info(
             "listening on {} (name {}, timeout {} ms, heartbeat {} ms, down after {} ms,"
             " max in flight {}); nodes:{}",

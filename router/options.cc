@@ -3,7 +3,9 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "common/io/etcd/client.h"
 #include "common/metrics.h"
+#include "common/names.h"
 
 namespace todo::router {
 namespace {
@@ -28,8 +30,22 @@ Status RouterOptions::Validate() const {
   if (!IsValidEndpoint(listen)) {
     return Status::BadRequest("--listen must be a tcp://, ipc:// or inproc:// endpoint");
   }
-  if (nodes.empty()) {
-    return Status::BadRequest("no nodes configured: give --node NAME=ENDPOINT or --cluster FILE");
+  if (replicated() && !nodes.empty()) {
+    return Status::BadRequest(
+        "--etcd (replicated mode: nodes come from etcd) excludes --node and --cluster");
+  }
+  if (!replicated() && nodes.empty()) {
+    return Status::BadRequest(
+        "no nodes configured: give --node NAME=ENDPOINT or --cluster FILE (static mode), or "
+        "--etcd URL (replicated mode)");
+  }
+  if (replicated()) {
+    if (auto e = io::ParseEtcdEndpointList(etcd); !e.ok()) {
+      return Status::BadRequest("--etcd: " + e.status().message());
+    }
+    if (!IsValidNodeName(cluster_name)) {
+      return Status::BadRequest("--cluster-name must be 1-64 characters of [A-Za-z0-9_.-]");
+    }
   }
   if (name.size() > 255 || !IsPrintable(name)) {
     return Status::BadRequest("--name must be at most 255 printable characters");
@@ -70,6 +86,11 @@ std::optional<RouterOptions> ParseRouterFlags(int argc, char** argv, int* exit_c
       ->allow_extra_args(false)
       ->take_all();
   app.add_option("--cluster", o.cluster_file, "cluster file: lines 'node NAME ENDPOINT [KEY]'");
+  app.add_option("--etcd", o.etcd,
+                 "replicated mode: etcd's client URLs, comma-separated; the map and the nodes "
+                 "come from there (instead of --node/--cluster)");
+  app.add_option("--cluster-name", o.cluster_name, "replicated mode: the cluster's name in etcd")
+      ->capture_default_str();
   app.add_option("--name", o.name, "name reported by ping (default: the listen endpoint)");
   app.add_option("--timeout-ms", o.timeout_ms, "deadline of a forwarded request")
       ->capture_default_str();
@@ -111,9 +132,15 @@ std::optional<RouterOptions> ParseRouterFlags(int argc, char** argv, int* exit_c
     if (!loaded.ok()) return FlagError(loaded.status().message(), exit_code);
     from_file = std::move(loaded).value();
   }
-  auto nodes = BuildCluster(std::move(from_flags), std::move(from_file));
-  if (!nodes.ok()) return FlagError(nodes.status().message(), exit_code);
-  o.nodes = std::move(nodes).value();
+  if (o.replicated() && (!from_flags.empty() || !from_file.empty())) {
+    return FlagError("--etcd (replicated mode: nodes come from etcd) excludes --node and --cluster",
+                     exit_code);
+  }
+  if (!o.replicated()) {
+    auto nodes = BuildCluster(std::move(from_flags), std::move(from_file));
+    if (!nodes.ok()) return FlagError(nodes.status().message(), exit_code);
+    o.nodes = std::move(nodes).value();
+  }
   if (Status s = ApplyNodeKeyFlags(o.node_keys, &o.nodes); !s.ok()) {
     return FlagError(s.message(), exit_code);
   }

@@ -17,9 +17,14 @@
 namespace todo::router {
 
 struct RouterOptions {
-  std::string listen;              // --listen: ZeroMQ endpoint of the frontend (required)
-  std::vector<NodeSpec> nodes;     // --node NAME=ENDPOINT (repeatable) and --cluster FILE, joined
-  std::string cluster_file;        // --cluster: the file the nodes came from, if any
+  std::string listen;           // --listen: ZeroMQ endpoint of the frontend (required)
+  std::vector<NodeSpec> nodes;  // --node NAME=ENDPOINT (repeatable) and --cluster FILE, joined
+  std::string cluster_file;     // --cluster: the file the nodes came from, if any
+  // Replicated mode (instead of --node/--cluster): the map and the live
+  // nodes come from etcd.
+  std::string etcd;                   // --etcd URL[,URL...]
+  std::string cluster_name = "todo";  // --cluster-name
+  bool replicated() const { return !etcd.empty(); }
   std::string name;                // --name: the name `ping` reports; "" = the listen endpoint
   int64_t timeout_ms = 5000;       // --timeout-ms: deadline of a forwarded request
   int64_t heartbeat_ms = 500;      // --heartbeat-ms: time between heartbeats to each node

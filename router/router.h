@@ -33,9 +33,13 @@
 #include <memory>
 #include <msgpack/sbuffer.hpp>
 #include <string>
+#include <unordered_map>
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/io/cluster_view.h"
+#include "common/io/cluster_watcher.h"
+#include "common/io/etcd/client.h"
 #include "common/protocol.h"
 #include "common/rendezvous.h"
 #include "router/inflight.h"
@@ -79,8 +83,9 @@ class Router {
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
-  // Binds the frontend and connects one DEALER per node; internal with the
-  // reason on failure.
+  // Binds the frontend and connects one DEALER per node (static mode), or
+  // starts following the cluster in etcd (replicated mode: DEALERs are
+  // connected as nodes appear); internal with the reason on failure.
   Status Start();
 
   // Serves until `signal_fd` becomes readable, then drains (every request in
@@ -101,6 +106,13 @@ class Router {
   // (the metrics snapshot; see router/metrics.h).
   void SetPublisher(std::function<void(const Router&)> publish) { publish_ = std::move(publish); }
   const NodeTable& nodes() const { return nodes_; }
+  // The nodes by index (static: the configured ones; replicated: every node
+  // seen in etcd so far, in the order first seen).
+  const std::vector<NodeSpec>& node_specs() const { return specs_; }
+  // Replicated mode: the cluster as last seen (null in static mode).
+  std::shared_ptr<const io::ClusterSnapshot> cluster() const {
+    return view_ ? view_->Get() : nullptr;
+  }
   size_t inflight() const { return inflight_.size(); }
   // One line summing the counters, for the log.
   std::string CountersSummary() const;
@@ -108,10 +120,26 @@ class Router {
  private:
   void ReadFrontend(TimePoint now);
   void HandleRequest(TimePoint now);
-  void Forward(size_t node, const protocol::Request& request, TimePoint now);
+  void Forward(size_t node, const protocol::Request& request, uint32_t partition, TimePoint now);
   void ReadNode(size_t node, TimePoint now);
   void HandleNodeMessage(size_t node, TimePoint now);
   void ExpireDeadlines(TimePoint now);
+  // Answers `timeout` for every entry in expired_ (with `why`, or the
+  // deadline's message if empty), then empties it.
+  void AnswerTimeouts(TimePoint now, const std::string& why);
+  // Replicated mode: the owner of a list (the partition's primary) as a node
+  // index, or -1 with *why set (no map yet, the primary has no lease).
+  int64_t PrimaryOf(const protocol::Request& request, uint32_t* partition, std::string* why);
+  // Takes in a new snapshot from etcd: new nodes get a DEALER, moved ones a
+  // new connection, and the partition -> primary table is rebuilt; parked
+  // requests go out again.
+  void ApplyView(TimePoint now);
+  size_t EnsureNode(const std::string& name, const std::string& endpoint, TimePoint now);
+  // A node answered "not primary": forward once more under a newer map, or
+  // park until one arrives (its deadline still applies). True if the reply
+  // was taken care of so.
+  bool RetryNotPrimary(InflightEntry& entry, TimePoint now);
+  void Resend(uint64_t seq, TimePoint now);
   void TendNodes(TimePoint now);
   void SendHeartbeats();
   void NoteTransition(const NodeTransition& t, TimePoint now);
@@ -125,7 +153,20 @@ class Router {
   std::string name_;
   zmq::socket_t frontend_;
   std::vector<std::unique_ptr<zmq::socket_t>> backends_;  // one DEALER per node
+  std::vector<NodeSpec> specs_;                           // by node index
   Rendezvous rendezvous_;
+  // Replicated mode.
+  zmq::context_t* const ctx_;
+  std::unique_ptr<io::EtcdClient> etcd_;
+  std::unique_ptr<io::ClusterView> view_;
+  std::unique_ptr<io::ClusterWatcher> watcher_;
+  int view_fd_ = -1;                                 // eventfd: the watcher saw a change
+  uint64_t view_seen_ = 0;                           // view_->version() applied
+  std::shared_ptr<const io::ClusterSnapshot> snap_;  // applied
+  uint64_t map_version_ = 0;                         // raised with every map applied
+  std::vector<int64_t> primary_;                     // partition -> node index (-1: none)
+  std::unordered_map<std::string, size_t> node_index_;
+  std::vector<uint64_t> parked_;  // seqs awaiting a newer map
   NodeTable nodes_;
   InflightTable inflight_;
   // Forwarded requests per node still awaiting a reply or their deadline. A

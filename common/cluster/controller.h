@@ -48,6 +48,7 @@ struct NodeInfo {
   std::string data_id;  // its data dir's id
   std::string endpoint;
   std::string repl_endpoint;
+  bool operator==(const NodeInfo&) const = default;
 };
 
 // A primary's request about one replica of one partition.

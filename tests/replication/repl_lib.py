@@ -266,10 +266,11 @@ class SmartClient:
     Cluster's and Kafka's clients do: the map comes from the `map` op of any
     node; "not primary", `unavailable` or a timeout refresh it."""
 
-    def __init__(self, ctx, endpoints, partitions):
+    def __init__(self, ctx, endpoints, partitions, router=None):
         self.ctx = ctx
         self.seed_endpoints = list(endpoints)
         self.partitions = partitions
+        self.router = router  # if set, every request goes there (a simple client)
         self.socks = {}     # endpoint -> DEALER
         self.nodes = {}     # name -> endpoint
         self.primary = []   # partition -> name
@@ -307,6 +308,8 @@ class SmartClient:
         return False
 
     def endpoint_for(self, list_name):
+        if self.router:
+            return self.router
         if not self.primary:
             self.refresh()
         if not self.primary:
@@ -356,9 +359,9 @@ class WriteLoad(threading.Thread):
     per-list order."""
 
     def __init__(self, ctx, endpoints, partitions, lists=200, window=64, prefix="l",
-                 deadline=3.0):
+                 deadline=3.0, router=None):
         super().__init__(daemon=True)
-        self.client = SmartClient(ctx, endpoints, partitions)
+        self.client = SmartClient(ctx, endpoints, partitions, router=router)
         self.lists = [f"{prefix}{i}" for i in range(lists)]
         self.window = window
         self.deadline = deadline
