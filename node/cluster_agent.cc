@@ -86,7 +86,16 @@ void ClusterAgent::Stop() {
   if (lease_) lease_->Stop();  // revokes: our keys go at once
 }
 
+namespace {
+std::string Hex(int64_t v) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+}  // namespace
+
 void ClusterAgent::OnSnapshot(const std::shared_ptr<const io::ClusterSnapshot>& snap) {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
   // The live peers' replication endpoints.
   std::map<std::string, std::string> peers;
   for (const auto& [name, info] : snap->alive) {
@@ -95,7 +104,12 @@ void ClusterAgent::OnSnapshot(const std::shared_ptr<const io::ClusterSnapshot>& 
   io_->SetPeers(std::move(peers));
   if (snap->map) {
     const cluster::Member* me = snap->map->FindMember(options_.name);
-    const bool data_ok = me != nullptr && me->data_id == options_.data_id;
+    // Serving needs the map to name this data dir and this incarnation (the
+    // lease we are announced under): a map from before a lease loss, or
+    // before the controller took note of our new lease, serves nothing.
+    const int64_t incarnation = incarnation_.load(std::memory_order_acquire);
+    const bool data_ok = me != nullptr && me->data_id == options_.data_id && incarnation != 0 &&
+                         me->incarnation == Hex(incarnation);
     if (me == nullptr && warned_not_member_ != snap->map->version) {
       warned_not_member_ = snap->map->version;
       spdlog::warn(
@@ -116,7 +130,8 @@ void ClusterAgent::OnSnapshot(const std::shared_ptr<const io::ClusterSnapshot>& 
 }
 
 void ClusterAgent::Announce(int64_t lease_id) {
-  cluster::NodeInfo n{options_.name, options_.data_id, options_.endpoint, options_.repl_endpoint};
+  cluster::NodeInfo n{options_.name, options_.data_id, Hex(lease_id), options_.endpoint,
+                      options_.repl_endpoint};
   auto r = etcd_->Put(keys_.Node(options_.name), io::FormatNodeInfo(n), lease_id);
   if (!r.ok()) {
     spdlog::warn("etcd: cannot announce '{}' yet: {}", options_.name, r.status().message());
@@ -124,6 +139,8 @@ void ClusterAgent::Announce(int64_t lease_id) {
   }
   announced_lease_ = lease_id;
   reported_lease_ = 0;  // reports go again under the new lease
+  incarnation_.store(lease_id, std::memory_order_release);
+  OnSnapshot(view_->Get());  // serving resumes once the map names this lease
   spdlog::info("etcd: announced as '{}' ({}, replication {})", options_.name, options_.endpoint,
                options_.repl_endpoint);
 }

@@ -94,10 +94,14 @@ class ClusterAgent {
   bool woken_ = false;         // guarded by mu_
   int64_t granted_lease_ = 0;  // guarded by mu_: a new lease to announce under
 
-  // Watcher thread only.
-  int64_t posted_map_revision_ = -1;
-  bool posted_data_ok_ = false;
-  uint64_t warned_not_member_ = 0;  // map version of the last "not a member" line
+  // OnSnapshot runs on the watcher's thread, and on the agent's after each
+  // announcement and lease loss: serialized by this lock.
+  std::mutex snapshot_mu_;
+  int64_t posted_map_revision_ = -1;  // guarded by snapshot_mu_
+  bool posted_data_ok_ = false;       // guarded by snapshot_mu_
+  uint64_t warned_not_member_ = 0;    // guarded by snapshot_mu_
+  // The lease the node is announced under (its incarnation); 0: none (lost).
+  std::atomic<int64_t> incarnation_{0};
 
   // Agent thread only.
   int64_t announced_lease_ = 0;

@@ -50,10 +50,18 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
       continue;
     }
     const std::string& id = it->second.data_id;
+    if (m.incarnation != it->second.incarnation && m.data_id == id) {
+      if (!m.incarnation.empty()) {
+        d.log.push_back("member '" + m.name + "' is back under a new lease (" +
+                        it->second.incarnation + ")");
+      }
+      m.incarnation = it->second.incarnation;
+    }
     if (m.data_id == id) continue;
     if (m.data_id.empty()) {
       d.log.push_back("member '" + m.name + "' joined (data id " + id + ")");
       m.data_id = id;
+      m.incarnation = it->second.incarnation;
       continue;
     }
     d.log.push_back("member '" + m.name + "' is back with another data dir (id " + m.data_id +
@@ -72,6 +80,7 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
       }
     }
     m.data_id = id;
+    m.incarnation = it->second.incarnation;
   }
 
   for (size_t p = 0; p < n_parts; ++p) {

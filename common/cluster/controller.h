@@ -8,11 +8,13 @@
 // The rules, for each partition, in this order (each change raises the
 // epoch; a new primary also sets leader_epoch):
 //  1. Joining. A member seen alive for the first time gets its data id
-//     recorded. A member alive with another data id than recorded (its data
-//     dir was wiped or replaced) holds nothing the map says it holds: it is
-//     taken out of every replica set, and its data id updated. (Where it was
-//     the last in-sync replica the partition is lost: it stays named, out of
-//     sync, so the partition answers `unavailable` and status shows it.)
+//     recorded; every new incarnation of a member (a new lease: a restart,
+//     or a lease lost and granted again) is recorded, which is what lets it
+//     serve again (map.h, Member::incarnation). A member alive with another data id than recorded
+//     (its data dir was wiped or replaced) holds nothing the map says it holds: it is taken out of
+//     every replica set, and its data id updated. (Where it was the last in-sync replica the
+//     partition is lost: it stays named, out of sync, so the partition answers `unavailable` and
+//     status shows it.)
 //  2. Dead members (no lease): a dead replica that is not in sync is
 //     removed. Dead in-sync replicas are removed only while an alive in-sync
 //     replica remains: acknowledged writes are never given up for
@@ -45,7 +47,8 @@ namespace todo::cluster {
 // A live node, from its lease-bound announcement in etcd.
 struct NodeInfo {
   std::string name;
-  std::string data_id;  // its data dir's id
+  std::string data_id;      // its data dir's id
+  std::string incarnation;  // its process's current lease (hex id)
   std::string endpoint;
   std::string repl_endpoint;
   bool operator==(const NodeInfo&) const = default;

@@ -57,7 +57,9 @@ Status Validate(const ClusterMap& map) {
   for (const Member& m : map.members) {
     if (!IsValidNodeName(m.name)) return bad("member name '" + m.name + "' is not a valid name");
     if (!names.insert(m.name).second) return bad("member '" + m.name + "' listed twice");
-    if (m.data_id.size() > 128) return bad("member '" + m.name + "' has a data id over 128 bytes");
+    if (m.data_id.size() > 128 || m.incarnation.size() > 128) {
+      return bad("member '" + m.name + "' has a data id or incarnation over 128 bytes");
+    }
   }
   if (map.parts.size() != map.partitions) {
     return bad("has " + std::to_string(map.parts.size()) + " partitions, not " +
@@ -102,7 +104,7 @@ std::string FormatMap(const ClusterMap& map) {
   j["version"] = map.version;
   json members = json::array();
   for (const Member& m : map.members) {
-    json jm = {{"name", m.name}, {"data_id", m.data_id}};
+    json jm = {{"name", m.name}, {"data_id", m.data_id}, {"incarnation", m.incarnation}};
     if (m.leaving) jm["leaving"] = true;
     members.push_back(std::move(jm));
   }
@@ -198,6 +200,7 @@ StatusOr<ClusterMap> ParseMap(std::string_view text) {
     Member m;
     for (Status s : {Get(jm, "name", "member: ", &m.name),
                      Get(jm, "data_id", "member: ", &m.data_id, /*required=*/false),
+                     Get(jm, "incarnation", "member: ", &m.incarnation, /*required=*/false),
                      Get(jm, "leaving", "member: ", &m.leaving, /*required=*/false)}) {
       if (!s.ok()) return s;
     }
@@ -233,7 +236,11 @@ StatusOr<ClusterMap> NewClusterMap(std::vector<std::string> members, uint32_t pa
   map.partitions = partitions;
   map.replicas = replicas;
   map.min_insync = min_insync;
-  for (std::string& n : members) map.members.push_back(Member{std::move(n), "", false});
+  for (std::string& n : members) {
+    Member m;
+    m.name = std::move(n);
+    map.members.push_back(std::move(m));
+  }
   if (replicas > map.members.size()) {
     return Status::BadRequest("--replicas " + std::to_string(replicas) +
                               " needs at least as many " + "members, not " +

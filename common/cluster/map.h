@@ -43,6 +43,12 @@ struct Member {
   // comes back with another data id (a wiped or replaced disk) holds none of
   // what the map says it holds: its replicas are void. Empty: never joined.
   std::string data_id;
+  // The node process's current incarnation (its etcd lease id), recorded
+  // by the controller. A node serves only while the map names its current
+  // incarnation: after losing its lease it serves nothing until the
+  // controller has taken note of the new one, and so of the old one's end
+  // (a failover it may have made meanwhile). Empty: never joined.
+  std::string incarnation;
   // remove-node: draining (its partitions move away), then it leaves.
   bool leaving = false;
 

@@ -20,6 +20,7 @@ ClusterKeys::ClusterKeys(std::string_view cluster)
 std::string FormatNodeInfo(const cluster::NodeInfo& n) {
   return json{{"name", n.name},
               {"data_id", n.data_id},
+              {"incarnation", n.incarnation},
               {"endpoint", n.endpoint},
               {"repl_endpoint", n.repl_endpoint}}
       .dump();
@@ -45,7 +46,8 @@ StatusOr<cluster::NodeInfo> ParseNodeInfo(std::string_view text) {
   cluster::NodeInfo n;
   for (auto [key, out] :
        {std::pair{"name", &n.name}, std::pair{"data_id", &n.data_id},
-        std::pair{"endpoint", &n.endpoint}, std::pair{"repl_endpoint", &n.repl_endpoint}}) {
+        std::pair{"endpoint", &n.endpoint}, std::pair{"repl_endpoint", &n.repl_endpoint},
+        std::pair{"incarnation", &n.incarnation}}) {
     auto v = Str(j, key);
     if (!v.ok()) return v.status();
     *out = *v;

@@ -366,6 +366,9 @@ class WriteLoad(threading.Thread):
         self.window = window
         self.deadline = deadline
         self.acked = {name: [] for name in self.lists}   # name -> [(id, k, t)]
+        # Writes answered with an error that means "not applied": they must
+        # never show up in a list.
+        self.refused = {name: set() for name in self.lists}
         self.sent = {name: 0 for name in self.lists}
         self.errors = {}
         self.stop_event = threading.Event()
@@ -433,6 +436,8 @@ class WriteLoad(threading.Thread):
                         code = r["error"]["code"]
                         with self.lock:
                             self.errors[code] = self.errors.get(code, 0) + 1
+                            if code in ("unavailable", "overloaded", "bad_request"):
+                                self.refused[name].add(k)
                         if code in ("unavailable", "timeout"):
                             c.map_at = 0
                             c.refresh(timeout=0.2)
@@ -490,9 +495,13 @@ def verify(client, load, context=""):
             checked += 1
         ks = [k for (_, k, _) in acked]
         assert ks == sorted(ks), f"{context}{name}: acknowledged writes out of order: {acked}"
-        # Everything in the list is something this load sent (no other data).
+        # Everything in the list is something this load sent (no other data),
+        # and nothing it was told was not applied.
         for e in entries:
             assert e["title"].startswith(name + ":"), f"{context}{name}: stray entry {e}"
+            k = int(e["title"].split(":")[-1])
+            assert k not in load.refused[name], (f"{context}{name}: entry {e} was answered "
+                                                 f"'not applied' (unavailable/overloaded) but is there")
     return checked
 
 

@@ -38,8 +38,8 @@ class ControllerTest : public ::testing::Test {
     for (const char* n : {"n1", "n2", "n3"}) Alive(n, std::string("data-") + n);
   }
 
-  void Alive(const std::string& n, const std::string& data_id) {
-    in_.alive[n] = NodeInfo{n, data_id, "tcp://" + n, "tcp://" + n + "-repl"};
+  void Alive(const std::string& n, const std::string& data_id, const std::string& inc = "1") {
+    in_.alive[n] = NodeInfo{n, data_id, inc, "tcp://" + n, "tcp://" + n + "-repl"};
   }
   void Dead(const std::string& n) { in_.alive.erase(n); }
 
@@ -73,6 +73,27 @@ TEST_F(ControllerTest, JoiningRecordsDataIdsOnce) {
   for (const Member& m : map().members) EXPECT_EQ(m.data_id, "data-" + m.name);
   for (const Partition& p : map().parts) EXPECT_EQ(p.epoch, 1u);  // members only
   EXPECT_FALSE(Step().next);
+}
+
+TEST_F(ControllerTest, EachNewIncarnationIsRecordedWithoutTouchingPartitions) {
+  Settle();
+  EXPECT_EQ(map().FindMember("n2")->incarnation, "1");
+  const ClusterMap before = map();
+  // n2 lost its lease and got another before anyone saw it gone: only its
+  // incarnation changes (it serves again once the map names it).
+  Alive("n2", "data-n2", "2");
+  auto d = Step();
+  ASSERT_TRUE(d.next);
+  EXPECT_EQ(map().FindMember("n2")->incarnation, "2");
+  EXPECT_EQ(map().parts, before.parts);
+  // Dead, then back under a third lease: failed over meanwhile, and the new
+  // incarnation recorded after that.
+  Dead("n2");
+  Settle();
+  Alive("n2", "data-n2", "3");
+  Settle();
+  EXPECT_EQ(map().FindMember("n2")->incarnation, "3");
+  for (const Partition& p : map().parts) EXPECT_NE(p.primary(), "n2");
 }
 
 TEST_F(ControllerTest, FailoverPromotesAnInSyncBackupAndRaisesEpochs) {
