@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <random>
 
 #include "router/security/curve.h"
 
@@ -43,6 +45,13 @@ constexpr size_t kHeartbeatBytes = 9;
 constexpr char kHeartbeatTag = 'H';
 // Initial size of a reply the router builds itself (msgpack's default is 8 KiB).
 constexpr size_t kReplyBufferBytes = 256;
+// An internal (guest) identity: a 0 byte, the secret, the token. A ZeroMQ
+// peer's identity is either libzmq's (5 bytes, 0 first) or its own choice,
+// which would have to guess the secret.
+constexpr size_t kInternalIdentityBytes = 1 + 8 + 8;
+// After the last request in flight is answered, a draining loop waits this
+// long at most for the guest to send its answers.
+constexpr milliseconds kGuestFlushGrace{1000};
 
 void PutBigEndian(uint64_t v, unsigned char* out) {
   for (int i = 7; i >= 0; --i) {
@@ -113,6 +122,8 @@ Router::Router(const RouterOptions& options, zmq::context_t* ctx)
              Clock::now()),
       inflight_(options.max_inflight),
       outstanding_(options.nodes.size(), 0) {
+  std::random_device rd;
+  guest_secret_ = (uint64_t{rd()} << 32) ^ rd();
   frontend_.set(zmq::sockopt::router_mandatory, 1);
   frontend_.set(zmq::sockopt::sndhwm, kFrontendSndHwm);
   frontend_.set(zmq::sockopt::rcvhwm, kFrontendRcvHwm);
@@ -146,7 +157,6 @@ Status Router::Start() {
   if (Status s = security::SecureServerSocket(frontend_, options_.curve); !s.ok()) return s;
   try {
     frontend_.bind(options_.listen);
-    for (const std::string& e : options_.internal_endpoints) frontend_.bind(e);  // HTTP front end
   } catch (const zmq::error_t& e) {
     return Status::Internal("cannot bind " + options_.listen + ": " + e.what());
   }
@@ -175,7 +185,30 @@ Status Router::Start() {
 void Router::ReplyFromRouter(msgpack::sbuffer& reply, ErrorCode code) {
   ++counters_.replies_by_code[static_cast<size_t>(code)];
   frames_.back() = ToMessage(reply);  // the envelope stays, the request body goes
-  SendFrames(frontend_, frames_, 0, &counters_.unroutable_sends);
+  SendToClient(frames_);
+}
+
+bool Router::SendToClient(std::vector<zmq::message_t>& frames) {
+  const zmq::message_t& identity = frames.front();
+  if (identity.size() == kInternalIdentityBytes && guest_ != nullptr) {
+    const auto* p = static_cast<const unsigned char*>(identity.data());
+    if (p[0] == 0 && GetBigEndian(p + 1) == guest_secret_) {
+      guest_->OnReply(GetBigEndian(p + 9), View(frames.back()));
+      return true;
+    }
+  }
+  return SendFrames(frontend_, frames, 0, &counters_.unroutable_sends);
+}
+
+void Router::Submit(uint64_t token, zmq::message_t body) {
+  unsigned char id[kInternalIdentityBytes];
+  id[0] = 0;
+  PutBigEndian(guest_secret_, id + 1);
+  PutBigEndian(token, id + 9);
+  frames_.clear();
+  frames_.emplace_back(id, sizeof id);
+  frames_.push_back(std::move(body));
+  HandleRequest(Clock::now());
 }
 
 void Router::ReplyError(const protocol::RequestId& id, ErrorCode code, std::string_view message) {
@@ -386,7 +419,7 @@ void Router::HandleNodeMessage(size_t node, TimePoint now) {
       now - (entry->deadline - milliseconds(options_.timeout_ms)));  // received -> now
   // Unfold the client's identity from the head: [identity][envelope...][reply].
   frames_.front() = zmq::message_t(h + kHeadBytes, head.size() - kHeadBytes);
-  if (SendFrames(frontend_, frames_, 0, &counters_.unroutable_sends)) {
+  if (SendToClient(frames_)) {
     ++counters_.replies_forwarded;
   }
 }
@@ -411,7 +444,7 @@ void Router::ExpireDeadlines(TimePoint now) {
     for (const std::string& f : e.envelope) frames.emplace_back(f.data(), f.size());
     frames.push_back(ToMessage(reply));
     spdlog::debug("request {} ({}) to node '{}' timed out", e.seq, protocol::OpName(e.op), n.name);
-    SendFrames(frontend_, frames, 0, &counters_.unroutable_sends);
+    SendToClient(frames);
   }
 }
 
@@ -489,13 +522,15 @@ size_t Router::AwaitNodes(milliseconds max) {
 
 void Router::Run(int signal_fd) {
   const size_t n_nodes = backends_.size();
-  std::vector<zmq::pollitem_t> items(2 + n_nodes);
+  std::vector<zmq::pollitem_t> items(2 + n_nodes + (guest_ ? 1 : 0));
   items[0] = {nullptr, signal_fd, ZMQ_POLLIN, 0};
   items[1] = {static_cast<void*>(frontend_), 0, ZMQ_POLLIN, 0};
   for (size_t i = 0; i < n_nodes; ++i) {
     items[2 + i] = {static_cast<void*>(*backends_[i]), 0, ZMQ_POLLIN, 0};
   }
-  bool draining = false;
+  if (guest_) items.back() = {nullptr, guest_->poll_fd(), ZMQ_POLLIN, 0};
+  bool& draining = draining_;
+  std::optional<TimePoint> guest_flush_until;
   TendNodes(Clock::now());  // the first heartbeats go out at once
   for (;;) {
     TimePoint now = Clock::now();
@@ -517,6 +552,7 @@ void Router::Run(int signal_fd) {
       draining = true;
       items[0].events = 0;
       items[1].events = 0;  // stop reading requests
+      if (guest_) guest_->StopReading();
     }
     now = Clock::now();
     for (size_t i = 0; i < n_nodes; ++i) {
@@ -526,11 +562,18 @@ void Router::Run(int signal_fd) {
     now = Clock::now();
     ExpireDeadlines(now);
     TendNodes(now);
+    // After the replies above: the guest reads new requests (submitting
+    // them) and sends the answers that are ready.
+    if (guest_) guest_->Serve((items.back().revents & ZMQ_POLLIN) != 0);
     if (publish_ && now >= next_publish_) {
       publish_(*this);
       next_publish_ = now + kPublishEvery;
     }
-    if (draining && inflight_.size() == 0) return;
+    if (draining && inflight_.size() == 0) {
+      if (!guest_ || guest_->Idle()) return;
+      if (!guest_flush_until) guest_flush_until = now + kGuestFlushGrace;
+      if (now >= *guest_flush_until) return;  // a client that doesn't read
+    }
   }
 }
 
