@@ -574,6 +574,9 @@ struct HttpServer::Impl {
   // Serializes `r` into slot `s` of connection `c` (the connection is live).
   void Fill(Conn* c, Slot& s, const http::HttpReply& r) {
     s.done = true;
+    // The last answer a connection will give says so (stopping, or the
+    // client closed its side).
+    if (c->no_more_requests && &s == &c->slots.back()) s.close = true;
     if (s.handed) {
       --c->awaiting;
       --stats.awaiting;
