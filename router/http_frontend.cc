@@ -36,6 +36,41 @@ zmq::message_t ToMessage(msgpack::sbuffer& buffer) {
   return zmq::message_t(data, n, FreeBuffer, nullptr);
 }
 
+// The HTTP server's own counters as Prometheus text (appended to the
+// router's on /metrics).
+std::string ServerStatsText(const HttpServerStats& st) {
+  std::string out;
+  auto family = [&](std::string_view name, std::string_view type, std::string_view help) {
+    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+  };
+  auto sample = [&](std::string_view name, std::string_view labels, uint64_t v) {
+    out.append(name).append(labels).append(" ").append(std::to_string(v)).append("\n");
+  };
+  family("todo_http_connections", "gauge", "Open HTTP connections.");
+  sample("todo_http_connections", "", st.connections_open);
+  family("todo_http_connections_accepted_total", "counter", "HTTP connections accepted.");
+  sample("todo_http_connections_accepted_total", "", st.connections_accepted);
+  family("todo_http_connections_refused_total", "counter",
+         "HTTP connections refused (past --http-max-connections, or accept failed).");
+  sample("todo_http_connections_refused_total", "", st.connections_refused);
+  family("todo_http_deadline_closes_total", "counter",
+         "HTTP connections closed by a deadline, by deadline.");
+  sample("todo_http_deadline_closes_total", "{deadline=\"header\"}", st.header_timeouts);
+  sample("todo_http_deadline_closes_total", "{deadline=\"body\"}", st.body_timeouts);
+  sample("todo_http_deadline_closes_total", "{deadline=\"idle\"}", st.idle_timeouts);
+  sample("todo_http_deadline_closes_total", "{deadline=\"send\"}", st.send_timeouts);
+  family("todo_http_rejected_total", "counter",
+         "HTTP requests the server answered itself: malformed (400), too large (413, 431), "
+         "overloaded (429).");
+  sample("todo_http_rejected_total", "{reason=\"malformed\"}", st.bad_requests);
+  sample("todo_http_rejected_total", "{reason=\"too_large\"}", st.too_large);
+  sample("todo_http_rejected_total", "{reason=\"overloaded\"}", st.overloaded);
+  family("todo_http_awaiting", "gauge", "HTTP requests awaiting their answers.");
+  sample("todo_http_awaiting", "", st.awaiting);
+  return out;
+}
+
 }  // namespace
 
 struct HttpFrontend::Impl {
@@ -218,7 +253,10 @@ HttpFrontend::HttpFrontend(HttpServerOptions options, Router* router, RouterMetr
   AddLocalRoute("/health", HttpRoute::kHealth,
                 [this](const HttpRequest&) { return impl_->Health(); });
   AddLocalRoute("/metrics", HttpRoute::kMetrics, [this](const HttpRequest&) {
-    return HttpReply{200, std::string(kPrometheusType), impl_->metrics->PrometheusText(), {}};
+    return HttpReply{200,
+                     std::string(kPrometheusType),
+                     impl_->metrics->PrometheusText() + ServerStatsText(impl_->server.Stats()),
+                     {}};
   });
 }
 

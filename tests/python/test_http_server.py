@@ -152,6 +152,15 @@ class HttpServerTest(unittest.TestCase):
         print(f"{what}: a fresh request answered {status} in {seconds * 1000:.1f} ms", flush=True)
         self.assertEqual(status, 200)
 
+    def metric(self, sample_name):
+        status, _, text = self.cluster.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        for line in text.decode().splitlines():
+            if line.startswith(sample_name + " "):
+                return float(line.split()[-1])
+        self.fail(f"no sample {sample_name}")
+        return None
+
     def router_pid(self):
         return self.cluster.pid("r1")
 
@@ -251,6 +260,8 @@ class HttpServerTest(unittest.TestCase):
                   flush=True)
             self.assertEqual(closed, SLOW_CONNECTIONS)
             self.assert_fresh_request_answered("after the slow headers")
+            self.assertGreaterEqual(self.metric('todo_http_deadline_closes_total{deadline="header"}'),
+                                    SLOW_CONNECTIONS)
         finally:
             for s in socks:
                 s.close()
