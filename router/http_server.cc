@@ -13,6 +13,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
