@@ -433,9 +433,10 @@ struct HttpServer::Impl {
       return Close(c);  // ECONNRESET and the like
     }
     if (n == 0) {
-      // The client closed (or half-closed) its side: no more requests.
-      // Answers still owed are dropped; a half-closed client gets them only
-      // if they are ready now.
+      // The client closed (or half-closed) its side: no more requests. The
+      // answers still owed are written when they come (a half-closed client
+      // reads them; for a gone one the write fails), then the connection
+      // closes; the router's deadline bounds the wait.
       if (c->lingering || (c->slots.empty() && c->out.size() == c->out_off)) return Close(c);
       c->no_more_requests = true;
       c->in.clear();
@@ -444,7 +445,9 @@ struct HttpServer::Impl {
       MarkDirty(c);
       return;
     }
-    if (c->lingering) return;  // discarding
+    // Lingering, or past the last request (an error, "Connection: close"):
+    // what the client still sends is discarded, never kept.
+    if (c->lingering || c->no_more_requests) return;
     c->in.append(read_buf.get(), static_cast<size_t>(n));
     Parse(c);
   }
