@@ -23,19 +23,21 @@ using namespace todo;
 namespace {
 
 // Raises the soft limit on open files to the hard limit (the HTTP server
-// holds one per connection) and returns the limit in force.
+// holds one per connection), says so, and returns the limit in force.
 rlim_t RaiseOpenFileLimit() {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  const rlim_t before = rl.rlim_cur;
   if (rl.rlim_cur < rl.rlim_max) {
-    rlim_t before = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
-      spdlog::info("raised the open-file limit (RLIMIT_NOFILE) from {} to its hard limit {}",
-                   before, rl.rlim_max);
-    } else {
-      rl.rlim_cur = before;
-    }
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = before;
+  }
+  if (rl.rlim_cur != before) {
+    spdlog::info("open-file limit (RLIMIT_NOFILE): raised from {} to the hard limit {}", before,
+                 rl.rlim_cur);
+  } else {
+    spdlog::info("open-file limit (RLIMIT_NOFILE): {} (the hard limit is {})", rl.rlim_cur,
+                 rl.rlim_max);
   }
   return rl.rlim_cur;
 }
