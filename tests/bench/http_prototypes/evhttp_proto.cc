@@ -1,13 +1,15 @@
 // Prototype: libevent evhttp, one thread, a fixed 19-byte body.
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/buffer.h>
-#include <cstdlib>
+
 #include <cstdio>
+#include <cstdlib>
 static void handler(evhttp_request* req, void*) {
   evbuffer* out = evhttp_request_get_output_buffer(req);
   evbuffer_add(out, "2026-12-19 Dentist\n", 19);
-  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; charset=utf-8");
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                    "text/plain; charset=utf-8");
   evhttp_send_reply(req, 200, "OK", nullptr);
 }
 int main(int argc, char** argv) {
