@@ -1,10 +1,14 @@
 // Prototype: Boost.Beast over Asio, one io_context thread, a fixed 19-byte body.
+// (<utility> first: Boost 1.74's asio/awaitable.hpp uses std::exchange
+// without including it.)
+#include <utility>
+// clang-format off: keep <utility> first
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <memory>
 #include <optional>
-#include <utility>
+// clang-format on
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
