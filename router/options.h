@@ -32,15 +32,21 @@ struct RouterOptions {
   size_t max_inflight = 100000;    // --max-inflight: forwarded requests awaiting a reply, at most
   std::string log_level = "info";  // --log-level: trace|debug|info|warn|error
   std::string http;                // --http ADDR:PORT: serve HTTP there ("" = no HTTP)
-  int http_threads = 32;           // --http-threads: HTTP worker threads (one per open connection)
+  // The HTTP server's bounds and deadlines (router/http_server.h).
+  size_t http_max_connections = 16384;    // --http-max-connections: then 503 and closed
+  size_t http_max_inflight = 20000;       // --http-max-inflight: awaiting answers, in all; then 429
+  size_t http_max_pipeline = 16;          // --http-max-pipeline: the same per connection; then 429
+  size_t http_max_header_bytes = 16384;   // --http-max-header-bytes: then 431
+  size_t http_max_body_bytes = 65536;     // --http-max-body-bytes: then 413
+  int64_t http_header_timeout_ms = 5000;  // --http-header-timeout-ms: a request's header
+  int64_t http_body_timeout_ms = 10000;   // --http-body-timeout-ms: its body, after the header
+  int64_t http_idle_timeout_ms = 60000;   // --http-idle-timeout-ms: an idle keep-alive connection
+  int64_t http_send_timeout_ms = 10000;   // --http-send-timeout-ms: an answer the client won't read
   // CurveZMQ (common/io/security/curve.h): --curve-secret (the router's keypair:
   // CURVE server to clients, CURVE client to nodes), --curve-allow (client
   // keys let in), and the nodes' server keys (cluster file, --node-key).
   security::CurveConfig curve;
   std::vector<std::string> node_keys;  // --node-key NAME=KEY (repeatable)
-  // Not a flag: more endpoints the frontend binds (the HTTP front end's
-  // inproc endpoint).
-  std::vector<std::string> internal_endpoints;
 
   // OK, or bad_request naming the flag and the rule.
   Status Validate() const;

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <random>
 
 #include "common/io/security/curve.h"
 
@@ -44,6 +46,13 @@ constexpr size_t kHeartbeatBytes = 9;
 constexpr char kHeartbeatTag = 'H';
 // Initial size of a reply the router builds itself (msgpack's default is 8 KiB).
 constexpr size_t kReplyBufferBytes = 256;
+// An internal (guest) identity: a 0 byte, the secret, the token. A ZeroMQ
+// peer's identity is either libzmq's (5 bytes, 0 first) or its own choice,
+// which would have to guess the secret.
+constexpr size_t kInternalIdentityBytes = 1 + 8 + 8;
+// After the last request in flight is answered, a draining loop waits this
+// long at most for the guest to send its answers.
+constexpr milliseconds kGuestFlushGrace{1000};
 
 void PutBigEndian(uint64_t v, unsigned char* out) {
   for (int i = 7; i >= 0; --i) {
@@ -134,6 +143,8 @@ Router::Router(const RouterOptions& options, zmq::context_t* ctx)
              Clock::now()),
       inflight_(options.max_inflight),
       outstanding_(options.nodes.size(), 0) {
+  std::random_device rd;
+  guest_secret_ = (uint64_t{rd()} << 32) ^ rd();
   frontend_.set(zmq::sockopt::router_mandatory, 1);
   frontend_.set(zmq::sockopt::sndhwm, kFrontendSndHwm);
   frontend_.set(zmq::sockopt::rcvhwm, kFrontendRcvHwm);
@@ -156,7 +167,6 @@ Status Router::Start() {
   if (Status s = security::SecureServerSocket(frontend_, options_.curve); !s.ok()) return s;
   try {
     frontend_.bind(options_.listen);
-    for (const std::string& e : options_.internal_endpoints) frontend_.bind(e);  // HTTP front end
   } catch (const zmq::error_t& e) {
     return Status::Internal("cannot bind " + options_.listen + ": " + e.what());
   }
@@ -367,7 +377,30 @@ void Router::Resend(uint64_t seq, TimePoint now) {
 void Router::ReplyFromRouter(msgpack::sbuffer& reply, ErrorCode code) {
   ++counters_.replies_by_code[static_cast<size_t>(code)];
   frames_.back() = ToMessage(reply);  // the envelope stays, the request body goes
-  SendFrames(frontend_, frames_, 0, &counters_.unroutable_sends);
+  SendToClient(frames_);
+}
+
+bool Router::SendToClient(std::vector<zmq::message_t>& frames) {
+  const zmq::message_t& identity = frames.front();
+  if (identity.size() == kInternalIdentityBytes && guest_ != nullptr) {
+    const auto* p = static_cast<const unsigned char*>(identity.data());
+    if (p[0] == 0 && GetBigEndian(p + 1) == guest_secret_) {
+      guest_->OnReply(GetBigEndian(p + 9), View(frames.back()));
+      return true;
+    }
+  }
+  return SendFrames(frontend_, frames, 0, &counters_.unroutable_sends);
+}
+
+void Router::Submit(uint64_t token, zmq::message_t body) {
+  unsigned char id[kInternalIdentityBytes];
+  id[0] = 0;
+  PutBigEndian(guest_secret_, id + 1);
+  PutBigEndian(token, id + 9);
+  frames_.clear();
+  frames_.emplace_back(id, sizeof id);
+  frames_.push_back(std::move(body));
+  HandleRequest(Clock::now());
 }
 
 void Router::ReplyError(const protocol::RequestId& id, ErrorCode code, std::string_view message) {
@@ -636,7 +669,7 @@ void Router::HandleNodeMessage(size_t node, TimePoint now) {
       now - (entry->deadline - milliseconds(options_.timeout_ms)));  // received -> now
   // Unfold the client's identity from the head: [identity][envelope...][reply].
   frames_.front() = zmq::message_t(h + kHeadBytes, head.size() - kHeadBytes);
-  if (SendFrames(frontend_, frames_, 0, &counters_.unroutable_sends)) {
+  if (SendToClient(frames_)) {
     ++counters_.replies_forwarded;
   }
 }
@@ -667,7 +700,7 @@ void Router::AnswerTimeouts(TimePoint now, const std::string& why) {
     for (const std::string& f : e.envelope) frames.emplace_back(f.data(), f.size());
     frames.push_back(ToMessage(reply));
     spdlog::debug("request {} ({}) to node '{}' timed out", e.seq, protocol::OpName(e.op), n.name);
-    SendFrames(frontend_, frames, 0, &counters_.unroutable_sends);
+    SendToClient(frames);
   }
   expired_.clear();
 }
@@ -746,17 +779,21 @@ size_t Router::AwaitNodes(milliseconds max) {
 
 void Router::Run(int signal_fd) {
   // items: the signalfd, the frontend, the view's eventfd (replicated
-  // mode; else an inert slot), then one DEALER per node. Rebuilt when the
-  // replicated mode adds a node.
-  constexpr size_t kFirstNode = 3;
+  // mode; else an inert slot), the guest's fd (the HTTP server; else an
+  // inert slot), then one DEALER per node. Rebuilt when the replicated mode
+  // adds a node.
+  constexpr size_t kFirstNode = 4;
   std::vector<zmq::pollitem_t> items;
-  bool draining = false;
+  bool& draining = draining_;
+  std::optional<TimePoint> guest_flush_until;
   auto build_items = [&] {
     items.assign(kFirstNode + backends_.size(), zmq::pollitem_t{});
     items[0] = {nullptr, signal_fd, static_cast<short>(draining ? 0 : ZMQ_POLLIN), 0};
     items[1] = {static_cast<void*>(frontend_), 0, static_cast<short>(draining ? 0 : ZMQ_POLLIN), 0};
     items[2] = {nullptr, view_fd_ >= 0 ? view_fd_ : signal_fd,
                 static_cast<short>(view_fd_ >= 0 ? ZMQ_POLLIN : 0), 0};
+    items[3] = {nullptr, guest_ ? guest_->poll_fd() : signal_fd,
+                static_cast<short>(guest_ ? ZMQ_POLLIN : 0), 0};
     for (size_t i = 0; i < backends_.size(); ++i) {
       items[kFirstNode + i] = {static_cast<void*>(*backends_[i]), 0, ZMQ_POLLIN, 0};
     }
@@ -784,6 +821,7 @@ void Router::Run(int signal_fd) {
       draining = true;
       items[0].events = 0;
       items[1].events = 0;  // stop reading requests
+      if (guest_) guest_->StopReading();
     }
     now = Clock::now();
     if (view_fd_ >= 0 && (items[2].revents & ZMQ_POLLIN)) ApplyView(now);
@@ -794,11 +832,18 @@ void Router::Run(int signal_fd) {
     now = Clock::now();
     ExpireDeadlines(now);
     TendNodes(now);
+    // After the replies above: the guest reads new requests (submitting
+    // them) and sends the answers that are ready.
+    if (guest_) guest_->Serve((items[3].revents & ZMQ_POLLIN) != 0);
     if (publish_ && now >= next_publish_) {
       publish_(*this);
       next_publish_ = now + kPublishEvery;
     }
-    if (draining && inflight_.size() == 0) return;
+    if (draining && inflight_.size() == 0) {
+      if (!guest_ || guest_->Idle()) return;
+      if (!guest_flush_until) guest_flush_until = now + kGuestFlushGrace;
+      if (now >= *guest_flush_until) return;  // a client that doesn't read
+    }
     if (items.size() != kFirstNode + backends_.size()) build_items();
   }
 }

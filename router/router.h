@@ -25,6 +25,15 @@
 // `overloaded`), bursts per wake-up, frames per message, bytes per frame.
 // On a signal the loop stops reading requests and runs until every request
 // in flight is answered or expired (so at most --timeout-ms), then returns.
+//
+// A LoopGuest (the HTTP front end) runs on the loop's thread: its fd is
+// polled beside the sockets, it is served after every wake-up, and it hands
+// requests to Submit(), which treats each exactly like a ZeroMQ client's
+// (same routing, bounds, deadlines and answers): the request's "identity"
+// is an internal one that no ZeroMQ peer can present (a 0 byte, a random
+// per-process secret, the guest's token), and a reply addressed to it goes
+// to the guest's OnReply() instead of the frontend socket. No thread
+// hand-off, no inproc socket, no copy of the body.
 #pragma once
 
 #include <array>
@@ -75,6 +84,25 @@ struct RouterCounters {
   ForwardedStats forwarded_by_op;
 };
 
+// Something the router's loop serves on its own thread (the HTTP front end).
+// Every call comes from the loop's thread.
+class LoopGuest {
+ public:
+  virtual ~LoopGuest() = default;
+  // An fd polled for input beside the sockets.
+  virtual int poll_fd() const = 0;
+  // After every wake-up; `ready` if poll_fd() was readable. May Submit().
+  virtual void Serve(bool ready) = 0;
+  // The reply to the request submitted with `token` (the router's own, a
+  // node's, or `timeout`): exactly one per Submit(), maybe during it. Must
+  // not Submit().
+  virtual void OnReply(uint64_t token, std::string_view reply_body) = 0;
+  // The router is draining: take no new requests.
+  virtual void StopReading() = 0;
+  // Nothing left to send.
+  virtual bool Idle() const = 0;
+};
+
 class Router {
  public:
   // `ctx` must outlive the router.
@@ -105,6 +133,14 @@ class Router {
   // Before Run(): `publish` is called from the loop every kPublishEvery
   // (the metrics snapshot; see router/metrics.h).
   void SetPublisher(std::function<void(const Router&)> publish) { publish_ = std::move(publish); }
+  // Before Run(): the guest (must outlive Run()).
+  void SetGuest(LoopGuest* guest) { guest_ = guest; }
+  // From the guest, on the loop's thread: handles `body` (one encoded
+  // request) exactly as if a ZeroMQ client had sent it; the reply goes to
+  // guest->OnReply(token, ...), maybe before this returns.
+  void Submit(uint64_t token, zmq::message_t body);
+  // True while the loop takes requests (false once it drains).
+  bool serving() const { return !draining_; }
   const NodeTable& nodes() const { return nodes_; }
   // The nodes by index (static: the configured ones; replicated: every node
   // seen in etcd so far, in the order first seen).
@@ -148,6 +184,9 @@ class Router {
   // (every frame before the body); counts the reply under `code`.
   void ReplyFromRouter(msgpack::sbuffer& reply, ErrorCode code);
   void ReplyError(const protocol::RequestId& id, ErrorCode code, std::string_view message);
+  // Sends frames[0..] ([identity][envelope...][reply]) to their client: the
+  // guest if the identity is an internal one, else the frontend socket.
+  bool SendToClient(std::vector<zmq::message_t>& frames);
 
   const RouterOptions options_;
   std::string name_;
@@ -181,6 +220,9 @@ class Router {
   msgpack::sbuffer heartbeat_body_;  // {"op":"ping"}
   std::function<void(const Router&)> publish_;
   TimePoint next_publish_{};
+  LoopGuest* guest_ = nullptr;
+  uint64_t guest_secret_ = 0;  // in every internal identity
+  bool draining_ = false;
 };
 
 }  // namespace todo::router
