@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <optional>
 #include <set>
 #include <thread>
@@ -61,6 +62,13 @@ ErrorCode CodeOfGrpc(int code) {
     default:
       return ErrorCode::kInternal;
   }
+}
+
+// Lease ids in hex, as etcdctl and the logs show them.
+std::string LeaseName(int64_t id) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(id));
+  return buf;
 }
 
 std::string Quote(std::string_view s) {
@@ -418,21 +426,21 @@ StatusOr<LeaseGrant> EtcdClient::Grant(int64_t ttl_seconds) {
 
 StatusOr<int64_t> EtcdClient::KeepAliveOnce(int64_t lease_id) {
   auto j = Call("/v3/lease/keepalive", codec::LeaseIdBody(lease_id), Retry::kAlways,
-                "lease keepalive " + std::to_string(lease_id));
+                "lease keepalive " + LeaseName(lease_id));
   if (!j.ok()) return j.status();
   return codec::DecodeKeepAlive(*j);
 }
 
 Status EtcdClient::Revoke(int64_t lease_id) {
   auto j = Call("/v3/lease/revoke", codec::LeaseIdBody(lease_id), Retry::kAlways,
-                "lease revoke " + std::to_string(lease_id));
+                "lease revoke " + LeaseName(lease_id));
   if (!j.ok()) return j.status();
   return codec::DecodeHeaderRevision(*j).status();
 }
 
 StatusOr<LeaseInfo> EtcdClient::TimeToLive(int64_t lease_id, bool with_keys) {
   auto j = Call("/v3/lease/timetolive", codec::LeaseIdBody(lease_id, with_keys), Retry::kAlways,
-                "lease timetolive " + std::to_string(lease_id));
+                "lease timetolive " + LeaseName(lease_id));
   if (!j.ok()) return j.status();
   return codec::DecodeTimeToLive(*j);
 }
