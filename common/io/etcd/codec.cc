@@ -326,3 +326,5 @@ std::optional<GatewayError> DecodeGatewayError(const json& body) {
 }
 
 }  // namespace todo::io::codec
+
+#undef TODO_RETURN_IF_ERROR
