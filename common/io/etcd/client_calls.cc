@@ -9,8 +9,6 @@
 namespace todo::io {
 namespace {
 
-using nlohmann::json;
-
 // Lease ids in hex, as etcdctl and the logs show them.
 std::string LeaseName(int64_t id) {
   char buf[32];
