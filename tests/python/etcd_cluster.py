@@ -6,6 +6,7 @@ tests/integration/etcd_fixture.h).
         etcd.endpoints                        # ["http://127.0.0.1:PORT", ...]
         etcd.flag                             # "http://...,http://..." for --etcd
         etcd.kill(0); etcd.restart(0)         # kill -9, start again on its data
+        etcd.wait_healthy([1, 2])             # a leader again (after losing it)
         etcd.pause(1); etcd.resume(1)         # SIGSTOP / SIGCONT
         etcd.put("k", "v"); etcd.get("k")     # through the JSON gateway
 

@@ -27,7 +27,9 @@ class EtcdClusterTest(unittest.TestCase):
             self.assertEqual(etcd.get("k", member=2), "v1")
             etcd.kill(0)
             self.assertIsNone(etcd.pid(0))
-            etcd.put("k", "v2", member=1)  # a quorum is left
+            # A quorum is left; if e0 led, the others elect a leader first.
+            self.assertTrue(etcd.wait_healthy([1, 2], timeout=30))
+            etcd.put("k", "v2", member=1)
             self.assertEqual(etcd.get("k", member=2), "v2")
             etcd.restart(0)
             self.assertEqual(etcd.get("k", member=0), "v2")  # caught up
