@@ -25,7 +25,7 @@ constexpr size_t kRequestBufferBytes = 256;
 bool IsBookPath(std::string_view path) { return path == "/entries" || path == "/add_entry"; }
 
 // How a protocol reply becomes the HTTP answer.
-enum class ReplyKind : uint8_t { kBookEntries, kBookAddEntry, kJsonResult, kCreated };
+enum class ReplyKind : uint8_t { kBookEntries, kBookAddEntry, kJsonResult, kCreated, kCallback };
 
 void FreeBuffer(void* data, void*) { std::free(data); }
 
@@ -82,10 +82,12 @@ struct HttpFrontend::Impl {
     ReplyKind kind = ReplyKind::kJsonResult;
     OwnedRequest request;  // kept for kCreated's answer
     Clock::time_point start;
+    ReplyCallback callback;  // kCallback
   };
   struct Local {
     HttpRoute route;
-    LocalHandler handler;
+    LocalHandler handler;  // or
+    AsyncHandler async_handler;
   };
 
   HttpServer server;
@@ -107,9 +109,10 @@ struct HttpFrontend::Impl {
     metrics->http().Record(route, reply.status, latency);
   }
 
-  // Hands `request` to the router; its reply is answered by OnReply().
+  // Hands `request` to the router; its reply is answered by OnReply(), or
+  // given to `callback` (kCallback).
   void Forward(HttpExchangeId id, HttpRoute route, ReplyKind kind, OwnedRequest request,
-               Clock::time_point start) {
+               Clock::time_point start, ReplyCallback callback = nullptr) {
     uint32_t index;
     if (!free_pending.empty()) {
       index = free_pending.back();
@@ -126,6 +129,7 @@ struct HttpFrontend::Impl {
     p.kind = kind;
     p.request = std::move(request);
     p.start = start;
+    p.callback = std::move(callback);
     const uint64_t token = (uint64_t{index} << 32) | p.gen;
     msgpack::sbuffer buf(kRequestBufferBytes);
     protocol::EncodeRequest(buf, p.request.View(protocol::RequestId::Uint(token)));
@@ -139,6 +143,15 @@ struct HttpFrontend::Impl {
       return;
     }
     Pending& p = pending[index];
+    if (p.kind == ReplyKind::kCallback) {
+      ReplyCallback done = std::move(p.callback);
+      p.gen = 0;
+      p.callback = nullptr;
+      p.request = OwnedRequest();
+      free_pending.push_back(index);
+      done(body);
+      return;
+    }
     HttpReply reply;
     switch (p.kind) {
       case ReplyKind::kBookEntries:
@@ -153,6 +166,8 @@ struct HttpFrontend::Impl {
       case ReplyKind::kCreated:
         reply = http::CreatedReply(body, p.request);
         break;
+      case ReplyKind::kCallback:
+        break;  // handled above
     }
     p.gen = 0;
     p.request = OwnedRequest();
@@ -217,7 +232,13 @@ struct HttpFrontend::Impl {
     const bool get = m == "GET" || m == "HEAD";
     if (auto it = local.find(path); it != local.end()) {
       if (!get) return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "GET"), start);
-      return Answer(id, it->second.route, it->second.handler(req), start);
+      const HttpRoute route = it->second.route;
+      if (it->second.async_handler) {
+        return it->second.async_handler(req, [this, id, route, start](const HttpReply& reply) {
+          Answer(id, route, reply, start);
+        });
+      }
+      return Answer(id, route, it->second.handler(req), start);
     }
     if (path == "/entries") {
       if (!get) return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "GET"), start);
@@ -266,7 +287,16 @@ Status HttpFrontend::Start() { return impl_->server.Start(); }
 int HttpFrontend::port() const { return impl_->server.port(); }
 
 void HttpFrontend::AddLocalRoute(std::string path, HttpRoute route, LocalHandler handler) {
-  impl_->local[std::move(path)] = Impl::Local{route, std::move(handler)};
+  impl_->local[std::move(path)] = Impl::Local{route, std::move(handler), nullptr};
+}
+
+void HttpFrontend::AddAsyncRoute(std::string path, HttpRoute route, AsyncHandler handler) {
+  impl_->local[std::move(path)] = Impl::Local{route, nullptr, std::move(handler)};
+}
+
+void HttpFrontend::SubmitRequest(const http::OwnedRequest& request, ReplyCallback done) {
+  impl_->Forward(0, HttpRoute::kOther, ReplyKind::kCallback, request, Clock::now(),
+                 std::move(done));
 }
 
 HttpServerStats HttpFrontend::ServerStats() const { return impl_->server.Stats(); }

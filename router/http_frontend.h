@@ -13,7 +13,8 @@
 // maps it to the HTTP answer. No thread hand-off, no socket between them.
 // Local routes (/health, /metrics, and any added with AddLocalRoute()) are
 // answered on the spot from the router's own state and are never
-// forwarded.
+// forwarded; async local routes (AddAsyncRoute(): the operator page's list
+// look-up) answer once the protocol requests they submitted are answered.
 // Bounded: the server's limits (connections, header and body bytes,
 // requests awaiting answers per connection and in all); pending entries are
 // at most the requests awaiting answers, each freed by its one reply.
@@ -52,6 +53,21 @@ class HttpFrontend final : public LoopGuest, private HttpHandler {
   // method gets 405. `route` labels it in /metrics. Before Run().
   using LocalHandler = std::function<http::HttpReply(const HttpRequest&)>;
   void AddLocalRoute(std::string path, HttpRoute route, LocalHandler handler);
+
+  // A local route whose answer may need the nodes: the handler gets the
+  // request and a Responder to call exactly once, now or later (e.g. when
+  // the replies of SubmitRequest() are in), on the loop's thread. The
+  // request's views are valid only during the handler. Before Run().
+  using Responder = std::function<void(const http::HttpReply&)>;
+  using AsyncHandler = std::function<void(const HttpRequest&, Responder)>;
+  void AddAsyncRoute(std::string path, HttpRoute route, AsyncHandler handler);
+
+  // Hands `request` to the router exactly as the API's requests go (routed,
+  // bounded, timed out); `done` gets the reply body (the router's own, a
+  // node's, or `timeout`) exactly once, maybe before this returns, on the
+  // loop's thread. `done` must not call SubmitRequest(). Loop thread only.
+  using ReplyCallback = std::function<void(std::string_view reply_body)>;
+  void SubmitRequest(const http::OwnedRequest& request, ReplyCallback done);
 
   HttpServerStats ServerStats() const;
 

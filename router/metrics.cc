@@ -1,5 +1,6 @@
 #include "router/metrics.h"
 
+#include <algorithm>
 #include <msgpack.hpp>
 
 #include "router/router.h"
@@ -67,7 +68,8 @@ void ForwardedStats::Record(protocol::Op op, std::optional<ErrorCode> code,
 std::string_view HttpRouteName(HttpRoute route) {
   static constexpr std::string_view kNames[kNumHttpRoutes] = {
       "book_entries", "book_add_entry", "list_entries", "create_entry", "update_entry",
-      "delete_entry", "owner",          "health",       "metrics",      "other"};
+      "delete_entry", "owner",          "health",       "metrics",      "other",
+      "page",         "api_cluster",    "api_list"};
   return kNames[static_cast<size_t>(route)];
 }
 
@@ -115,7 +117,35 @@ struct RouterMetrics::Published {
 RouterMetrics::RouterMetrics() = default;
 RouterMetrics::~RouterMetrics() = default;
 
+RateTotals RateTotalsOf(const RouterCounters& c) {
+  RateTotals t;
+  for (uint64_t n : c.requests_by_op) t.requests += n;
+  t.requests += c.bad_requests + c.dropped_requests;
+  // The router's own replies count its timeouts, which the forwarded
+  // counts hold too: each reply once.
+  for (size_t code = 0; code < kNumCodes; ++code) {
+    t.replies[code] = c.replies_by_code[code];
+    for (size_t op = 0; op < protocol::kNumOps; ++op) {
+      t.replies[code] += c.forwarded_by_op.by_op_code[op][code];
+    }
+  }
+  uint64_t& timeouts = t.replies[static_cast<size_t>(ErrorCode::kTimeout)];
+  timeouts -= std::min(timeouts, c.timeouts);
+  t.latency_buckets.assign(std::size(metrics::kLatencySeconds) + 1, 0);
+  for (const metrics::Histogram& h : c.forwarded_by_op.latency) {
+    for (size_t b = 0; b < h.counts().size() && b < t.latency_buckets.size(); ++b) {
+      t.latency_buckets[b] += h.counts()[b];
+    }
+  }
+  return t;
+}
+
 void RouterMetrics::Publish(const Router& router) {
+  const RateTotals totals = RateTotalsOf(router.counters());
+  const auto now = std::chrono::steady_clock::now();
+  const int64_t unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
   auto p = std::make_unique<Published>();
   p->name = router.name();
   p->nodes = router.node_specs();
@@ -125,6 +155,7 @@ void RouterMetrics::Publish(const Router& router) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     published_.swap(p);
+    rates_.Offer(now, unix_ms, totals);
   }
   serving_.store(true, std::memory_order_release);
   // The old snapshot is freed here, outside the lock.
@@ -138,6 +169,11 @@ std::vector<std::pair<std::string, NodeState>> RouterMetrics::NodeStates() const
     out.emplace_back(published_->nodes[i].name, published_->states[i]);
   }
   return out;
+}
+
+std::vector<RateSlot> RouterMetrics::RateSlots() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {rates_.slots().begin(), rates_.slots().end()};
 }
 
 std::string RouterMetrics::PrometheusText() const {

@@ -27,14 +27,17 @@
 #include "common/protocol.h"
 #include "common/status.h"
 #include "router/node_table.h"
+#include "router/rate_ring.h"
 
 namespace todo::router {
 
 class Router;
+struct RouterCounters;
 struct RouterOptions;
 
 // ErrorCode values, kOk included.
 constexpr size_t kNumCodes = 8;
+static_assert(kNumCodes == kRateCodes);
 
 // What happened to forwarded requests, by op: the code of the reply the
 // client got (a node's reply, or the router's `timeout`) and the time from
@@ -63,8 +66,11 @@ enum class HttpRoute : uint8_t {
   kHealth,        // GET /health
   kMetrics,       // GET /metrics
   kOther,         // anything else (404, 405, unparsable)
+  kPage,          // GET / and the operator page's files
+  kApiCluster,    // GET /api/cluster
+  kApiList,       // GET /api/list
 };
-constexpr size_t kNumHttpRoutes = 10;
+constexpr size_t kNumHttpRoutes = 13;
 std::string_view HttpRouteName(HttpRoute route);
 
 // HTTP status codes counted one by one; others count as "other".
@@ -101,7 +107,8 @@ class RouterMetrics {
   RouterMetrics();
   ~RouterMetrics();
 
-  // Loop thread: copies the router's counters and node states.
+  // Loop thread: copies the router's counters and node states, and offers
+  // the totals to the last minute's ring (rates()).
   void Publish(const Router& router);
   // True once Publish() ran and until SetStopped().
   bool serving() const { return serving_.load(std::memory_order_acquire); }
@@ -115,13 +122,21 @@ class RouterMetrics {
   // The Prometheus text of the last published snapshot and the HTTP counters.
   std::string PrometheusText() const;
 
+  // The last minute, one slot per second, oldest first (a copy).
+  std::vector<RateSlot> RateSlots() const;
+
  private:
   struct Published;
   mutable std::mutex mu_;
   std::unique_ptr<Published> published_;  // guarded by mu_
+  RateRing rates_;                        // guarded by mu_
   std::atomic<bool> serving_{false};
   HttpCounters http_;
 };
+
+// The totals the rate ring differences: requests received, replies by code
+// (the router's own and the nodes', each reply once), forwarded latency.
+RateTotals RateTotalsOf(const RouterCounters& counters);
 
 // Loop thread: appends the router's `stats` reply ({"ok": true, "result":
 // {counters...}}) for request id `id`.
