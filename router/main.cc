@@ -16,6 +16,7 @@
 #include "common/io/security/curve.h"
 #include "router/http_frontend.h"
 #include "router/metrics.h"
+#include "router/operator_view.h"
 #include "router/options.h"
 #include "router/router.h"
 
@@ -122,9 +123,12 @@ int main(int argc, char** argv) {
             nodes);
         router::RouterMetrics router_metrics;
         std::unique_ptr<router::HttpFrontend> http;
+        std::unique_ptr<router::OperatorView> operator_view;  // the page at / and /api/*
         if (!o.http.empty()) {
-          r.SetPublisher(
-              [&router_metrics](const router::Router& rr) { router_metrics.Publish(rr); });
+          r.SetPublisher([&router_metrics, &operator_view](const router::Router& rr) {
+            router_metrics.Publish(rr);
+            if (operator_view) operator_view->Tick();
+          });
           router_metrics.Publish(r);
           router::HttpServerOptions ho;
           ho.address = *metrics::ParseListenAddress(o.http);
@@ -138,6 +142,8 @@ int main(int argc, char** argv) {
           ho.idle_timeout = std::chrono::milliseconds(o.http_idle_timeout_ms);
           ho.send_timeout = std::chrono::milliseconds(o.http_send_timeout_ms);
           http = std::make_unique<router::HttpFrontend>(ho, &r, &router_metrics);
+          operator_view = std::make_unique<router::OperatorView>(&r, &router_metrics, &ctx);
+          operator_view->Install(http.get());
           if (Status hs = http->Start(); !hs.ok()) {
             spdlog::error("{}", hs.message());
             exit_status = 1;
@@ -145,14 +151,15 @@ int main(int argc, char** argv) {
             r.SetGuest(http.get());
             spdlog::info(
                 "HTTP on {}:{} (in the router's loop; at most {} connections, {} requests "
-                "awaiting answers, {} per connection)",
-                ho.address.host, http->port(), ho.max_connections, ho.max_inflight,
-                ho.max_pipeline);
+                "awaiting answers, {} per connection); the operator's page at http://{}:{}/",
+                ho.address.host, http->port(), ho.max_connections, ho.max_inflight, ho.max_pipeline,
+                ho.address.host, http->port());
           }
         }
         if (exit_status == 0) r.Run(signal_fd);
         if (http) {
           router_metrics.SetStopped();
+          operator_view.reset();  // stops its stats thread
           http.reset();
         }
         spdlog::info("stopped; {}", r.CountersSummary());
