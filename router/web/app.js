@@ -270,8 +270,13 @@ function lineChart(id, slots, nowMs, series) {
     for (const sl of slots) {
       const v = s.value(sl);
       if (v === null || sl.t_ms < t0) { pen = false; continue; }
-      d += (pen ? 'L' : 'M') + sc.x(sl.t_ms).toFixed(1) + ' ' + sc.y(v).toFixed(1);
+      const x = sc.x(sl.t_ms).toFixed(1), y = sc.y(v).toFixed(1);
+      d += (pen ? 'L' : 'M') + x + ' ' + y;
       pen = true;
+      // A dot per second, so a lone point (a quiet minute) still shows.
+      const dot = svg('circle', {cx: x, cy: y, r: 1.6, class: 'dot ' + s.cls});
+      dot.appendChild(svg('title', {}, fmt(v, v < 10 ? 2 : 0)));
+      g.appendChild(dot);
     }
     if (d) g.appendChild(svg('path', {d, class: 'line ' + s.cls}));
   }
