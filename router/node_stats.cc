@@ -53,16 +53,20 @@ NodeStatsPoller::~NodeStatsPoller() {
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
-void NodeStatsPoller::Stop() {
-  if (stop_.exchange(true)) {
-    if (thread_.joinable()) thread_.join();
-    return;
-  }
+void NodeStatsPoller::Wake() {
   if (wake_fd_ >= 0) {
     const uint64_t one = 1;
     (void)!write(wake_fd_, &one, sizeof one);
   }
+}
+
+void NodeStatsPoller::Stop() {
+  if (!stop_.exchange(true)) Wake();
   if (thread_.joinable()) thread_.join();
+}
+
+void NodeStatsPoller::SetActive(bool active) {
+  if (active_.exchange(active, std::memory_order_relaxed) != active && active) Wake();
 }
 
 void NodeStatsPoller::SetTargets(std::map<std::string, std::string> targets) {
@@ -88,10 +92,15 @@ bool NodeStatsPoller::Sleep(milliseconds d) {
     try {
       zmq::poll(&item, 1, std::min(left, kPollSlice));
     } catch (const zmq::error_t&) {
-      // EINTR: go on waiting
+      continue;  // EINTR: go on waiting
+    }
+    if (item.revents & ZMQ_POLLIN) {
+      uint64_t n;
+      (void)!read(wake_fd_, &n, sizeof n);
+      break;
     }
   }
-  return false;
+  return !stop_.load(std::memory_order_relaxed);
 }
 
 void NodeStatsPoller::Run() {
@@ -99,7 +108,9 @@ void NodeStatsPoller::Run() {
   uint64_t round = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
     const Clock::time_point start = Clock::now();
-    if (active()) {
+    {
+      // The sockets follow the targets even while inactive, so their
+      // connections are up when the page is first looked at.
       std::map<std::string, std::string> targets;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -132,6 +143,8 @@ void NodeStatsPoller::Run() {
         }
         peers.emplace(name, std::move(p));
       }
+    }
+    if (active()) {
       Round(peers, ++round);
       rounds_.fetch_add(1, std::memory_order_relaxed);
     }
@@ -185,6 +198,10 @@ void NodeStatsPoller::Round(std::map<std::string, Peer>& peers, uint64_t round) 
       zmq::poll(items.data(), items.size(), std::min(left, kPollSlice));
     } catch (const zmq::error_t&) {
       continue;  // EINTR
+    }
+    if (items.back().revents & ZMQ_POLLIN) {
+      uint64_t n;
+      (void)!read(wake_fd_, &n, sizeof n);  // Stop() is seen by the loop's test
     }
     for (size_t i = 0; i < names.size(); ++i) {
       if (!(items[i].revents & ZMQ_POLLIN)) continue;

@@ -19,9 +19,11 @@
 // `timeout`; an answer that comes later is dropped (its id is an old
 // round's). Bounded: one request per node in flight, answers of at most
 // `max_answer_bytes` (ZMQ_MAXMSGSIZE), targets at most kMaxTargets. The
-// thread polls only while Active() is set (the page is being looked at);
-// Stop() (and the destructor) wakes it through an eventfd and joins it
-// within one poll slice (≤ 100 ms).
+// thread asks only while active() (the page is being looked at), but keeps
+// a connection to every target meanwhile, so the first round after
+// SetActive(true), which wakes it, finds them up. Stop() (and the
+// destructor) wakes it through the same eventfd and joins it within one
+// poll slice (≤ 100 ms).
 //
 // Thread-safe: every public method may be called from any thread.
 #pragma once
@@ -75,8 +77,9 @@ class NodeStatsPoller {
   // The nodes to ask, name -> client endpoint (at most kMaxTargets; the
   // rest are ignored). A node left out is forgotten.
   void SetTargets(std::map<std::string, std::string> targets);
-  // Polls only while active (default: not).
-  void SetActive(bool active) { active_.store(active, std::memory_order_relaxed); }
+  // Polls only while active (default: not); becoming active starts a round
+  // at once.
+  void SetActive(bool active);
   bool active() const { return active_.load(std::memory_order_relaxed); }
 
   // The latest answer of each target, by name.
@@ -93,12 +96,14 @@ class NodeStatsPoller {
   // One round over `peers`; returns when every answer is in, the timeout
   // passed, or Stop() was called.
   void Round(std::map<std::string, Peer>& peers, uint64_t round);
-  // Waits up to `d`, returning early (false) on Stop().
+  // Waits up to `d`, or until woken (Stop(), or SetActive(true)); false
+  // once stopped.
   bool Sleep(std::chrono::milliseconds d);
+  void Wake();
 
   zmq::context_t* const ctx_;
   const NodeStatsOptions options_;
-  int wake_fd_ = -1;  // eventfd: Stop() was called
+  int wake_fd_ = -1;  // eventfd: Stop() or SetActive(true) was called
   std::atomic<bool> stop_{false};
   std::atomic<bool> active_{false};
   std::atomic<uint64_t> rounds_{0};

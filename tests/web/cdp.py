@@ -130,7 +130,7 @@ class WebSocket:
 class Browser:
     """One headless Chromium with one page, driven over CDP."""
 
-    def __init__(self, workdir, width=1300, height=1500):
+    def __init__(self, workdir, width=1200, height=1000):
         self.user_dir = os.path.join(workdir, "chromium-profile")
         os.makedirs(self.user_dir, exist_ok=True)
         self.log_path = os.path.join(workdir, "chromium.log")
@@ -264,8 +264,11 @@ class Browser:
             self.pump(interval)
 
     def screenshot(self, path):
-        data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
-                         timeout=30)["data"]
+        """A PNG of the whole page (its content's height, the window's width)."""
+        height = self.evaluate("Math.ceil(document.documentElement.scrollHeight)") or self.size[1]
+        clip = {"x": 0, "y": 0, "width": self.size[0], "height": height, "scale": 1}
+        data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                    "clip": clip}, timeout=30)["data"]
         with open(path, "wb") as f:
             f.write(base64.b64decode(data))
         return path
