@@ -12,11 +12,13 @@ Debian's chromium in headless mode driven over the DevTools protocol
   seconds (printed), and as up again after its restart;
 - the list look-up box answers the owner and the entry count of a list
   written through the HTTP API;
+- in static mode (two nodes and a router of their own) the page lists the
+  nodes and hides partitions and moves, again with no error;
 - every metric deploy/grafana/todo-cluster.json queries is exported by the
   router or a node.
 
 Screenshots (operator_page.png: the final page; operator_page_down.png:
-with the node down) go to $TODO_ARTIFACT_DIR (ctest: the build's
+with the node down; operator_page_static.png) go to $TODO_ARTIFACT_DIR (ctest: the build's
 tests/web/). Every process is started here and stopped by pid; every wait
 is bounded.
 """
@@ -128,6 +130,49 @@ def node_row(browser, name):
     return browser.evaluate(
         f"(() => {{ const r = document.querySelector('#nodes tr[data-node=\"{name}\"]');"
         f" return r ? r.dataset.status : null; }})()")
+
+
+def check_static_mode(wd, browser):
+    """Two static-mode nodes and a router: the page shows the nodes, hides
+    what static mode has not, and logs no error."""
+    ports = rl.sl.free_ports(4)
+    procs = []
+    try:
+        nodes = []
+        for i, name in enumerate(("s1", "s2")):
+            data = os.path.join(wd, "static", name)
+            os.makedirs(data, exist_ok=True)
+            ep = f"tcp://127.0.0.1:{ports[i]}"
+            nodes += ["--node", f"{name}={ep}"]
+            procs.append(rl.sl.Process(name, [rl.NODE_BIN, "--name", name, "--listen", ep,
+                                              "--data", data],
+                                       os.path.join(wd, f"static-{name}.log")).start())
+        procs.append(rl.sl.Process("rs", [rl.ROUTER_BIN, "--listen", f"tcp://127.0.0.1:{ports[2]}",
+                                          *nodes, "--http", f"127.0.0.1:{ports[3]}"],
+                                   os.path.join(wd, "static-router.log")).start())
+        assert rl.sl.wait_until(lambda: http_ok(ports[3]), 20, 0.2), "static router: no HTTP"
+        browser.navigate(f"http://127.0.0.1:{ports[3]}/")
+        ok = browser.wait_for(
+            "document.body.dataset.mode === 'static' && document.body.dataset.updates >= 2 && "
+            "document.querySelectorAll('#nodes tr[data-status=\"up\"]').length === 2", 20)
+        assert ok, f"static mode: the page never listed 2 nodes up; errors {browser.errors}"
+        hidden = browser.evaluate(
+            "['partitions-section', 'moves-section', 'cluster-section'].every(id => "
+            "getComputedStyle(document.getElementById(id)).display === 'none') && "
+            "getComputedStyle(document.getElementById('static-note')).display !== 'none'")
+        assert hidden, "static mode: the partitions are shown or the note is not"
+        browser.screenshot(os.path.join(ARTIFACTS, "operator_page_static.png"))
+        rl.log("static mode: the page lists s1, s2 up and no partitions")
+    finally:
+        for p in reversed(procs):
+            p.terminate(timeout=15)
+
+
+def http_ok(port):
+    try:
+        return http(port, "GET", "/health")[0] == 200
+    except OSError:
+        return False
 
 
 def scenario(wd):
@@ -254,6 +299,12 @@ def scenario(wd):
         rl.log(f"screenshots: {shot}, {os.path.join(ARTIFACTS, 'operator_page_down.png')}")
         browser.pump(0.5)
         assert not browser.errors, "the page logged errors:\n  " + "\n  ".join(browser.errors)
+
+        # Static mode: the same page, without partitions.
+        check_static_mode(wd, browser)
+        browser.pump(0.5)
+        assert not browser.errors, "static mode: the page logged errors:\n  " + "\n  ".join(
+            browser.errors)
 
         # The Grafana dashboard queries only metrics that exist.
         texts = [http(http_port, "GET", "/metrics")[1]]
