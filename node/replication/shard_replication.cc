@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <msgpack/sbuffer.hpp>
 
+#include "common/protocol.h"
 #include "node/store/mutations.h"
 
 namespace todo::node {
@@ -47,6 +48,10 @@ bool InPartition(std::string_view key, const std::string& prefix, const std::str
 struct ShardReplication::Primary {
   explicit Primary(PrimaryPartition sm_) : sm(std::move(sm_)) {}
   PrimaryPartition sm;
+  // Handing the primary role off to this in-sync backup (the map's
+  // `handoff`): nothing new is taken; once everything in flight is
+  // committed, a `drained` report lets the controller switch.
+  std::string handing_off_to;
   struct HeldOp {
     uint64_t seq;
     int64_t at_ms;
@@ -147,7 +152,9 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
       } else {
         if (pr != primaries_.end()) EndPrimary(p, "a new term began", done);
         BecomePrimary(p, part, now, done);
+        pr = primaries_.find(p);
       }
+      if (pr != primaries_.end()) SetHandoff(p, *pr->second, part);
       continue;
     }
     if (pr != primaries_.end()) {
@@ -158,6 +165,21 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
     } else {
       backups_.erase(p);
     }
+  }
+}
+
+void ShardReplication::SetHandoff(uint32_t p, Primary& pr, const cluster::Partition& part) {
+  const std::string to = part.IsInSync(part.handoff) ? part.handoff : std::string();
+  if (to == pr.handing_off_to) return;
+  pr.handing_off_to = to;
+  if (!to.empty()) {
+    // Requests are refused from now on ("not primary": a router waits for
+    // the switch and sends them to the new primary).
+    ctx_->table->set_serving(p, 0);
+    spdlog::info("{}handing off to '{}': draining {} writes in flight", Pfx(p), to, pr.held.size());
+  } else {
+    ctx_->table->set_serving(p, pr.sm.leader_epoch());
+    spdlog::info("{}hand-off called off; serving again", Pfx(p));
   }
 }
 
@@ -568,7 +590,11 @@ void ShardReplication::Sequence(std::vector<WriteOp>& ops, Clock::time_point now
     Primary* pr = it == primaries_.end() ? nullptr : it->second.get();
     Status refusal;
     bool invalidate = !op.barrier;
-    if (pr == nullptr || pr->sm.leader_epoch() != op.term) {
+    if (pr != nullptr && !pr->handing_off_to.empty() && pr->sm.leader_epoch() == op.term) {
+      refusal = Status(ErrorCode::kUnavailable, std::string(protocol::kNotPrimaryPrefix) +
+                                                    std::to_string(p) + " (handing off to '" +
+                                                    pr->handing_off_to + "'; not applied)");
+    } else if (pr == nullptr || pr->sm.leader_epoch() != op.term) {
       std::string who;
       if (map_ && p < map_->map->parts.size()) {
         const auto& part = map_->map->parts[p];
@@ -752,6 +778,11 @@ void ShardReplication::PublishReports() {
   for (const auto& [p, pr] : primaries_) {
     auto r = pr->sm.Reports();
     reports.insert(reports.end(), r.begin(), r.end());
+    if (!pr->handing_off_to.empty() && pr->held.empty() &&
+        pr->sm.committed() == pr->sm.last().seq) {
+      reports.push_back(cluster::ReplicaReport{cluster::ReplicaReport::Kind::kDrained, p,
+                                               pr->handing_off_to, pr->sm.map_epoch()});
+    }
     PartitionStats s;
     s.partition = p;
     s.role = "primary";

@@ -153,6 +153,9 @@ class ShardReplication {
   void BecomePrimary(uint32_t p, const cluster::Partition& part, Clock::time_point now,
                      std::vector<Done>* done);
   void EndPrimary(uint32_t p, const char* why, std::vector<Done>* done);
+  // Follows the map's hand-off of p's primary role (starts or calls off
+  // the drain).
+  void SetHandoff(uint32_t p, Primary& pr, const cluster::Partition& part);
   Backup* EnsureBackup(uint32_t p);
 
   void FromBackup(const std::string& peer, const cluster::ReplMessage& m, Clock::time_point now,
