@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/io/listen.h"
 #include "router/http_mapping.h"
 
 namespace todo::router {
@@ -158,7 +159,7 @@ struct HttpFrontend::Impl {
       case Kind::kEntries:
         if (m == "GET" || m == "HEAD") {
           tl_worker.route = HttpRoute::kListEntries;
-          return ServeJson(res, http::MapListEntries(*path, req.params), json_result);
+          return ServeJson(res, http::MapListEntriesFromTarget(*path, req.target), json_result);
         }
         if (m == "POST") {
           tl_worker.route = HttpRoute::kCreateEntry;
@@ -200,7 +201,8 @@ struct HttpFrontend::Impl {
 
   void ServeBookAddEntry(const httplib::Request& req, httplib::Response& res) {
     tl_worker.route = HttpRoute::kBookAddEntry;
-    Serve(res, http::MapBookAddEntry(req.params), http::BookAddEntryReply, http::BookError);
+    Serve(res, http::MapBookAddEntryFromTarget(req.target), http::BookAddEntryReply,
+          http::BookError);
   }
 
   void HandleHealth(httplib::Response& res) {
@@ -232,6 +234,9 @@ struct HttpFrontend::Impl {
     server.set_keep_alive_max_count(kKeepAliveMaxRequests);
     server.set_keep_alive_timeout(kKeepAliveSeconds);
     server.set_tcp_nodelay(true);
+    // No SO_REUSEPORT (httplib's default): a port another process serves
+    // is refused, not shared.
+    server.set_socket_options(io::SetExclusiveListenOptions);
     server.set_payload_max_length(options.max_body_bytes);
 
     server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -300,7 +305,8 @@ struct HttpFrontend::Impl {
 
     server.Get("/entries", [this](const httplib::Request& req, httplib::Response& res) {
       tl_worker.route = HttpRoute::kBookEntries;
-      Serve(res, http::MapBookEntries(req.params), http::BookEntriesReply, http::BookError);
+      Serve(res, http::MapBookEntriesFromTarget(req.target), http::BookEntriesReply,
+            http::BookError);
     });
     server.Post("/add_entry", [this](const httplib::Request& req, httplib::Response& res) {
       ServeBookAddEntry(req, res);

@@ -43,6 +43,7 @@ struct InflightEntry {
   protocol::Op op = protocol::Op::kPing;
   OwnedRequestId id;                  // echoed in a timeout reply
   std::vector<std::string> envelope;  // the client's frames before the body, identity first
+  uint32_t bytes = 0;                 // what the request holds, counted in bytes()
 };
 
 class InflightTable {
@@ -53,6 +54,8 @@ class InflightTable {
   size_t size() const { return entries_.size(); }
   size_t capacity() const { return capacity_; }
   bool full() const { return entries_.size() >= capacity_; }
+  // The sum of the live entries' `bytes`.
+  uint64_t bytes() const { return bytes_; }
 
   // Adds `entry`. Returns false, and adds nothing, if the table is full, the
   // seq is already present, or the deadline is earlier than one already
@@ -87,6 +90,7 @@ class InflightTable {
   std::deque<Slot> order_;  // by deadline, ascending
   std::unordered_map<uint64_t, InflightEntry> entries_;
   std::optional<TimePoint> last_deadline_;
+  uint64_t bytes_ = 0;
 };
 
 }  // namespace todo::router
