@@ -165,6 +165,10 @@ void ShardWriter::Loop() {
       op.owner->inflight.fetch_sub(1, std::memory_order_release);
     }
     ops.clear();
+    // After the replies: the recording's fsync delays no acknowledgement.
+    if (!broken_ && sync_ && commit_ > recorded_ && Clock::now() >= next_record_) {
+      RecordCommitted();
+    }
   }
 }
 
@@ -236,7 +240,6 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
     OnWriteFailure(group, s);
   } else if (writes > 0) {
     ++commit_;
-    if (sync_ && Clock::now() >= next_record_) RecordCommitted();
   }
   replies->reserve(ops.size());
   for (size_t i = 0; i < ops.size(); ++i) {

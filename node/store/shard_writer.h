@@ -57,8 +57,8 @@
 //
 // Commit numbers (common/storage_format.h): every group commit also puts
 // the shard's commit counter, one more than the last; after a synced commit
-// the writer records the counter in the shard's COMMITTED file at most once
-// a second (and at Stop()): written to a temp file, synced and renamed, so
+// (and its replies) the writer records the counter in the shard's COMMITTED
+// file at most once a second (and at Stop()): written to a temp file, synced and renamed, so
 // the file only ever holds a number whose commit is on disk. Store::Open
 // refuses a shard whose counter is below it (a log that lost acknowledged
 // writes). A failed recording is logged and retried a second later; it

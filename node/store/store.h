@@ -100,6 +100,11 @@ class Store {
   // the counter or the last key is corrupt.
   StatusOr<uint64_t> LoadNextId(std::string_view list) const;
 
+  // Thread-safe: reads of shard `shard` that failed on damage so far.
+  uint64_t read_failures(uint32_t shard) const {
+    return read_failures_[shard].load(std::memory_order_relaxed);
+  }
+
   // Writes everything queued and stops the writers. Idempotent.
   void Stop();
 

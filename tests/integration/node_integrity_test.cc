@@ -142,6 +142,11 @@ class Integrity : public NodeIntegrityTest {
     Reply r = MustCall(c, EntriesReq("big"));
     EXPECT_NE(r.error_message().find("damaged table(s): " + table), std::string::npos)
         << r.error_message();
+    // And the node counts them (stats, and /metrics).
+    Reply stats = MustCall(c, {{"op", "stats"}});
+    std::vector<const msgpack::object*> shards = AsArray(MapGet(stats.result(), "shards"));
+    ASSERT_EQ(shards.size(), 1u) << stats.ToString();
+    EXPECT_GE(AsUint(MapGet(shards[0], "read_failures")).value_or(0), 4u) << stats.ToString();
   }
 };
 
