@@ -209,8 +209,8 @@ TEST_F(Integrity, EditedManifestRefusesToStart) {
 
 TEST_F(Integrity, TruncatedLogRefusesToStartInsteadOfReusingIds) {
   // Acknowledged adds, a second's pause (the node records its last commit
-  // at most once a second), one more add, then kill -9: everything lives
-  // in the log only.
+  // at most once a second), one more add and its recording, then kill -9:
+  // everything lives in the log only.
   Process* node = StartNode({"--shards", "1"});
   ASSERT_NE(node, nullptr);
   {
@@ -219,6 +219,10 @@ TEST_F(Integrity, TruncatedLogRefusesToStartInsteadOfReusingIds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1200));
     ASSERT_EQ(AddOk(c, "l", "2026-05-01", Title(101)), 101u);
   }
+  // Recorded just after its reply went out.
+  ASSERT_TRUE(
+      WaitForFileContent(Shard() + "/COMMITTED", "todo-node committed 101\n", Millis(10000)))
+      << ReadFile(Shard() + "/COMMITTED");
   node->Kill9();
   auto logs = Files(Shard(), ".log");
   ASSERT_EQ(logs.size(), 1u);
