@@ -179,7 +179,10 @@ StatusOr<uint64_t> ParseCommitted(std::string_view text) {
   text.remove_prefix(kCommittedPrefix.size());
   text.remove_suffix(1);
   auto n = ParseNumber(text, UINT64_MAX);
-  if (!n) return Status::Internal("COMMITTED file holds no commit number");
+  // Exactly as written: no leading zeros either.
+  if (!n || (text.size() > 1 && text[0] == '0')) {
+    return Status::Internal("COMMITTED file holds no commit number");
+  }
   return *n;
 }
 

@@ -335,9 +335,10 @@ TEST(CommitCounterTest, CommittedFileRoundTripsAndIsStrict) {
     ASSERT_TRUE(p.ok()) << n;
     EXPECT_EQ(*p, n);
   }
-  for (const char* bad : {"", "todo-node committed \n", "todo-node committed 5",
-                          "todo-node committed -5\n", "todo-node committed 5 \n",
-                          "todo-node committed 18446744073709551616\n", "committed 5\n"}) {
+  for (const char* bad :
+       {"", "todo-node committed \n", "todo-node committed 5", "todo-node committed -5\n",
+        "todo-node committed 5 \n", "todo-node committed 18446744073709551616\n", "committed 5\n",
+        "todo-node committed 06172\n"}) {
     EXPECT_FALSE(ParseCommitted(bad).ok()) << bad;
   }
 }
