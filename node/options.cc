@@ -26,7 +26,9 @@ Status NodeOptions::Validate() const {
     return Status::BadRequest("--name must be 1-64 characters of [A-Za-z0-9_.-]");
   }
   if (!IsValidEndpoint(listen)) {
-    return Status::BadRequest("--listen must be a tcp://, ipc:// or inproc:// endpoint");
+    return Status::BadRequest(
+        "--listen must be a tcp://, ipc:// or inproc:// endpoint (tcp://HOST:PORT, PORT 0-65535 "
+        "or *)");
   }
   if (data.empty()) return Status::BadRequest("--data must name a directory");
   if (shards > 256) return Status::BadRequest("--shards must be 1-256");
