@@ -316,10 +316,14 @@ int64_t Router::PrimaryOf(const protocol::Request& request, uint32_t* partition,
 bool Router::RetryNotPrimary(InflightEntry& entry, TimePoint now) {
   if (entry.retried || !view_) return false;
   entry.retried = true;
-  if (map_version_ > entry.map_version) {
-    Resend(entry.seq, now);
+  const bool moved = entry.partition < primary_.size() && primary_[entry.partition] >= 0 &&
+                     static_cast<uint32_t>(primary_[entry.partition]) != entry.node;
+  if (moved) {
+    Resend(entry.seq, now);  // our map already names another primary
   } else {
-    parked_.push_back(entry.seq);  // until the next map (or its deadline)
+    // Our map still names the node that refused (a hand-off in progress, or
+    // our map is behind): wait for the next map (or the deadline).
+    parked_.push_back(entry.seq);
   }
   return true;
 }
@@ -331,6 +335,10 @@ void Router::Resend(uint64_t seq, TimePoint now) {
   uint32_t partition = e->partition;
   int64_t node = -1;
   if (snap_ && snap_->map && partition < primary_.size()) node = primary_[partition];
+  if (node >= 0 && static_cast<uint32_t>(node) == e->node) {
+    parked_.push_back(seq);  // the same primary still: wait for the map to move on
+    return;
+  }
   if (node < 0 || !nodes_.Routable(static_cast<size_t>(node))) {
     // As a fresh request would be: unavailable (nothing was applied: the
     // node that got it was not primary).
