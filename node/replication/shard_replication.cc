@@ -138,6 +138,7 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
     spdlog::error("map has {} partitions, this node {}: ignored", map.partitions, ctx_->partitions);
     return;
   }
+  if (held_.size() != map.partitions) held_.assign(map.partitions, false);
   for (uint32_t p = shard_; p < map.partitions; p += ctx_->shards) {
     const cluster::Partition& part = map.parts[p];
     const bool primary = snap.data_ok && part.primary() == ctx_->self && part.IsInSync(ctx_->self);
@@ -165,8 +166,12 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
       EnsureBackup(p)->sm.RaiseLeaderEpoch(part.leader_epoch);
     } else {
       backups_.erase(p);
-      if (snap.may_drop && !drops_.contains(p)) {
-        // Not ours any more: drop the copy, if there is one.
+      // Not ours any more: drop the copy, if there is one. Looked for when
+      // the partition stops being ours, and once for all at the first map
+      // (what an earlier run left): not at every map, as a look costs a
+      // LevelDB iterator.
+      const bool look = !held_checked_ || held_[p];
+      if (snap.may_drop && look && !drops_.contains(p)) {
         std::unique_ptr<leveldb::Iterator> it(db_->db->NewIterator(leveldb::ReadOptions()));
         const std::string prefix = storage::PartitionPrefix(p);
         const std::string end = storage::PartitionRangeEnd(p);
@@ -175,11 +180,18 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
       }
     }
     if (primary || backup) drops_.erase(p);
+    // A partition counts as held while the map gives it to us; one we
+    // could not drop yet (not may_drop) stays marked so it is looked at
+    // again.
+    held_[p] = primary || backup || !snap.may_drop;
   }
+  if (snap.may_drop) held_checked_ = true;
 }
 
 void ShardReplication::DropSome(store::Group* group) {
-  constexpr size_t kDropBatch = 2000;  // keys per tick, all partitions of the shard
+  // Keys deleted per tick (50 a second), all partitions of the shard: a
+  // dropped copy goes at ~10,000 keys a second, in the background.
+  constexpr size_t kDropBatch = 200;
   size_t budget = kDropBatch;
   for (auto it = drops_.begin(); it != drops_.end() && budget > 0;) {
     const uint32_t p = it->first;
