@@ -72,7 +72,8 @@ struct ShardReplication::Primary {
 struct ShardReplication::Backup {
   explicit Backup(cluster::BackupPartition sm_) : sm(std::move(sm_)) {}
   cluster::BackupPartition sm;
-  std::string expected_from;  // a snapshot's next chunk starts here
+  std::string expected_from;    // a snapshot's next chunk starts here
+  uint64_t broken_session = 0;  // a chunk of it failed: its later chunks are dropped quietly
 };
 
 ShardReplication::ShardReplication(const ReplContext* ctx, uint32_t shard, store::ShardDb* db)
@@ -366,6 +367,7 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
   switch (m.type) {
     case ReplType::kProbe:
       v = b.sm.OnProbe(peer, m.leader_epoch, m.session);
+      if (v == V::kAccept) b.broken_session = 0;
       AnswerState(p, peer, m.session, v != V::kAccept);
       return;
     case ReplType::kAppend: {
@@ -398,6 +400,14 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
       break;
     }
     case ReplType::kChunk: {
+      if (m.session != b.sm.session() || peer != b.sm.primary() || m.session == b.broken_session) {
+        // Not the current session, or one whose thread is already lost
+        // (the chunks after a gap, still in flight): the state machine
+        // decides without looking at the chunk.
+        if (m.session == b.broken_session) return;
+        v = b.sm.OnChunk(peer, m.leader_epoch, m.session, m.flag1);
+        break;
+      }
       // [from, to) within p's range, keys ascending inside it.
       const std::string_view from = m.from;
       const std::string to = m.to.empty() ? end : std::string(m.to);
@@ -413,8 +423,11 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
         prev = k;
       }
       if (!ok) {
-        spdlog::error("{}a snapshot chunk from '{}' is out of order or out of range; resync",
-                      Pfx(p), peer);
+        // A gap (a connection lost with chunks in it) or a bad primary:
+        // said once per session, then the snapshot starts again.
+        spdlog::warn("{}a snapshot chunk from '{}' is out of order or out of range; resync", Pfx(p),
+                     peer);
+        b.broken_session = m.session;
         AnswerState(p, peer, m.session, false);
         return;
       }

@@ -198,8 +198,6 @@ def scenario_refusals(wd):
         cluster.stop()
         etcd.stop()
         ctx.destroy(linger=0)
-    # Below R: 2 members, R=2.
-    etcd = rl.Etcd(wd + "/small").start() if False else None
 
 
 def scenario_below_r(wd):
