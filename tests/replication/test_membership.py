@@ -238,8 +238,6 @@ def scenario_readd(wd):
                 f"n4 holds partition {p} again without a snapshot after being added back"
         rl.log(f"n4 removed (dropping its copies), then added again: every one of the {len(held)} "
                f"partitions it holds came by snapshot; balanced after {took:.1f} s")
-        # Its copies must be the real ones: make n4 the only copy of what it
-        # holds by killing the others one at a time, reading all back.
         finish(cluster, ctx, load)
     finally:
         load.stop()
