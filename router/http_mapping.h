@@ -63,13 +63,22 @@ int HttpStatusFor(ErrorCode code);
 StatusOr<std::string> PercentDecode(std::string_view s);
 // Percent-encodes every byte but A-Z a-z 0-9 - . _ ~ (a path segment).
 std::string PercentEncodeSegment(std::string_view s);
+// The query parameters of a raw request target ("/entries?list=a%2Fb&x"),
+// decoded: "+" is a space, "%XX" a byte; a parameter without "=" has an
+// empty value, one with an empty name is skipped (as httplib does).
+// bad_request on a '%' not followed by two hex digits, which a server's own
+// decoder would take literally (list=%zz would name the list "%zz").
+StatusOr<Params> ParseQuery(std::string_view target);
 
 // --- The book's endpoints ---
 
 // GET /entries: list and date required.
 StatusOr<OwnedRequest> MapBookEntries(const Params& query);
+// The same from the raw request target (ParseQuery's errors first).
+StatusOr<OwnedRequest> MapBookEntriesFromTarget(std::string_view target);
 // POST /add_entry: list, date and title required.
 StatusOr<OwnedRequest> MapBookAddEntry(const Params& query);
+StatusOr<OwnedRequest> MapBookAddEntryFromTarget(std::string_view target);
 // A text/plain error: the message and "\n", status HttpStatusFor(code).
 HttpReply BookError(const Status& status);
 // The reply to `entries` as the book prints it: "YYYY-MM-DD title\n" per
@@ -96,6 +105,10 @@ StatusOr<ListPath> ParseListPath(std::string_view target);
 
 // GET /lists/{list}/entries[?date=D].
 StatusOr<OwnedRequest> MapListEntries(const ListPath& path, const Params& query);
+StatusOr<OwnedRequest> MapListEntriesFromTarget(const ListPath& path, std::string_view target);
+// A JSON body that is not an object, not valid JSON, or that holds what
+// the parser refuses (a number out of range such as 1e999, even in an
+// unknown key) is bad_request; nothing here throws.
 // POST /lists/{list}/entries with {"date": D, "title": T}.
 StatusOr<OwnedRequest> MapCreateEntry(const ListPath& path, std::string_view json_body);
 // PATCH /lists/{list}/entries/{id} with {"date": D} and/or {"title": T}.

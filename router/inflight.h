@@ -46,11 +46,12 @@ struct InflightEntry {
   std::vector<std::string> envelope;  // the client's frames before the body, identity first
   // Replicated mode: a reference to the request's body (a ZeroMQ message
   // shares its buffer) and the map version it was routed by, so a "not
-  // primary" answer can be forwarded once more to the new primary.
+  // primary" answer can be forwarded again, to the new primary.
   zmq::message_t body;
   uint64_t map_version = 0;
   uint32_t partition = 0;
-  bool retried = false;
+  uint8_t not_primary_tries = 0;  // "not primary" answers retried so far
+  uint32_t bytes = 0;             // what the request holds, counted in bytes()
 };
 
 class InflightTable {
@@ -61,6 +62,8 @@ class InflightTable {
   size_t size() const { return entries_.size(); }
   size_t capacity() const { return capacity_; }
   bool full() const { return entries_.size() >= capacity_; }
+  // The sum of the live entries' `bytes`.
+  uint64_t bytes() const { return bytes_; }
 
   // Adds `entry`. Returns false, and adds nothing, if the table is full, the
   // seq is already present, or the deadline is earlier than one already
@@ -102,6 +105,7 @@ class InflightTable {
   std::deque<Slot> order_;  // by deadline, ascending
   std::unordered_map<uint64_t, InflightEntry> entries_;
   std::optional<TimePoint> last_deadline_;
+  uint64_t bytes_ = 0;
 };
 
 }  // namespace todo::router

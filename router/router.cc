@@ -12,6 +12,7 @@
 #include <optional>
 #include <random>
 
+#include "common/io/listen.h"
 #include "common/io/security/curve.h"
 
 namespace todo::router {
@@ -19,16 +20,26 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Frames per client message at most, identity and body included.
+// Frames a client may send in one message (envelope + body; the identity
+// frame ZeroMQ adds is not one of them).
 constexpr size_t kMaxFrames = 16;
+// What a forwarded request holds in the router besides its body and
+// envelope, as counted against --max-inflight-mb: its InflightEntry with
+// the envelope's strings, its hash-map node and deadline slot, and the head
+// frame sent to the node.
+constexpr size_t kEntryOverheadBytes = 320;
 // Messages read from the frontend, and from each node, per wake-up.
 constexpr int kFrontendBurst = 256;
 constexpr int kNodeBurst = 512;
 // The poll never sleeps longer than this.
 constexpr milliseconds kMaxPollWait{100};
-// Frontend: bytes per frame at most (a bigger frame drops the peer) and
-// queue bounds per client.
-constexpr int64_t kMaxFrameBytes = int64_t{8} << 20;
+// "not primary" answers: tried again this many times at most, after these
+// back-offs when the map still names the node that refused.
+constexpr uint8_t kMaxNotPrimaryTries = 6;
+constexpr milliseconds kNotPrimaryBackoff{20};
+constexpr milliseconds kNotPrimaryBackoffMax{320};
+// Frontend: queue bounds per client (a frame bigger than
+// protocol::kMaxFrameBytes drops the client's connection).
 constexpr int kFrontendSndHwm = 100000;
 constexpr int kFrontendRcvHwm = 10000;
 // Per-node DEALER: messages queued for a node at most (then `overloaded`),
@@ -148,7 +159,7 @@ Router::Router(const RouterOptions& options, zmq::context_t* ctx)
   frontend_.set(zmq::sockopt::router_mandatory, 1);
   frontend_.set(zmq::sockopt::sndhwm, kFrontendSndHwm);
   frontend_.set(zmq::sockopt::rcvhwm, kFrontendRcvHwm);
-  frontend_.set(zmq::sockopt::maxmsgsize, kMaxFrameBytes);
+  frontend_.set(zmq::sockopt::maxmsgsize, protocol::kMaxFrameBytes);
   frontend_.set(zmq::sockopt::linger, 1000);  // let the last replies out at exit
   for (size_t i = 0; i < options.nodes.size(); ++i) backends_.push_back(MakeBackend(*ctx));
   protocol::Request ping;
@@ -165,6 +176,8 @@ Router::~Router() {
 Status Router::Start() {
   // CurveZMQ, if configured (--curve-secret): CURVE server to clients.
   if (Status s = security::SecureServerSocket(frontend_, options_.curve); !s.ok()) return s;
+  // An ipc:// path another process serves is refused, not taken over.
+  if (Status s = io::CheckZmqEndpointFree(options_.listen); !s.ok()) return s;
   try {
     frontend_.bind(options_.listen);
   } catch (const zmq::error_t& e) {
@@ -281,10 +294,35 @@ void Router::ApplyView(TimePoint now) {
     }
   }
   snap_ = std::move(snap);
-  // Requests parked on a "not primary" answer go out again.
-  std::vector<uint64_t> parked;
+  // Requests parked on a "not primary" answer go out again if the map now
+  // names another primary.
+  std::vector<Parked> parked;
   parked.swap(parked_);
-  for (uint64_t seq : parked) Resend(seq, now);
+  parked_next_ = TimePoint::max();
+  for (const Parked& p : parked) {
+    if (InflightEntry* e = inflight_.Find(p.seq)) {
+      const int64_t node = e->partition < primary_.size() ? primary_[e->partition] : -1;
+      if (node >= 0 && static_cast<uint32_t>(node) == e->node) {
+        Park(p.seq, p.retry_at);  // the same primary still: its back-off runs on
+      } else {
+        Resend(p.seq, now, false);
+      }
+    }
+  }
+}
+
+void Router::RetryParked(TimePoint now) {
+  if (parked_.empty() || now < parked_next_) return;
+  std::vector<Parked> parked;
+  parked.swap(parked_);
+  parked_next_ = TimePoint::max();
+  for (const Parked& p : parked) {
+    if (p.retry_at <= now) {
+      Resend(p.seq, now, true);
+    } else {
+      Park(p.seq, p.retry_at);
+    }
+  }
 }
 
 int64_t Router::PrimaryOf(const protocol::Request& request, uint32_t* partition, std::string* why) {
@@ -306,23 +344,34 @@ int64_t Router::PrimaryOf(const protocol::Request& request, uint32_t* partition,
 }
 
 bool Router::RetryNotPrimary(InflightEntry& entry, TimePoint now) {
-  if (entry.retried || !view_) return false;
-  entry.retried = true;
-  if (map_version_ > entry.map_version) {
-    Resend(entry.seq, now);
+  if (entry.not_primary_tries >= kMaxNotPrimaryTries || !view_) return false;
+  ++entry.not_primary_tries;
+  ++counters_.not_primary_retries;
+  const bool moved = entry.partition < primary_.size() && primary_[entry.partition] >= 0 &&
+                     static_cast<uint32_t>(primary_[entry.partition]) != entry.node;
+  if (moved) {
+    Resend(entry.seq, now, false);  // our map already names another primary
   } else {
-    parked_.push_back(entry.seq);  // until the next map (or its deadline)
+    // Our map still names the node that refused: a hand-off in progress,
+    // our map behind, or the node's behind ours. Again at the next map or
+    // after a back-off (20 ms doubling, at most 320 ms), within the deadline.
+    Park(entry.seq, now + std::min(kNotPrimaryBackoff * (1 << (entry.not_primary_tries - 1)),
+                                   kNotPrimaryBackoffMax));
   }
   return true;
 }
 
-void Router::Resend(uint64_t seq, TimePoint now) {
+void Router::Resend(uint64_t seq, TimePoint now, bool same_ok) {
   InflightEntry* e = inflight_.Find(seq);
   if (e == nullptr) return;  // answered (timeout) meanwhile
   std::string why;
   uint32_t partition = e->partition;
   int64_t node = -1;
   if (snap_ && snap_->map && partition < primary_.size()) node = primary_[partition];
+  if (!same_ok && node >= 0 && static_cast<uint32_t>(node) == e->node) {
+    Park(seq, now + kNotPrimaryBackoff);  // the same primary still
+    return;
+  }
   if (node < 0 || !nodes_.Routable(static_cast<size_t>(node))) {
     // As a fresh request would be: unavailable (nothing was applied: the
     // node that got it was not primary).
@@ -361,7 +410,7 @@ void Router::Resend(uint64_t seq, TimePoint now) {
     sent = false;
   }
   if (!sent) {
-    parked_.push_back(seq);  // tried again at the next map; its deadline holds
+    Park(seq, now + kNotPrimaryBackoff);  // tried again; its deadline holds
     return;
   }
   --outstanding_[e->node];
@@ -419,30 +468,45 @@ void Router::ReadFrontend(TimePoint now) {
     bool more = first.more();
     frames_.push_back(std::move(first));
     zmq::message_t last;
-    bool too_many = false;
+    size_t dropped = 0;  // frames past the limit, freed as read
     while (more) {
       zmq::message_t part;
       (void)frontend_.recv(part);  // the rest of a multipart message is already here
       more = part.more();
-      if (frames_.size() < kMaxFrames) {
+      if (frames_.size() < kMaxFrames + 1) {
         frames_.push_back(std::move(part));
       } else {
         last = std::move(part);
-        too_many = true;
+        ++dropped;
       }
     }
     if (frames_.size() < 2) {
       ++counters_.dropped_requests;  // no body: nothing to answer
       continue;
     }
-    if (too_many) {
-      // Answer the identity alone, echoing the id if the body has one.
+    // Frames the client sent: all but its identity, dropped ones included.
+    const size_t sent = frames_.size() - 1 + dropped;
+    size_t envelope_bytes = 0;
+    for (size_t i = 1; i + 1 < frames_.size(); ++i) envelope_bytes += frames_[i].size();
+    std::string refusal;
+    if (sent > kMaxFrames) {
+      refusal = "message has " + std::to_string(sent) + " frames, more than the " +
+                std::to_string(kMaxFrames) + " allowed";
+    } else if (envelope_bytes > protocol::kMaxEnvelopeBytes) {
+      refusal = "routing envelope (the frames before the body) is " +
+                std::to_string(envelope_bytes) + " bytes, more than the " +
+                std::to_string(protocol::kMaxEnvelopeBytes) + " allowed";
+    }
+    if (!refusal.empty()) {
+      // Answer the identity alone (nothing of the envelope is kept or
+      // echoed), echoing the id if the body has one.
+      if (dropped > 0) frames_.back() = std::move(last);
+      zmq::message_t body = std::move(frames_.back());
       frames_.resize(1);
-      frames_.push_back(std::move(last));
+      frames_.push_back(std::move(body));
       auto decoded = protocol::DecodeRequest(View(frames_.back()));
       ++counters_.bad_requests;
-      ReplyError(decoded.id, ErrorCode::kBadRequest,
-                 "too many frames (more than " + std::to_string(kMaxFrames) + ")");
+      ReplyError(decoded.id, ErrorCode::kBadRequest, refusal);
       continue;
     }
     HandleRequest(now);
@@ -535,6 +599,12 @@ void Router::HandleRequest(TimePoint now) {
                    " requests in flight (--max-inflight); retry later");
     return;
   }
+  if (inflight_.bytes() > (uint64_t{options_.max_inflight_mb} << 20)) {
+    ReplyError(id, ErrorCode::kOverloaded,
+               "router holds " + std::to_string(inflight_.bytes() >> 20) +
+                   " MiB of requests in flight (--max-inflight-mb); retry later");
+    return;
+  }
   Forward(owner, req, partition, now);
 }
 
@@ -547,7 +617,13 @@ void Router::Forward(size_t node, const protocol::Request& request, uint32_t par
   entry.op = request.op;
   entry.id = OwnedRequestId::From(request.id);
   entry.envelope.reserve(frames_.size() - 1);
-  for (size_t i = 0; i + 1 < frames_.size(); ++i) entry.envelope.emplace_back(View(frames_[i]));
+  size_t bytes = kEntryOverheadBytes;
+  for (size_t i = 0; i + 1 < frames_.size(); ++i) {
+    entry.envelope.emplace_back(View(frames_[i]));
+    bytes += frames_[i].size();
+  }
+  bytes += frames_.back().size();  // the body, until the node answers
+  entry.bytes = static_cast<uint32_t>(bytes);
   if (options_.replicated()) {
     // Kept (a reference, not a copy) for one more try on "not primary".
     entry.body.copy(frames_.back());
@@ -648,7 +724,7 @@ void Router::HandleNodeMessage(size_t node, TimePoint now) {
   if (options_.replicated()) {
     // "not primary" (the map moved): forwarded once more to the new primary.
     InflightEntry* live = inflight_.Find(seq);
-    if (live != nullptr && !live->retried &&
+    if (live != nullptr && live->not_primary_tries < kMaxNotPrimaryTries &&
         protocol::PeekReplyCode(View(frames_.back())) == ErrorCode::kUnavailable) {
       auto header = protocol::DecodeReplyHeader(View(frames_.back()));
       if (header.ok() && header->message.rfind(protocol::kNotPrimaryPrefix, 0) == 0 &&
@@ -805,6 +881,7 @@ void Router::Run(int signal_fd) {
     TimePoint now = Clock::now();
     TimePoint wake = std::min(now + kMaxPollWait, nodes_.NextEvent());
     if (auto d = inflight_.NextDeadline()) wake = std::min(wake, *d);
+    if (!parked_.empty()) wake = std::min(wake, parked_next_);
     milliseconds wait = std::max(milliseconds(0), std::chrono::ceil<milliseconds>(wake - now));
     try {
       zmq::poll(items.data(), items.size(), wait);
@@ -831,6 +908,7 @@ void Router::Run(int signal_fd) {
     if (!draining && (items[1].revents & ZMQ_POLLIN)) ReadFrontend(now);
     now = Clock::now();
     ExpireDeadlines(now);
+    RetryParked(now);
     TendNodes(now);
     // After the replies above: the guest reads new requests (submitting
     // them) and sends the answers that are ready.
@@ -869,6 +947,7 @@ std::string Router::CountersSummary() const {
   s.append(";");
   add("timeouts", c.timeouts);
   add("late_replies_dropped", c.late_replies_dropped);
+  add("not_primary_retries", c.not_primary_retries);
   add("unroutable_sends", c.unroutable_sends);
   add("bad_node_messages", c.bad_node_messages);
   s.append("; heartbeats");

@@ -30,6 +30,13 @@
 //     alive in-sync primary, add alive members (not leaving) that hold the
 //     fewest replicas, ties to the highest rendezvous score of (member,
 //     partition). They join out of sync and catch up from the primary.
+//  6. Moves (balance.h), once nothing needs repair: a move's new replica
+//     that is in sync replaces the old one (after a hand-off if the old one
+//     leads: the primary drains and reports `drained`, rule 4, then the new
+//     one leads at a new leader epoch); a move whose new replica died is
+//     abandoned, one whose old replica died is over. Then new moves start,
+//     at most `max_moves` at a time. A member leaving that holds nothing any
+//     more leaves the members.
 // Stale reports (another epoch, or from a node that is no longer primary)
 // are ignored: the primary reports again under the new epoch if it must.
 #pragma once
@@ -56,7 +63,11 @@ struct NodeInfo {
 
 // A primary's request about one replica of one partition.
 struct ReplicaReport {
-  enum class Kind { kLagging, kCaughtUp };
+  enum class Kind {
+    kLagging,   // a backup did not acknowledge in time: out of sync, please
+    kCaughtUp,  // a replica holds every committed record: in sync, please
+    kDrained,   // the primary handing off to `replica` has nothing in flight
+  };
   Kind kind = Kind::kLagging;
   uint32_t partition = 0;
   std::string replica;
@@ -77,6 +88,7 @@ struct ControllerInput {
 
 struct ControllerOptions {
   int64_t never_joined_grace_ms = 10000;
+  size_t max_moves = 4;  // partitions moving at once, cluster-wide
 };
 
 // State the controller keeps between decisions (its start time).

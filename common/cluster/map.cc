@@ -91,6 +91,12 @@ Status Validate(const ClusterMap& map) {
     if (!p.handoff.empty() && (!p.HasReplica(p.handoff) || p.handoff == p.primary())) {
       return bad(where + "handoff '" + p.handoff + "' is not a backup");
     }
+    if (p.move_from.empty() != p.move_to.empty() ||
+        (!p.move_to.empty() &&
+         (!p.HasReplica(p.move_to) || !p.HasReplica(p.move_from) || p.move_to == p.move_from))) {
+      return bad(where + "move from '" + p.move_from + "' to '" + p.move_to +
+                 "' does not name two of its replicas");
+    }
   }
   return Status::Ok();
 }
@@ -118,6 +124,10 @@ std::string FormatMap(const ClusterMap& map) {
                {"replicas", p.replicas},
                {"in_sync", p.in_sync}};
     if (!p.handoff.empty()) jp["handoff"] = p.handoff;
+    if (!p.move_to.empty()) {
+      jp["move_from"] = p.move_from;
+      jp["move_to"] = p.move_to;
+    }
     parts.push_back(std::move(jp));
   }
   j["parts"] = std::move(parts);
@@ -218,7 +228,9 @@ StatusOr<ClusterMap> ParseMap(std::string_view text) {
     for (Status s : {Get(jp, "p", where, &index), Get(jp, "epoch", where, &p.epoch),
                      Get(jp, "leader_epoch", where, &p.leader_epoch),
                      Get(jp, "replicas", where, &p.replicas), Get(jp, "in_sync", where, &p.in_sync),
-                     Get(jp, "handoff", where, &p.handoff, /*required=*/false)}) {
+                     Get(jp, "handoff", where, &p.handoff, /*required=*/false),
+                     Get(jp, "move_from", where, &p.move_from, /*required=*/false),
+                     Get(jp, "move_to", where, &p.move_to, /*required=*/false)}) {
       if (!s.ok()) return s;
     }
     if (index != map.parts.size()) {

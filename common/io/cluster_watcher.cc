@@ -62,11 +62,12 @@ StatusOr<cluster::NodeInfo> ParseNodeInfo(std::string_view text) {
 std::string FormatReports(const std::vector<cluster::ReplicaReport>& reports) {
   json arr = json::array();
   for (const auto& r : reports) {
-    arr.push_back(
-        {{"kind", r.kind == cluster::ReplicaReport::Kind::kLagging ? "lagging" : "caught_up"},
-         {"p", r.partition},
-         {"replica", r.replica},
-         {"epoch", r.epoch}});
+    arr.push_back({{"kind", r.kind == cluster::ReplicaReport::Kind::kLagging    ? "lagging"
+                            : r.kind == cluster::ReplicaReport::Kind::kCaughtUp ? "caught_up"
+                                                                                : "drained"},
+                   {"p", r.partition},
+                   {"replica", r.replica},
+                   {"epoch", r.epoch}});
   }
   return json{{"reports", arr}}.dump();
 }
@@ -86,6 +87,8 @@ StatusOr<std::vector<cluster::ReplicaReport>> ParseReports(std::string_view text
     if (!replica.ok()) return replica.status();
     if (*kind == "lagging") {
       rep.kind = cluster::ReplicaReport::Kind::kLagging;
+    } else if (*kind == "drained") {
+      rep.kind = cluster::ReplicaReport::Kind::kDrained;
     } else if (*kind == "caught_up") {
       rep.kind = cluster::ReplicaReport::Kind::kCaughtUp;
     } else {

@@ -9,7 +9,7 @@
 //   nodes/<name>     a live node, bound to its lease: {"name", "data_id",
 //                    "endpoint", "repl_endpoint", "pid"}
 //   reports/<name>   a primary's requests to the controller, bound to its
-//                    lease: {"reports": [{"kind": "lagging"|"caught_up",
+//                    lease: {"reports": [{"kind": "lagging"|"caught_up"|"drained",
 //                    "p": P, "replica": NAME, "epoch": E}, ...]}
 //   controller       the controller election: the holder's name, bound to
 //                    its lease

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <msgpack/sbuffer.hpp>
 
+#include "common/protocol.h"
 #include "node/store/mutations.h"
 
 namespace todo::node {
@@ -47,6 +48,10 @@ bool InPartition(std::string_view key, const std::string& prefix, const std::str
 struct ShardReplication::Primary {
   explicit Primary(PrimaryPartition sm_) : sm(std::move(sm_)) {}
   PrimaryPartition sm;
+  // Handing the primary role off to this in-sync backup (the map's
+  // `handoff`): nothing new is taken; once everything in flight is
+  // committed, a `drained` report lets the controller switch.
+  std::string handing_off_to;
   struct HeldOp {
     uint64_t seq;
     int64_t at_ms;
@@ -67,7 +72,8 @@ struct ShardReplication::Primary {
 struct ShardReplication::Backup {
   explicit Backup(cluster::BackupPartition sm_) : sm(std::move(sm_)) {}
   cluster::BackupPartition sm;
-  std::string expected_from;  // a snapshot's next chunk starts here
+  std::string expected_from;    // a snapshot's next chunk starts here
+  uint64_t broken_session = 0;  // a chunk of it failed: its later chunks are dropped quietly
 };
 
 ShardReplication::ShardReplication(const ReplContext* ctx, uint32_t shard, store::ShardDb* db)
@@ -133,6 +139,7 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
     spdlog::error("map has {} partitions, this node {}: ignored", map.partitions, ctx_->partitions);
     return;
   }
+  if (held_.size() != map.partitions) held_.assign(map.partitions, false);
   for (uint32_t p = shard_; p < map.partitions; p += ctx_->shards) {
     const cluster::Partition& part = map.parts[p];
     const bool primary = snap.data_ok && part.primary() == ctx_->self && part.IsInSync(ctx_->self);
@@ -147,17 +154,96 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
       } else {
         if (pr != primaries_.end()) EndPrimary(p, "a new term began", done);
         BecomePrimary(p, part, now, done);
+        pr = primaries_.find(p);
       }
+      if (pr != primaries_.end()) SetHandoff(p, *pr->second, part);
       continue;
     }
     if (pr != primaries_.end()) {
       EndPrimary(p, backup ? "it is now a backup" : "it no longer holds the partition", done);
     }
     if (backup) {
+      drops_.erase(p);
       EnsureBackup(p)->sm.RaiseLeaderEpoch(part.leader_epoch);
     } else {
       backups_.erase(p);
+      // Not ours any more: drop the copy, if there is one. Looked for when
+      // the partition stops being ours, and once for all at the first map
+      // (what an earlier run left): not at every map, as a look costs a
+      // LevelDB iterator.
+      const bool look = !held_checked_ || held_[p];
+      if (snap.may_drop && look && !drops_.contains(p)) {
+        std::unique_ptr<leveldb::Iterator> it(db_->db->NewIterator(leveldb::ReadOptions()));
+        const std::string prefix = storage::PartitionPrefix(p);
+        const std::string end = storage::PartitionRangeEnd(p);
+        it->Seek(prefix);
+        if (it->Valid() && (end.empty() || it->key().ToString() < end)) drops_[p] = prefix;
+      }
     }
+    if (primary || backup) drops_.erase(p);
+    // A partition counts as held while the map gives it to us; one we
+    // could not drop yet (not may_drop) stays marked so it is looked at
+    // again.
+    held_[p] = primary || backup || !snap.may_drop;
+  }
+  if (snap.may_drop) held_checked_ = true;
+}
+
+void ShardReplication::DropSome(store::Group* group) {
+  // Keys deleted per tick (50 a second), all partitions of the shard: a
+  // dropped copy goes at ~10,000 keys a second, in the background.
+  constexpr size_t kDropBatch = 200;
+  size_t budget = kDropBatch;
+  for (auto it = drops_.begin(); it != drops_.end() && budget > 0;) {
+    const uint32_t p = it->first;
+    const std::string prefix = storage::PartitionPrefix(p);
+    const std::string end = storage::PartitionRangeEnd(p);
+    if (it->second == prefix) {
+      // First batch: the copy is marked incomplete at once, so a copy half
+      // dropped is never taken for one (if p comes back to this node, it
+      // catches up by snapshot).
+      storage::PartitionMeta meta;
+      meta.complete = false;
+      group->Put(group->Own(prefix), group->Own(storage::EncodePartitionMeta(meta)));
+      spdlog::info("{}no longer held here: dropping this node's copy", Pfx(p));
+    }
+    std::unique_ptr<leveldb::Iterator> keys(db_->db->NewIterator(leveldb::ReadOptions()));
+    size_t n = 0;
+    std::string next;
+    for (keys->Seek(it->second); keys->Valid(); keys->Next()) {
+      std::string_view k(keys->key().data(), keys->key().size());
+      if (!end.empty() && k >= std::string_view(end)) break;
+      if (k == prefix) continue;  // the meta, deleted last
+      if (n == budget) {
+        next = std::string(k);
+        break;
+      }
+      group->Delete(group->Own(std::string(k)));
+      ++n;
+    }
+    budget -= n;
+    if (next.empty()) {
+      group->Delete(group->Own(prefix));  // all gone: as if never held
+      it = drops_.erase(it);
+    } else {
+      it->second = std::move(next);
+      ++it;
+    }
+  }
+}
+
+void ShardReplication::SetHandoff(uint32_t p, Primary& pr, const cluster::Partition& part) {
+  const std::string to = part.IsInSync(part.handoff) ? part.handoff : std::string();
+  if (to == pr.handing_off_to) return;
+  pr.handing_off_to = to;
+  if (!to.empty()) {
+    // Requests are refused from now on ("not primary": a router waits for
+    // the switch and sends them to the new primary).
+    ctx_->table->set_serving(p, 0);
+    spdlog::info("{}handing off to '{}': draining {} writes in flight", Pfx(p), to, pr.held.size());
+  } else {
+    ctx_->table->set_serving(p, pr.sm.leader_epoch());
+    spdlog::info("{}hand-off called off; serving again", Pfx(p));
   }
 }
 
@@ -281,6 +367,7 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
   switch (m.type) {
     case ReplType::kProbe:
       v = b.sm.OnProbe(peer, m.leader_epoch, m.session);
+      if (v == V::kAccept) b.broken_session = 0;
       AnswerState(p, peer, m.session, v != V::kAccept);
       return;
     case ReplType::kAppend: {
@@ -313,6 +400,14 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
       break;
     }
     case ReplType::kChunk: {
+      if (m.session != b.sm.session() || peer != b.sm.primary() || m.session == b.broken_session) {
+        // Not the current session, or one whose thread is already lost
+        // (the chunks after a gap, still in flight): the state machine
+        // decides without looking at the chunk.
+        if (m.session == b.broken_session) return;
+        v = b.sm.OnChunk(peer, m.leader_epoch, m.session, m.flag1);
+        break;
+      }
       // [from, to) within p's range, keys ascending inside it.
       const std::string_view from = m.from;
       const std::string to = m.to.empty() ? end : std::string(m.to);
@@ -328,8 +423,11 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
         prev = k;
       }
       if (!ok) {
-        spdlog::error("{}a snapshot chunk from '{}' is out of order or out of range; resync",
-                      Pfx(p), peer);
+        // A gap (a connection lost with chunks in it) or a bad primary:
+        // said once per session, then the snapshot starts again.
+        spdlog::warn("{}a snapshot chunk from '{}' is out of order or out of range; resync", Pfx(p),
+                     peer);
+        b.broken_session = m.session;
         AnswerState(p, peer, m.session, false);
         return;
       }
@@ -519,7 +617,6 @@ void ShardReplication::TrimLog(uint32_t p, Primary& pr, Clock::time_point now) {
 }
 
 void ShardReplication::Tick(Clock::time_point now, store::Group* group, std::vector<Done>* done) {
-  (void)group;
   // Catch-up budget: the node's rate, shared by its shards; at most a
   // second's worth saved up.
   const double rate = ctx_->options.catchup_bytes_per_sec / std::max<uint32_t>(1, ctx_->shards);
@@ -530,6 +627,7 @@ void ShardReplication::Tick(Clock::time_point now, store::Group* group, std::vec
   tokens_at_ = now;
   for (auto& [p, pr] : primaries_) SendChunks(p, *pr, now);
   if (now < next_tick_) return;
+  if (!drops_.empty()) DropSome(group);
   next_tick_ = now + kTickEvery;
   const int64_t ms = Ms(now);
   for (auto& [p, pr] : primaries_) {
@@ -568,7 +666,11 @@ void ShardReplication::Sequence(std::vector<WriteOp>& ops, Clock::time_point now
     Primary* pr = it == primaries_.end() ? nullptr : it->second.get();
     Status refusal;
     bool invalidate = !op.barrier;
-    if (pr == nullptr || pr->sm.leader_epoch() != op.term) {
+    if (pr != nullptr && !pr->handing_off_to.empty() && pr->sm.leader_epoch() == op.term) {
+      refusal = Status(ErrorCode::kUnavailable, std::string(protocol::kNotPrimaryPrefix) +
+                                                    std::to_string(p) + " (handing off to '" +
+                                                    pr->handing_off_to + "'; not applied)");
+    } else if (pr == nullptr || pr->sm.leader_epoch() != op.term) {
       std::string who;
       if (map_ && p < map_->map->parts.size()) {
         const auto& part = map_->map->parts[p];
@@ -752,6 +854,11 @@ void ShardReplication::PublishReports() {
   for (const auto& [p, pr] : primaries_) {
     auto r = pr->sm.Reports();
     reports.insert(reports.end(), r.begin(), r.end());
+    if (!pr->handing_off_to.empty() && pr->held.empty() &&
+        pr->sm.committed() == pr->sm.last().seq) {
+      reports.push_back(cluster::ReplicaReport{cluster::ReplicaReport::Kind::kDrained, p,
+                                               pr->handing_off_to, pr->sm.map_epoch()});
+    }
     PartitionStats s;
     s.partition = p;
     s.role = "primary";

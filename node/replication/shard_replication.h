@@ -153,6 +153,9 @@ class ShardReplication {
   void BecomePrimary(uint32_t p, const cluster::Partition& part, Clock::time_point now,
                      std::vector<Done>* done);
   void EndPrimary(uint32_t p, const char* why, std::vector<Done>* done);
+  // Follows the map's hand-off of p's primary role (starts or calls off
+  // the drain).
+  void SetHandoff(uint32_t p, Primary& pr, const cluster::Partition& part);
   Backup* EnsureBackup(uint32_t p);
 
   void FromBackup(const std::string& peer, const cluster::ReplMessage& m, Clock::time_point now,
@@ -169,6 +172,9 @@ class ShardReplication {
   void Complete(uint32_t p, Primary& pr, Clock::time_point now, std::vector<Done>* done);
   void TrimLog(uint32_t p, Primary& pr, Clock::time_point now);
   void PublishReports();
+  // Deletes (a bounded batch a tick) the copies of partitions this node no
+  // longer holds.
+  void DropSome(store::Group* group);
 
   int64_t Ms(Clock::time_point t) const;
   std::string& Out(const std::string& peer, ReplIo::Via via);
@@ -184,6 +190,11 @@ class ShardReplication {
 
   std::map<uint32_t, std::unique_ptr<Primary>> primaries_;
   std::map<uint32_t, std::unique_ptr<Backup>> backups_;
+  // Partitions whose copy is being dropped (no longer held), with the key
+  // the next batch starts at.
+  std::map<uint32_t, std::string> drops_;
+  std::vector<bool> held_;     // by partition: ours in the last map applied
+  bool held_checked_ = false;  // every partition looked at once for leftovers
   std::shared_ptr<const MapSnapshot> map_;
 
   // This iteration: the client ops sequenced (held after the commit), the

@@ -1,9 +1,9 @@
 // Fuzz target "storage": the stored-record decoders of common/storage_format.h
 // and TodoList::Restore fed with what they decode.
 //
-// The whole input goes through ParseKey, DecodeEntryValue, DecodeMetaValue
-// and ParseManifest; whatever decodes must encode back to the same bytes
-// (the manifest: to text that parses equal).
+// The whole input goes through ParseKey, DecodeEntryValue, DecodeMetaValue,
+// DecodeCommitValue, ParseCommitted and ParseManifest; whatever decodes must
+// encode back to the same bytes (the manifest: to text that parses equal).
 //
 // Then the input is read as the records of one LevelDB shard:
 //   repeated { u16be key length, key, u16be value length, value }
@@ -48,6 +48,12 @@ void CheckDecoders(std::string_view in) {
   }
   if (auto meta = DecodeMetaValue(in); meta.ok()) {
     FUZZ_CHECK(EncodeMetaValue(*meta) == in);
+  }
+  if (auto c = DecodeCommitValue(in); c.ok()) {
+    FUZZ_CHECK(EncodeCommitValue(*c) == in);
+  }
+  if (auto c = ParseCommitted(in); c.ok()) {
+    FUZZ_CHECK(FormatCommitted(*c) == in);
   }
   if (auto m = ParseManifest(in); m.ok()) {
     FUZZ_CHECK(m->shards >= 1 && m->shards <= 1024);
