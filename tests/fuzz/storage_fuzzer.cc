@@ -1,9 +1,10 @@
 // Fuzz target "storage": the stored-record decoders of common/storage_format.h
 // and TodoList::Restore fed with what they decode.
 //
-// The whole input goes through ParseKey, DecodeEntryValue, DecodeMetaValue
-// and ParseManifest; whatever decodes must encode back to the same bytes
-// (the manifest: to text that parses equal).
+// The whole input goes through ParseKey, DecodeEntryValue, DecodeMetaValue,
+// the rid record decoders (DecodeRidValue, ParseRidExpiryKey,
+// DecodeRidCount) and ParseManifest; whatever decodes must encode back to
+// the same bytes (the manifest: to text that parses equal).
 //
 // Then the input is read as the records of one LevelDB shard:
 //   repeated { u16be key length, key, u16be value length, value }
@@ -49,6 +50,19 @@ void CheckDecoders(std::string_view in) {
   if (auto meta = DecodeMetaValue(in); meta.ok()) {
     FUZZ_CHECK(EncodeMetaValue(*meta) == in);
   }
+  if (auto rid = DecodeRidValue(in); rid.ok()) {
+    std::string again;
+    RidValueTo(&again, *rid);
+    FUZZ_CHECK(again == in);
+    FUZZ_CHECK(protocol::IsMutating(rid->op));
+  } else {
+    FUZZ_CHECK(rid.status().code() == ErrorCode::kInternal);
+  }
+  if (auto key = ParseRidExpiryKey(in)) {
+    FUZZ_CHECK(!key->list.empty() && key->rid.size() <= protocol::kMaxRidBytes);
+    FUZZ_CHECK(RidExpiryKey(key->created_ms, key->list, key->rid) == in);
+  }
+  if (auto count = DecodeRidCount(in); count.ok()) FUZZ_CHECK(EncodeRidCount(*count) == in);
   if (auto m = ParseManifest(in); m.ok()) {
     FUZZ_CHECK(m->shards >= 1 && m->shards <= 1024);
     auto again = ParseManifest(FormatManifest(*m));
