@@ -31,7 +31,8 @@ void ListActor::Meter() {
   // mailbox's spare storage, the list, and the writes not yet complete.
   const size_t now = sizeof(*this) + 32 + name_.capacity() + list_.ApproxBytes() +
                      pending_.capacity() * sizeof(PendingWrite) + pending_bytes_ +
-                     tracked_.capacity() * sizeof(Tracked);
+                     tracked_.capacity() * sizeof(Tracked) + rid_bytes_ +
+                     rid_order_.capacity() * sizeof(RidInFlight);
   const size_t before = metered_.load(std::memory_order_relaxed);
   if (now != before) {
     meter_->bytes.fetch_add(static_cast<int64_t>(now) - static_cast<int64_t>(before),
@@ -70,17 +71,36 @@ void DropCompleted(std::vector<T>* v, size_t* head, uint64_t done, size_t keep, 
 // slice's worth without reallocating.
 constexpr size_t kTrackedKept = 64;
 
+// What an entry of rids_ costs besides its bytes: the hash node and bucket.
+constexpr size_t kRidEntryOverhead = 96;
+
 }  // namespace
 
 void ListActor::ClearPending() {
   DropCompleted(&pending_, &pending_head_, UINT64_MAX, 0, [](PendingWrite&) {});
   pending_bytes_ = 0;
   DropCompleted(&tracked_, &tracked_head_, UINT64_MAX, kTrackedKept, [](Tracked&) {});
+  // Each of them is durable (its record is on disk now) or will be refused.
+  if (!rids_.empty()) {
+    DropCompleted(&rid_order_, &rid_order_head_, UINT64_MAX, 0, [](RidInFlight&) {});
+    std::unordered_map<std::string, std::string, RidHash, std::equal_to<>>().swap(rids_);
+    rid_bytes_ = 0;
+  }
 }
 
 void ListActor::TrimCompleted() {
-  if (pending_.empty() && tracked_.empty()) return;
+  if (pending_.empty() && tracked_.empty() && rids_.empty()) return;
   const uint64_t done = completed.load(std::memory_order_acquire);
+  if (!rids_.empty()) {
+    DropCompleted(&rid_order_, &rid_order_head_, done, 0, [&](RidInFlight& r) {
+      auto it = rids_.find(*r.rid);
+      rid_bytes_ -= it->first.capacity() + it->second.capacity() + kRidEntryOverhead;
+      rids_.erase(it);
+    });
+    if (rids_.empty()) {
+      std::unordered_map<std::string, std::string, RidHash, std::equal_to<>>().swap(rids_);
+    }
+  }
   DropCompleted(&pending_, &pending_head_, done, 0, [&](PendingWrite& w) {
     if (w.entry.title.size() > 15) pending_bytes_ -= w.entry.title.size() + 1;
     std::string().swap(w.entry.title);
@@ -275,11 +295,115 @@ void ListActor::AddCounted(Call& call, std::vector<Reply>* now,
   storage::EntryValueTo(&value, *req.date, *req.title);
   store::WriteOp op;
   op.batch.Put(key, value);
+  std::string record;
+  if (!req.rid.empty()) {
+    storage::RidRecord r = storage::RidRecordFor(req, store_->NowMs());
+    r.outcome = storage::RidOutcome::kAdded;
+    r.new_id = id;
+    record = AddRidRecord(req, r, &op);
+  }
   zmq::message_t body =
       EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeAddResult(b, req.id, id); });
   Submit(call, std::move(op), std::move(body), writes);
+  if (!req.rid.empty()) TrackRid(req.rid, std::move(record));
   pending_.push_back(PendingWrite{submitted_, true, Entry{id, *req.date, std::string(*req.title)}});
   if (req.title->size() > 15) pending_bytes_ += req.title->size() + 1;  // past SSO
+}
+
+namespace {
+
+std::string NoSuchEntry(uint64_t entry_id) {
+  return "list has no entry " + std::to_string(entry_id);
+}
+
+// The reply a write's record says it got, with the retry's own id.
+void EncodeRecordedReply(msgpack::sbuffer& b, const protocol::RequestId& id,
+                         const storage::RidRecord& r) {
+  switch (r.outcome) {
+    case storage::RidOutcome::kAdded:
+      protocol::EncodeAddResult(b, id, r.new_id);
+      return;
+    case storage::RidOutcome::kUpdated:
+      protocol::EncodeEntry(b, id, EntryRef(r.entry_id, r.result_date, r.result_title));
+      return;
+    case storage::RidOutcome::kNotFound:
+      protocol::EncodeError(b, id, ErrorCode::kNotFound, NoSuchEntry(r.entry_id));
+      return;
+    case storage::RidOutcome::kDeleted:
+    case storage::RidOutcome::kNotDeleted:
+      protocol::EncodeDeleted(b, id, r.outcome == storage::RidOutcome::kDeleted);
+      return;
+  }
+  protocol::EncodeError(b, id, ErrorCode::kInternal, "rid record has an unknown outcome");
+}
+
+}  // namespace
+
+bool ListActor::AnswerFromRecord(Call& call, std::vector<Reply>* now,
+                                 std::vector<store::WriteOp>* writes) {
+  const protocol::Request& req = call.request;
+  // The epoch current first: after a failed write the rids in flight are
+  // dropped (their writes will all be refused) and the retry is a first
+  // request.
+  if (Status s = EnsureCounted(); !s.ok()) {
+    Fail(call, s, now);
+    return true;
+  }
+  thread_local std::string stored;
+  std::string_view value;
+  if (auto it = rids_.find(req.rid); it != rids_.end()) {
+    value = it->second;  // the original is in flight: Answer() waits behind it
+  } else {
+    auto found = store_->ReadRid(name_, req.rid, &stored);
+    if (!found.ok()) {
+      Fail(call, found.status(), now);
+      return true;
+    }
+    if (!*found) return false;
+    value = stored;
+  }
+  auto record = storage::DecodeRidValue(value);
+  if (!record.ok()) {
+    Fail(call,
+         Status::Internal("list '" + std::string(name_) + "': rid " +
+                          protocol::QuoteForMessage(req.rid) + ": " + record.status().message()),
+         now);
+    return true;
+  }
+  if (!storage::SameRequest(*record, req)) {
+    writer_.CountRidConflict();
+    Fail(call,
+         Status::BadRequest(
+             "rid " + protocol::QuoteForMessage(req.rid) + " was used for a different request (" +
+             std::string(protocol::OpName(record->op)) +
+             (record->op == req.op ? " with other arguments" : "") + "); nothing was changed"),
+         now);
+    return true;
+  }
+  writer_.CountRidHit();
+  Answer(call, EncodeBody([&](msgpack::sbuffer& b) { EncodeRecordedReply(b, req.id, *record); }),
+         now, writes);
+  return true;
+}
+
+std::string ListActor::AddRidRecord(const protocol::Request& req, const storage::RidRecord& record,
+                                    store::WriteOp* op) {
+  thread_local std::string key;
+  std::string value;
+  storage::RidValueTo(&value, record);
+  storage::RidKeyTo(&key, name_, req.rid);
+  op->batch.Put(key, value);
+  storage::RidExpiryKeyTo(&key, record.created_ms, name_, req.rid);
+  op->batch.Put(key, std::string_view());
+  op->rid_delta = 1;
+  return value;
+}
+
+void ListActor::TrackRid(std::string_view rid, std::string value) {
+  auto [it, inserted] = rids_.emplace(std::string(rid), std::move(value));
+  if (!inserted) return;  // can't happen: a rid in flight is answered, not applied
+  rid_bytes_ += it->first.capacity() + it->second.capacity() + kRidEntryOverhead;
+  rid_order_.push_back(RidInFlight{submitted_, &it->first});
 }
 
 void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
@@ -295,6 +419,8 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     ClearPending();
   }
   const protocol::Request& req = call.request;
+  const bool with_rid = !req.rid.empty() && protocol::IsMutating(req.op);
+  if (with_rid && AnswerFromRecord(call, now, writes)) return;
   if (req.op == Op::kAddEntry && state_ != State::kLoaded) {
     AddCounted(call, now, writes);
     return;
@@ -341,46 +467,69 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   store::WriteOp op;
   zmq::message_t body;
   uint64_t touched = req.entry_id;  // the entry the write changes
+  // With a rid: its record, the outcome filled in below.
+  storage::RidRecord record;
+  if (with_rid) record = storage::RidRecordFor(req, store_->NowMs());
+  bool changed = true;  // false: the write holds only the rid record
   if (req.op == Op::kAddEntry) {
     const EntryRef e = list_.Add(*req.date, *req.title);
     touched = e.id;
     storage::EntryKeyTo(&key, name_, e.id);
     storage::EntryValueTo(&value, e.date, e.title);
     op.batch.Put(key, value);
+    record.outcome = storage::RidOutcome::kAdded;
+    record.new_id = e.id;
     body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeAddResult(b, req.id, e.id); });
   } else if (req.op == Op::kUpdateEntry) {
     auto e = list_.Update(req.entry_id, req.date, req.title);
     if (!e) {
-      writer_.Unreserve();
-      Status nf(ErrorCode::kNotFound, "list has no entry " + std::to_string(req.entry_id));
-      Answer(call, EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeError(b, req.id, nf); }),
-             now, writes);
-      return;
+      Status nf(ErrorCode::kNotFound, NoSuchEntry(req.entry_id));
+      body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeError(b, req.id, nf); });
+      if (!with_rid) {
+        writer_.Unreserve();
+        Answer(call, std::move(body), now, writes);
+        return;
+      }
+      changed = false;
+      record.outcome = storage::RidOutcome::kNotFound;
+    } else {
+      storage::EntryKeyTo(&key, name_, e->id);
+      storage::EntryValueTo(&value, e->date, e->title);
+      op.batch.Put(key, value);
+      record.outcome = storage::RidOutcome::kUpdated;
+      record.result_date = e->date;
+      record.result_title = e->title;
+      body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeEntry(b, req.id, *e); });
     }
-    storage::EntryKeyTo(&key, name_, e->id);
-    storage::EntryValueTo(&value, e->date, e->title);
-    op.batch.Put(key, value);
-    body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeEntry(b, req.id, *e); });
   } else {
     bool deleted = list_.Delete(req.entry_id);
     if (!deleted) {
-      writer_.Unreserve();
-      Answer(call,
-             EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, false); }),
-             now, writes);
-      return;
+      body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, false); });
+      if (!with_rid) {
+        writer_.Unreserve();
+        Answer(call, std::move(body), now, writes);
+        return;
+      }
+      changed = false;
+      record.outcome = storage::RidOutcome::kNotDeleted;
+    } else {
+      storage::EntryKeyTo(&key, name_, req.entry_id);
+      op.batch.Delete(key);
+      // Deleting the highest id ever given out: record the counter, or a
+      // reload would compute it from the surviving entries and reuse the id.
+      if (req.entry_id + 1 == list_.next_id()) {
+        op.batch.Put(storage::MetaKey(name_), storage::EncodeMetaValue(list_.next_id()));
+      }
+      record.outcome = storage::RidOutcome::kDeleted;
+      body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, true); });
     }
-    storage::EntryKeyTo(&key, name_, req.entry_id);
-    op.batch.Delete(key);
-    // Deleting the highest id ever given out: record the counter, or a
-    // reload would compute it from the surviving entries and reuse the id.
-    if (req.entry_id + 1 == list_.next_id()) {
-      op.batch.Put(storage::MetaKey(name_), storage::EncodeMetaValue(list_.next_id()));
-    }
-    body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, true); });
   }
+  // The record is encoded now: result_title points into the list.
+  std::string recorded;
+  if (with_rid) recorded = AddRidRecord(req, record, &op);
   Submit(call, std::move(op), std::move(body), writes);
-  tracked_.push_back(Tracked{submitted_, touched});
+  if (with_rid) TrackRid(req.rid, std::move(recorded));
+  if (changed) tracked_.push_back(Tracked{submitted_, touched});
 }
 
 }  // namespace todo::node

@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   so.sync = o.sync;
   so.writer_queue = o.writer_queue;
   so.max_batch = o.max_batch;
+  so.rid_ttl = o.rid_ttl;
   auto opened = store::Store::Open(so, &replies);
   if (!opened.ok()) {
     spdlog::error("{}", opened.status().message());
@@ -110,8 +111,9 @@ int main(int argc, char** argv) {
         exit_status = 1;
       } else {
         spdlog::info("security: {}", security::Describe(o.curve));
-        spdlog::info("listening on {} (data {}, {} shards, {} workers, sync {})", o.listen, o.data,
-                     store->shards(), o.workers, o.sync ? "on" : "off");
+        spdlog::info("listening on {} (data {}, {} shards, {} workers, sync {}, rid ttl {} s)",
+                     o.listen, o.data, store->shards(), o.workers, o.sync ? "on" : "off",
+                     static_cast<double>(o.rid_ttl.count()) / 1000.0);
         server.Run(signal_fd, std::chrono::seconds(10));
         metrics.SetStopped();
         metrics_http.Stop();

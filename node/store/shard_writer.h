@@ -54,6 +54,22 @@
 // failed attempts at the 1st, 2nd, 4th, 8th, ...; WriterStats counts them.
 // Not covered: a node stopped or killed while a shard is still down exits
 // without its undo, so its next start may replay the failed record.
+//
+// Rid records (common/storage_format.h). Each op says how many rid records
+// it adds (a first write with a rid: +1) or drops (the expiry sweeper: -n);
+// the writer keeps the shard's count and writes it (the count key) in the
+// same batch, so the count on disk is exact through crashes and failures.
+// Silent ops (the sweeper's) send no reply; their owner sees them complete.
+//
+// Test hook (never set in production): the environment variable
+// TODO_TEST_CRASH_AT=POINT:N makes the process _exit(86) at the N-th group
+// commit that writes (counted over all shards from 1), at POINT:
+//   before-write  before the batch reaches LevelDB (nothing of it is logged);
+//   before-sync   after LevelDB appended it to its log (in the OS page cache,
+//                 so it survives a process crash) but before the fsync;
+//   after-sync    after the fsync, before any of its replies is sent.
+// So tests can crash a node at a precise point of a write's life, which a
+// kill -9 from outside can only hit by chance.
 #pragma once
 
 #include <leveldb/db.h>
@@ -112,6 +128,10 @@ struct WriteOp {
   bool barrier = false;
   node::Reply reply;            // sent once the op is durable
   protocol::OwnedRequestId id;  // echoed in the error reply if it fails
+  // Rid records the op adds (> 0) or drops (< 0): see "Rid records" above.
+  int32_t rid_delta = 0;
+  // No reply, not even on failure (the node's own ops: the rid sweeper's).
+  bool silent = false;
 };
 
 struct WriterStats {
@@ -124,6 +144,11 @@ struct WriterStats {
   std::atomic<uint64_t> failed_reopens{0};  // recovery attempts that failed (probe, open or undo)
   std::atomic<uint64_t> refused{0};         // ops answered `internal` while the shard was down
   std::atomic<uint64_t> unavailable{0};     // 1 from a failed batch until the shard recovers
+  std::atomic<uint64_t> rid_records{0};     // rid records in the shard now (exact: the count key)
+  std::atomic<uint64_t> rid_written{0};     // rid records written since the start
+  std::atomic<uint64_t> rid_expired{0};     // rid records dropped by the sweeper since the start
+  std::atomic<uint64_t> rid_hits{0};        // retries answered from a record (counted by actors)
+  std::atomic<uint64_t> rid_conflicts{0};   // rids refused as used for another request (actors)
 };
 
 // Per group commit: its size (writes) and its DB::Write time (seconds).
@@ -158,6 +183,9 @@ class ShardWriter {
 
   size_t depth() const { return reserved_.load(std::memory_order_relaxed); }
   const WriterStats& stats() const { return stats_; }
+  // Thread-safe: the list actors' rid counters (kept with the writer's).
+  void CountRidHit() { stats_.rid_hits.fetch_add(1, std::memory_order_relaxed); }
+  void CountRidConflict() { stats_.rid_conflicts.fetch_add(1, std::memory_order_relaxed); }
   // Thread-safe: a copy of the group-commit histograms.
   WriterHistograms histograms() const {
     std::lock_guard<std::mutex> lock(histograms_mu_);
@@ -178,6 +206,9 @@ class ShardWriter {
   leveldb::Status ProbeDisk() const;
   leveldb::Status ReopenAndUndo();
   void SetDb(std::unique_ptr<leveldb::DB> db, const std::string& down_reason);
+  // Reads the shard's rid record count from its count key (writer thread,
+  // or the constructor).
+  void LoadRidCount();
 
   ShardDb* const shard_;
   const uint32_t index_;
@@ -200,7 +231,8 @@ class ShardWriter {
 
   // Writer thread only: the group commit being built (kept for its buffer).
   leveldb::WriteBatch group_;
-  size_t last_group_ = 0;  // ops in the last group (for the linger)
+  size_t last_group_ = 0;     // ops in the last group (for the linger)
+  uint64_t rid_records_ = 0;  // the count key's value (writer thread)
   // Writer thread only: the state of a shard that is down.
   bool broken_ = false;
   leveldb::Status broken_status_;  // the latest failure (named in refusals)

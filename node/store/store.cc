@@ -14,6 +14,7 @@
 #include "common/rendezvous.h"
 #include "common/storage_format.h"
 #include "node/store/pread_env.h"
+#include "node/store/rid_sweeper.h"
 
 namespace todo::store {
 namespace fs = std::filesystem;
@@ -62,6 +63,13 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
                                              node::ReplyQueue* replies) {
   std::unique_ptr<Store> store(new Store());
   store->options_ = options;
+  if (!store->options_.now_ms) {
+    store->options_.now_ms = [] {
+      return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+    };
+  }
   const fs::path dir(options.dir);
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -113,6 +121,9 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
   }
 
   store->cache_.reset(leveldb::NewLRUCache(options.block_cache_bytes * store->options_.shards));
+  if (options.bloom_bits_per_key > 0) {
+    store->filter_.reset(leveldb::NewBloomFilterPolicy(options.bloom_bits_per_key));
+  }
   // The files are on the real disk unless a test injects its own Env (an
   // in-memory one, or one that fails on purpose): that one is used as is.
   if (options.env == nullptr) store->env_ = std::make_unique<PreadEnv>(leveldb::Env::Default());
@@ -129,6 +140,10 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     // reads (decompress) and saves little on short titles: tables are
     // stored as is.
     lo.compression = leveldb::kNoCompression;
+    // Tables written from now on carry a bloom filter (older ones don't, and
+    // are read as before): a lookup of a rid with no record, which every
+    // first write with a rid makes, skips the tables that can't hold it.
+    lo.filter_policy = store->filter_.get();
     lo.env = options.env != nullptr ? options.env : store->env_.get();
     leveldb::DB* db = nullptr;
     leveldb::Status s = leveldb::DB::Open(lo, shard->path, &db);
@@ -141,18 +156,57 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
                                                             options.sync, options.writer_queue,
                                                             options.max_batch, replies));
   }
+  RidSweeper::Options ro;
+  ro.ttl = options.rid_ttl;
+  ro.every = options.rid_sweep_every;
+  ro.max_per_pass = options.rid_sweep_max;
+  ro.now_ms = store->options_.now_ms;
+  std::vector<ShardDb*> dbs;
+  std::vector<ShardWriter*> writers;
+  for (uint32_t i = 0; i < store->options_.shards; ++i) {
+    dbs.push_back(store->shards_[i].get());
+    writers.push_back(store->writers_[i].get());
+  }
+  store->sweeper_ = std::make_unique<RidSweeper>(std::move(dbs), std::move(writers), ro);
+  store->sweeper_->Start();
   return store;
 }
 
 Store::~Store() {
   Stop();
+  sweeper_.reset();
   writers_.clear();
   shards_.clear();
   if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
 }
 
 void Store::Stop() {
+  if (sweeper_) sweeper_->Stop();  // queues nothing more
   for (auto& w : writers_) w->Stop();
+}
+
+uint64_t Store::NowMs() const { return options_.now_ms(); }
+
+size_t Store::SweepRids(uint64_t now_ms) { return sweeper_->Pass(now_ms); }
+
+bool Store::SweepInFlight() const { return sweeper_->InFlight(); }
+
+StatusOr<bool> Store::ReadRid(std::string_view list, std::string_view rid,
+                              std::string* value) const {
+  const uint32_t index = ShardFor(list);
+  const ShardDb& shard = *shards_[index];
+  std::shared_lock<std::shared_mutex> lock(shard.mu);  // as in Load
+  if (!shard.db) {
+    return Status::Internal("storage failure: shard " + std::to_string(index) +
+                            " unavailable: " + shard.down_reason + "; the request was not applied");
+  }
+  thread_local std::string key;
+  storage::RidKeyTo(&key, list, rid);
+  leveldb::Status s = shard.db->Get(leveldb::ReadOptions(), key, value);
+  if (s.ok()) return true;
+  if (s.IsNotFound()) return false;
+  return Status::Internal("list '" + std::string(list) + "': rid record read failed: " +
+                          s.ToString() + "; the request was not applied");
 }
 
 uint32_t Store::ShardFor(std::string_view list) const { return ShardOf(list, shards()); }
