@@ -134,7 +134,52 @@ void AddRetryAfter(HttpReply* r) {
   if (r->status == 429) r->headers.emplace_back("Retry-After", "1");
 }
 
+// Sets r->rid from the header's values; bad_request if they are not a key.
+Status SetRid(const HeaderValues& idempotency_key, OwnedRequest* r) {
+  auto key = IdempotencyKey(idempotency_key);
+  if (!key.ok()) return key.status();
+  r->rid = std::move(key).value();
+  return Status::Ok();
+}
+
 }  // namespace
+
+StatusOr<std::optional<std::string>> IdempotencyKey(const HeaderValues& values) {
+  const std::string header = "header '" + std::string(kIdempotencyKeyHeader) + "'";
+  if (values.empty()) return std::optional<std::string>();
+  if (values.size() > 1) {
+    return Status::BadRequest(header + " given " + std::to_string(values.size()) +
+                              " times; give it once");
+  }
+  std::string_view v = values[0];
+  std::string key;
+  if (v.size() >= 1 && v.front() == '"') {
+    // A structured-field string (RFC 8941): "...", printable ASCII inside,
+    // where a backslash escapes a quote or a backslash.
+    if (v.size() < 2 || v.back() != '"') {
+      return Status::BadRequest(header + " starts a quoted string it does not end: " + Quote(v));
+    }
+    for (size_t i = 1; i + 1 < v.size(); ++i) {
+      char c = v[i];
+      if (c == '\\') {
+        if (i + 2 >= v.size() || (v[i + 1] != '"' && v[i + 1] != '\\')) {
+          return Status::BadRequest(header + " has a bad escape in its quoted string: " + Quote(v));
+        }
+        c = v[++i];
+      } else if (c == '"' || c < 0x20 || c > 0x7e) {
+        return Status::BadRequest(header +
+                                  " has a bad character in its quoted string: " + Quote(v));
+      }
+      key += c;
+    }
+  } else {
+    key.assign(v);
+  }
+  if (key.empty() || key.size() > protocol::kMaxRidBytes) {
+    return Status::BadRequest(header + " must be 1-64 bytes, not " + std::to_string(key.size()));
+  }
+  return std::optional<std::string>(std::move(key));
+}
 
 protocol::Request OwnedRequest::View(protocol::RequestId id) const {
   protocol::Request r;
@@ -144,6 +189,7 @@ protocol::Request OwnedRequest::View(protocol::RequestId id) const {
   r.date = date;
   if (title) r.title = std::string_view(*title);
   r.entry_id = entry_id;
+  if (rid) r.rid = *rid;
   return r;
 }
 
@@ -219,7 +265,7 @@ StatusOr<OwnedRequest> MapBookEntries(const Params& query) {
   return r;
 }
 
-StatusOr<OwnedRequest> MapBookAddEntry(const Params& query) {
+StatusOr<OwnedRequest> MapBookAddEntry(const Params& query, const HeaderValues& idempotency_key) {
   auto list = RequiredParam(query, "list");
   if (!list.ok()) return list.status();
   auto date = RequiredParam(query, "date");
@@ -235,6 +281,7 @@ StatusOr<OwnedRequest> MapBookAddEntry(const Params& query) {
   r.list = **list;
   r.date = *d;
   r.title = **title;
+  if (Status s = SetRid(idempotency_key, &r); !s.ok()) return s;
   return r;
 }
 
@@ -333,7 +380,8 @@ StatusOr<OwnedRequest> MapListEntries(const ListPath& path, const Params& query)
   return r;
 }
 
-StatusOr<OwnedRequest> MapCreateEntry(const ListPath& path, std::string_view json_body) {
+StatusOr<OwnedRequest> MapCreateEntry(const ListPath& path, std::string_view json_body,
+                                      const HeaderValues& idempotency_key) {
   auto body = ParseObject(json_body);
   if (!body.ok()) return body.status();
   std::optional<std::string> date, title;
@@ -349,10 +397,12 @@ StatusOr<OwnedRequest> MapCreateEntry(const ListPath& path, std::string_view jso
   r.list = path.list;
   r.date = *d;
   r.title = std::move(title);
+  if (Status s = SetRid(idempotency_key, &r); !s.ok()) return s;
   return r;
 }
 
-StatusOr<OwnedRequest> MapUpdateEntry(const ListPath& path, std::string_view json_body) {
+StatusOr<OwnedRequest> MapUpdateEntry(const ListPath& path, std::string_view json_body,
+                                      const HeaderValues& idempotency_key) {
   auto body = ParseObject(json_body);
   if (!body.ok()) return body.status();
   std::optional<std::string> date, title;
@@ -372,6 +422,7 @@ StatusOr<OwnedRequest> MapUpdateEntry(const ListPath& path, std::string_view jso
     if (Status s = CheckTitle(*title); !s.ok()) return s;
     r.title = std::move(title);
   }
+  if (Status s = SetRid(idempotency_key, &r); !s.ok()) return s;
   return r;
 }
 
@@ -380,6 +431,12 @@ OwnedRequest MapDeleteEntry(const ListPath& path) {
   r.op = protocol::Op::kDeleteEntry;
   r.list = path.list;
   r.entry_id = path.entry_id;
+  return r;
+}
+
+StatusOr<OwnedRequest> MapDeleteEntry(const ListPath& path, const HeaderValues& idempotency_key) {
+  OwnedRequest r = MapDeleteEntry(path);
+  if (Status s = SetRid(idempotency_key, &r); !s.ok()) return s;
   return r;
 }
 
