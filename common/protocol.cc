@@ -9,7 +9,7 @@ namespace todo::protocol {
 namespace {
 
 constexpr std::string_view kOpNames[] = {"add_entry", "entries", "update_entry", "delete_entry",
-                                         "locate",    "ping",    "stats"};
+                                         "locate",    "ping",    "stats",    "map"};
 static_assert(std::size(kOpNames) == kNumOps);
 
 // The msgpack type of a value, as decoding saw it.
@@ -354,6 +354,7 @@ Status ValidateOpKeys(const Field* fields, Request* req) {
     case Op::kLocate:
     case Op::kPing:
     case Op::kStats:
+    case Op::kMap:
       return Status::Ok();
   }
   return Status::Ok();
@@ -449,7 +450,7 @@ bool IsMutating(Op op) {
   return op == Op::kAddEntry || op == Op::kUpdateEntry || op == Op::kDeleteEntry;
 }
 
-bool NeedsList(Op op) { return op != Op::kPing && op != Op::kStats; }
+bool NeedsList(Op op) { return op != Op::kPing && op != Op::kStats && op != Op::kMap; }
 
 DecodeResult DecodeRequest(std::string_view body) {
   DecodeResult r;
@@ -557,6 +558,51 @@ void EncodeLocate(msgpack::sbuffer& out, const RequestId& id, std::string_view n
   pk.pack_map(1);
   PackStr(pk, "node");
   PackStr(pk, node);
+}
+
+void EncodeLocateReplicated(msgpack::sbuffer& out, const RequestId& id, std::string_view node,
+                            const std::vector<std::string>& replicas, uint32_t partition,
+                            uint64_t epoch) {
+  Packer pk(out);
+  BeginOk(pk, id);
+  pk.pack_map(4);
+  PackStr(pk, "node");
+  PackStr(pk, node);
+  PackStr(pk, "replicas");
+  pk.pack_array(static_cast<uint32_t>(replicas.size()));
+  for (const std::string& r : replicas) PackStr(pk, r);
+  PackStr(pk, "partition");
+  pk.pack_uint32(partition);
+  PackStr(pk, "epoch");
+  pk.pack_uint64(epoch);
+}
+
+void EncodeMap(msgpack::sbuffer& out, const RequestId& id, uint32_t partitions,
+               std::string_view hash, uint64_t version,
+               const std::vector<std::pair<std::string_view, std::string_view>>& nodes,
+               const std::vector<MapPart>& parts) {
+  Packer pk(out);
+  BeginOk(pk, id);
+  pk.pack_map(5);
+  PackStr(pk, "partitions");
+  pk.pack_uint32(partitions);
+  PackStr(pk, "hash");
+  PackStr(pk, hash);
+  PackStr(pk, "version");
+  pk.pack_uint64(version);
+  PackStr(pk, "nodes");
+  pk.pack_map(static_cast<uint32_t>(nodes.size()));
+  for (const auto& [name, endpoint] : nodes) {
+    PackStr(pk, name);
+    PackStr(pk, endpoint);
+  }
+  PackStr(pk, "parts");
+  pk.pack_array(static_cast<uint32_t>(parts.size()));
+  for (const MapPart& p : parts) {
+    pk.pack_array(2);
+    PackStr(pk, p.primary);
+    pk.pack_uint64(p.epoch);
+  }
 }
 
 void EncodePing(msgpack::sbuffer& out, const RequestId& id, std::string_view role,

@@ -34,9 +34,10 @@ enum class Op : uint8_t {
   kLocate,
   kPing,
   kStats,
+  kMap,  // replicated mode: the partition map (who is primary for what)
 };
 // How many ops there are: arrays indexed by Op have this size.
-constexpr size_t kNumOps = 7;
+constexpr size_t kNumOps = 8;
 
 std::string_view OpName(Op op);
 std::optional<Op> ParseOp(std::string_view name);
@@ -108,6 +109,25 @@ void EncodeEntries(msgpack::sbuffer& out, const RequestId& id,
 void EncodeEntry(msgpack::sbuffer& out, const RequestId& id, const EntryRef& entry);
 void EncodeDeleted(msgpack::sbuffer& out, const RequestId& id, bool deleted);
 void EncodeLocate(msgpack::sbuffer& out, const RequestId& id, std::string_view node);
+// Replicated mode: {"node": primary, "replicas": [...], "partition": p, "epoch": e}.
+void EncodeLocateReplicated(msgpack::sbuffer& out, const RequestId& id, std::string_view node,
+                            const std::vector<std::string>& replicas, uint32_t partition,
+                            uint64_t epoch);
+// The `map` op's result: {"partitions": P, "hash": name, "version": v,
+// "nodes": {name: endpoint, ...} (the live ones), "parts": [[primary,
+// epoch], ...] (index = partition)}.
+struct MapPart {
+  std::string_view primary;
+  uint64_t epoch = 0;
+};
+void EncodeMap(msgpack::sbuffer& out, const RequestId& id, uint32_t partitions,
+               std::string_view hash, uint64_t version,
+               const std::vector<std::pair<std::string_view, std::string_view>>& nodes,
+               const std::vector<MapPart>& parts);
+// The message of an `unavailable` reply from a node that is not the
+// partition's primary starts with this (a router then refreshes its map
+// and forwards once more).
+inline constexpr std::string_view kNotPrimaryPrefix = "not primary for partition ";
 void EncodePing(msgpack::sbuffer& out, const RequestId& id, std::string_view role,
                 std::string_view name);
 // Appends the start of a success reply, {"id": .., "ok": true, "result": ;

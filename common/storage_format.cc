@@ -27,17 +27,19 @@ void PutBe16(std::string* out, uint16_t v) {
   out->push_back(static_cast<char>(v & 0xff));
 }
 
-// The start of every key of `list`. The one place where a partition number
-// goes in front of it in replicated mode (see the header).
-void AppendListPrefix(std::string* out, std::string_view list) {
+// The start of every key of `list`: its partition's prefix `ns` (format 2;
+// "" in format 1), then the name, length first.
+void AppendListPrefix(std::string* out, std::string_view ns, std::string_view list) {
+  out->append(ns);
   out->push_back(static_cast<char>(static_cast<uint8_t>(list.size())));
   out->append(list);
 }
 
-// The start of a reserved key (not a list's): 0x00, then its name. A
-// list's keys start with its length, 1-255. The one place where a
-// partition number goes in front in replicated mode.
-void AppendReservedPrefix(std::string* out, std::string_view name) {
+// The start of a reserved key (not a list's): `ns`, 0x00, then its name. A
+// list's keys start (after `ns`) with its length, 1-255; the partition meta
+// key is `ns` alone.
+void AppendReservedPrefix(std::string* out, std::string_view ns, std::string_view name) {
+  out->append(ns);
   out->push_back('\x00');
   out->append(name);
 }
@@ -50,17 +52,18 @@ constexpr char kMetaTag = '\x00';
 constexpr char kEntryTag = '\x01';
 constexpr char kRidTag = '\x02';
 
-std::string Prefix(std::string_view list, char tag) {
+std::string Prefix(std::string_view ns, std::string_view list, char tag) {
   std::string k;
-  k.reserve(list.size() + 10);
-  AppendListPrefix(&k, list);
+  k.reserve(ns.size() + list.size() + 10);
+  AppendListPrefix(&k, ns, list);
   k.push_back(tag);
   return k;
 }
 
 }  // namespace
 
-std::string MetaKey(std::string_view list) { return Prefix(list, kMetaTag); }
+std::string MetaKey(std::string_view list) { return Prefix({}, list, kMetaTag); }
+std::string MetaKey(std::string_view ns, std::string_view list) { return Prefix(ns, list, kMetaTag); }
 
 std::string EntryKey(std::string_view list, uint64_t id) {
   std::string k;
@@ -69,15 +72,59 @@ std::string EntryKey(std::string_view list, uint64_t id) {
 }
 
 void EntryKeyTo(std::string* out, std::string_view list, uint64_t id) {
+  EntryKeyTo(out, {}, list, id);
+}
+
+void EntryKeyTo(std::string* out, std::string_view ns, std::string_view list, uint64_t id) {
   out->clear();
-  AppendListPrefix(out, list);
+  AppendListPrefix(out, ns, list);
   out->push_back(kEntryTag);
   PutBe64(out, id);
 }
 
-std::string ListRangeBegin(std::string_view list) { return Prefix(list, kMetaTag); }
 // The rid records (tag 0x02) start where the list's range ends.
-std::string ListRangeEnd(std::string_view list) { return Prefix(list, kRidTag); }
+std::string ListRangeBegin(std::string_view list) { return Prefix({}, list, kMetaTag); }
+std::string ListRangeEnd(std::string_view list) { return Prefix({}, list, kRidTag); }
+std::string ListRangeBegin(std::string_view ns, std::string_view list) {
+  return Prefix(ns, list, kMetaTag);
+}
+std::string ListRangeEnd(std::string_view ns, std::string_view list) {
+  return Prefix(ns, list, kRidTag);
+}
+
+std::string PartitionPrefix(uint32_t partition) {
+  std::string k(2, '\0');
+  k[0] = static_cast<char>((partition >> 8) & 0xff);
+  k[1] = static_cast<char>(partition & 0xff);
+  return k;
+}
+
+std::string PartitionRangeEnd(uint32_t partition) {
+  if (partition + 1 > 0xffff) return std::string();
+  return PartitionPrefix(partition + 1);
+}
+
+std::string EncodePartitionMeta(const PartitionMeta& m) {
+  std::string v(1, static_cast<char>(kRecordVersion));
+  PutBe64(&v, m.leader_epoch);
+  PutBe64(&v, m.applied_epoch);
+  PutBe64(&v, m.applied_seq);
+  v.push_back(m.complete ? '\x01' : '\x00');
+  return v;
+}
+
+StatusOr<PartitionMeta> DecodePartitionMeta(std::string_view value) {
+  if (value.size() != 26 || static_cast<uint8_t>(value[0]) != kRecordVersion ||
+      static_cast<uint8_t>(value[25]) > 1) {
+    return Status::Internal("stored partition meta is malformed");
+  }
+  PartitionMeta m;
+  m.leader_epoch = GetBe(value.substr(1), 8);
+  m.applied_epoch = GetBe(value.substr(9), 8);
+  m.applied_seq = GetBe(value.substr(17), 8);
+  m.complete = value[25] == '\x01';
+  return m;
+}
 
 std::optional<ParsedKey> ParseKey(std::string_view key) {
   if (key.empty()) return std::nullopt;
@@ -150,13 +197,19 @@ StatusOr<uint64_t> DecodeMetaValue(std::string_view value) {
 
 std::string RidKey(std::string_view list, std::string_view rid) {
   std::string k;
-  RidKeyTo(&k, list, rid);
+  RidKeyTo(&k, {}, list, rid);
   return k;
 }
 
-void RidKeyTo(std::string* out, std::string_view list, std::string_view rid) {
+std::string RidKey(std::string_view ns, std::string_view list, std::string_view rid) {
+  std::string k;
+  RidKeyTo(&k, ns, list, rid);
+  return k;
+}
+
+void RidKeyTo(std::string* out, std::string_view ns, std::string_view list, std::string_view rid) {
   out->clear();
-  AppendListPrefix(out, list);
+  AppendListPrefix(out, ns, list);
   out->push_back(kRidTag);
   out->append(rid);
 }
@@ -355,22 +408,29 @@ StatusOr<RidRecord> DecodeRidValue(std::string_view value) {
 
 std::string RidExpiryKey(uint64_t created_ms, std::string_view list, std::string_view rid) {
   std::string k;
-  RidExpiryKeyTo(&k, created_ms, list, rid);
+  RidExpiryKeyTo(&k, {}, created_ms, list, rid);
   return k;
 }
 
-void RidExpiryKeyTo(std::string* out, uint64_t created_ms, std::string_view list,
-                    std::string_view rid) {
+std::string RidExpiryKey(std::string_view ns, uint64_t created_ms, std::string_view list,
+                         std::string_view rid) {
+  std::string k;
+  RidExpiryKeyTo(&k, ns, created_ms, list, rid);
+  return k;
+}
+
+void RidExpiryKeyTo(std::string* out, std::string_view ns, uint64_t created_ms,
+                    std::string_view list, std::string_view rid) {
   out->clear();
-  AppendReservedPrefix(out, kRidExpiryName);
+  AppendReservedPrefix(out, ns, kRidExpiryName);
   PutBe64(out, created_ms);
   out->push_back(static_cast<char>(static_cast<uint8_t>(list.size())));
   out->append(list);
   out->append(rid);
 }
 
-std::optional<ParsedRidExpiryKey> ParseRidExpiryKey(std::string_view key) {
-  const std::string begin = RidExpiryRangeBegin();
+std::optional<ParsedRidExpiryKey> ParseRidExpiryKey(std::string_view ns, std::string_view key) {
+  const std::string begin = RidExpiryRangeBegin(ns);
   if (!key.starts_with(begin)) return std::nullopt;
   std::string_view rest = key.substr(begin.size());
   if (rest.size() < 8 + 1) return std::nullopt;
@@ -385,27 +445,31 @@ std::optional<ParsedRidExpiryKey> ParseRidExpiryKey(std::string_view key) {
   return p;
 }
 
-std::string RidExpiryRangeBegin() {
+std::optional<ParsedRidExpiryKey> ParseRidExpiryKey(std::string_view key) {
+  return ParseRidExpiryKey({}, key);
+}
+
+std::string RidExpiryRangeBegin(std::string_view ns) {
   std::string k;
-  AppendReservedPrefix(&k, kRidExpiryName);
+  AppendReservedPrefix(&k, ns, kRidExpiryName);
   return k;
 }
 
-std::string RidExpiryRangeEnd() {
-  std::string k = RidExpiryRangeBegin();
+std::string RidExpiryRangeEnd(std::string_view ns) {
+  std::string k = RidExpiryRangeBegin(ns);
   k.back() = static_cast<char>(k.back() + 1);  // "rid-expiry" -> "rid-expirz"
   return k;
 }
 
-std::string RidExpirySeekKey(uint64_t created_ms) {
-  std::string k = RidExpiryRangeBegin();
+std::string RidExpirySeekKey(std::string_view ns, uint64_t created_ms) {
+  std::string k = RidExpiryRangeBegin(ns);
   PutBe64(&k, created_ms);
   return k;
 }
 
-std::string RidCountKey() {
+std::string RidCountKey(std::string_view ns) {
   std::string k;
-  AppendReservedPrefix(&k, kRidCountName);
+  AppendReservedPrefix(&k, ns, kRidCountName);
   return k;
 }
 
@@ -423,13 +487,18 @@ StatusOr<uint64_t> DecodeRidCount(std::string_view value) {
 }
 
 std::string FormatManifest(const Manifest& m) {
-  return "todo-node data directory\nformat " + std::to_string(m.format) + "\nshards " +
-         std::to_string(m.shards) + "\n";
+  std::string text = "todo-node data directory\nformat " + std::to_string(m.format) + "\nshards " +
+                     std::to_string(m.shards) + "\n";
+  if (m.format == kReplicatedFormatVersion) {
+    text += "cluster " + m.cluster + "\nnode " + m.node + "\npartitions " +
+            std::to_string(m.partitions) + "\ndata_id " + m.data_id + "\n";
+  }
+  return text;
 }
 
 StatusOr<Manifest> ParseManifest(std::string_view text) {
   Manifest m;
-  bool header = false, format = false, shards = false;
+  bool header = false, format = false, shards = false, partitions = false;
   size_t pos = 0;
   while (pos < text.size()) {
     size_t nl = text.find('\n', pos);
@@ -445,6 +514,13 @@ StatusOr<Manifest> ParseManifest(std::string_view text) {
     size_t sp = line.find(' ');
     if (sp == std::string_view::npos) return Status::Internal("malformed manifest line");
     std::string_view key = line.substr(0, sp), val = line.substr(sp + 1);
+    if (key == "cluster" || key == "node" || key == "data_id") {
+      if (val.empty() || val.size() > 128 || val.find(' ') != std::string_view::npos) {
+        return Status::Internal("manifest value of '" + std::string(key) + "' is malformed");
+      }
+      (key == "cluster" ? m.cluster : key == "node" ? m.node : m.data_id) = std::string(val);
+      continue;
+    }
     uint64_t n = 0;
     auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
     if (ec != std::errc() || p != val.data() + val.size()) {
@@ -458,9 +534,17 @@ StatusOr<Manifest> ParseManifest(std::string_view text) {
       if (n == 0 || n > 1024) return Status::Internal("manifest shard count out of range");
       m.shards = static_cast<uint32_t>(n);
       shards = true;
+    } else if (key == "partitions") {
+      if (n == 0 || n > 65536) return Status::Internal("manifest partition count out of range");
+      m.partitions = static_cast<uint32_t>(n);
+      partitions = true;
     }
   }
   if (!header || !format || !shards) return Status::Internal("manifest is incomplete");
+  if (m.format == kReplicatedFormatVersion &&
+      (!partitions || m.cluster.empty() || m.node.empty() || m.data_id.empty())) {
+    return Status::Internal("manifest of a replicated data dir is incomplete");
+  }
   return m;
 }
 

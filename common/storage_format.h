@@ -31,18 +31,21 @@
 //       2 updated     u32 YYYYMMDD | u16 len | title  (the entry after it)
 //       3 not_found   (update of a missing entry)
 //       4 deleted     5 not deleted (no such entry)
-//   expiry key   = 0x00 | "rid-expiry" | u64 created | prefix | rid    value empty
-//                  The records by age, oldest first: expiry scans this index
-//                  from its start, never the lists. A list prefix starts with
-//                  its length (1-255), so no key starting 0x00 is a list's.
+//   expiry key   = 0x00 | "rid-expiry" | u64 created | u8 len(name) | name | rid
+//                  value empty. The records by age, oldest first: expiry
+//                  scans this index from its start, never the lists. A list
+//                  prefix starts with its length (1-255), so no key starting
+//                  0x00 is a list's.
 //   count key    = 0x00 | "rid-count"              value = 0x01 | u64 records
-//                  The number of rid records in the shard, kept exactly by
-//                  the shard's writer in every batch that adds or drops one.
-// Partitions (replicated mode) will put a 2-byte partition number before
-// every key: every key here is built by AppendListPrefix or
-// AppendReservedPrefix (storage_format.cc), the one place to add it; the
-// reserved keys then live per partition (partition | 0x00 | ...), so a
-// partition stays one contiguous key range.
+//                  Format 1: the number of rid records in the shard, kept
+//                  exactly by the shard's writer in every batch that adds or
+//                  drops one.
+// Format 2 (below) puts the partition prefix `ns` before every one of these
+// keys too: the records and the partition's own expiry index (ns | 0x00 |
+// "rid-expiry" | ...) lie inside the partition's range (after its meta key,
+// `ns`, and before its lists), so a snapshot of a partition carries its
+// records and index. Every key is built by AppendListPrefix or
+// AppendReservedPrefix (storage_format.cc).
 #pragma once
 
 #include <cstdint>
@@ -57,15 +60,43 @@
 namespace todo::storage {
 
 constexpr uint8_t kRecordVersion = 1;
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 1;  // static mode
+// Format 2: the replicated mode. Every key is prefixed with its partition,
+// `ns` = u16 partition big-endian, so that a partition is one contiguous
+// key range [ns, next ns) that a snapshot copies and a move hands over:
+//   partition meta = ns                         value = see PartitionMeta
+//   list keys      = ns | (the format 1 key)
+// The partition meta key is the first key of its range. The key functions
+// below take `ns` ("" in format 1).
+constexpr int kReplicatedFormatVersion = 2;
 
 std::string MetaKey(std::string_view list);
+std::string MetaKey(std::string_view ns, std::string_view list);
 std::string EntryKey(std::string_view list, uint64_t id);
 // The same, written into *out (cleared first; its capacity is reused).
 void EntryKeyTo(std::string* out, std::string_view list, uint64_t id);
+void EntryKeyTo(std::string* out, std::string_view ns, std::string_view list, uint64_t id);
 // [begin, end) covering every key of the list and nothing else.
 std::string ListRangeBegin(std::string_view list);
 std::string ListRangeEnd(std::string_view list);
+std::string ListRangeBegin(std::string_view ns, std::string_view list);
+std::string ListRangeEnd(std::string_view ns, std::string_view list);
+
+// Format 2: the partition's key prefix (`ns`), which is also its meta key,
+// and the end of its range ("" for the last possible partition: no bound).
+std::string PartitionPrefix(uint32_t partition);
+std::string PartitionRangeEnd(uint32_t partition);
+
+// What a replica holds of a partition, stored atomically with its data.
+struct PartitionMeta {
+  uint64_t leader_epoch = 0;   // the highest leader epoch seen
+  uint64_t applied_epoch = 0;  // leader epoch of the last record applied
+  uint64_t applied_seq = 0;    // its sequence number
+  bool complete = true;        // false while a snapshot is half applied
+  bool operator==(const PartitionMeta&) const = default;
+};
+std::string EncodePartitionMeta(const PartitionMeta& m);
+StatusOr<PartitionMeta> DecodePartitionMeta(std::string_view value);
 
 struct ParsedKey {
   std::string_view list;
@@ -90,8 +121,11 @@ StatusOr<uint64_t> DecodeMetaValue(std::string_view value);
 
 // --- rid records ---
 
+// The rid record key of (list, rid); `ns` is the list's partition prefix
+// (format 2; "" in format 1), as for the list's other keys.
 std::string RidKey(std::string_view list, std::string_view rid);
-void RidKeyTo(std::string* out, std::string_view list, std::string_view rid);
+std::string RidKey(std::string_view ns, std::string_view list, std::string_view rid);
+void RidKeyTo(std::string* out, std::string_view ns, std::string_view list, std::string_view rid);
 
 // What a write with a rid did, as its record keeps it.
 enum class RidOutcome : uint8_t {
@@ -130,25 +164,30 @@ void RidValueTo(std::string* out, const RidRecord& record);
 // 1-1024 bytes of UTF-8), the outcome's code against the op, and the size.
 StatusOr<RidRecord> DecodeRidValue(std::string_view value);
 
-// The expiry index: records by creation time.
+// The expiry index: records by creation time. In format 2 each partition
+// has its own (`ns` first), inside the partition's key range.
 std::string RidExpiryKey(uint64_t created_ms, std::string_view list, std::string_view rid);
-void RidExpiryKeyTo(std::string* out, uint64_t created_ms, std::string_view list,
-                    std::string_view rid);
+std::string RidExpiryKey(std::string_view ns, uint64_t created_ms, std::string_view list,
+                         std::string_view rid);
+void RidExpiryKeyTo(std::string* out, std::string_view ns, uint64_t created_ms,
+                    std::string_view list, std::string_view rid);
 struct ParsedRidExpiryKey {
   uint64_t created_ms = 0;
   std::string_view list;  // point into the key
   std::string_view rid;
 };
-// nullopt if `key` is not a well-formed expiry key.
+// nullopt if `key` is not a well-formed expiry key (of partition `ns`).
 std::optional<ParsedRidExpiryKey> ParseRidExpiryKey(std::string_view key);
-// [begin, end) covering every expiry key and nothing else; SeekKey(t) is
-// where the records created at t or later start.
-std::string RidExpiryRangeBegin();
-std::string RidExpiryRangeEnd();
-std::string RidExpirySeekKey(uint64_t created_ms);
+std::optional<ParsedRidExpiryKey> ParseRidExpiryKey(std::string_view ns, std::string_view key);
+// [begin, end) covering every expiry key (of `ns`) and nothing else;
+// SeekKey(t) is where the records created at t or later start.
+std::string RidExpiryRangeBegin(std::string_view ns = {});
+std::string RidExpiryRangeEnd(std::string_view ns = {});
+std::string RidExpirySeekKey(std::string_view ns, uint64_t created_ms);
+inline std::string RidExpirySeekKey(uint64_t created_ms) { return RidExpirySeekKey({}, created_ms); }
 
-// The shard's count of rid records.
-std::string RidCountKey();
+// The count of rid records (of a format 1 shard; see shard_writer.h).
+std::string RidCountKey(std::string_view ns = {});
 std::string EncodeRidCount(uint64_t records);
 StatusOr<uint64_t> DecodeRidCount(std::string_view value);
 
@@ -156,6 +195,13 @@ StatusOr<uint64_t> DecodeRidCount(std::string_view value);
 struct Manifest {
   int format = kFormatVersion;
   uint32_t shards = 0;
+  // Format 2 (replicated) only: the cluster and node this dir belongs to,
+  // the partition count, and the dir's id (random, made at creation; a
+  // wiped dir gets a new one, so the cluster knows its copies are gone).
+  std::string cluster;
+  std::string node;
+  uint32_t partitions = 0;
+  std::string data_id;
 };
 std::string FormatManifest(const Manifest& m);
 StatusOr<Manifest> ParseManifest(std::string_view text);

@@ -446,7 +446,7 @@ def _bytes(value):
     return value.encode("ascii") if isinstance(value, str) else value
 
 
-# --- CURVE key files (format: router/security/keys.h, written by todo-keygen) ---
+# --- CURVE key files (format: common/io/security/keys.h, written by todo-keygen) ---
 
 _Z85_KEY_CHARS = 40
 

@@ -10,14 +10,17 @@ using protocol::Op;
 
 ListActor::ListActor(std::string name, runtime::Executor* executor, size_t mailbox_capacity,
                      store::Store* store, ReplyQueue* replies, MemoryMeter* meter,
-                     FlightMeter* flight)
+                     FlightMeter* flight, const PartitionTable* table)
     : MailboxActor<Call>(executor, mailbox_capacity),
       name_(std::move(name)),
+      ns_(store->KeyNs(name_)),
       store_(store),
       writer_(store->writer(store->ShardFor(name_))),
       replies_(replies),
       meter_(meter),
-      flight_(flight) {
+      flight_(flight),
+      table_(table),
+      partition_(store->PartitionFor(name_)) {
   Meter();
 }
 
@@ -255,6 +258,17 @@ void ListActor::Fail(Call& call, const Status& s, std::vector<Reply>* now) {
 void ListActor::Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
                        std::vector<store::WriteOp>* writes) {
   if (quiet_) {
+    if (table_ != nullptr &&
+        !table_->Serves(partition_, term_, std::chrono::steady_clock::now())) {
+      // Fenced (or deposed) since the request was admitted: a read now
+      // could miss writes a new primary has taken.
+      Fail(call,
+           Status(ErrorCode::kUnavailable,
+                  "partition " + std::to_string(partition_) +
+                      " is not served by this node any more (fenced or changed hands)"),
+           now);
+      return;
+    }
     now->push_back(Reply{std::move(call.envelope), std::move(body)});
     return;
   }
@@ -273,6 +287,8 @@ void ListActor::Submit(Call& call, store::WriteOp op, zmq::message_t body,
   ++submitted_;
   op.owner = self();
   op.epoch = epoch_;
+  op.partition = partition_;
+  op.term = term_;
   op.reply = Reply{std::move(call.envelope), std::move(body)};
   op.id = protocol::OwnedRequestId::From(call.request.id);
   writes->push_back(std::move(op));
@@ -291,7 +307,7 @@ void ListActor::AddCounted(Call& call, std::vector<Reply>* now,
   const protocol::Request& req = call.request;
   const uint64_t id = next_id_++;
   thread_local std::string key, value;
-  storage::EntryKeyTo(&key, name_, id);
+  storage::EntryKeyTo(&key, ns_, name_, id);
   storage::EntryValueTo(&value, *req.date, *req.title);
   store::WriteOp op;
   op.batch.Put(key, value);
@@ -391,9 +407,9 @@ std::string ListActor::AddRidRecord(const protocol::Request& req, const storage:
   thread_local std::string key;
   std::string value;
   storage::RidValueTo(&value, record);
-  storage::RidKeyTo(&key, name_, req.rid);
+  storage::RidKeyTo(&key, ns_, name_, req.rid);
   op->batch.Put(key, value);
-  storage::RidExpiryKeyTo(&key, record.created_ms, name_, req.rid);
+  storage::RidExpiryKeyTo(&key, ns_, record.created_ms, name_, req.rid);
   op->batch.Put(key, std::string_view());
   op->rid_delta = 1;
   return value;
@@ -417,6 +433,22 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     // Every write is durable (or failed, and the epoch says so): the disk
     // has them.
     ClearPending();
+  }
+  if (table_ != nullptr && call.term != term_) {
+    if (!quiet_) {
+      // Writes of the previous term are still in flight (they will fail):
+      // nothing is applied until they are done and the disk is the truth.
+      Fail(call,
+           Status(ErrorCode::kUnavailable, "partition " + std::to_string(partition_) +
+                                               " changed hands; the request was not applied"),
+           now);
+      return;
+    }
+    // A new term: what this actor held is from before it; start from disk.
+    ClearPending();
+    DropList();
+    state_ = State::kEmpty;
+    term_ = call.term;
   }
   const protocol::Request& req = call.request;
   const bool with_rid = !req.rid.empty() && protocol::IsMutating(req.op);
@@ -452,6 +484,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     case Op::kLocate:
     case Op::kPing:  // answered by the socket loop; never posted here
     case Op::kStats:
+    case Op::kMap:
       Fail(call, Status::Internal("op reached a list actor"), now);
       return;
   }
@@ -474,7 +507,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   if (req.op == Op::kAddEntry) {
     const EntryRef e = list_.Add(*req.date, *req.title);
     touched = e.id;
-    storage::EntryKeyTo(&key, name_, e.id);
+    storage::EntryKeyTo(&key, ns_, name_, e.id);
     storage::EntryValueTo(&value, e.date, e.title);
     op.batch.Put(key, value);
     record.outcome = storage::RidOutcome::kAdded;
@@ -493,7 +526,7 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
       changed = false;
       record.outcome = storage::RidOutcome::kNotFound;
     } else {
-      storage::EntryKeyTo(&key, name_, e->id);
+      storage::EntryKeyTo(&key, ns_, name_, e->id);
       storage::EntryValueTo(&value, e->date, e->title);
       op.batch.Put(key, value);
       record.outcome = storage::RidOutcome::kUpdated;
@@ -513,12 +546,12 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
       changed = false;
       record.outcome = storage::RidOutcome::kNotDeleted;
     } else {
-      storage::EntryKeyTo(&key, name_, req.entry_id);
+      storage::EntryKeyTo(&key, ns_, name_, req.entry_id);
       op.batch.Delete(key);
       // Deleting the highest id ever given out: record the counter, or a
       // reload would compute it from the surviving entries and reuse the id.
       if (req.entry_id + 1 == list_.next_id()) {
-        op.batch.Put(storage::MetaKey(name_), storage::EncodeMetaValue(list_.next_id()));
+        op.batch.Put(storage::MetaKey(ns_, name_), storage::EncodeMetaValue(list_.next_id()));
       }
       record.outcome = storage::RidOutcome::kDeleted;
       body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, true); });

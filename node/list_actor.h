@@ -58,6 +58,7 @@
 #include "common/storage_format.h"
 #include "common/todo_list.h"
 #include "node/message.h"
+#include "node/replication/partition_table.h"
 #include "node/reply_queue.h"
 #include "node/runtime/mailbox_actor.h"
 #include "node/store/store.h"
@@ -84,9 +85,12 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   // kLargeReplyBytes or more is counted in its `replies` until sent, and
   // while those are over the budget a read whose reply would be that large
   // answers `overloaded` (smaller ones are answered).
+  // `table` (replicated mode only) says whether this node serves the
+  // list's partition; the actor then serves each request under the term it
+  // was admitted in, starting over from the disk when a new term begins.
   ListActor(std::string name, runtime::Executor* executor, size_t mailbox_capacity,
             store::Store* store, ReplyQueue* replies, MemoryMeter* meter = nullptr,
-            FlightMeter* flight = nullptr);
+            FlightMeter* flight = nullptr, const PartitionTable* table = nullptr);
   ~ListActor() override;
 
   const std::string& name() const { return name_; }
@@ -151,11 +155,14 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   void Meter();
 
   const std::string name_;
+  const std::string ns_;  // the prefix of the list's keys (its partition's in a replicated dir)
   store::Store* const store_;
   store::ShardWriter& writer_;
   ReplyQueue* const replies_;
   MemoryMeter* const meter_;
   FlightMeter* const flight_;
+  const PartitionTable* const table_;  // replicated mode only
+  const uint32_t partition_;           // replicated mode: the list's partition
   std::atomic<size_t> metered_{0};  // bytes last reported to meter_ (written by the worker)
   std::atomic<bool> shed_requested_{false};
   // Below: touched only by the worker running the actor.
@@ -167,6 +174,7 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   State state_ = State::kEmpty;
   bool quiet_ = false;  // no write in flight when the current message began
   uint64_t epoch_ = 0;
+  uint64_t term_ = 0;  // replicated mode: the leader epoch the state was read under
   uint64_t generation_ = 0;  // the shard generation the state was read under
   uint64_t next_id_ = 1;     // kCounted: the id the next add takes
   TodoList list_;

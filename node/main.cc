@@ -1,14 +1,12 @@
 // todo-node: one node of the to-do cluster. Wires the pieces together:
 // the store (Todo.Database and its workers), the worker pool, the registry
 // (Todo.Cache) of list actors (Todo.Server) and the socket loop.
-#include <signal.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
 #include <zmq.hpp>
 
+#include "common/io/process.h"
+#include "common/io/security/curve.h"
 #include "node/list_actor.h"
 #include "node/metrics.h"
 #include "node/metrics_server.h"
@@ -18,7 +16,6 @@
 #include "node/reply_queue.h"
 #include "node/runtime/worker_pool.h"
 #include "node/store/store.h"
-#include "router/security/curve.h"
 
 using namespace todo;
 
@@ -28,23 +25,20 @@ int main(int argc, char** argv) {
   if (!parsed) return exit_code;
   const node::NodeOptions& o = *parsed;
 
-  auto logger = spdlog::stderr_color_mt("todo-node");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(o.log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [" + o.name + "] %v");
+  io::SetUpLogging("todo-node", o.name, o.log_level);
 
   // Block the stop signals in every thread; the socket loop reads them from
   // a signalfd.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  int signal_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
-  if (signal_fd < 0) {
-    spdlog::error("signalfd failed");
+  auto stop_signals = io::StopSignals::Install();
+  if (!stop_signals.ok()) {
+    spdlog::error("{}", stop_signals.status().message());
     return 1;
+  }
+  const int signal_fd = stop_signals->fd();
+  if (auto limit = io::RaiseOpenFileLimit(); !limit.ok()) {
+    spdlog::warn("{}", limit.status().message());
+  } else if (limit->after != limit->before) {
+    spdlog::debug("open files: soft limit raised from {} to {}", limit->before, limit->after);
   }
 
   // Before everything that may hold a counted reply body: freed last.
@@ -138,7 +132,6 @@ int main(int argc, char** argv) {
     ctx.close();
   }
   store.reset();
-  close(signal_fd);
   spdlog::info("exit {}", exit_status);
   return exit_status;
 }

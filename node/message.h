@@ -127,6 +127,10 @@ struct Call {
   Envelope envelope;
   zmq::message_t body;        // owns the bytes `request` points into
   protocol::Request request;  // decoded and validated
+  // Replicated mode: the list's partition and the leader epoch this node
+  // served it under when the request was admitted (0 in static mode).
+  uint32_t partition = 0;
+  uint64_t term = 0;
 
   Call() = default;
   Call(Call&& other) noexcept { *this = std::move(other); }
@@ -145,6 +149,8 @@ inline Call& Call::operator=(Call&& other) noexcept {
   envelope = std::move(other.envelope);
   body = std::move(other.body);
   request = other.request;
+  partition = other.partition;
+  term = other.term;
   const char* to = static_cast<const char*>(body.data());
   if (from != to) {
     auto rebase = [&](std::string_view& v) {

@@ -9,8 +9,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/cluster/map.h"
+#include "common/io/security/curve.h"
 #include "node/metrics.h"
-#include "router/security/curve.h"
 
 namespace todo::node {
 namespace {
@@ -31,12 +32,14 @@ constexpr size_t kCallOverheadBytes = 640;
 }  // namespace
 
 NodeServer::NodeServer(const NodeOptions& options, zmq::context_t* ctx, Registry* registry,
-                       ReplyQueue* replies, FlightMeter* flight)
+                       ReplyQueue* replies, FlightMeter* flight,
+                       const ReplicatedServing* replicated)
     : options_(options),
       socket_(*ctx, zmq::socket_type::router),
       registry_(registry),
       replies_(replies),
-      flight_(flight) {
+      flight_(flight),
+      replicated_(replicated) {
   stage_.reserve(kStage);
   stage_hashes_.reserve(kStage);
   socket_.set(zmq::sockopt::router_mandatory, 1);
@@ -121,8 +124,11 @@ bool NodeServer::Admit(Call& call, std::chrono::steady_clock::time_point now) {
       SendReply(call.envelope, body);
       return false;
     case protocol::Op::kLocate:
-      body = EncodeBody(
-          [&](msgpack::sbuffer& b) { protocol::EncodeLocate(b, call.request.id, options_.name); });
+      body = EncodeBody([&](msgpack::sbuffer& b) { EncodeLocate(b, call); });
+      SendReply(call.envelope, body);
+      return false;
+    case protocol::Op::kMap:
+      body = EncodeBody([&](msgpack::sbuffer& b) { EncodeMapReply(b, call); });
       SendReply(call.envelope, body);
       return false;
     default:
@@ -130,7 +136,75 @@ bool NodeServer::Admit(Call& call, std::chrono::steady_clock::time_point now) {
   }
 }
 
+void NodeServer::EncodeLocate(msgpack::sbuffer& b, const Call& call) const {
+  if (replicated_ == nullptr) {
+    protocol::EncodeLocate(b, call.request.id, options_.name);
+    return;
+  }
+  auto snap = replicated_->view->Get();
+  if (!snap->map) {
+    protocol::EncodeError(b, call.request.id, ErrorCode::kUnavailable,
+                          "no cluster map yet (etcd not reached)");
+    return;
+  }
+  const uint32_t p = snap->map->PartitionOfList(call.request.list);
+  const cluster::Partition& part = snap->map->parts[p];
+  protocol::EncodeLocateReplicated(b, call.request.id, part.primary(), part.replicas, p, part.epoch);
+}
+
+void NodeServer::EncodeMapReply(msgpack::sbuffer& b, const Call& call) const {
+  if (replicated_ == nullptr) {
+    protocol::EncodeError(b, call.request.id, ErrorCode::kUnknownOp,
+                          "map is answered in replicated mode only (this node runs in static mode)");
+    return;
+  }
+  auto snap = replicated_->view->Get();
+  if (!snap->map) {
+    protocol::EncodeError(b, call.request.id, ErrorCode::kUnavailable,
+                          "no cluster map yet (etcd not reached)");
+    return;
+  }
+  std::vector<std::pair<std::string_view, std::string_view>> nodes;
+  for (const auto& [name, info] : snap->alive) nodes.emplace_back(name, info.endpoint);
+  std::vector<protocol::MapPart> parts;
+  parts.reserve(snap->map->parts.size());
+  for (const cluster::Partition& p : snap->map->parts) parts.push_back({p.primary(), p.epoch});
+  protocol::EncodeMap(b, call.request.id, snap->map->partitions, cluster::kHashName,
+                      snap->map->version, nodes, parts);
+}
+
+Status NodeServer::CheckServing(Call& call, std::chrono::steady_clock::time_point now) {
+  const uint32_t p = cluster::PartitionOf(call.request.list, replicated_->partitions);
+  const uint64_t term = replicated_->table->serving(p);
+  if (term == 0) {
+    std::string who;
+    auto snap = replicated_->view->Get();
+    if (snap->map && p < snap->map->parts.size()) {
+      const cluster::Partition& part = snap->map->parts[p];
+      who = " (its primary is '" + part.primary() + "' at epoch " + std::to_string(part.epoch) +
+            ")";
+    }
+    return Status(ErrorCode::kUnavailable,
+                  std::string(protocol::kNotPrimaryPrefix) + std::to_string(p) + who);
+  }
+  if (!replicated_->table->lease_valid(now)) {
+    return Status(ErrorCode::kUnavailable,
+                  "node is fenced: its etcd lease is not current, so it can't prove it is still "
+                  "primary for partition " +
+                      std::to_string(p));
+  }
+  call.partition = p;
+  call.term = term;
+  return Status::Ok();
+}
+
 void NodeServer::Dispatch(Call& call, uint64_t hash, std::chrono::steady_clock::time_point now) {
+  if (replicated_ != nullptr) {
+    if (Status s = CheckServing(call, now); !s.ok()) {
+      SendError(call.envelope, call.request.id, s);
+      return;
+    }
+  }
   if (inflight_ >= options_.max_inflight) {
     ++counters_.overloaded;
     SendError(call.envelope, call.request.id,

@@ -21,14 +21,25 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/io/cluster_view.h"
 #include "node/message.h"
 #include "node/options.h"
+#include "node/replication/partition_table.h"
 #include "node/registry.h"
 #include "node/reply_queue.h"
 
 namespace todo::node {
 
 class NodeMetrics;
+
+// Replicated mode: what the socket loop needs to admit a request (a list's
+// partition must be served by this node right now) and to answer `locate`
+// and `map`. All pointers outlive the server.
+struct ReplicatedServing {
+  PartitionTable* table = nullptr;
+  io::ClusterView* view = nullptr;
+  uint32_t partitions = 0;
+};
 
 struct NodeCounters {
   uint64_t requests = 0;
@@ -42,7 +53,8 @@ class NodeServer {
  public:
   // All pointers must outlive the server.
   NodeServer(const NodeOptions& options, zmq::context_t* ctx, Registry* registry,
-             ReplyQueue* replies, FlightMeter* flight);
+             ReplyQueue* replies, FlightMeter* flight,
+             const ReplicatedServing* replicated = nullptr);
 
   // Binds the ROUTER socket; internal with the reason if it can't.
   Status Bind();
@@ -74,12 +86,18 @@ class NodeServer {
                  std::chrono::steady_clock::time_point now = {});
   void SendError(Envelope& envelope, const protocol::RequestId& id, const Status& s);
   void SendReplies();
+  // Replicated mode: the answer to a list request this node can't serve
+  // now (not primary, or fenced), or OK with call.partition/term set.
+  Status CheckServing(Call& call, std::chrono::steady_clock::time_point now);
+  void EncodeLocate(msgpack::sbuffer& b, const Call& call) const;
+  void EncodeMapReply(msgpack::sbuffer& b, const Call& call) const;
 
   const NodeOptions options_;
   zmq::socket_t socket_;
   Registry* const registry_;
   ReplyQueue* const replies_;
   FlightMeter* const flight_;  // its `requests`: bytes of the requests inside
+  const ReplicatedServing* const replicated_;  // null in static mode
   size_t inflight_ = 0;
   uint64_t sheds_at_trim_ = 0;  // registry's shed requests at the last malloc_trim
   NodeCounters counters_;

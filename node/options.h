@@ -10,8 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/io/security/curve.h"
 #include "common/status.h"
-#include "router/security/curve.h"
 
 namespace todo::node {
 
@@ -50,7 +50,7 @@ struct NodeOptions {
   std::string log_level = "info";  // --log-level: trace|debug|info|warn|error
   std::string metrics;             // --metrics ADDR:PORT: serve /metrics and /health ("" = off)
 
-  // CurveZMQ (router/security/curve.h): --curve-secret (the node's server
+  // CurveZMQ (common/io/security/curve.h): --curve-secret (the node's server
   // key) and --curve-allow (the routers' public keys); off by default.
   security::CurveConfig curve;
 

@@ -22,9 +22,9 @@
 #include <string_view>
 #include <vector>
 
+#include "common/io/security/keys.h"
 #include "common/names.h"
 #include "common/status.h"
-#include "router/security/keys.h"
 
 namespace todo::router {
 

@@ -4,19 +4,20 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <thread>
 #include <zmq.hpp>
 
+#include "common/io/process.h"
+#include "common/io/security/curve.h"
 #include "router/http_frontend.h"
 #include "router/metrics.h"
 #include "router/options.h"
 #include "router/router.h"
-#include "router/security/curve.h"
 
 using namespace todo;
 
@@ -71,22 +72,19 @@ int main(int argc, char** argv) {
   router::RouterOptions& o = *parsed;
   if (!o.http.empty()) o.internal_endpoints.push_back(kHttpEndpoint);
 
-  auto logger = spdlog::stderr_color_mt("todo-router");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(o.log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [router] %v");
+  io::SetUpLogging("todo-router", "router", o.log_level);
 
   // SIGTERM and SIGINT are read from a signalfd in the poll set.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  int signal_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
-  if (signal_fd < 0) {
-    spdlog::error("signalfd failed");
+  auto stop_signals = io::StopSignals::Install();
+  if (!stop_signals.ok()) {
+    spdlog::error("{}", stop_signals.status().message());
     return 1;
+  }
+  const int signal_fd = stop_signals->fd();
+  if (auto limit = io::RaiseOpenFileLimit(); !limit.ok()) {
+    spdlog::warn("{}", limit.status().message());
+  } else if (limit->after != limit->before) {
+    spdlog::debug("open files: soft limit raised from {} to {}", limit->before, limit->after);
   }
 
   for (const std::string& w : o.curve.warnings) spdlog::warn("{}", w);
@@ -157,7 +155,6 @@ int main(int argc, char** argv) {
     }
     ctx.close();
   }
-  close(signal_fd);
   spdlog::info("exit {}", exit_status);
   return exit_status;
 }

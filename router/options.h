@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "common/io/security/curve.h"
 #include "common/status.h"
 #include "router/cluster_config.h"
-#include "router/security/curve.h"
 
 namespace todo::router {
 
@@ -28,7 +28,7 @@ struct RouterOptions {
   std::string log_level = "info";  // --log-level: trace|debug|info|warn|error
   std::string http;                // --http ADDR:PORT: serve HTTP there ("" = no HTTP)
   int http_threads = 32;           // --http-threads: HTTP worker threads (one per open connection)
-  // CurveZMQ (router/security/curve.h): --curve-secret (the router's keypair:
+  // CurveZMQ (common/io/security/curve.h): --curve-secret (the router's keypair:
   // CURVE server to clients, CURVE client to nodes), --curve-allow (client
   // keys let in), and the nodes' server keys (cluster file, --node-key).
   security::CurveConfig curve;

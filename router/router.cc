@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "router/security/curve.h"
+#include "common/io/security/curve.h"
 
 namespace todo::router {
 namespace {

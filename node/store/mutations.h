@@ -57,6 +57,25 @@ class Mutations {
   }
   bool empty() const { return size_ == 0; }
   size_t bytes() const { return size_; }
+  // The encoded mutations (what a replication record carries), and the
+  // same walk over such bytes received from elsewhere. Walking bytes that
+  // are not a well-formed encoding returns false (and may have called f on
+  // a prefix of them).
+  std::string_view raw() const { return std::string_view(data(), size_); }
+  template <typename F>
+  static bool ForEachIn(std::string_view raw, F&& f) {
+    const char* p = raw.data();
+    const char* end = p + raw.size();
+    while (p < end) {
+      const char kind = *p++;
+      if (kind != kPut && kind != kDelete) return false;
+      std::string_view key, value;
+      if (!ReadChecked(&p, end, &key)) return false;
+      if (kind == kPut && !ReadChecked(&p, end, &value)) return false;
+      f(kind == kPut, key, value);
+    }
+    return true;
+  }
 
   // Calls f(is_put, key, value) for every mutation, in order (value empty
   // for a delete).
@@ -111,6 +130,15 @@ class Mutations {
     std::memcpy(data() + size_, &n, 4);
     if (n > 0) std::memcpy(data() + size_ + 4, s.data(), n);
     size_ += 4 + n;
+  }
+  static bool ReadChecked(const char** p, const char* end, std::string_view* out) {
+    if (end - *p < 4) return false;
+    uint32_t n;
+    std::memcpy(&n, *p, 4);
+    if (static_cast<size_t>(end - *p - 4) < n) return false;
+    *out = std::string_view(*p + 4, n);
+    *p += 4 + n;
+    return true;
   }
   static std::string_view ReadSized(const char** p) {
     uint32_t n;

@@ -1,5 +1,7 @@
 #include "node/store/shard_writer.h"
 
+#include "node/replication/shard_replication.h"
+
 #include <leveldb/env.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
@@ -105,18 +107,32 @@ void WriteOwner::Invalidate(uint64_t failed_epoch) {
 }
 
 ShardWriter::ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capacity,
-                         size_t max_batch, node::ReplyQueue* replies)
+                         size_t max_batch, node::ReplyQueue* replies,
+                         const node::ReplContext* repl)
     : shard_(shard),
       index_(index),
       sync_(sync),
       capacity_(capacity),
       max_batch_(max_batch),
-      replies_(replies),
-      thread_([this] {
-        LoadRidCount();
-        Loop();
-      }) {
+      replies_(replies) {
   TestCrashHook();  // parsed (and announced) once, before any write
+  if (repl != nullptr) {
+    repl_ = std::make_unique<node::ShardReplication>(repl, index, shard);
+    repl_->inbox().SetWaker([this] {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        control_pending_ = true;
+      }
+      cv_.notify_one();
+    });
+    thread_ = std::thread([this] { LoopReplicated(); });
+  } else {
+    // Format 1 only: the count key is the shard's (see the header).
+    thread_ = std::thread([this] {
+      LoadRidCount();
+      Loop();
+    });
+  }
 }
 
 void ShardWriter::LoadRidCount() {
@@ -493,6 +509,121 @@ void ShardWriter::SetDb(std::unique_ptr<leveldb::DB> db, const std::string& down
     shard_->down_reason = down_reason;
   }
   // Closed outside the lock: readers don't wait for LevelDB's shutdown.
+}
+
+// --- The replicated mode ---
+
+void ShardWriter::Finish(std::vector<node::Reply>* replies, std::vector<WriteOp*>& finished) {
+  if (finished.empty()) return;
+  reserved_.fetch_sub(finished.size(), std::memory_order_relaxed);
+  replies_->PushAll(*replies);
+  replies->clear();
+  // Only now may an owner see zero in flight: every reply above is queued.
+  for (WriteOp* op : finished) {
+    op->owner->completed.fetch_add(1, std::memory_order_release);
+    op->owner->inflight.fetch_sub(1, std::memory_order_release);
+  }
+  finished.clear();
+}
+
+void ShardWriter::LoopReplicated() {
+  pthread_setname_np(pthread_self(),
+                     ("todo-writer-" + std::to_string(index_)).substr(0, 15).c_str());
+  using node::ShardReplication;
+  std::vector<WriteOp> ops;
+  std::vector<node::ReplEvent> events;
+  std::vector<ShardReplication::Done> done;
+  std::vector<node::Reply> replies;
+  std::vector<WriteOp*> finished;
+  Group group;
+  for (;;) {
+    bool stopping;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      const auto wake_at = repl_->NextTick();
+      cv_.wait_until(lock, wake_at, [&] {
+        return !queue_.empty() || control_pending_ || stopping_;
+      });
+      if (!stopping_ && !control_pending_ && last_group_ >= kLingerAfterGroup &&
+          queue_.size() < kLingerUntil) {
+        cv_.wait_for(lock, kLinger, [&] { return stopping_ || queue_.size() >= kLingerUntil; });
+      }
+      stopping = stopping_;
+      control_pending_ = false;
+      if (queue_.size() <= max_batch_) {
+        ops.swap(queue_);
+      } else {
+        auto end = queue_.begin() + static_cast<ptrdiff_t>(max_batch_);
+        ops.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(end));
+        queue_.erase(queue_.begin(), end);
+      }
+    }
+    repl_->inbox().Take(&events);
+    const auto now = Clock::now();
+    group.Clear();
+    done.clear();
+    repl_->HandleEvents(events, now, &group, &done);
+    events.clear();
+    repl_->Tick(now, &group, &done);
+    repl_->Sequence(ops, now, &group, &done);
+    repl_->Flush();
+    if (!group.empty()) {
+      group.BuildSorted(&group_);
+      leveldb::WriteOptions wo;
+      wo.sync = sync_;
+      auto t0 = Clock::now();
+      leveldb::Status s = shard_->db->Write(wo, &group_);
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+      if (!s.ok()) {
+        // Our copy may now be behind what the backups hold: this node can't
+        // go on leading. Its lease lapses and the controller fails over to
+        // an in-sync backup, which has every acknowledged write; this node
+        // catches up when it comes back.
+        spdlog::critical(
+            "shard {}: write of {} mutations failed: {}; stopping the node so that its backups "
+            "take over",
+            index_, group.size(), s.ToString());
+        std::_Exit(3);
+      }
+      stats_.write_micros.fetch_add(static_cast<uint64_t>(us), std::memory_order_relaxed);
+      stats_.batches.fetch_add(1, std::memory_order_relaxed);
+      stats_.ops.fetch_add(group.size(), std::memory_order_relaxed);
+      if (group.size() > stats_.max_batch.load(std::memory_order_relaxed)) {
+        stats_.max_batch.store(group.size(), std::memory_order_relaxed);
+      }
+      std::lock_guard<std::mutex> lock(histograms_mu_);
+      histograms_.batch_sizes.Observe(static_cast<double>(group.size()));
+      histograms_.write_seconds.Observe(static_cast<double>(us) / 1e6);
+    }
+    last_group_ = ops.size();
+    repl_->AfterCommit(ops, now, &done);
+    ops.clear();
+    if (stopping) {
+      bool more;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        more = !queue_.empty();
+      }
+      if (!more) repl_->Stop(&done);
+    }
+    for (auto& d : done) {
+      if (d.error.ok()) {
+        replies.push_back(std::move(d.op.reply));
+      } else {
+        if (d.invalidate) d.op.owner->Invalidate(d.op.epoch);
+        replies.push_back(node::Reply{std::move(d.op.reply.envelope),
+                                      node::EncodeBody([&](msgpack::sbuffer& b) {
+                                        protocol::EncodeError(b, d.op.id.view(), d.error);
+                                      })});
+      }
+      finished.push_back(&d.op);
+    }
+    Finish(&replies, finished);
+    if (stopping) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (queue_.empty()) return;
+    }
+  }
 }
 
 }  // namespace todo::store

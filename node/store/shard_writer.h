@@ -91,6 +91,11 @@
 #include "node/reply_queue.h"
 #include "node/store/mutations.h"
 
+namespace todo::node {
+class ShardReplication;
+struct ReplContext;
+}  // namespace todo::node
+
 namespace todo::store {
 
 // The part of a list actor that its writer needs: shared between the two.
@@ -123,7 +128,12 @@ struct ShardDb {
 
 struct WriteOp {
   std::shared_ptr<WriteOwner> owner;
-  uint64_t epoch = 0;
+  uint64_t epoch = 0;  // the owner's valid_epoch it was made under
+  // Replicated mode: the op's partition, and the leader epoch under which
+  // this node served it as primary when its actor applied it (0 in static
+  // mode). Sequenced only if the node is still primary under that term.
+  uint32_t partition = 0;
+  uint64_t term = 0;
   Mutations batch;  // empty for a barrier
   bool barrier = false;
   node::Reply reply;            // sent once the op is durable
@@ -159,9 +169,13 @@ struct WriterHistograms {
 
 class ShardWriter {
  public:
-  // `shard` (open) and `replies` must outlive the writer. Starts the thread.
+  // `shard` (open), `replies` and `repl` (if given) must outlive the
+  // writer. Starts the thread. With `repl` the writer runs the replicated
+  // mode (node/replication/shard_replication.h): its partitions' writes are
+  // sequenced, replicated and acknowledged once every required copy is
+  // durable, and a failed write stops the process (its backups take over).
   ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capacity, size_t max_batch,
-              node::ReplyQueue* replies);
+              node::ReplyQueue* replies, const node::ReplContext* repl = nullptr);
   ~ShardWriter();  // Stop()s
   ShardWriter(const ShardWriter&) = delete;
   ShardWriter& operator=(const ShardWriter&) = delete;
@@ -182,6 +196,8 @@ class ShardWriter {
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
   size_t depth() const { return reserved_.load(std::memory_order_relaxed); }
+  // Replicated mode: the shard's replication (nullptr in static mode).
+  node::ShardReplication* replication() { return repl_.get(); }
   const WriterStats& stats() const { return stats_; }
   // Thread-safe: the list actors' rid counters (kept with the writer's).
   void CountRidHit() { stats_.rid_hits.fetch_add(1, std::memory_order_relaxed); }
@@ -196,6 +212,11 @@ class ShardWriter {
   using Clock = std::chrono::steady_clock;
 
   void Loop();
+  // The replicated mode's loop (ShardReplication does the sequencing).
+  void LoopReplicated();
+  // Answers ops that are done and gives their slots back: the replies are
+  // queued first, then each owner sees its op completed.
+  void Finish(std::vector<node::Reply>* replies, std::vector<WriteOp*>& finished);
   void Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* replies);
   // Answers every op `internal` because the shard is down.
   void Refuse(std::vector<WriteOp>& ops, std::vector<node::Reply>* replies);
@@ -243,6 +264,9 @@ class ShardWriter {
   Clock::duration backoff_{};
   uint64_t attempts_ = 0;       // failed recovery attempts since the failure
   uint64_t refused_since_ = 0;  // ops refused since the failure
+
+  std::unique_ptr<node::ShardReplication> repl_;  // replicated mode only
+  bool control_pending_ = false;                  // guarded by mu_: repl_'s inbox has events
 
   std::thread thread_;  // last: starts after everything above is set
 };

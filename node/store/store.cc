@@ -11,6 +11,7 @@
 #include <shared_mutex>
 #include <sstream>
 
+#include "common/cluster/map.h"
 #include "common/rendezvous.h"
 #include "common/storage_format.h"
 #include "node/store/pread_env.h"
@@ -49,6 +50,22 @@ Status WriteFileAtomically(const fs::path& p, const std::string& data) {
     close(dfd);
   }
   return Status::Ok();
+}
+
+// A new data dir's id: 16 random bytes, hex.
+StatusOr<std::string> NewDataId() {
+  unsigned char bytes[16];
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  bool ok = fd >= 0 && read(fd, bytes, sizeof bytes) == static_cast<ssize_t>(sizeof bytes);
+  if (fd >= 0) close(fd);
+  if (!ok) return Status::Internal(std::string("cannot read /dev/urandom: ") + strerror(errno));
+  static const char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (unsigned char b : bytes) {
+    id.push_back(kHex[b >> 4]);
+    id.push_back(kHex[b & 15]);
+  }
+  return id;
 }
 
 std::string ShardDirName(uint32_t i) {
@@ -94,10 +111,39 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
       return Status::Internal("data dir " + dir.string() +
                               ": bad MANIFEST: " + m.status().message());
     }
-    if (m->format != storage::kFormatVersion) {
+    const int want_format =
+        options.replicated ? storage::kReplicatedFormatVersion : storage::kFormatVersion;
+    if (m->format == storage::kFormatVersion && options.replicated) {
+      return Status::Internal(
+          "data dir " + dir.string() +
+          " was written by a node in static mode (format 1: one copy of each list, keys "
+          "without partitions); a replicated node (--etcd) can't use it. Start this node on a "
+          "new data dir (the cluster gives it the partitions it needs), or keep this dir for a "
+          "node in static mode");
+    }
+    if (m->format == storage::kReplicatedFormatVersion && !options.replicated) {
+      return Status::Internal("data dir " + dir.string() + " belongs to node '" + m->node +
+                              "' of replicated cluster '" + m->cluster +
+                              "' (format 2); start it with --etcd, not in static mode");
+    }
+    if (m->format != want_format) {
       return Status::Internal("data dir " + dir.string() + " has format " +
                               std::to_string(m->format) + ", this node reads format " +
-                              std::to_string(storage::kFormatVersion));
+                              std::to_string(want_format));
+    }
+    if (options.replicated) {
+      const ReplicatedLayout& r = *options.replicated;
+      if (m->cluster != r.cluster || m->node != r.node) {
+        return Status::Internal("data dir " + dir.string() + " belongs to node '" + m->node +
+                                "' of cluster '" + m->cluster + "', not to '" + r.node +
+                                "' of '" + r.cluster + "'");
+      }
+      if (m->partitions != r.partitions) {
+        return Status::Internal("data dir " + dir.string() + " was made for " +
+                                std::to_string(m->partitions) + " partitions, the cluster has " +
+                                std::to_string(r.partitions));
+      }
+      store->data_id_ = m->data_id;
     }
     if (store->options_.shards == 0) store->options_.shards = m->shards;
     if (m->shards != store->options_.shards) {
@@ -115,10 +161,21 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     if (store->options_.shards == 0) return Status::BadRequest("a store needs at least one shard");
     storage::Manifest m;
     m.shards = store->options_.shards;
+    if (options.replicated) {
+      auto id = NewDataId();
+      if (!id.ok()) return id.status();
+      m.format = storage::kReplicatedFormatVersion;
+      m.cluster = options.replicated->cluster;
+      m.node = options.replicated->node;
+      m.partitions = options.replicated->partitions;
+      m.data_id = *id;
+      store->data_id_ = *id;
+    }
     if (Status s = WriteFileAtomically(manifest_path, storage::FormatManifest(m)); !s.ok()) {
       return s;
     }
   }
+  if (options.replicated) store->partitions_ = options.replicated->partitions;
 
   store->cache_.reset(leveldb::NewLRUCache(options.block_cache_bytes * store->options_.shards));
   if (options.bloom_bits_per_key > 0) {
@@ -168,7 +225,10 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     writers.push_back(store->writers_[i].get());
   }
   store->sweeper_ = std::make_unique<RidSweeper>(std::move(dbs), std::move(writers), ro);
-  store->sweeper_->Start();
+  // Static mode only, for now: in the replicated mode a partition's
+  // records must be dropped by its primary, through the replicated write
+  // path (with a partition and a term), so its backups drop them too.
+  if (!store->replicated()) store->sweeper_->Start();
   return store;
 }
 
@@ -201,7 +261,7 @@ StatusOr<bool> Store::ReadRid(std::string_view list, std::string_view rid,
                             " unavailable: " + shard.down_reason + "; the request was not applied");
   }
   thread_local std::string key;
-  storage::RidKeyTo(&key, list, rid);
+  storage::RidKeyTo(&key, KeyNs(list), list, rid);
   leveldb::Status s = shard.db->Get(leveldb::ReadOptions(), key, value);
   if (s.ok()) return true;
   if (s.IsNotFound()) return false;
@@ -209,7 +269,30 @@ StatusOr<bool> Store::ReadRid(std::string_view list, std::string_view rid,
                           s.ToString() + "; the request was not applied");
 }
 
-uint32_t Store::ShardFor(std::string_view list) const { return ShardOf(list, shards()); }
+uint32_t Store::ShardFor(std::string_view list) const {
+  return replicated() ? ShardOfPartition(PartitionFor(list)) : ShardOf(list, shards());
+}
+
+uint32_t Store::PartitionFor(std::string_view list) const {
+  return replicated() ? cluster::PartitionOf(list, partitions_) : 0;
+}
+
+std::string Store::KeyNs(std::string_view list) const {
+  return replicated() ? storage::PartitionPrefix(PartitionFor(list)) : std::string();
+}
+
+StatusOr<storage::PartitionMeta> Store::ReadPartitionMeta(uint32_t p) const {
+  const ShardDb& shard = *shards_[ShardOfPartition(p)];
+  std::shared_lock<std::shared_mutex> lock(shard.mu);
+  if (!shard.db) return Status::Internal("shard of partition " + std::to_string(p) + " is down");
+  std::string value;
+  leveldb::Status s = shard.db->Get(leveldb::ReadOptions(), storage::PartitionPrefix(p), &value);
+  if (s.IsNotFound()) return storage::PartitionMeta{};
+  if (!s.ok()) {
+    return Status::Internal("partition " + std::to_string(p) + " meta: " + s.ToString());
+  }
+  return storage::DecodePartitionMeta(value);
+}
 
 StatusOr<uint64_t> Store::LoadNextId(std::string_view list) const {
   const uint32_t index = ShardFor(list);
@@ -220,8 +303,9 @@ StatusOr<uint64_t> Store::LoadNextId(std::string_view list) const {
                             " unavailable: " + shard.down_reason + "; the request was not applied");
   }
   std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(leveldb::ReadOptions()));
-  const std::string begin = storage::ListRangeBegin(list);  // the counter's key
-  const std::string end = storage::ListRangeEnd(list);
+  const std::string ns = KeyNs(list);
+  const std::string begin = storage::ListRangeBegin(ns, list);  // the counter's key
+  const std::string end = storage::ListRangeEnd(ns, list);
   uint64_t next_id = 1;
   it->Seek(begin);
   if (it->Valid() && it->key() == leveldb::Slice(begin)) {
@@ -239,7 +323,7 @@ StatusOr<uint64_t> Store::LoadNextId(std::string_view list) const {
     it->SeekToLast();
   }
   if (it->Valid() && it->key().compare(begin) > 0 && it->key().compare(end) < 0) {
-    std::string_view key(it->key().data(), it->key().size());
+    std::string_view key(it->key().data() + ns.size(), it->key().size() - ns.size());
     auto parsed = storage::ParseKey(key);
     if (!parsed || parsed->list != list || parsed->is_meta) {
       return Status::Internal("list '" + std::string(list) + "': malformed key in store");
@@ -263,12 +347,13 @@ StatusOr<TodoList> Store::Load(std::string_view list) const {
                             " unavailable: " + shard.down_reason + "; the request was not applied");
   }
   std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(leveldb::ReadOptions()));
-  const std::string begin = storage::ListRangeBegin(list);
-  const std::string end = storage::ListRangeEnd(list);
+  const std::string ns = KeyNs(list);
+  const std::string begin = storage::ListRangeBegin(ns, list);
+  const std::string end = storage::ListRangeEnd(ns, list);
   std::vector<Entry> entries;
   uint64_t next_id = 1;
   for (it->Seek(begin); it->Valid() && it->key().compare(end) < 0; it->Next()) {
-    std::string_view key(it->key().data(), it->key().size());
+    std::string_view key(it->key().data() + ns.size(), it->key().size() - ns.size());
     std::string_view value(it->value().data(), it->value().size());
     auto parsed = storage::ParseKey(key);
     if (!parsed || parsed->list != list) {

@@ -4,9 +4,15 @@
 //
 // Data dir layout:
 //   DIR/LOCK          flock()ed while a node uses the dir (two nodes never share it)
-//   DIR/MANIFEST      "format 1", "shards N" (common/storage_format.h)
+//   DIR/MANIFEST      "format 1", "shards N" (common/storage_format.h); a
+//                     replicated dir: "format 2", and its cluster, node,
+//                     partition count and data id
 //   DIR/shard-NNN/    one LevelDB database per shard
-// Opening checks the manifest against the options and refuses a mismatch.
+// Opening checks the manifest against the options and refuses a mismatch:
+// a static-mode dir (format 1) is never opened by a replicated node or the
+// other way round, and a replicated dir only by the node and cluster named
+// in it. In a replicated dir every key is prefixed with its partition
+// (storage_format.h) and a partition lives in shard partition % shards.
 // Thread-safety: Load() may be called from any thread (LevelDB reads are
 // thread-safe, and a shard being reopened by its writer is held under a
 // shared lock); writers are thread-safe; Open/Stop from one thread.
@@ -20,18 +26,28 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "common/storage_format.h"
 #include "common/todo_list.h"
 #include "node/reply_queue.h"
 #include "node/store/shard_writer.h"
 
 namespace todo::store {
 
+// The replicated mode's layout (format 2).
+struct ReplicatedLayout {
+  std::string cluster;      // --cluster-name
+  std::string node;         // --name
+  uint32_t partitions = 0;  // the map's P
+};
+
 struct StoreOptions {
   std::string dir;              // created if missing
+  std::optional<ReplicatedLayout> replicated;  // none: static mode (format 1)
   uint32_t shards = 0;          // must match the manifest of an existing dir; 0 = whatever it has
   uint32_t new_dir_shards = 4;  // with shards = 0: the count for a new dir
   bool sync = true;             // fsync every group commit (off only for tests/benchmarks)
@@ -69,6 +85,20 @@ class Store {
 
   uint32_t shards() const { return static_cast<uint32_t>(shards_.size()); }
   uint32_t ShardFor(std::string_view list) const;
+  // Replicated mode: the partition count (0 in static mode), a list's
+  // partition, the shard holding a partition, and the dir's id.
+  bool replicated() const { return partitions_ != 0; }
+  uint32_t partitions() const { return partitions_; }
+  uint32_t PartitionFor(std::string_view list) const;
+  uint32_t ShardOfPartition(uint32_t p) const { return p % shards(); }
+  const std::string& data_id() const { return data_id_; }
+  // The prefix of every key of `list`: its partition's in a replicated dir,
+  // "" in static mode.
+  std::string KeyNs(std::string_view list) const;
+  ShardDb& shard_db(uint32_t shard) { return *shards_[shard]; }
+  // Replicated mode: what this dir holds of partition p (its meta key; the
+  // default, an empty complete copy, if none).
+  StatusOr<storage::PartitionMeta> ReadPartitionMeta(uint32_t p) const;
   ShardWriter& writer(uint32_t shard) { return *writers_[shard]; }
   const ShardWriter& writer(uint32_t shard) const { return *writers_[shard]; }
 
@@ -107,6 +137,8 @@ class Store {
   Store() = default;
 
   StoreOptions options_;
+  uint32_t partitions_ = 0;
+  std::string data_id_;
   int lock_fd_ = -1;
   std::unique_ptr<leveldb::Env> env_;  // PreadEnv over the default Env, unless StoreOptions::env
   std::unique_ptr<leveldb::Cache> cache_;

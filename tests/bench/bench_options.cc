@@ -3,7 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
-#include "router/security/keys.h"
+#include "common/io/security/keys.h"
 #include "tests/bench/redis_connection.h"
 
 namespace todo::bench {

@@ -6,13 +6,13 @@
 #include <optional>
 #include <string>
 
+#include "common/io/security/keys.h"
 #include "common/status.h"
-#include "router/security/keys.h"
 #include "tests/bench/workload.h"
 
 namespace todo::bench {
 
-// The keys of a CURVE client connection (router/security/keys.h).
+// The keys of a CURVE client connection (common/io/security/keys.h).
 struct ZmqCurveKeys {
   security::CurveKey server_key;  // the router's (or node's) public key
   security::KeyPair own;          // this client's keypair

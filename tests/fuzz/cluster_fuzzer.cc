@@ -19,9 +19,9 @@
 #include <string>
 #include <string_view>
 
+#include "common/io/security/keys.h"
 #include "common/rendezvous.h"
 #include "router/cluster_config.h"
-#include "router/security/keys.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

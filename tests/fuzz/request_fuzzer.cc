@@ -133,6 +133,9 @@ void EncodeSuccess(msgpack::sbuffer& out, const Request& r) {
     case Op::kLocate:
       EncodeLocate(out, r.id, "n1");
       return;
+    case Op::kMap:
+      EncodeMap(out, r.id, 2, "mix64-fnv1a64", 1, {{"n1", "tcp://h:1"}}, {{"n1", 1}, {"n1", 2}});
+      return;
     case Op::kPing:
     case Op::kStats:
       EncodePing(out, r.id, "node", "n1");

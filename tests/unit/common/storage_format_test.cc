@@ -530,7 +530,50 @@ TEST(ManifestTest, RoundTrip) {
     EXPECT_EQ(parsed->format, kFormatVersion);
     EXPECT_EQ(parsed->shards, shards);
   }
-  EXPECT_EQ(FormatManifest(Manifest{1, 4}), "todo-node data directory\nformat 1\nshards 4\n");
+  Manifest four;
+  four.shards = 4;
+  EXPECT_EQ(FormatManifest(four), "todo-node data directory\nformat 1\nshards 4\n");
+}
+
+TEST(ManifestTest, ReplicatedDirNamesItsClusterNodePartitionsAndDataId) {
+  Manifest m;
+  m.format = kReplicatedFormatVersion;
+  m.shards = 2;
+  m.cluster = "todo";
+  m.node = "n1";
+  m.partitions = 256;
+  m.data_id = "0123abcd";
+  auto back = ParseManifest(FormatManifest(m));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->format, 2);
+  EXPECT_EQ(back->cluster, "todo");
+  EXPECT_EQ(back->node, "n1");
+  EXPECT_EQ(back->partitions, 256u);
+  EXPECT_EQ(back->data_id, "0123abcd");
+  // A format 2 manifest without its cluster fields is refused.
+  EXPECT_FALSE(ParseManifest("todo-node data directory\nformat 2\nshards 2\n").ok());
+}
+
+TEST(PartitionKeysTest, APartitionIsOneRangeWithItsMetaFirst) {
+  EXPECT_EQ(PartitionPrefix(0x0102), std::string("\x01\x02"));
+  EXPECT_EQ(PartitionRangeEnd(0x0102), std::string("\x01\x03"));
+  EXPECT_EQ(PartitionRangeEnd(0xffff), std::string());
+  const std::string ns = PartitionPrefix(7);
+  for (const std::string& k :
+       {MetaKey(ns, "a"), EntryKey("zz", 1), ListRangeBegin(ns, "b"), ListRangeEnd(ns, "b")}) {
+    (void)k;
+  }
+  std::string key;
+  EntryKeyTo(&key, ns, "bob", 5);
+  EXPECT_EQ(key.substr(0, 2), ns);
+  EXPECT_EQ(key.substr(2), EntryKey("bob", 5));
+  EXPECT_GT(key, ns);  // the meta key comes first
+  EXPECT_LT(key, PartitionRangeEnd(7));
+  PartitionMeta m{5, 4, 1000, false};
+  auto back = DecodePartitionMeta(EncodePartitionMeta(m));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, m);
+  EXPECT_FALSE(DecodePartitionMeta("short").ok());
 }
 
 TEST(ManifestTest, ToleratesOrderBlankLinesAndMissingFinalNewline) {
@@ -539,9 +582,9 @@ TEST(ManifestTest, ToleratesOrderBlankLinesAndMissingFinalNewline) {
   EXPECT_EQ(m->shards, 8u);
   EXPECT_EQ(m->format, 1);
   // Another format number parses; the node decides whether it can read it.
-  auto future = ParseManifest("todo-node data directory\nformat 2\nshards 8\n");
+  auto future = ParseManifest("todo-node data directory\nformat 3\nshards 8\n");
   ASSERT_TRUE(future.ok());
-  EXPECT_EQ(future->format, 2);
+  EXPECT_EQ(future->format, 3);
 }
 
 TEST(ManifestTest, RejectsCorruptManifests) {

@@ -1,4 +1,4 @@
-// CurveZMQ flags and sockets (router/security/curve.h, zap_handler.h): the
+// CurveZMQ flags and sockets (common/io/security/curve.h, zap_handler.h): the
 // config loader, the router's flags, and real CURVE sockets on loopback with
 // the ZAP handler — allowed key in, unknown key and plaintext out. Every
 // wait is a bounded poll.
@@ -14,8 +14,8 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "common/io/security/curve.h"
 #include "router/options.h"
-#include "router/security/curve.h"
 
 namespace todo::security {
 namespace {

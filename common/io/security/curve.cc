@@ -1,4 +1,4 @@
-#include "router/security/curve.h"
+#include "common/io/security/curve.h"
 
 #include <spdlog/spdlog.h>
 

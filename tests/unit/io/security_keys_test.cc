@@ -1,4 +1,4 @@
-// Key decoding, the key-file format and reading key files (router/security/keys.h).
+// Key decoding, the key-file format and reading key files (common/io/security/keys.h).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <fstream>
 #include <string>
 
-#include "router/security/keys.h"
+#include "common/io/security/keys.h"
 
 namespace todo::security {
 namespace {

@@ -1,4 +1,4 @@
-#include "router/security/zap_handler.h"
+#include "common/io/security/zap_handler.h"
 
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>

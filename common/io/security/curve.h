@@ -10,6 +10,9 @@
 // Both or neither: with a secret, a process admits only the listed keys,
 // authenticated by its ZapHandler (zap_handler.h). Without, it is plaintext
 // and open, as before. Key file format: keys.h.
+//
+// Part of todo_io (common/io): namespace todo::security, as before the move
+// from router/security/, so the callers in node/ and router/ kept their names.
 #pragma once
 
 #include <optional>
@@ -18,9 +21,9 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/io/security/keys.h"
+#include "common/io/security/zap_handler.h"
 #include "common/status.h"
-#include "router/security/keys.h"
-#include "router/security/zap_handler.h"
 
 namespace CLI {
 class App;

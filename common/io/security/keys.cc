@@ -1,4 +1,4 @@
-#include "router/security/keys.h"
+#include "common/io/security/keys.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,10 +1,10 @@
-// ZAP decisions (RFC 27) and the refusal log budget (router/security/zap_policy.h).
+// ZAP decisions (RFC 27) and the refusal log budget (common/io/security/zap_policy.h).
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "router/security/zap_policy.h"
+#include "common/io/security/zap_policy.h"
 
 namespace todo::security {
 namespace {

@@ -27,8 +27,8 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "common/io/security/zap_policy.h"
 #include "common/status.h"
-#include "router/security/zap_policy.h"
 
 namespace todo::security {
 

@@ -1,4 +1,4 @@
-#include "router/security/zap_policy.h"
+#include "common/io/security/zap_policy.h"
 
 #include <cstring>
 

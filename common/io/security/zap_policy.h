@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "router/security/keys.h"
+#include "common/io/security/keys.h"
 
 namespace todo::security {
 

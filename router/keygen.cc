@@ -6,7 +6,7 @@
 //   todo-keygen --public-of FILE         prints the public key of a secret
 //                                        key file
 //
-// Key file format: router/security/keys.h. Keys come from libzmq's
+// Key file format: common/io/security/keys.h. Keys come from libzmq's
 // zmq_curve_keypair (libsodium's random generator). Exit status: 0, 1 on an
 // error (a file exists without --force, a write fails), 2 on a usage error.
 #include <fcntl.h>
@@ -20,7 +20,7 @@
 #include <iostream>
 #include <string>
 
-#include "router/security/keys.h"
+#include "common/io/security/keys.h"
 
 using namespace todo;
 using namespace todo::security;

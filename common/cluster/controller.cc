@@ -1,0 +1,194 @@
+#include "common/cluster/controller.h"
+
+#include <algorithm>
+
+#include "common/rendezvous.h"
+
+namespace todo::cluster {
+namespace {
+
+void Erase(std::vector<std::string>* v, const std::string& s) {
+  v->erase(std::remove(v->begin(), v->end(), s), v->end());
+}
+
+// Puts `name` into in_sync at its place in replica order.
+void AddInSync(Partition* p, const std::string& name) {
+  std::vector<std::string> in_sync;
+  for (const std::string& r : p->replicas) {
+    if (r == name || p->IsInSync(r)) in_sync.push_back(r);
+  }
+  p->in_sync = std::move(in_sync);
+}
+
+std::string Where(size_t p) { return "partition " + std::to_string(p) + ": "; }
+
+}  // namespace
+
+bool Controller::IsDead(const ClusterMap& map, const std::string& name,
+                        const ControllerInput& in) const {
+  if (in.alive.contains(name)) return false;
+  const Member* m = map.FindMember(name);
+  if (m != nullptr && m->data_id.empty()) {
+    return in.now_ms >= started_ms_ + options_.never_joined_grace_ms;
+  }
+  return true;
+}
+
+Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerInput& in) const {
+  Decision d;
+  ClusterMap next = map;
+  const size_t n_parts = next.parts.size();
+  auto dead = [&](const std::string& name) { return IsDead(next, name, in); };
+
+  // 1. Joining members, and members back with another data dir.
+  for (Member& m : next.members) {
+    auto it = in.alive.find(m.name);
+    if (it == in.alive.end()) {
+      if (m.data_id.empty() && in.now_ms < started_ms_ + options_.never_joined_grace_ms) {
+        d.recheck_at_ms = started_ms_ + options_.never_joined_grace_ms;
+      }
+      continue;
+    }
+    const std::string& id = it->second.data_id;
+    if (m.data_id == id) continue;
+    if (m.data_id.empty()) {
+      d.log.push_back("member '" + m.name + "' joined (data id " + id + ")");
+      m.data_id = id;
+      continue;
+    }
+    d.log.push_back("member '" + m.name + "' is back with another data dir (id " + m.data_id +
+                    " -> " + id + "): what the map says it holds is void");
+    for (size_t p = 0; p < n_parts; ++p) {
+      Partition& part = next.parts[p];
+      if (!part.HasReplica(m.name)) continue;
+      bool others = std::any_of(part.in_sync.begin(), part.in_sync.end(),
+                                [&](const std::string& r) { return r != m.name; });
+      Erase(&part.in_sync, m.name);
+      if (others) {
+        Erase(&part.replicas, m.name);
+      } else {
+        d.log.push_back(Where(p) + "LOST: its last in-sync replica '" + m.name +
+                        "' came back without its data; it stays unavailable");
+      }
+    }
+    m.data_id = id;
+  }
+
+  for (size_t p = 0; p < n_parts; ++p) {
+    Partition& part = next.parts[p];
+    const std::string old_primary = part.primary();
+    // 2. Dead replicas.
+    const bool alive_in_sync = std::any_of(part.in_sync.begin(), part.in_sync.end(),
+                                           [&](const std::string& r) { return !dead(r); });
+    std::vector<std::string> kept;
+    for (const std::string& r : part.replicas) {
+      if (!dead(r) || (part.IsInSync(r) && !alive_in_sync)) kept.push_back(r);
+    }
+    // A lost partition whose placeholders are all dead keeps them: a
+    // replica set is never empty.
+    if (!kept.empty() && kept.size() != part.replicas.size()) {
+      for (const std::string& r : part.replicas) {
+        if (std::find(kept.begin(), kept.end(), r) != kept.end()) continue;
+        d.log.push_back(Where(p) + "dead replica '" + r + "' removed" +
+                        (part.IsInSync(r) ? " (an in-sync replica is alive)" : ""));
+      }
+      part.replicas = std::move(kept);
+      std::vector<std::string> in_sync;
+      for (const std::string& r : part.in_sync) {
+        if (part.HasReplica(r)) in_sync.push_back(r);
+      }
+      part.in_sync = std::move(in_sync);
+    }
+    // 3. The primary: the first alive in-sync replica, if the current one
+    // is not.
+    if (dead(part.primary()) || !part.IsInSync(part.primary())) {
+      auto it = std::find_if(part.replicas.begin(), part.replicas.end(),
+                             [&](const std::string& r) { return !dead(r) && part.IsInSync(r); });
+      if (it != part.replicas.end() && it != part.replicas.begin()) {
+        std::rotate(part.replicas.begin(), it, it + 1);
+        AddInSync(&part, part.primary());  // reorders in_sync to replica order
+      }
+    }
+    if (!part.handoff.empty() &&
+        (!part.HasReplica(part.handoff) || dead(part.handoff) || part.handoff == part.primary())) {
+      part.handoff.clear();
+    }
+    if (part.primary() != old_primary) {
+      d.log.push_back(Where(p) + "primary '" + old_primary + "' -> '" + part.primary() + "'");
+    }
+  }
+
+  // 4. Reports of the current primaries, at the epoch they saw.
+  for (const NodeReport& rep : in.reports) {
+    for (const ReplicaReport& r : rep.replicas) {
+      if (r.partition >= n_parts) continue;
+      const Partition& before = map.parts[r.partition];
+      Partition& part = next.parts[r.partition];
+      if (before.epoch != r.epoch || before.primary() != rep.name || part.primary() != rep.name) {
+        continue;  // stale
+      }
+      if (r.replica == part.primary() || !part.HasReplica(r.replica)) continue;
+      if (r.kind == ReplicaReport::Kind::kLagging && part.IsInSync(r.replica)) {
+        Erase(&part.in_sync, r.replica);
+        d.log.push_back(Where(r.partition) + "replica '" + r.replica + "' out of sync (primary '" +
+                        rep.name + "' reports it lagging)");
+      } else if (r.kind == ReplicaReport::Kind::kCaughtUp && !part.IsInSync(r.replica) &&
+                 !dead(r.replica)) {
+        AddInSync(&part, r.replica);
+        d.log.push_back(Where(r.partition) + "replica '" + r.replica + "' in sync (caught up)");
+      }
+    }
+  }
+
+  // 5. Repair to R alive replicas, on the members holding the fewest.
+  std::map<std::string, uint32_t> held;
+  for (const Member& m : next.members) held[m.name] = 0;
+  for (const Partition& part : next.parts) {
+    for (const std::string& r : part.replicas) ++held[r];
+  }
+  for (size_t p = 0; p < n_parts; ++p) {
+    Partition& part = next.parts[p];
+    if (dead(part.primary()) || !part.IsInSync(part.primary())) continue;
+    size_t live = std::count_if(part.replicas.begin(), part.replicas.end(),
+                                [&](const std::string& r) { return !dead(r); });
+    const std::string key = "partition-" + std::to_string(p);
+    while (live < next.replicas) {
+      const Member* best = nullptr;
+      for (const Member& m : next.members) {
+        if (m.leaving || m.data_id.empty() || !in.alive.contains(m.name) ||
+            part.HasReplica(m.name)) {
+          continue;
+        }
+        if (best == nullptr || held[m.name] < held[best->name] ||
+            (held[m.name] == held[best->name] &&
+             RendezvousScore(m.name, key) > RendezvousScore(best->name, key))) {
+          best = &m;
+        }
+      }
+      if (best == nullptr) break;
+      part.replicas.push_back(best->name);
+      ++held[best->name];
+      ++live;
+      d.log.push_back(Where(p) + "new replica '" + best->name + "' (catching up from '" +
+                      part.primary() + "')");
+    }
+  }
+
+  // Epochs and the version.
+  bool any = next.members != map.members;
+  for (size_t p = 0; p < n_parts; ++p) {
+    Partition& part = next.parts[p];
+    const Partition& before = map.parts[p];
+    if (part == before) continue;
+    any = true;
+    part.epoch = before.epoch + 1;
+    if (part.primary() != before.primary()) part.leader_epoch = part.epoch;
+  }
+  if (any) {
+    next.version = map.version + 1;
+    d.next = std::move(next);
+  }
+  return d;
+}
+
+}  // namespace todo::cluster

@@ -1,0 +1,100 @@
+// The controller's decisions: given the map, which members are alive (their
+// etcd leases), and what the primaries report, the next map. Pure and
+// deterministic: no etcd, no clock (the caller passes `now`), so tests drive
+// every rule with a fake clock and a fake map store. The process that holds
+// the controller election (node/controller_host) applies the result by a
+// compare-and-swap on the map it read.
+//
+// The rules, for each partition, in this order (each change raises the
+// epoch; a new primary also sets leader_epoch):
+//  1. Joining. A member seen alive for the first time gets its data id
+//     recorded. A member alive with another data id than recorded (its data
+//     dir was wiped or replaced) holds nothing the map says it holds: it is
+//     taken out of every replica set, and its data id updated. (Where it was
+//     the last in-sync replica the partition is lost: it stays named, out of
+//     sync, so the partition answers `unavailable` and status shows it.)
+//  2. Dead members (no lease): a dead replica that is not in sync is
+//     removed. Dead in-sync replicas are removed only while an alive in-sync
+//     replica remains: acknowledged writes are never given up for
+//     availability. A member that never joined since init counts as dead
+//     only after `never_joined_grace` from the controller's start, so a
+//     cluster starting up doesn't fail over nodes that are still starting.
+//  3. Primary. If the primary is dead or was removed, the first alive
+//     in-sync replica becomes primary. A replica not in sync never does.
+//  4. Reports from the partition's current primary at the current epoch:
+//     `lagging` takes a backup out of the in-sync set (it stays a replica
+//     and catches up again); `caught_up` puts a replica back in.
+//  5. Repair: while fewer than R replicas are alive and the partition has an
+//     alive in-sync primary, add alive members (not leaving) that hold the
+//     fewest replicas, ties to the highest rendezvous score of (member,
+//     partition). They join out of sync and catch up from the primary.
+// Stale reports (another epoch, or from a node that is no longer primary)
+// are ignored: the primary reports again under the new epoch if it must.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/cluster/map.h"
+
+namespace todo::cluster {
+
+// A live node, from its lease-bound announcement in etcd.
+struct NodeInfo {
+  std::string name;
+  std::string data_id;  // its data dir's id
+  std::string endpoint;
+  std::string repl_endpoint;
+};
+
+// A primary's request about one replica of one partition.
+struct ReplicaReport {
+  enum class Kind { kLagging, kCaughtUp };
+  Kind kind = Kind::kLagging;
+  uint32_t partition = 0;
+  std::string replica;
+  uint64_t epoch = 0;  // the partition's epoch the primary saw
+};
+
+// What a node publishes for the controller (reports/<name> in etcd).
+struct NodeReport {
+  std::string name;
+  std::vector<ReplicaReport> replicas;
+};
+
+struct ControllerInput {
+  std::map<std::string, NodeInfo> alive;  // by name
+  std::vector<NodeReport> reports;
+  int64_t now_ms = 0;  // the caller's monotonic clock
+};
+
+struct ControllerOptions {
+  int64_t never_joined_grace_ms = 10000;
+};
+
+// State the controller keeps between decisions (its start time).
+class Controller {
+ public:
+  Controller(ControllerOptions options, int64_t started_ms)
+      : options_(options), started_ms_(started_ms) {}
+
+  struct Decision {
+    std::optional<ClusterMap> next;  // none: nothing to change
+    std::vector<std::string> log;    // one line per change, for the log
+    // The earliest time a decision may change with no new input (a grace
+    // period ending); 0: none.
+    int64_t recheck_at_ms = 0;
+  };
+  Decision Decide(const ClusterMap& map, const ControllerInput& in) const;
+
+ private:
+  bool IsDead(const ClusterMap& map, const std::string& name, const ControllerInput& in) const;
+
+  const ControllerOptions options_;
+  const int64_t started_ms_;
+};
+
+}  // namespace todo::cluster

@@ -1,0 +1,50 @@
+// ClusterView: the latest cluster map and live nodes a process has seen in
+// etcd, as an immutable snapshot any thread can take. The cluster agent
+// (node) or the map watcher (router) publishes; readers take a shared_ptr
+// and keep it as long as they use it (a request's answer, a metrics page).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/cluster/controller.h"
+#include "common/cluster/map.h"
+
+namespace todo::io {
+
+struct ClusterSnapshot {
+  std::shared_ptr<const cluster::ClusterMap> map;  // null until a valid map was read
+  int64_t map_revision = 0;                        // its etcd mod_revision
+  std::map<std::string, cluster::NodeInfo> alive;  // nodes with a live lease
+  std::string controller;                          // who holds the election ("" if nobody)
+};
+
+class ClusterView {
+ public:
+  ClusterView() : snap_(std::make_shared<const ClusterSnapshot>()) {}
+
+  std::shared_ptr<const ClusterSnapshot> Get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return snap_;
+  }
+  void Set(std::shared_ptr<const ClusterSnapshot> s) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      snap_ = std::move(s);
+    }
+    version_.fetch_add(1, std::memory_order_release);
+  }
+  // Raised by every Set: a reader that cached a snapshot compares it.
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const ClusterSnapshot> snap_;  // guarded by mu_
+  std::atomic<uint64_t> version_{0};
+};
+
+}  // namespace todo::io

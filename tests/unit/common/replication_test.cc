@@ -1,0 +1,305 @@
+// The replication state machines of one partition, driven by hand with a
+// fake clock: what a primary may acknowledge, when it reports a backup
+// lagging or caught up, and what a backup accepts.
+#include "common/cluster/replication.h"
+
+#include <gtest/gtest.h>
+
+#include "common/cluster/repl_wire.h"
+
+namespace todo::cluster {
+namespace {
+
+using Mode = PrimaryPartition::Mode;
+using Kind = ReplicaReport::Kind;
+
+Partition Part(std::vector<std::string> replicas, std::vector<std::string> in_sync,
+               uint64_t epoch = 1, uint64_t leader_epoch = 1) {
+  Partition p;
+  p.replicas = std::move(replicas);
+  p.in_sync = std::move(in_sync);
+  p.epoch = epoch;
+  p.leader_epoch = leader_epoch;
+  return p;
+}
+
+class PrimaryTest : public ::testing::Test {
+ protected:
+  PrimaryPartition primary_{7, "a", /*leader_epoch=*/1, Position{1, 10}, {1000, 500}};
+  PrimaryPartition::Outbox out_;
+  int64_t now_ = 0;
+
+  uint64_t Session(const std::string& r) {
+    for (const auto& s : primary_.sessions()) {
+      if (s.replica == r) return s.id;
+    }
+    ADD_FAILURE() << "no session for " << r;
+    return 0;
+  }
+  const PrimaryPartition::Session& S(const std::string& r) {
+    for (const auto& s : primary_.sessions()) {
+      if (s.replica == r) return s;
+    }
+    throw std::runtime_error("no session");
+  }
+  // Writes n records, all durable locally.
+  uint64_t Write(int n) {
+    uint64_t seq = 0;
+    for (int i = 0; i < n; ++i) seq = primary_.Append(now_);
+    primary_.OnDurable(seq);
+    return seq;
+  }
+};
+
+TEST_F(PrimaryTest, AloneCommitsWhatIsDurable) {
+  primary_.SetMap(1, Part({"a"}, {"a"}), now_, &out_);
+  EXPECT_TRUE(out_.empty());
+  EXPECT_EQ(primary_.committed(), 10u);
+  EXPECT_EQ(primary_.Append(now_), 11u);
+  EXPECT_EQ(primary_.committed(), 10u);  // not durable yet
+  primary_.OnDurable(11);
+  EXPECT_EQ(primary_.committed(), 11u);
+  EXPECT_EQ(primary_.last(), (Position{1, 11}));
+}
+
+TEST_F(PrimaryTest, InSyncBackupMustAcknowledgeEveryRecord) {
+  primary_.SetMap(1, Part({"a", "b"}, {"a", "b"}), now_, &out_);
+  ASSERT_EQ(out_.probes.size(), 1u);
+  EXPECT_EQ(out_.probes[0].first, "b");
+  // Until the backup answers, nothing commits (it is required).
+  Write(2);
+  EXPECT_EQ(primary_.committed(), 0u);
+  out_ = {};
+  // It holds exactly what this term started from: tail from 11.
+  primary_.OnState("b", Session("b"), Position{1, 10}, true, false, now_, &out_);
+  ASSERT_EQ(out_.tails.size(), 1u);
+  EXPECT_EQ(out_.tails[0], (std::pair<std::string, uint64_t>{"b", 11}));
+  EXPECT_EQ(primary_.committed(), 10u);
+  primary_.OnAck("b", Session("b"), 11, true, now_);
+  EXPECT_EQ(primary_.committed(), 11u);
+  primary_.OnAck("b", Session("b"), 12, true, now_);
+  EXPECT_EQ(primary_.committed(), 12u);
+  // A stale session's ack is ignored.
+  Write(1);
+  primary_.OnAck("b", Session("b") + 100, 13, true, now_);
+  EXPECT_EQ(primary_.committed(), 12u);
+}
+
+TEST_F(PrimaryTest, LaggingInSyncBackupIsReportedThenLetGoByTheMap) {
+  primary_.SetMap(1, Part({"a", "b"}, {"a", "b"}), now_, &out_);
+  primary_.OnState("b", Session("b"), Position{1, 10}, true, false, now_, &out_);
+  Write(1);  // 11, never acknowledged
+  now_ += 999;
+  primary_.Tick(now_, &out_);
+  EXPECT_TRUE(primary_.Reports().empty());
+  now_ += 1;
+  primary_.Tick(now_, &out_);
+  auto reports = primary_.Reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].kind, Kind::kLagging);
+  EXPECT_EQ(reports[0].replica, "b");
+  EXPECT_EQ(reports[0].epoch, 1u);
+  EXPECT_EQ(primary_.committed(), 10u);  // still waiting: the map relies on b
+  // The controller takes b out of sync: the write commits without it.
+  out_ = {};
+  primary_.SetMap(2, Part({"a", "b"}, {"a"}, 2), now_, &out_);
+  EXPECT_EQ(primary_.committed(), 11u);
+  EXPECT_TRUE(primary_.Reports().empty());
+  // And b catches up again from a fresh probe.
+  ASSERT_EQ(out_.probes.size(), 1u);
+}
+
+TEST_F(PrimaryTest, CatchUpBySnapshotThenReportedCaughtUp) {
+  primary_.SetMap(1, Part({"a", "c"}, {"a"}), now_, &out_);
+  Write(5);  // 11..15, committed without c
+  EXPECT_EQ(primary_.committed(), 15u);
+  out_ = {};
+  // c holds nothing this primary can continue: a snapshot.
+  primary_.OnState("c", Session("c"), Position{0, 0}, true, false, now_, &out_);
+  ASSERT_EQ(out_.snapshots, std::vector<std::string>{"c"});
+  EXPECT_EQ(S("c").mode, Mode::kSnapshot);
+  // Writes during the snapshot commit without c; its acks of a half copy
+  // count for nothing.
+  Write(2);  // 16, 17
+  primary_.OnAck("c", Session("c"), 17, /*complete=*/false, now_);
+  EXPECT_EQ(primary_.committed(), 17u);
+  // The snapshot ends after 17: c is required from 18 on.
+  primary_.OnSnapshotEnd("c", Session("c"), 17, now_);
+  EXPECT_EQ(S("c").mode, Mode::kTail);
+  EXPECT_EQ(S("c").required_from, 18u);
+  Write(1);                              // 18
+  EXPECT_EQ(primary_.committed(), 17u);  // waits for c
+  EXPECT_TRUE(primary_.Reports().empty());
+  primary_.OnAck("c", Session("c"), 18, true, now_);
+  EXPECT_EQ(primary_.committed(), 18u);
+  auto reports = primary_.Reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].kind, Kind::kCaughtUp);
+  EXPECT_EQ(reports[0].replica, "c");
+  // The map marks c in sync.
+  primary_.SetMap(2, Part({"a", "c"}, {"a", "c"}, 2), now_, &out_);
+  EXPECT_TRUE(primary_.Reports().empty());
+  EXPECT_EQ(S("c").required_from, 0u);
+}
+
+TEST_F(PrimaryTest, ReportedReplicaStaysRequiredUntilTheMapAnswers) {
+  primary_.SetMap(1, Part({"a", "c"}, {"a"}), now_, &out_);
+  primary_.OnState("c", Session("c"), Position{1, 10}, true, false, now_, &out_);
+  // Identical to the primary: at once in sync mode and caught up.
+  ASSERT_EQ(primary_.Reports().size(), 1u);
+  Write(1);  // 11: needs c, since the controller may mark it in sync any time
+  EXPECT_EQ(primary_.committed(), 10u);
+  // The map moves on (another change) without taking the report: c stays
+  // required and is reported again at the new epoch.
+  primary_.SetMap(2, Part({"a", "c"}, {"a"}, 2), now_, &out_);
+  EXPECT_EQ(primary_.committed(), 10u);
+  auto reports = primary_.Reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].epoch, 2u);
+  primary_.OnAck("c", Session("c"), 11, true, now_);
+  EXPECT_EQ(primary_.committed(), 11u);
+}
+
+TEST_F(PrimaryTest, BackupAheadOfTheNewPrimaryIsSnapshotted) {
+  // This term started at (1, 10); b holds a record 11 of the old leader
+  // that was never committed: it must not be continued from.
+  PrimaryPartition p{7, "a", 2, Position{1, 10}, {}};
+  p.SetMap(3, Part({"a", "b"}, {"a", "b"}, 3, 2), now_, &out_);
+  uint64_t sid = p.sessions()[0].id;
+  out_ = {};
+  p.OnState("b", sid, Position{1, 11}, true, false, now_, &out_);
+  EXPECT_EQ(out_.snapshots, std::vector<std::string>{"b"});
+  // A backup of the same seq but another leader's record: snapshot too.
+  p.SetMap(3, Part({"a", "c"}, {"a"}, 3, 2), now_, &out_);
+  out_ = {};
+  sid = p.sessions()[0].id;
+  p.OnState("c", sid, Position{9, 10}, true, false, now_, &out_);
+  EXPECT_EQ(out_.snapshots, std::vector<std::string>{"c"});
+}
+
+TEST_F(PrimaryTest, UnansweredProbesAreResentWithANewSession) {
+  primary_.SetMap(1, Part({"a", "b"}, {"a", "b"}), now_, &out_);
+  const uint64_t first = Session("b");
+  out_ = {};
+  now_ += 600;
+  primary_.Tick(now_, &out_);
+  ASSERT_EQ(out_.probes.size(), 1u);
+  EXPECT_NE(out_.probes[0].second, first);
+  // The late answer to the first probe is ignored.
+  out_ = {};
+  primary_.OnState("b", first, Position{1, 10}, true, false, now_, &out_);
+  EXPECT_TRUE(out_.tails.empty());
+}
+
+TEST_F(PrimaryTest, RemovedReplicaSessionIsCancelled) {
+  primary_.SetMap(1, Part({"a", "b"}, {"a", "b"}), now_, &out_);
+  Write(1);
+  out_ = {};
+  primary_.SetMap(2, Part({"a"}, {"a"}, 2), now_, &out_);
+  EXPECT_EQ(out_.cancelled, std::vector<std::string>{"b"});
+  EXPECT_EQ(primary_.committed(), 11u);
+}
+
+TEST(BackupTest, AcceptsOnlyTheCurrentSessionInOrder) {
+  BackupPartition b(3, {/*leader_epoch=*/1, Position{1, 10}, true});
+  using V = BackupPartition::Verdict;
+  // No session yet: resync.
+  EXPECT_EQ(b.OnAppend("a", 1, 5, 11, 1), V::kResync);
+  EXPECT_EQ(b.OnProbe("a", 1, 5), V::kAccept);
+  EXPECT_EQ(b.OnAppend("a", 1, 5, 11, 2), V::kAccept);
+  EXPECT_EQ(b.state().applied, (Position{1, 12}));
+  // A gap.
+  EXPECT_EQ(b.OnAppend("a", 1, 5, 14, 1), V::kResync);
+  // An older session of the same primary: ignored.
+  EXPECT_EQ(b.OnAppend("a", 1, 4, 13, 1), V::kIgnore);
+  // Someone else at the same epoch: resync.
+  EXPECT_EQ(b.OnAppend("x", 1, 5, 13, 1), V::kResync);
+  // A new leader epoch ends the session; the old leader is refused.
+  b.RaiseLeaderEpoch(3);
+  EXPECT_EQ(b.OnAppend("a", 1, 5, 13, 1), V::kResync);
+  EXPECT_EQ(b.OnProbe("a", 2, 6), V::kResync);
+  EXPECT_EQ(b.OnProbe("c", 3, 1), V::kAccept);
+  EXPECT_EQ(b.OnAppend("c", 3, 1, 13, 1), V::kAccept);
+  EXPECT_EQ(b.state().applied, (Position{3, 13}));
+  EXPECT_EQ(b.state().leader_epoch, 3u);
+}
+
+TEST(BackupTest, SnapshotMarksTheCopyIncompleteUntilItsEnd) {
+  BackupPartition b(3, {1, Position{1, 4}, true});
+  using V = BackupPartition::Verdict;
+  ASSERT_EQ(b.OnProbe("a", 2, 1), V::kAccept);
+  EXPECT_EQ(b.OnChunk("a", 2, 1, /*first=*/false), V::kResync);  // must start at the start
+  EXPECT_EQ(b.OnChunk("a", 2, 1, true), V::kAccept);
+  EXPECT_FALSE(b.state().complete);
+  EXPECT_EQ(b.OnAppend("a", 2, 1, 40, 2), V::kAccept);  // the primary's numbering
+  EXPECT_EQ(b.OnChunk("a", 2, 1, false), V::kAccept);
+  EXPECT_EQ(b.OnAppend("a", 2, 1, 42, 1), V::kAccept);
+  EXPECT_EQ(b.OnSnapshotEnd("a", 2, 1, Position{2, 43}), V::kResync);  // 43 never came
+  EXPECT_FALSE(b.state().complete);
+}
+
+TEST(BackupTest, SnapshotEndCompletesTheCopy) {
+  BackupPartition b(3, {1, Position{1, 4}, true});
+  using V = BackupPartition::Verdict;
+  ASSERT_EQ(b.OnProbe("a", 2, 1), V::kAccept);
+  ASSERT_EQ(b.OnChunk("a", 2, 1, true), V::kAccept);
+  ASSERT_EQ(b.OnAppend("a", 2, 1, 40, 2), V::kAccept);
+  EXPECT_EQ(b.OnSnapshotEnd("a", 2, 1, Position{2, 41}), V::kAccept);
+  EXPECT_TRUE(b.state().complete);
+  EXPECT_EQ(b.state().applied, (Position{2, 41}));
+  EXPECT_EQ(b.OnAppend("a", 2, 1, 42, 1), V::kAccept);
+}
+
+TEST(ReplWire, RoundTripsEveryMessage) {
+  msgpack::sbuffer buf;
+  EncodeProbe(buf, 3, 7, 9);
+  EncodeState(buf, 3, 7, 9, 6, 100, true, false);
+  BeginAppend(buf, 4, 7, 9, 101, 2);
+  AppendRecord(buf, "rec1");
+  AppendRecord(buf, std::string("r\0c2", 4));
+  EncodeAck(buf, 4, 7, 9, 102, true);
+  BeginChunk(buf, 5, 7, 9, true, "from", "", 1);
+  AppendRecord(buf, "k");
+  AppendRecord(buf, "v");
+  EncodeEnd(buf, 5, 7, 9, 7, 102);
+  std::vector<ReplMessage> msgs;
+  ASSERT_TRUE(DecodeReplFrame(std::string_view(buf.data(), buf.size()), &msgs).ok());
+  ASSERT_EQ(msgs.size(), 6u);
+  EXPECT_EQ(msgs[0].type, ReplType::kProbe);
+  EXPECT_EQ(msgs[0].partition, 3u);
+  EXPECT_EQ(msgs[0].leader_epoch, 7u);
+  EXPECT_EQ(msgs[0].session, 9u);
+  EXPECT_EQ(msgs[1].type, ReplType::kState);
+  EXPECT_EQ(msgs[1].a, 6u);
+  EXPECT_EQ(msgs[1].b, 100u);
+  EXPECT_TRUE(msgs[1].flag1);
+  EXPECT_FALSE(msgs[1].flag2);
+  EXPECT_EQ(msgs[2].type, ReplType::kAppend);
+  EXPECT_EQ(msgs[2].b, 101u);
+  ASSERT_EQ(msgs[2].items.size(), 2u);
+  EXPECT_EQ(msgs[2].items[1], std::string_view("r\0c2", 4));
+  EXPECT_EQ(msgs[3].type, ReplType::kAck);
+  EXPECT_EQ(msgs[3].b, 102u);
+  EXPECT_EQ(msgs[4].type, ReplType::kChunk);
+  EXPECT_TRUE(msgs[4].flag1);
+  EXPECT_EQ(msgs[4].from, "from");
+  EXPECT_EQ(msgs[4].to, "");
+  ASSERT_EQ(msgs[4].items.size(), 2u);
+  EXPECT_EQ(msgs[5].type, ReplType::kEnd);
+  EXPECT_EQ(msgs[5].b, 102u);
+}
+
+TEST(ReplWire, RefusesGarbage) {
+  std::vector<ReplMessage> msgs;
+  EXPECT_FALSE(DecodeReplFrame("\xc1", &msgs).ok());
+  EXPECT_FALSE(DecodeReplFrame("\x93\x01\x02\x03", &msgs).ok());  // 3 fields
+  msgpack::sbuffer buf;
+  EncodeProbe(buf, 3, 7, 9);
+  std::string s(buf.data(), buf.size());
+  s[1] = 9;  // unknown type
+  EXPECT_FALSE(DecodeReplFrame(s, &msgs).ok());
+  EXPECT_FALSE(DecodeReplFrame(std::string(buf.data(), buf.size() - 1), &msgs).ok());
+}
+
+}  // namespace
+}  // namespace todo::cluster
