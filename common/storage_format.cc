@@ -63,7 +63,9 @@ std::string Prefix(std::string_view ns, std::string_view list, char tag) {
 }  // namespace
 
 std::string MetaKey(std::string_view list) { return Prefix({}, list, kMetaTag); }
-std::string MetaKey(std::string_view ns, std::string_view list) { return Prefix(ns, list, kMetaTag); }
+std::string MetaKey(std::string_view ns, std::string_view list) {
+  return Prefix(ns, list, kMetaTag);
+}
 
 std::string EntryKey(std::string_view list, uint64_t id) {
   std::string k;

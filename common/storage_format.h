@@ -184,7 +184,9 @@ std::optional<ParsedRidExpiryKey> ParseRidExpiryKey(std::string_view ns, std::st
 std::string RidExpiryRangeBegin(std::string_view ns = {});
 std::string RidExpiryRangeEnd(std::string_view ns = {});
 std::string RidExpirySeekKey(std::string_view ns, uint64_t created_ms);
-inline std::string RidExpirySeekKey(uint64_t created_ms) { return RidExpirySeekKey({}, created_ms); }
+inline std::string RidExpirySeekKey(uint64_t created_ms) {
+  return RidExpirySeekKey({}, created_ms);
+}
 
 // The count of rid records (of a format 1 shard; see shard_writer.h).
 std::string RidCountKey(std::string_view ns = {});
