@@ -3,6 +3,7 @@
 #include <unordered_map>
 
 #include "common/storage_format.h"
+#include "node/store/rid_filter.h"
 
 namespace todo::node {
 
@@ -32,10 +33,11 @@ void ListActor::Meter() {
   if (meter_ == nullptr) return;
   // The actor itself (with its shared_ptr control block), its name, its
   // mailbox's spare storage, the list, and the writes not yet complete.
-  const size_t now = sizeof(*this) + 32 + name_.capacity() + list_.ApproxBytes() +
-                     pending_.capacity() * sizeof(PendingWrite) + pending_bytes_ +
-                     tracked_.capacity() * sizeof(Tracked) + rid_bytes_ +
-                     rid_order_.capacity() * sizeof(RidInFlight);
+  const size_t now =
+      sizeof(*this) + 32 + name_.capacity() + list_.ApproxBytes() +
+      pending_.capacity() * sizeof(PendingWrite) + pending_bytes_ +
+      tracked_.capacity() * sizeof(Tracked) +
+      rid_order_.capacity() * sizeof(RidOrder);
   const size_t before = metered_.load(std::memory_order_relaxed);
   if (now != before) {
     meter_->bytes.fetch_add(static_cast<int64_t>(now) - static_cast<int64_t>(before),
@@ -74,8 +76,8 @@ void DropCompleted(std::vector<T>* v, size_t* head, uint64_t done, size_t keep, 
 // slice's worth without reallocating.
 constexpr size_t kTrackedKept = 64;
 
-// What an entry of rids_ costs besides its bytes: the hash node and bucket.
-constexpr size_t kRidEntryOverhead = 96;
+// Room kept for a few writes with a rid in flight (16 bytes each).
+constexpr size_t kRidsKept = 16;
 
 }  // namespace
 
@@ -84,26 +86,13 @@ void ListActor::ClearPending() {
   pending_bytes_ = 0;
   DropCompleted(&tracked_, &tracked_head_, UINT64_MAX, kTrackedKept, [](Tracked&) {});
   // Each of them is durable (its record is on disk now) or will be refused.
-  if (!rids_.empty()) {
-    DropCompleted(&rid_order_, &rid_order_head_, UINT64_MAX, 0, [](RidInFlight&) {});
-    std::unordered_map<std::string, std::string, RidHash, std::equal_to<>>().swap(rids_);
-    rid_bytes_ = 0;
-  }
+  DropCompleted(&rid_order_, &rid_order_head_, UINT64_MAX, kRidsKept, [](RidOrder&) {});
 }
 
 void ListActor::TrimCompleted() {
-  if (pending_.empty() && tracked_.empty() && rids_.empty()) return;
+  if (pending_.empty() && tracked_.empty() && rid_order_.empty()) return;
   const uint64_t done = completed.load(std::memory_order_acquire);
-  if (!rids_.empty()) {
-    DropCompleted(&rid_order_, &rid_order_head_, done, 0, [&](RidInFlight& r) {
-      auto it = rids_.find(*r.rid);
-      rid_bytes_ -= it->first.capacity() + it->second.capacity() + kRidEntryOverhead;
-      rids_.erase(it);
-    });
-    if (rids_.empty()) {
-      std::unordered_map<std::string, std::string, RidHash, std::equal_to<>>().swap(rids_);
-    }
-  }
+  DropCompleted(&rid_order_, &rid_order_head_, done, kRidsKept, [](RidOrder&) {});
   DropCompleted(&pending_, &pending_head_, done, 0, [&](PendingWrite& w) {
     if (w.entry.title.size() > 15) pending_bytes_ -= w.entry.title.size() + 1;
     std::string().swap(w.entry.title);
@@ -294,7 +283,7 @@ void ListActor::Submit(Call& call, store::WriteOp op, zmq::message_t body,
   writes->push_back(std::move(op));
 }
 
-void ListActor::AddCounted(Call& call, std::vector<Reply>* now,
+void ListActor::AddCounted(Call& call, uint64_t rid_hash, std::vector<Reply>* now,
                            std::vector<store::WriteOp>* writes) {
   if (Status s = EnsureCounted(); !s.ok()) {
     Fail(call, s, now);
@@ -311,17 +300,16 @@ void ListActor::AddCounted(Call& call, std::vector<Reply>* now,
   storage::EntryValueTo(&value, *req.date, *req.title);
   store::WriteOp op;
   op.batch.Put(key, value);
-  std::string record;
   if (!req.rid.empty()) {
     storage::RidRecord r = storage::RidRecordFor(req, store_->NowMs());
     r.outcome = storage::RidOutcome::kAdded;
     r.new_id = id;
-    record = AddRidRecord(req, r, &op);
+    AddRidRecord(req, rid_hash, r, &op);
   }
   zmq::message_t body =
       EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeAddResult(b, req.id, id); });
   Submit(call, std::move(op), std::move(body), writes);
-  if (!req.rid.empty()) TrackRid(req.rid, std::move(record));
+  if (!req.rid.empty()) TrackRid(rid_hash);
   pending_.push_back(PendingWrite{submitted_, true, Entry{id, *req.date, std::string(*req.title)}});
   if (req.title->size() > 15) pending_bytes_ += req.title->size() + 1;  // past SSO
 }
@@ -353,9 +341,88 @@ void EncodeRecordedReply(msgpack::sbuffer& b, const protocol::RequestId& id,
   protocol::EncodeError(b, id, ErrorCode::kInternal, "rid record has an unknown outcome");
 }
 
+// The reply to `req` (a write with a rid) from its rid's stored record
+// `value`: the recorded reply, bad_request if the rid was used for another
+// request, internal if the record can't be read. Counts hits and conflicts
+// on `writer`.
+zmq::message_t ReplyFromRecord(std::string_view list, const protocol::Request& req,
+                               std::string_view value, store::ShardWriter* writer) {
+  auto record = storage::DecodeRidValue(value);
+  Status refused;
+  if (!record.ok()) {
+    refused = Status::Internal("list '" + std::string(list) + "': rid " +
+                               protocol::QuoteForMessage(req.rid) + ": " +
+                               record.status().message());
+  } else if (!storage::SameRequest(*record, req)) {
+    writer->CountRidConflict();
+    refused = Status::BadRequest(
+        "rid " + protocol::QuoteForMessage(req.rid) + " was used for a different request (" +
+        std::string(protocol::OpName(record->op)) +
+        (record->op == req.op ? " with other arguments" : "") + "); nothing was changed");
+  }
+  if (!refused.ok()) {
+    return EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeError(b, req.id, refused); });
+  }
+  writer->CountRidHit();
+  return EncodeBody([&](msgpack::sbuffer& b) { EncodeRecordedReply(b, req.id, *record); });
+}
+
+// A retry whose original write was still in flight in its actor: answered
+// when its barrier completes, after the original (a failed original fails
+// the barrier too, with `internal`), from the record the original wrote.
+// Owns copies of what it needs: the request's body is gone by then.
+class RidRetryReply final : public store::LateReply {
+ public:
+  RidRetryReply(std::string_view ns, std::string_view list, const protocol::Request& req,
+                store::ShardWriter* writer)
+      : key_(storage::RidKey(ns, list, req.rid)),
+        list_(list),
+        rid_(req.rid),
+        id_(protocol::OwnedRequestId::From(req.id)),
+        writer_(writer),
+        request_(req) {
+    if (req.title) title_.emplace(*req.title);
+  }
+
+  zmq::message_t Make(leveldb::DB* db) override {
+    protocol::Request req = request_;  // its views, onto this object's copies
+    req.list = list_;
+    req.rid = rid_;
+    req.id = id_.view();
+    if (title_) req.title = *title_;
+    std::string value;
+    leveldb::Status s = db->Get(leveldb::ReadOptions(), key_, &value);
+    if (s.ok()) return ReplyFromRecord(list_, req, value, writer_);
+    // Only if another rid in flight had the same 64-bit hash: this one was
+    // never applied.
+    return EncodeBody([&](msgpack::sbuffer& b) {
+      protocol::EncodeError(b, req.id, ErrorCode::kInternal,
+                            "rid " + protocol::QuoteForMessage(rid_) + " of list '" + list_ +
+                                "' has no record (" + s.ToString() +
+                                "); the request was not applied, retry it");
+    });
+  }
+
+ private:
+  const std::string key_;
+  const std::string list_;
+  const std::string rid_;
+  const protocol::OwnedRequestId id_;
+  store::ShardWriter* const writer_;
+  const protocol::Request request_;  // op, entry_id, date (its views are replaced in Make)
+  std::optional<std::string> title_;
+};
+
 }  // namespace
 
-bool ListActor::AnswerFromRecord(Call& call, std::vector<Reply>* now,
+bool ListActor::RidInFlight(uint64_t rid_hash) const {
+  for (size_t i = rid_order_head_; i < rid_order_.size(); ++i) {
+    if (rid_order_[i].hash == rid_hash) return true;
+  }
+  return false;
+}
+
+bool ListActor::AnswerFromRecord(Call& call, uint64_t rid_hash, std::vector<Reply>* now,
                                  std::vector<store::WriteOp>* writes) {
   const protocol::Request& req = call.request;
   // The epoch current first: after a failed write the rids in flight are
@@ -365,61 +432,48 @@ bool ListActor::AnswerFromRecord(Call& call, std::vector<Reply>* now,
     Fail(call, s, now);
     return true;
   }
-  thread_local std::string stored;
-  std::string_view value;
-  if (auto it = rids_.find(req.rid); it != rids_.end()) {
-    value = it->second;  // the original is in flight: Answer() waits behind it
-  } else {
-    auto found = store_->ReadRid(name_, req.rid, &stored);
-    if (!found.ok()) {
-      Fail(call, found.status(), now);
+  // Not in the store's filter: no record on disk, none in flight (a first
+  // request puts its rid in the filter before its write is submitted).
+  if (!store_->RidMayExist(rid_hash)) return false;
+  if (RidInFlight(rid_hash)) {
+    // The original is in flight: wait behind it, then answer from its record.
+    if (!writer_.TryReserve()) {
+      Fail(call, Status::Overloaded("shard writer queue is full"), now);
       return true;
     }
-    if (!*found) return false;
-    value = stored;
-  }
-  auto record = storage::DecodeRidValue(value);
-  if (!record.ok()) {
-    Fail(call,
-         Status::Internal("list '" + std::string(name_) + "': rid " +
-                          protocol::QuoteForMessage(req.rid) + ": " + record.status().message()),
-         now);
+    store::WriteOp op;
+    op.barrier = true;
+    op.late_reply = std::make_unique<RidRetryReply>(ns_, name_, req, &writer_);
+    Submit(call, std::move(op), zmq::message_t(), writes);
     return true;
   }
-  if (!storage::SameRequest(*record, req)) {
-    writer_.CountRidConflict();
-    Fail(call,
-         Status::BadRequest(
-             "rid " + protocol::QuoteForMessage(req.rid) + " was used for a different request (" +
-             std::string(protocol::OpName(record->op)) +
-             (record->op == req.op ? " with other arguments" : "") + "); nothing was changed"),
-         now);
+  thread_local std::string stored;
+  auto found = store_->ReadRid(name_, req.rid, rid_hash, &stored);
+  if (!found.ok()) {
+    Fail(call, found.status(), now);
     return true;
   }
-  writer_.CountRidHit();
-  Answer(call, EncodeBody([&](msgpack::sbuffer& b) { EncodeRecordedReply(b, req.id, *record); }),
-         now, writes);
+  if (!*found) return false;
+  Answer(call, ReplyFromRecord(name_, req, stored, &writer_), now, writes);
   return true;
 }
 
-std::string ListActor::AddRidRecord(const protocol::Request& req, const storage::RidRecord& record,
-                                    store::WriteOp* op) {
-  thread_local std::string key;
-  std::string value;
+void ListActor::AddRidRecord(const protocol::Request& req, uint64_t rid_hash,
+                             const storage::RidRecord& record, store::WriteOp* op) {
+  thread_local std::string key, value;
   storage::RidValueTo(&value, record);
   storage::RidKeyTo(&key, ns_, name_, req.rid);
   op->batch.Put(key, value);
   storage::RidExpiryKeyTo(&key, ns_, record.created_ms, name_, req.rid);
   op->batch.Put(key, std::string_view());
   op->rid_delta = 1;
-  return value;
+  // Before the write can reach the disk: a lookup that trusts the filter
+  // must find "maybe" from now on.
+  store_->NoteRid(rid_hash);
 }
 
-void ListActor::TrackRid(std::string_view rid, std::string value) {
-  auto [it, inserted] = rids_.emplace(std::string(rid), std::move(value));
-  if (!inserted) return;  // can't happen: a rid in flight is answered, not applied
-  rid_bytes_ += it->first.capacity() + it->second.capacity() + kRidEntryOverhead;
-  rid_order_.push_back(RidInFlight{submitted_, &it->first});
+void ListActor::TrackRid(uint64_t rid_hash) {
+  rid_order_.push_back(RidOrder{submitted_, rid_hash});
 }
 
 void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
@@ -452,9 +506,10 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   }
   const protocol::Request& req = call.request;
   const bool with_rid = !req.rid.empty() && protocol::IsMutating(req.op);
-  if (with_rid && AnswerFromRecord(call, now, writes)) return;
+  const uint64_t rid_hash = with_rid ? store::RidFilter::Hash(ns_, name_, req.rid) : 0;
+  if (with_rid && AnswerFromRecord(call, rid_hash, now, writes)) return;
   if (req.op == Op::kAddEntry && state_ != State::kLoaded) {
-    AddCounted(call, now, writes);
+    AddCounted(call, rid_hash, now, writes);
     return;
   }
   if (Status s = EnsureLoaded(); !s.ok()) {
@@ -558,10 +613,9 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     }
   }
   // The record is encoded now: result_title points into the list.
-  std::string recorded;
-  if (with_rid) recorded = AddRidRecord(req, record, &op);
+  if (with_rid) AddRidRecord(req, rid_hash, record, &op);
   Submit(call, std::move(op), std::move(body), writes);
-  if (with_rid) TrackRid(req.rid, std::move(recorded));
+  if (with_rid) TrackRid(rid_hash);
   if (changed) tracked_.push_back(Tracked{submitted_, touched});
 }
 

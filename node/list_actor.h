@@ -25,18 +25,20 @@
 // this actor has applied. So a list can be shed under the budget even while
 // its writes are in flight, as a list in constant use always has some.
 // Request ids (rid, shared/spec/retries.md). A write with a rid is checked
-// here, in the actor's order: first against the writes with a rid this actor
-// has in flight (rids_), then against the list's rid record on disk (one
-// point lookup, Store::ReadRid; the list itself is not read). A retry (same
-// op and arguments) is not applied: it is answered from the record, with its
-// own id, behind the writes in flight, so a retry of a write still in flight
-// gets its reply only once that write is durable (and `internal` if it
-// fails). A rid used for another request is bad_request. A first request is
+// here, in the actor's order: first the store's in-memory filter (a rid it
+// doesn't know has no record: a first request, the usual case, costs no
+// lookup), then the writes with a rid this actor has in flight
+// (rid_order_), then the list's rid record on disk (one point lookup,
+// Store::ReadRid; the list itself is not read). A retry (same op and
+// arguments) is not applied: it is answered from the record, with its own
+// id, behind the writes in flight; a retry of a write still in flight gets
+// its reply when that write is durable, from the record it wrote (a
+// store::LateReply; `internal` if the write fails). A rid used for another request is bad_request. A first request is
 // applied as usual, and its record (arguments and outcome) and expiry index
 // entry go in the same write op, hence the same LevelDB batch, as its change;
 // update_entry of a missing entry and delete_entry of one write just the
-// record. A request refused before it is applied leaves none. rids_ holds
-// at most this actor's writes in flight (trimmed as they complete, cleared
+// record. A request refused before it is applied leaves none. rid_order_
+// holds at most this actor's writes in flight (trimmed as they complete, cleared
 // when a failure makes the disk the truth again); records live on disk.
 // If a write fails, the writer raises the actor's valid epoch; the actor then
 // reloads from disk before its next message (the list is never left ahead of
@@ -132,20 +134,25 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   // memory (or must be reread after a failed write). Worker thread.
   Status EnsureCounted();
   // An add without the list in memory.
-  void AddCounted(Call& call, std::vector<Reply>* now, std::vector<store::WriteOp>* writes);
+  // (`rid_hash`: the RidFilter::Hash of its rid, if it has one.)
+  void AddCounted(Call& call, uint64_t rid_hash, std::vector<Reply>* now,
+                  std::vector<store::WriteOp>* writes);
   // The write of a mutation applied in memory, answered once durable.
   void Submit(Call& call, store::WriteOp op, zmq::message_t body,
               std::vector<store::WriteOp>* writes);
   void HandleOne(Call& call, std::vector<Reply>* now, std::vector<store::WriteOp>* writes);
   // A write with a rid: answers it if its rid has a record (in flight or on
   // disk) or can't be checked, and returns true; false for a first request.
-  bool AnswerFromRecord(Call& call, std::vector<Reply>* now, std::vector<store::WriteOp>* writes);
+  bool AnswerFromRecord(Call& call, uint64_t rid_hash, std::vector<Reply>* now,
+                        std::vector<store::WriteOp>* writes);
   // A first request with a rid: puts its record (with `record`'s outcome)
-  // and its expiry index entry into `op`; returns the record's value.
-  std::string AddRidRecord(const protocol::Request& req, const storage::RidRecord& record,
-                           store::WriteOp* op);
-  // After Submit() of that op: remembers the rid as in flight.
-  void TrackRid(std::string_view rid, std::string value);
+  // and its expiry index entry into `op`, and tells the store's filter.
+  void AddRidRecord(const protocol::Request& req, uint64_t rid_hash,
+                    const storage::RidRecord& record, store::WriteOp* op);
+  // After Submit() of that op: remembers the rid's hash as in flight.
+  void TrackRid(uint64_t rid_hash);
+  // True if a write with a rid of this hash is in flight.
+  bool RidInFlight(uint64_t rid_hash) const;
   // Sends `body` for `call`: at once, or behind the in-flight writes.
   void Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
               std::vector<store::WriteOp>* writes);
@@ -203,20 +210,16 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   };
   std::vector<Tracked> tracked_;
   size_t tracked_head_ = 0;
-  // Writes with a rid not yet seen complete: rid -> the encoded record
-  // written with it; and the same rids in submission order, to trim them.
-  struct RidHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  std::unordered_map<std::string, std::string, RidHash, std::equal_to<>> rids_;
-  struct RidInFlight {
+  // Writes with a rid not yet seen complete: their ordinals and their rids'
+  // RidFilter::Hash, oldest first from rid_order_head_. A retry whose hash
+  // is here waits behind its original (a LateReply reads the original's
+  // record once it is durable). At most this actor's writes in flight.
+  struct RidOrder {
     uint64_t seq;
-    const std::string* rid;  // the key in rids_ (stable: node-based)
+    uint64_t hash;
   };
-  std::vector<RidInFlight> rid_order_;
+  std::vector<RidOrder> rid_order_;
   size_t rid_order_head_ = 0;
-  size_t rid_bytes_ = 0;  // their heap, for the meter
 };
 
 }  // namespace todo::node

@@ -47,7 +47,55 @@ bool RidSweeper::InFlight() const {
   return false;
 }
 
+void RidSweeper::TendFilter(uint64_t now_ms) {
+  RidFilter* filter = options_.filter;
+  if (filter == nullptr || !filter->enabled()) return;
+  if (!filled_) {
+    filled_ = true;
+    uint64_t found = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      const ShardDb& shard = *shards_[i];
+      std::shared_lock<std::shared_mutex> lock(shard.mu);
+      if (!shard.db) {
+        spdlog::warn("shard {}: down at start; rid lookups always read the disk", i);
+        return;  // never marked complete
+      }
+      std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(leveldb::ReadOptions()));
+      const std::string end = storage::RidExpiryRangeEnd();
+      for (it->Seek(storage::RidExpiryRangeBegin()); it->Valid() && it->key().compare(end) < 0;
+           it->Next()) {
+        auto parsed =
+            storage::ParseRidExpiryKey(std::string_view(it->key().data(), it->key().size()));
+        if (parsed) {
+          filter->Insert(RidFilter::Hash({}, parsed->list, parsed->rid));
+          ++found;
+        }
+      }
+      if (!it->status().ok()) {
+        spdlog::warn("shard {}: scan of rid records failed ({}); rid lookups always read the disk",
+                     i, it->status().ToString());
+        return;
+      }
+    }
+    filter->MarkComplete();
+    generation_start_ms_ = now_ms;
+    spdlog::info(
+        "rid filter: {} records on disk, read in {} ms; {} MiB", found,
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count(),
+        filter->bytes() >> 20);
+    return;
+  }
+  if (filter->complete() &&
+      now_ms >= generation_start_ms_ + static_cast<uint64_t>(options_.ttl.count())) {
+    filter->Rotate();
+    generation_start_ms_ = now_ms;
+  }
+}
+
 size_t RidSweeper::Pass(uint64_t now_ms) {
+  TendFilter(now_ms);
   size_t n = 0;
   bool full = false;
   for (size_t i = 0; i < shards_.size(); ++i) n += PassShard(i, now_ms, &full);
@@ -61,6 +109,7 @@ void RidSweeper::Loop() {
     lock.unlock();
     bool full = false;
     const uint64_t now = options_.now_ms();
+    TendFilter(now);
     for (size_t i = 0; i < shards_.size(); ++i) {
       bool shard_full = false;
       PassShard(i, now, &shard_full);

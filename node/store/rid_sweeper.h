@@ -23,6 +23,11 @@
 // the delete is queued still finds the record; one after it is a first
 // request again (the documented contract after the TTL).
 //
+// The filter (rid_filter.h): before its first pass the sweeper inserts
+// every record the expiry indexes hold (one scan of them, at start, not per
+// pass) and marks the filter complete; then it rotates the filter's
+// generations every ttl.
+//
 // Bounds: a pass reads at most max_per_pass index entries and records per
 // shard (plus the tombstones of its own recent deletes, which it skips by
 // starting at its cursor), and its op holds their keys. The cursor starts
@@ -40,6 +45,7 @@
 #include <thread>
 #include <vector>
 
+#include "node/store/rid_filter.h"
 #include "node/store/shard_writer.h"
 
 namespace todo::store {
@@ -51,6 +57,9 @@ class RidSweeper {
     std::chrono::milliseconds every{std::chrono::seconds(1)};  // 0: no thread (Pass by hand)
     size_t max_per_pass = 2000;                                // per shard
     std::function<uint64_t()> now_ms;                          // wall clock, ms since 1970
+    // The filter to fill from the expiry indexes before the first pass (then
+    // marked complete) and to rotate every `ttl` (rid_filter.h); optional.
+    RidFilter* filter = nullptr;
   };
 
   // `shards` and `writers` (one per shard) must outlive the sweeper.
@@ -81,12 +90,17 @@ class RidSweeper {
   // One shard's pass; returns the records whose deletes it queued, and sets
   // *full if it took max_per_pass entries.
   size_t PassShard(size_t index, uint64_t now_ms, bool* full);
+  // Before the first pass: every record on disk into the filter, then the
+  // filter marked complete. Then, every ttl, its generations rotated.
+  void TendFilter(uint64_t now_ms);
   void Loop();
 
   const std::vector<ShardDb*> shards_;
   const std::vector<ShardWriter*> writers_;
   const Options options_;
   std::vector<ShardState> state_;  // the pass's thread only
+  bool filled_ = false;            // the pass's thread only
+  uint64_t generation_start_ms_ = 0;
 
   std::mutex mu_;
   std::condition_variable cv_;

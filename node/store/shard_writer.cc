@@ -345,6 +345,7 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
   for (size_t i = 0; i < ops.size(); ++i) {
     auto& op = ops[i];
     if (!stale[i] && s.ok()) {
+      if (op.late_reply) op.reply.body = op.late_reply->Make(shard_->db.get());
       if (!op.silent) replies->push_back(std::move(op.reply));
       continue;
     }
@@ -608,6 +609,7 @@ void ShardWriter::LoopReplicated() {
     }
     for (auto& d : done) {
       if (d.error.ok()) {
+        if (d.op.late_reply) d.op.reply.body = d.op.late_reply->Make(shard_->db.get());
         replies.push_back(std::move(d.op.reply));
       } else {
         if (d.invalidate) d.op.owner->Invalidate(d.op.epoch);

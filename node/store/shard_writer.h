@@ -126,6 +126,15 @@ struct ShardDb {
   std::string down_reason;          // guarded by mu; why `db` is null
 };
 
+// A barrier's reply made when it completes, on the writer thread, from the
+// database as it is then (every earlier op of its owner is durable): how a
+// retry of a write still in flight gets that write's reply (list_actor.h).
+// Not called if the barrier fails (it is answered `internal` then).
+struct LateReply {
+  virtual ~LateReply() = default;
+  virtual zmq::message_t Make(leveldb::DB* db) = 0;
+};
+
 struct WriteOp {
   std::shared_ptr<WriteOwner> owner;
   uint64_t epoch = 0;  // the owner's valid_epoch it was made under
@@ -142,6 +151,8 @@ struct WriteOp {
   int32_t rid_delta = 0;
   // No reply, not even on failure (the node's own ops: the rid sweeper's).
   bool silent = false;
+  // A barrier whose reply is made at completion (replaces reply.body).
+  std::unique_ptr<LateReply> late_reply;
 };
 
 struct WriterStats {

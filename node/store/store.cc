@@ -15,6 +15,7 @@
 #include "common/rendezvous.h"
 #include "common/storage_format.h"
 #include "node/store/pread_env.h"
+#include "node/store/rid_filter.h"
 #include "node/store/rid_sweeper.h"
 
 namespace todo::store {
@@ -224,6 +225,12 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     dbs.push_back(store->shards_[i].get());
     writers.push_back(store->writers_[i].get());
   }
+  store->rid_filter_ = std::make_unique<RidFilter>(options.rid_filter_bytes);
+  // Static mode: the sweeper fills the filter from the disk and marks it
+  // complete. In the replicated mode records also arrive from primaries
+  // and snapshots, which don't tell the filter: it stays incomplete, and
+  // every first write looks up the disk.
+  ro.filter = store->replicated() ? nullptr : store->rid_filter_.get();
   store->sweeper_ = std::make_unique<RidSweeper>(std::move(dbs), std::move(writers), ro);
   // Static mode only, for now: in the replicated mode a partition's
   // records must be dropped by its primary, through the replicated write
@@ -251,7 +258,16 @@ size_t Store::SweepRids(uint64_t now_ms) { return sweeper_->Pass(now_ms); }
 
 bool Store::SweepInFlight() const { return sweeper_->InFlight(); }
 
+void Store::NoteRid(uint64_t hash) { rid_filter_->Insert(hash); }
+
+bool Store::RidMayExist(uint64_t hash) const { return rid_filter_->MayContain(hash); }
+
 StatusOr<bool> Store::ReadRid(std::string_view list, std::string_view rid,
+                              std::string* value) const {
+  return ReadRid(list, rid, RidFilter::Hash(KeyNs(list), list, rid), value);
+}
+
+StatusOr<bool> Store::ReadRid(std::string_view list, std::string_view rid, uint64_t hash,
                               std::string* value) const {
   const uint32_t index = ShardFor(list);
   const ShardDb& shard = *shards_[index];
@@ -260,6 +276,7 @@ StatusOr<bool> Store::ReadRid(std::string_view list, std::string_view rid,
     return Status::Internal("storage failure: shard " + std::to_string(index) +
                             " unavailable: " + shard.down_reason + "; the request was not applied");
   }
+  if (!rid_filter_->MayContain(hash)) return false;
   thread_local std::string key;
   storage::RidKeyTo(&key, KeyNs(list), list, rid);
   leveldb::Status s = shard.db->Get(leveldb::ReadOptions(), key, value);

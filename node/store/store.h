@@ -46,7 +46,7 @@ struct ReplicatedLayout {
 };
 
 struct StoreOptions {
-  std::string dir;              // created if missing
+  std::string dir;                             // created if missing
   std::optional<ReplicatedLayout> replicated;  // none: static mode (format 1)
   uint32_t shards = 0;          // must match the manifest of an existing dir; 0 = whatever it has
   uint32_t new_dir_shards = 4;  // with shards = 0: the count for a new dir
@@ -68,12 +68,16 @@ struct StoreOptions {
   // at most (a pass that drops that many is followed by another soon).
   std::chrono::milliseconds rid_sweep_every = std::chrono::seconds(1);
   size_t rid_sweep_max = 2000;
+  // The in-memory filter in front of the rid lookups (rid_filter.h): its
+  // bytes; 0: none, every first write looks up the disk.
+  size_t rid_filter_bytes = 16 << 20;
   // Wall-clock milliseconds since the Unix epoch, stamped on rid records.
   // Empty: the system clock. Tests inject their own.
   std::function<uint64_t()> now_ms;
 };
 
 class RidSweeper;
+class RidFilter;
 
 class Store {
  public:
@@ -115,7 +119,20 @@ class Store {
 
   // Any thread. The rid record of (list, rid), read with one point lookup
   // into *value: true if there is one, false if not; internal as for Load.
+  // When the in-memory filter (rid_filter.h) knows there is none, the disk
+  // is not read.
   StatusOr<bool> ReadRid(std::string_view list, std::string_view rid, std::string* value) const;
+  // The same with the pair's RidFilter::Hash (of the list's KeyNs, the
+  // list and the rid), which the caller has computed.
+  StatusOr<bool> ReadRid(std::string_view list, std::string_view rid, uint64_t hash,
+                         std::string* value) const;
+  // Any thread, before the write of a rid record is handed to a writer:
+  // tells the filter the record (of that hash) may exist from now on.
+  void NoteRid(uint64_t hash);
+  // Any thread: false only if the filter knows there is no record of that
+  // hash, on disk or on its way there.
+  bool RidMayExist(uint64_t hash) const;
+  const RidFilter& rid_filter() const { return *rid_filter_; }
 
   // Any thread. Wall-clock ms since the Unix epoch (StoreOptions::now_ms).
   uint64_t NowMs() const;
@@ -145,6 +162,7 @@ class Store {
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::vector<std::unique_ptr<ShardDb>> shards_;
   std::vector<std::unique_ptr<ShardWriter>> writers_;
+  std::unique_ptr<RidFilter> rid_filter_;
   std::unique_ptr<RidSweeper> sweeper_;  // after the writers: stopped and destroyed first
 };
 

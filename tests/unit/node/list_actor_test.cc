@@ -10,6 +10,7 @@
 
 #include "common/storage_format.h"
 #include "node/registry.h"
+#include "node/store/rid_filter.h"
 #include "test_util.h"
 
 namespace todo::node {
@@ -750,20 +751,25 @@ TEST_F(RidTest, ARetryQueuedBehindItsOriginalInFlightWaitsAndAnswersTheSame) {
   Post(*a, WithRid(Add("l", "2026-01-01", "one", 3), "r"));
   Post(*a, WithRid(Delete("l", 1, 4), "r"));
   ex_.RunAll();
-  // Only the conflict is answered before the original is durable.
-  auto early = todo::testing::WaitReplies(replies_, 1, 200);
-  ASSERT_EQ(early.size(), 1u);
-  EXPECT_EQ(Map(Unpack(early[0]))["id"].as<uint64_t>(), 4u);
-  EXPECT_EQ(todo::testing::WaitReplies(replies_, 1, 100).size(), 0u);
+  // Nothing is answered before the original is durable: the retries wait
+  // behind it, and learn whether they repeat it from the record it writes.
+  EXPECT_EQ(todo::testing::WaitReplies(replies_, 1, 200).size(), 0u);
   EXPECT_EQ(Stats("l").rid_written.load(), 0u);
   env.hold_log_syncs = false;
-  auto replies = todo::testing::WaitReplies(replies_, 3);
-  ASSERT_EQ(replies.size(), 3u);
+  auto replies = todo::testing::WaitReplies(replies_, 4);
+  ASSERT_EQ(replies.size(), 4u);
+  std::map<uint64_t, msgpack::object_handle> by_id;
   for (auto& reply : replies) {
     auto oh = Unpack(reply);
-    EXPECT_EQ(NewId(oh), 1u) << Map(oh)["id"].as<uint64_t>();
+    by_id[Map(oh)["id"].as<uint64_t>()] = std::move(oh);
   }
+  for (uint64_t id : {1, 2, 3}) EXPECT_EQ(NewId(by_id[id]), 1u) << id;
+  EXPECT_EQ(Code(by_id[4]), "bad_request");
+  EXPECT_NE(Message(by_id[4]).find("rid 'r' was used for a different request (add_entry)"),
+            std::string::npos)
+      << Message(by_id[4]);
   EXPECT_EQ(Stats("l").rid_hits.load(), 2u);
+  EXPECT_EQ(Stats("l").rid_conflicts.load(), 1u);
   EXPECT_EQ(Stats("l").rid_written.load(), 1u);
   EXPECT_EQ(OnDisk("l", 5), (std::vector<std::string>{"1:one"}));
 }
@@ -796,6 +802,38 @@ TEST_F(RidTest, AFailedWriteLeavesNoRecordAndItsRetriesFailWithIt) {
   EXPECT_EQ(NewId(r[5]), 2u);
   EXPECT_EQ(Stats("l").rid_records.load(), 1u);
   EXPECT_EQ(OnDisk("l", 6), (std::vector<std::string>{"1:durable", "2:lost"}));
+}
+
+TEST_F(RidTest, FirstRequestsSkipTheDiskAndARestartedStoreStillFindsEveryRecord) {
+  store::StoreOptions o;
+  o.sync = false;
+  o.shards = 2;
+  Reopen(o);  // the sweeper thread fills the filter at start (nothing yet)
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return store_->rid_filter().complete(); }));
+  auto a = NewActor("l");
+  for (uint64_t i = 1; i <= 20; ++i) {
+    Post(*a,
+         WithRid(Add("l", "2026-01-01", "t" + std::to_string(i), i), "rid-" + std::to_string(i)));
+  }
+  Run(20);
+  // Each first request asked the filter, which knew there was no record.
+  EXPECT_EQ(store_->rid_filter().skipped(), 20u);
+  EXPECT_EQ(store_->rid_filter().inserted(), 20u);
+  // A restarted store has an empty filter until it has read the records
+  // on disk: a retry is never taken for a first request meanwhile.
+  a.reset();
+  Reopen(o);
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return store_->rid_filter().complete(); }));
+  EXPECT_EQ(store_->rid_filter().inserted(), 20u);  // from the expiry index
+  auto b = NewActor("l");
+  for (uint64_t i = 1; i <= 20; ++i) {
+    Post(*b, WithRid(Add("l", "2026-01-01", "t" + std::to_string(i), 100 + i),
+                     "rid-" + std::to_string(i)));
+  }
+  auto r = Run(20);
+  for (uint64_t i = 1; i <= 20; ++i) EXPECT_EQ(NewId(r[100 + i]), i);
+  EXPECT_EQ(Stats("l").rid_hits.load(), 20u);
+  EXPECT_EQ(OnDisk("l", 200).size(), 20u);
 }
 
 TEST_F(RidTest, ARequestRefusedAsOverloadedLeavesNoRecord) {
