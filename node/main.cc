@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   so.writer_queue = o.writer_queue;
   so.max_batch = o.max_batch;
   so.rid_ttl = o.rid_ttl;
+  so.rid_filter_bytes = o.rid_filter_mb << 20;
   auto opened = store::Store::Open(so, &replies);
   if (!opened.ok()) {
     spdlog::error("{}", opened.status().message());

@@ -4,6 +4,7 @@
 #include <msgpack.hpp>
 
 #include "node/registry.h"
+#include "node/store/rid_filter.h"
 #include "node/store/store.h"
 
 namespace todo::node {
@@ -195,6 +196,10 @@ std::string NodeMetrics::PrometheusText() const {
     w.Sample("todo_node_rid_records", shard_label(i),
              static_cast<double>(store_->writer(i).stats().rid_records.load()));
   }
+  w.Family("todo_node_rid_lookups_skipped_total", "counter",
+           "First writes with a rid that the in-memory filter spared a disk lookup.");
+  w.Sample("todo_node_rid_lookups_skipped_total", {},
+           static_cast<double>(store_->rid_filter().skipped()));
   w.Family("todo_node_shard_unavailable", "gauge",
            "1 while the shard refuses writes after a storage failure.");
   for (uint32_t i = 0; i < shards; ++i) {
@@ -285,12 +290,15 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
     rid[4] += st.rid_expired.load();
   }
   protocol::AppendStr(out, "rids");
-  pk.pack_map(5);
+  pk.pack_map(7);
   protocol::AppendUintField(out, "records", rid[0]);
   protocol::AppendUintField(out, "written", rid[1]);
   protocol::AppendUintField(out, "hits", rid[2]);
   protocol::AppendUintField(out, "conflicts", rid[3]);
   protocol::AppendUintField(out, "expired", rid[4]);
+  protocol::AppendUintField(out, "lookups_skipped", store_->rid_filter().skipped());
+  protocol::AppendUintField(out, "filter_bytes",
+                            store_->rid_filter().complete() ? store_->rid_filter().bytes() : 0);
   protocol::AppendStr(out, "shards");
   pk.pack_array(store_->shards());
   for (uint32_t i = 0; i < store_->shards(); ++i) {

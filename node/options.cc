@@ -135,6 +135,10 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
                  "keep the records of writes with a rid (request id) at least this long, then "
                  "drop them: a duration such as 86400, 90m, 24h (units ms, s, m, h, d; 1s-365d)")
       ->capture_default_str();
+  app.add_option("--rid-filter-mb", o.rid_filter_mb,
+                 "memory (MiB) for the filter that spares first writes with a rid a disk lookup "
+                 "(a MiB holds ~400,000 rids a --rid-ttl before it degrades; 0: off)")
+      ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--metrics", o.metrics, "serve /metrics and /health over HTTP on ADDR:PORT");
   security::AddCurveFlags(app, &o.curve, "clients (the routers)");

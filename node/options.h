@@ -47,6 +47,9 @@ struct NodeOptions {
   // --rid-ttl: rid records (retried writes' outcomes) are kept at least this
   // long, then dropped in the background; 1 s to 365 days.
   std::chrono::milliseconds rid_ttl = std::chrono::hours(24);
+  // --rid-filter-mb: the in-memory filter that spares first writes with a
+  // rid a disk lookup (node/store/rid_filter.h); 0 turns it off.
+  size_t rid_filter_mb = 16;
   std::string log_level = "info";  // --log-level: trace|debug|info|warn|error
   std::string metrics;             // --metrics ADDR:PORT: serve /metrics and /health ("" = off)
 

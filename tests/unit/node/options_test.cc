@@ -48,5 +48,19 @@ TEST(NodeOptionsTest, RidTtlRange) {
   }
 }
 
+TEST(NodeOptionsTest, RidFilterRange) {
+  NodeOptions o;
+  o.name = "n1";
+  o.listen = "tcp://127.0.0.1:7001";
+  o.data = "/tmp/x";
+  EXPECT_EQ(o.rid_filter_mb, 16u);
+  for (size_t ok : {size_t{0}, size_t{1}, size_t{4096}}) {
+    o.rid_filter_mb = ok;
+    EXPECT_TRUE(o.Validate().ok()) << ok;
+  }
+  o.rid_filter_mb = 4097;
+  EXPECT_NE(o.Validate().message().find("--rid-filter-mb"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace todo::node
