@@ -86,6 +86,7 @@ Status NodeOptions::Validate() const {
   if (rid_ttl < std::chrono::seconds(1) || rid_ttl > std::chrono::hours(24 * 365)) {
     return Status::BadRequest("--rid-ttl must be 1s to 365d");
   }
+  if (rid_filter_mb > 4096) return Status::BadRequest("--rid-filter-mb must be 0-4096");
   if (!metrics.empty() && !metrics::ParseListenAddress(metrics)) {
     return Status::BadRequest("--metrics must be ADDR:PORT, e.g. 127.0.0.1:7091");
   }
