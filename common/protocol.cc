@@ -9,7 +9,7 @@ namespace todo::protocol {
 namespace {
 
 constexpr std::string_view kOpNames[] = {"add_entry", "entries", "update_entry", "delete_entry",
-                                         "locate",    "ping",    "stats",    "map"};
+                                         "locate",    "ping",    "stats",        "map"};
 static_assert(std::size(kOpNames) == kNumOps);
 
 // The msgpack type of a value, as decoding saw it.

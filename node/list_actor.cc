@@ -247,8 +247,7 @@ void ListActor::Fail(Call& call, const Status& s, std::vector<Reply>* now) {
 void ListActor::Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
                        std::vector<store::WriteOp>* writes) {
   if (quiet_) {
-    if (table_ != nullptr &&
-        !table_->Serves(partition_, term_, std::chrono::steady_clock::now())) {
+    if (table_ != nullptr && !table_->Serves(partition_, term_, std::chrono::steady_clock::now())) {
       // Fenced (or deposed) since the request was admitted: a read now
       // could miss writes a new primary has taken.
       Fail(call,

@@ -170,7 +170,7 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   FlightMeter* const flight_;
   const PartitionTable* const table_;  // replicated mode only
   const uint32_t partition_;           // replicated mode: the list's partition
-  std::atomic<size_t> metered_{0};  // bytes last reported to meter_ (written by the worker)
+  std::atomic<size_t> metered_{0};     // bytes last reported to meter_ (written by the worker)
   std::atomic<bool> shed_requested_{false};
   // Below: touched only by the worker running the actor.
   enum class State : uint8_t {
@@ -181,7 +181,7 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   State state_ = State::kEmpty;
   bool quiet_ = false;  // no write in flight when the current message began
   uint64_t epoch_ = 0;
-  uint64_t term_ = 0;  // replicated mode: the leader epoch the state was read under
+  uint64_t term_ = 0;        // replicated mode: the leader epoch the state was read under
   uint64_t generation_ = 0;  // the shard generation the state was read under
   uint64_t next_id_ = 1;     // kCounted: the id the next add takes
   TodoList list_;

@@ -5,6 +5,7 @@
 
 #include "node/registry.h"
 #include "node/store/rid_filter.h"
+#include "node/replication/shard_replication.h"
 #include "node/store/store.h"
 
 namespace todo::node {
@@ -228,7 +229,8 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
   registry_->MailboxDepths(&mailbox_sum, &mailbox_max);
   protocol::BeginOkReply(out, id);
   Packer pk(out);
-  pk.pack_map(14 + static_cast<uint32_t>(std::size(kScalars)));
+  const bool replicated = store_->replicated();
+  pk.pack_map(14 + (replicated ? 1 : 0) + static_cast<uint32_t>(std::size(kScalars)));
   protocol::AppendStr(out, "role");
   protocol::AppendStr(out, "node");
   protocol::AppendStr(out, "name");
@@ -319,6 +321,44 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
     protocol::AppendUintField(out, "max_batch", st.max_batch.load());
     protocol::AppendStr(out, "write_seconds_sum");
     pk.pack_double(static_cast<double>(st.write_micros.load()) / 1e6);
+  }
+  if (!replicated) return;
+  // Replicated mode: per partition this node holds, its role, epochs,
+  // sequence numbers and (as primary) each backup's state and lag.
+  std::vector<PartitionStats> parts;
+  for (uint32_t i = 0; i < store_->shards(); ++i) {
+    auto s = store_->writer(i).replication()->stats();
+    parts.insert(parts.end(), s.begin(), s.end());
+  }
+  std::sort(parts.begin(), parts.end(), [](const PartitionStats& a, const PartitionStats& b) {
+    return a.partition < b.partition;
+  });
+  protocol::AppendStr(out, "partitions");
+  pk.pack_array(static_cast<uint32_t>(parts.size()));
+  for (const PartitionStats& p : parts) {
+    pk.pack_map(p.role == "primary" ? 7 : 6);
+    protocol::AppendUintField(out, "partition", p.partition);
+    protocol::AppendStr(out, "role");
+    protocol::AppendStr(out, p.role);
+    protocol::AppendUintField(out, "epoch", p.epoch);
+    protocol::AppendUintField(out, "leader_epoch", p.leader_epoch);
+    protocol::AppendUintField(out, "seq", p.seq);
+    protocol::AppendStr(out, "complete");
+    pk.pack(p.complete);
+    if (p.role != "primary") continue;
+    protocol::AppendStr(out, "backups");
+    pk.pack_array(static_cast<uint32_t>(p.backups.size()));
+    for (const auto& b : p.backups) {
+      pk.pack_map(5);
+      protocol::AppendStr(out, "name");
+      protocol::AppendStr(out, b.name);
+      protocol::AppendStr(out, "mode");
+      protocol::AppendStr(out, b.mode);
+      protocol::AppendStr(out, "in_sync");
+      pk.pack(b.in_sync);
+      protocol::AppendUintField(out, "acked", b.acked);
+      protocol::AppendUintField(out, "lag", b.lag);
+    }
   }
 }
 

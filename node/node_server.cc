@@ -149,13 +149,15 @@ void NodeServer::EncodeLocate(msgpack::sbuffer& b, const Call& call) const {
   }
   const uint32_t p = snap->map->PartitionOfList(call.request.list);
   const cluster::Partition& part = snap->map->parts[p];
-  protocol::EncodeLocateReplicated(b, call.request.id, part.primary(), part.replicas, p, part.epoch);
+  protocol::EncodeLocateReplicated(b, call.request.id, part.primary(), part.replicas, p,
+                                   part.epoch);
 }
 
 void NodeServer::EncodeMapReply(msgpack::sbuffer& b, const Call& call) const {
   if (replicated_ == nullptr) {
-    protocol::EncodeError(b, call.request.id, ErrorCode::kUnknownOp,
-                          "map is answered in replicated mode only (this node runs in static mode)");
+    protocol::EncodeError(
+        b, call.request.id, ErrorCode::kUnknownOp,
+        "map is answered in replicated mode only (this node runs in static mode)");
     return;
   }
   auto snap = replicated_->view->Get();
@@ -181,8 +183,8 @@ Status NodeServer::CheckServing(Call& call, std::chrono::steady_clock::time_poin
     auto snap = replicated_->view->Get();
     if (snap->map && p < snap->map->parts.size()) {
       const cluster::Partition& part = snap->map->parts[p];
-      who = " (its primary is '" + part.primary() + "' at epoch " + std::to_string(part.epoch) +
-            ")";
+      who =
+          " (its primary is '" + part.primary() + "' at epoch " + std::to_string(part.epoch) + ")";
     }
     return Status(ErrorCode::kUnavailable,
                   std::string(protocol::kNotPrimaryPrefix) + std::to_string(p) + who);

@@ -24,8 +24,8 @@
 #include "common/io/cluster_view.h"
 #include "node/message.h"
 #include "node/options.h"
-#include "node/replication/partition_table.h"
 #include "node/registry.h"
+#include "node/replication/partition_table.h"
 #include "node/reply_queue.h"
 
 namespace todo::node {
@@ -96,7 +96,7 @@ class NodeServer {
   zmq::socket_t socket_;
   Registry* const registry_;
   ReplyQueue* const replies_;
-  FlightMeter* const flight_;  // its `requests`: bytes of the requests inside
+  FlightMeter* const flight_;                  // its `requests`: bytes of the requests inside
   const ReplicatedServing* const replicated_;  // null in static mode
   size_t inflight_ = 0;
   uint64_t sheds_at_trim_ = 0;  // registry's shed requests at the last malloc_trim

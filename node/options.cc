@@ -8,6 +8,7 @@
 #include <iostream>
 #include <thread>
 
+#include "common/io/etcd/client.h"
 #include "common/metrics.h"
 #include "common/names.h"
 
@@ -90,6 +91,40 @@ Status NodeOptions::Validate() const {
   if (!metrics.empty() && !metrics::ParseListenAddress(metrics)) {
     return Status::BadRequest("--metrics must be ADDR:PORT, e.g. 127.0.0.1:7091");
   }
+  if (replicated()) {
+    if (auto e = io::ParseEtcdEndpointList(etcd); !e.ok()) {
+      return Status::BadRequest("--etcd: " + e.status().message());
+    }
+    if (!IsValidNodeName(cluster_name)) {
+      return Status::BadRequest("--cluster-name must be 1-64 characters of [A-Za-z0-9_.-]");
+    }
+    if (!advertise.empty() && !IsValidEndpoint(advertise)) {
+      return Status::BadRequest("--advertise must be a tcp://, ipc:// or inproc:// endpoint");
+    }
+    if (!repl_listen.empty() && !IsValidEndpoint(repl_listen)) {
+      return Status::BadRequest("--repl-listen must be a tcp:// or ipc:// endpoint");
+    }
+    if (!repl_advertise.empty() && !IsValidEndpoint(repl_advertise)) {
+      return Status::BadRequest("--repl-advertise must be a tcp:// or ipc:// endpoint");
+    }
+    if (lease_ms < 1000 || lease_ms > 600000) {
+      return Status::BadRequest("--lease-ms must be 1000-600000");
+    }
+    if (repl_timeout_ms < 10 || repl_timeout_ms > 600000) {
+      return Status::BadRequest("--repl-timeout-ms must be 10-600000");
+    }
+    if (catchup_rate_mb < 1 || catchup_rate_mb > 100000) {
+      return Status::BadRequest("--catchup-rate-mb must be 1-100000");
+    }
+  } else {
+    for (const auto& [flag, value] :
+         {std::pair{"--advertise", &advertise}, std::pair{"--repl-listen", &repl_listen},
+          std::pair{"--repl-advertise", &repl_advertise}}) {
+      if (!value->empty()) {
+        return Status::BadRequest(std::string(flag) + " needs --etcd (the replicated mode)");
+      }
+    }
+  }
   for (const char* l : {"trace", "debug", "info", "warn", "error"}) {
     if (log_level == l) return Status::Ok();
   }
@@ -142,6 +177,29 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
       ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--metrics", o.metrics, "serve /metrics and /health over HTTP on ADDR:PORT");
+  app.add_option("--etcd", o.etcd,
+                 "replicated mode: etcd's client URLs, comma-separated (e.g. "
+                 "http://127.0.0.1:2379); without it the node runs in static mode");
+  app.add_option("--cluster-name", o.cluster_name, "the cluster's name in etcd (/todo/<name>/)")
+      ->capture_default_str();
+  app.add_option("--advertise", o.advertise,
+                 "the endpoint routers and clients reach this node at (default: --listen)");
+  app.add_option("--lease-ms", o.lease_ms,
+                 "TTL of the node's etcd lease: a node unheard of this long is failed over")
+      ->capture_default_str();
+  app.add_option("--repl-listen", o.repl_listen,
+                 "the endpoint other nodes send replication to (default: --listen's host, a port "
+                 "the OS picks)");
+  app.add_option("--repl-advertise", o.repl_advertise,
+                 "the replication endpoint the other nodes reach (default: from --advertise)");
+  app.add_option("--repl-timeout-ms", o.repl_timeout_ms,
+                 "a backup that has not acknowledged a write within this is taken out of sync")
+      ->capture_default_str();
+  app.add_option("--catchup-rate-mb", o.catchup_rate_mb,
+                 "MiB/s at most of snapshots sent to replicas catching up")
+      ->capture_default_str();
+  bool no_controller = false;
+  app.add_flag("--no-controller", no_controller, "never host the cluster's controller");
   security::AddCurveFlags(app, &o.curve, "clients (the routers)");
   try {
     app.parse(argc, argv);
@@ -162,6 +220,7 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
     *exit_code = 2;
     return std::nullopt;
   }
+  o.controller = !no_controller;
   if (shards->count() > 0 && o.shards == 0) {
     std::cerr << "todo-node: error: --shards must be 1-256\n";
     *exit_code = 2;

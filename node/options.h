@@ -53,6 +53,21 @@ struct NodeOptions {
   std::string log_level = "info";  // --log-level: trace|debug|info|warn|error
   std::string metrics;             // --metrics ADDR:PORT: serve /metrics and /health ("" = off)
 
+  // Replicated mode (shared/spec/replication.md): on with --etcd.
+  std::string etcd;                   // --etcd URL[,URL...]: etcd's client URLs ("" = static mode)
+  std::string cluster_name = "todo";  // --cluster-name: keys under /todo/<name>/ in etcd
+  std::string advertise;              // --advertise: the endpoint clients and routers use
+                                      // (default: --listen)
+  int64_t lease_ms = 2000;            // --lease-ms: the etcd lease's TTL (etcd grants seconds)
+  std::string repl_listen;            // --repl-listen: the replication endpoint (default: the
+                                      // --listen host, a port the OS picks; advertised in etcd)
+  std::string repl_advertise;         // --repl-advertise (default: from --advertise's host)
+  int64_t repl_timeout_ms = 1000;     // --repl-timeout-ms: a backup slower than this leaves
+                                      // the in-sync set
+  size_t catchup_rate_mb = 32;        // --catchup-rate-mb: MiB/s of snapshots sent, at most
+  bool controller = true;             // --no-controller: never host the controller
+  bool replicated() const { return !etcd.empty(); }
+
   // CurveZMQ (common/io/security/curve.h): --curve-secret (the node's server
   // key) and --curve-allow (the routers' public keys); off by default.
   security::CurveConfig curve;

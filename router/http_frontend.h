@@ -1,67 +1,73 @@
-// HttpFrontend: the router's HTTP/1.1 server (cpp-httplib): the book's two
-// endpoints, the JSON API under /lists/, /health and /metrics. What each
-// endpoint means is in router/http_mapping.h.
+// HttpFrontend: the router's HTTP API -- the book's two endpoints, the JSON
+// API under /lists/, /health and /metrics -- on an HttpServer
+// (router/http_server.h) that runs inside the router's own poll loop. What
+// each endpoint means is in router/http_mapping.h.
 //
-// Design: httplib's listen thread accepts connections and hands each to a
-// pool of `threads` workers (httplib::ThreadPool); a worker serves one
-// keep-alive connection at a time, request after request. A handler maps
-// the HTTP request to a protocol v1 request (http_mapping.h) and sends it,
-// like any other client, to the router's own frontend ROUTER socket over
-// inproc: each worker owns a thread_local DEALER connected to
-// `router_endpoint` (same zmq context), sends the msgpack body with a fresh
-// uint id and waits up to `reply_deadline` (a little above the router's
-// --timeout-ms, after which the router has answered `timeout` itself) for
-// the reply with that id. A reply with another id answers a request the
-// worker already gave up on, and is dropped. So the HTTP layer routes
-// nothing: the router loop decides every request exactly as for ZeroMQ
-// clients.
-// Bounded: `threads` connections served at once (more wait in the pool's
-// queue; a connection is closed after 100 requests, so waiting ones get a
-// turn), request bodies of at most `max_body_bytes` (then 413), one request
-// in flight per worker. A POST/PUT/PATCH without Content-Length is served
-// as having an empty body (httplib 0.11 would wait for the connection to
-// close).
-// Stop() stops accepting, lets every worker finish the request it is serving
-// (the router must still be serving then) and joins the threads.
+// Design: the frontend is the router's LoopGuest (router/router.h): the
+// loop polls the server's epoll fd and calls Serve() after every wake-up,
+// on its own thread. A request for the to-do lists is mapped to a protocol
+// v1 request (http_mapping.h), encoded once, and handed to
+// Router::Submit() with a token naming its pending entry; the router treats
+// it exactly as a ZeroMQ client's (routing, --max-inflight, --timeout-ms,
+// `overloaded`, `unavailable`) and gives the reply back to OnReply(), which
+// maps it to the HTTP answer. No thread hand-off, no socket between them.
+// Local routes (/health, /metrics, and any added with AddLocalRoute()) are
+// answered on the spot from the router's own state and are never
+// forwarded.
+// Bounded: the server's limits (connections, header and body bytes,
+// requests awaiting answers per connection and in all); pending entries are
+// at most the requests awaiting answers, each freed by its one reply.
+// Not thread-safe: everything runs on the router loop's thread.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
-#include <zmq.hpp>
+#include <string_view>
 
-#include "common/metrics.h"
 #include "common/status.h"
+#include "router/http_mapping.h"
+#include "router/http_server.h"
 #include "router/metrics.h"
+#include "router/router.h"
 
 namespace todo::router {
 
-struct HttpFrontendOptions {
-  metrics::ListenAddress address;  // where to listen (port 0: any free port)
-  int threads = 32;                // worker threads
-  std::string router_endpoint;     // the inproc endpoint the router's frontend binds
-  std::chrono::milliseconds reply_deadline{6000};  // wait for a reply at most this long
-  size_t max_body_bytes = 64 * 1024;               // larger request bodies get 413
-};
-
-class HttpFrontend {
+class HttpFrontend final : public LoopGuest, private HttpHandler {
  public:
-  // `ctx` (the router's context) and `metrics` must outlive the frontend.
-  HttpFrontend(HttpFrontendOptions options, zmq::context_t* ctx, RouterMetrics* metrics);
-  ~HttpFrontend();  // Stop()s
+  // `router` and `metrics` must outlive the frontend.
+  HttpFrontend(HttpServerOptions options, Router* router, RouterMetrics* metrics);
+  ~HttpFrontend() override;
   HttpFrontend(const HttpFrontend&) = delete;
   HttpFrontend& operator=(const HttpFrontend&) = delete;
 
-  // Binds the address and serves on a thread of its own; internal (naming
-  // the address) if it can't bind. Call once, after the router has bound
-  // `router_endpoint`.
+  // Binds the address; internal (naming it) if it can't. Then hand the
+  // frontend to Router::SetGuest() before Router::Run().
   Status Start();
-  // The bound port (the chosen one if the address had port 0).
-  int port() const;
-  // Stops accepting, finishes the requests being served, joins. Idempotent.
-  void Stop();
+  int port() const;  // the bound port
+
+  // A route answered on the loop's thread without asking any node: `path`
+  // exactly (decoded, without the query), for GET (and HEAD). Another
+  // method gets 405. `route` labels it in /metrics. Before Run().
+  using LocalHandler = std::function<http::HttpReply(const HttpRequest&)>;
+  void AddLocalRoute(std::string path, HttpRoute route, LocalHandler handler);
+
+  HttpServerStats ServerStats() const;
+
+  // LoopGuest (called by the router's loop).
+  int poll_fd() const override;
+  void Serve(bool ready) override;
+  void OnReply(uint64_t token, std::string_view reply_body) override;
+  void StopReading() override;
+  bool Idle() const override;
 
  private:
+  // HttpHandler (called by the server).
+  void OnRequest(HttpExchangeId id, const HttpRequest& request) override;
+  http::HttpReply ErrorReply(std::string_view target, int status, std::string_view code,
+                             const std::string& message) override;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -142,6 +142,71 @@ Status SetRid(const HeaderValues& idempotency_key, OwnedRequest* r) {
   return Status::Ok();
 }
 
+// A reply unpacked once into a per-thread zone: valid until the next
+// UnpackReply() on the same thread. (A msgpack::object_handle would allocate
+// an 8 KiB zone per reply, and the HTTP API decodes one per request.)
+struct UnpackedReply {
+  bool ok = false;
+  ErrorCode code = ErrorCode::kOk;          // when !ok
+  std::string message;                      // when !ok
+  const msgpack::object* result = nullptr;  // when ok and present
+};
+
+// The checks and messages of protocol::DecodeReplyHeader, with the result
+// kept; internal ("unreadable reply: ...") if the body is not a reply.
+StatusOr<UnpackedReply> UnpackReply(std::string_view body) {
+  auto unreadable = [](std::string_view why) {
+    return Status::Internal("unreadable reply: " + std::string(why));
+  };
+  try {
+    thread_local msgpack::zone zone(1024);
+    zone.clear();
+    size_t off = 0;
+    const msgpack::unpack_limit limit(/*array=*/body.size(), /*map=*/body.size() / 2);
+    msgpack::object o =
+        msgpack::unpack(zone, body.data(), body.size(), off, nullptr, nullptr, limit);
+    if (off != body.size()) return unreadable("trailing bytes after the reply");
+    if (o.type != msgpack::type::MAP) return unreadable("reply is not a map");
+    UnpackedReply r;
+    bool have_ok = false;
+    bool have_code = false;
+    for (uint32_t i = 0; i < o.via.map.size; ++i) {
+      const auto& kv = o.via.map.ptr[i];
+      if (kv.key.type != msgpack::type::STR) continue;
+      std::string_view k(kv.key.via.str.ptr, kv.key.via.str.size);
+      const msgpack::object& v = kv.val;
+      if (k == "ok" && v.type == msgpack::type::BOOLEAN) {
+        r.ok = v.via.boolean;
+        have_ok = true;
+      } else if (k == "result") {
+        r.result = &v;
+      } else if (k == "error" && v.type == msgpack::type::MAP) {
+        for (uint32_t j = 0; j < v.via.map.size; ++j) {
+          const auto& e = v.via.map.ptr[j];
+          if (e.key.type != msgpack::type::STR || e.val.type != msgpack::type::STR) continue;
+          std::string_view ek(e.key.via.str.ptr, e.key.via.str.size);
+          std::string_view ev(e.val.via.str.ptr, e.val.via.str.size);
+          if (ek == "code") {
+            r.code = protocol::ParseErrorCode(ev);
+            have_code = true;
+          }
+          if (ek == "message") r.message.assign(ev);
+        }
+      }
+    }
+    if (!have_ok) return unreadable("reply has no 'ok'");
+    if (!r.ok && !have_code) return unreadable("error reply has no 'error.code'");
+    if (!r.ok && r.code == ErrorCode::kOk) r.code = ErrorCode::kInternal;
+    return r;
+  } catch (const std::exception& e) {
+    return unreadable(std::string("reply is not valid msgpack: ") + e.what());
+  }
+}
+
+bool IsString(const msgpack::object& o) {
+  return o.type == msgpack::type::STR || o.type == msgpack::type::BIN;
+}
+
 }  // namespace
 
 StatusOr<std::optional<std::string>> IdempotencyKey(const HeaderValues& values) {
@@ -292,27 +357,41 @@ HttpReply BookError(const Status& status) {
 }
 
 HttpReply BookEntriesReply(std::string_view reply_body) {
-  auto reply = DecodeReply(reply_body);
+  auto reply = UnpackReply(reply_body);
   if (!reply.ok()) return BookError(reply.status());
   if (!reply->ok) return BookError(Status(reply->code, reply->message));
-  if (!reply->result.is_array()) return BookError(Status::Internal("entries result is not a list"));
+  const msgpack::object* result = reply->result;
+  if (result == nullptr || result->type != msgpack::type::ARRAY) {
+    return BookError(Status::Internal("entries result is not a list"));
+  }
+  // Straight from msgpack to text: this is the book's hot path.
   std::string text;
-  for (const json& e : reply->result) {
-    auto date = e.find("date");
-    auto title = e.find("title");
-    if (date == e.end() || title == e.end() || !date->is_string() || !title->is_string()) {
+  for (uint32_t i = 0; i < result->via.array.size; ++i) {
+    const msgpack::object& e = result->via.array.ptr[i];
+    const msgpack::object* date = nullptr;
+    const msgpack::object* title = nullptr;
+    if (e.type == msgpack::type::MAP) {
+      for (uint32_t j = 0; j < e.via.map.size; ++j) {
+        const auto& kv = e.via.map.ptr[j];
+        if (kv.key.type != msgpack::type::STR) continue;
+        std::string_view k(kv.key.via.str.ptr, kv.key.via.str.size);
+        if (k == "date") date = &kv.val;
+        if (k == "title") title = &kv.val;
+      }
+    }
+    if (date == nullptr || title == nullptr || !IsString(*date) || !IsString(*title)) {
       return BookError(Status::Internal("entry without a date or title in the reply"));
     }
-    text += date->get_ref<const std::string&>();
+    text.append(date->via.str.ptr, date->via.str.size);
     text += ' ';
-    text += title->get_ref<const std::string&>();
+    text.append(title->via.str.ptr, title->via.str.size);
     text += '\n';
   }
   return Text(200, std::move(text));
 }
 
 HttpReply BookAddEntryReply(std::string_view reply_body) {
-  auto reply = DecodeReply(reply_body);
+  auto reply = UnpackReply(reply_body);
   if (!reply.ok()) return BookError(reply.status());
   if (!reply->ok) return BookError(Status(reply->code, reply->message));
   return Text(200, "OK");
@@ -492,28 +571,16 @@ HttpReply MethodNotAllowed(std::string_view method, std::string_view allow) {
 // --- Protocol replies ---
 
 StatusOr<DecodedReply> DecodeReply(std::string_view reply_body) {
-  auto header = protocol::DecodeReplyHeader(reply_body);
-  if (!header.ok()) return Status::Internal("unreadable reply: " + header.status().message());
+  auto reply = UnpackReply(reply_body);
+  if (!reply.ok()) return reply.status();
   DecodedReply d;
-  d.ok = header->ok;
+  d.ok = reply->ok;
   if (!d.ok) {
-    d.code = header->code == ErrorCode::kOk ? ErrorCode::kInternal : header->code;
-    d.message = header->message;
+    d.code = reply->code;
+    d.message = std::move(reply->message);
     return d;
   }
-  try {
-    msgpack::object_handle oh = msgpack::unpack(reply_body.data(), reply_body.size());
-    const msgpack::object& o = oh.get();
-    for (uint32_t i = 0; i < o.via.map.size; ++i) {
-      const auto& kv = o.via.map.ptr[i];
-      if (kv.key.type == msgpack::type::STR &&
-          std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == "result") {
-        d.result = ToJson(kv.val);
-      }
-    }
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("unreadable reply: ") + e.what());
-  }
+  if (reply->result != nullptr) d.result = ToJson(*reply->result);
   return d;
 }
 

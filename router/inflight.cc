@@ -19,6 +19,11 @@ bool InflightTable::Insert(InflightEntry entry) {
   return true;
 }
 
+InflightEntry* InflightTable::Find(uint64_t seq) {
+  auto it = entries_.find(seq);
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
 std::optional<InflightEntry> InflightTable::Complete(uint64_t seq) {
   auto it = entries_.find(seq);
   if (it == entries_.end()) return std::nullopt;
@@ -39,6 +44,22 @@ size_t InflightTable::Expire(TimePoint now, std::vector<InflightEntry>* expired)
     ++n;
   }
   PopFinished();
+  return n;
+}
+
+size_t InflightTable::TakeNode(uint32_t node, std::vector<InflightEntry>* taken) {
+  size_t n = 0;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (it->second.node == node) {
+      taken->push_back(std::move(it->second));
+      it = entries_.erase(it);
+      ++n;
+    } else {
+      ++it;
+    }
+  }
+  PopFinished();
+  CompactIfSparse();
   return n;
 }
 

@@ -25,6 +25,7 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+#include <zmq.hpp>
 
 #include "common/protocol.h"
 #include "router/node_table.h"
@@ -43,6 +44,13 @@ struct InflightEntry {
   protocol::Op op = protocol::Op::kPing;
   OwnedRequestId id;                  // echoed in a timeout reply
   std::vector<std::string> envelope;  // the client's frames before the body, identity first
+  // Replicated mode: a reference to the request's body (a ZeroMQ message
+  // shares its buffer) and the map version it was routed by, so a "not
+  // primary" answer can be forwarded once more to the new primary.
+  zmq::message_t body;
+  uint64_t map_version = 0;
+  uint32_t partition = 0;
+  bool retried = false;
 };
 
 class InflightTable {
@@ -59,9 +67,16 @@ class InflightTable {
   // inserted (deadlines must not decrease).
   bool Insert(InflightEntry entry);
 
+  // The live entry for `seq`, or nullptr (its deadline stays as it was).
+  InflightEntry* Find(uint64_t seq);
+
   // Removes and returns the entry for `seq`; nullopt if there is none (never
   // inserted, already completed, or already expired).
   std::optional<InflightEntry> Complete(uint64_t seq);
+
+  // Removes every entry sent to `node`, appending them to *taken (O(size):
+  // for rare events, such as a node known dead). Returns how many.
+  size_t TakeNode(uint32_t node, std::vector<InflightEntry>* taken);
 
   // Removes every entry whose deadline is <= now, earliest first, appending
   // them to *expired. Returns how many.

@@ -6,10 +6,10 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <thread>
 #include <zmq.hpp>
 
 #include "common/io/process.h"
@@ -23,45 +23,25 @@ using namespace todo;
 
 namespace {
 
-// Where the router's frontend also listens for its own HTTP workers.
-constexpr char kHttpEndpoint[] = "inproc://todo-router-http";
-
-// With --http, SIGTERM/SIGINT first stop the HTTP server (its requests in
-// progress still get answers: the router is serving), then reach the router,
-// which drains. The relay thread reads the signalfd and, once HTTP has
-// stopped, writes the signal's siginfo into a pipe that the router polls in
-// place of the signalfd.
-class SignalRelay {
- public:
-  SignalRelay(int signal_fd, router::HttpFrontend* http, router::RouterMetrics* metrics) {
-    if (pipe2(pipe_, O_CLOEXEC) != 0) return;
-    thread_ = std::thread([=, this] {
-      pollfd p{signal_fd, POLLIN, 0};
-      while (poll(&p, 1, -1) < 0 && errno == EINTR) {
-      }
-      signalfd_siginfo si{};
-      if (read(signal_fd, &si, sizeof si) != sizeof si) si.ssi_signo = SIGTERM;
-      spdlog::info("{}: stopping HTTP (finishing requests in progress)",
-                   strsignal(static_cast<int>(si.ssi_signo)));
-      http->Stop();
-      metrics->SetStopped();
-      spdlog::info("HTTP stopped");
-      (void)!write(pipe_[1], &si, sizeof si);
-    });
+// Raises the soft limit on open files to the hard limit (the HTTP server
+// holds one per connection), says so, and returns the limit in force.
+rlim_t RaiseOpenFileLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  const rlim_t before = rl.rlim_cur;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = before;
   }
-  ~SignalRelay() {
-    if (thread_.joinable()) thread_.join();
-    for (int fd : pipe_) {
-      if (fd >= 0) close(fd);
-    }
+  if (rl.rlim_cur != before) {
+    spdlog::info("open-file limit (RLIMIT_NOFILE): raised from {} to the hard limit {}", before,
+                 rl.rlim_cur);
+  } else {
+    spdlog::info("open-file limit (RLIMIT_NOFILE): {} (the hard limit is {})", rl.rlim_cur,
+                 rl.rlim_max);
   }
-  // The fd to give Router::Run; -1 if the pipe could not be made.
-  int fd() const { return pipe_[0]; }
-
- private:
-  int pipe_[2] = {-1, -1};
-  std::thread thread_;
-};
+  return rl.rlim_cur;
+}
 
 }  // namespace
 
@@ -70,7 +50,6 @@ int main(int argc, char** argv) {
   auto parsed = router::ParseRouterFlags(argc, argv, &exit_code);
   if (!parsed) return exit_code;
   router::RouterOptions& o = *parsed;
-  if (!o.http.empty()) o.internal_endpoints.push_back(kHttpEndpoint);
 
   io::SetUpLogging("todo-router", "router", o.log_level);
 
@@ -87,6 +66,18 @@ int main(int argc, char** argv) {
     spdlog::debug("open files: soft limit raised from {} to {}", limit->before, limit->after);
   }
 
+  const rlim_t open_files = RaiseOpenFileLimit();
+  // Descriptors besides HTTP connections: ZeroMQ's sockets, pipes and
+  // eventfds, the node connections, logs.
+  const size_t reserved_fds = 256 + 4 * o.nodes.size();
+  if (!o.http.empty() && o.http_max_connections + reserved_fds > open_files) {
+    size_t fit = open_files > reserved_fds + 1 ? open_files - reserved_fds : 1;
+    spdlog::warn(
+        "--http-max-connections {} does not fit the open-file limit {} (with {} for the rest); "
+        "using {} (raise the hard limit, e.g. LimitNOFILE= in the unit)",
+        o.http_max_connections, open_files, reserved_fds, fit);
+    o.http_max_connections = fit;
+  }
   for (const std::string& w : o.curve.warnings) spdlog::warn("{}", w);
   if (o.curve.enabled() && !o.http.empty()) {
     spdlog::warn("--http {} is plain HTTP: CURVE covers the ZeroMQ endpoint only", o.http);
@@ -111,14 +102,19 @@ int main(int argc, char** argv) {
         spdlog::error("{}", s.message());
         exit_status = 1;
       } else {
-        size_t heard = r.AwaitNodes(std::chrono::milliseconds(1000));
-        if (heard < o.nodes.size()) {
-          spdlog::warn("{} of {} nodes answered at start; the rest are tried in the background",
-                       heard, o.nodes.size());
+        if (!o.replicated()) {
+          size_t heard = r.AwaitNodes(std::chrono::milliseconds(1000));
+          if (heard < o.nodes.size()) {
+            spdlog::warn("{} of {} nodes answered at start; the rest are tried in the background",
+                         heard, o.nodes.size());
+          }
         }
         spdlog::info("security: {}", security::Describe(o.curve));
         std::string nodes;
         for (const auto& n : o.nodes) nodes += " " + n.name + "=" + n.endpoint;
+        if (o.replicated()) {
+          nodes = " from etcd " + o.etcd + " (cluster '" + o.cluster_name + "')";
+        }
         spdlog::info(
             "listening on {} (name {}, timeout {} ms, heartbeat {} ms, down after {} ms,"
             " max in flight {}); nodes:{}",
@@ -126,30 +122,39 @@ int main(int argc, char** argv) {
             nodes);
         router::RouterMetrics router_metrics;
         std::unique_ptr<router::HttpFrontend> http;
-        std::unique_ptr<SignalRelay> relay;
-        int stop_fd = signal_fd;
         if (!o.http.empty()) {
           r.SetPublisher(
               [&router_metrics](const router::Router& rr) { router_metrics.Publish(rr); });
           router_metrics.Publish(r);
-          router::HttpFrontendOptions ho;
+          router::HttpServerOptions ho;
           ho.address = *metrics::ParseListenAddress(o.http);
-          ho.threads = o.http_threads;
-          ho.router_endpoint = kHttpEndpoint;
-          ho.reply_deadline = std::chrono::milliseconds(o.timeout_ms + 1000);
-          http = std::make_unique<router::HttpFrontend>(ho, &ctx, &router_metrics);
+          ho.max_connections = o.http_max_connections;
+          ho.max_inflight = o.http_max_inflight;
+          ho.max_pipeline = o.http_max_pipeline;
+          ho.max_header_bytes = o.http_max_header_bytes;
+          ho.max_body_bytes = o.http_max_body_bytes;
+          ho.header_timeout = std::chrono::milliseconds(o.http_header_timeout_ms);
+          ho.body_timeout = std::chrono::milliseconds(o.http_body_timeout_ms);
+          ho.idle_timeout = std::chrono::milliseconds(o.http_idle_timeout_ms);
+          ho.send_timeout = std::chrono::milliseconds(o.http_send_timeout_ms);
+          http = std::make_unique<router::HttpFrontend>(ho, &r, &router_metrics);
           if (Status hs = http->Start(); !hs.ok()) {
             spdlog::error("{}", hs.message());
             exit_status = 1;
           } else {
-            spdlog::info("HTTP on {}:{} ({} threads)", ho.address.host, http->port(), ho.threads);
-            relay = std::make_unique<SignalRelay>(signal_fd, http.get(), &router_metrics);
-            stop_fd = relay->fd();
+            r.SetGuest(http.get());
+            spdlog::info(
+                "HTTP on {}:{} (in the router's loop; at most {} connections, {} requests "
+                "awaiting answers, {} per connection)",
+                ho.address.host, http->port(), ho.max_connections, ho.max_inflight,
+                ho.max_pipeline);
           }
         }
-        if (exit_status == 0 && stop_fd >= 0) r.Run(stop_fd);
-        relay.reset();
-        http.reset();
+        if (exit_status == 0) r.Run(signal_fd);
+        if (http) {
+          router_metrics.SetStopped();
+          http.reset();
+        }
         spdlog::info("stopped; {}", r.CountersSummary());
       }
     }

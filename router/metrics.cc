@@ -118,7 +118,7 @@ RouterMetrics::~RouterMetrics() = default;
 void RouterMetrics::Publish(const Router& router) {
   auto p = std::make_unique<Published>();
   p->name = router.name();
-  p->nodes = router.options().nodes;
+  p->nodes = router.node_specs();
   for (size_t i = 0; i < router.nodes().size(); ++i) p->states.push_back(router.nodes().state(i));
   p->inflight = router.inflight();
   p->counters = router.counters();
@@ -270,7 +270,7 @@ void EncodeRouterStats(msgpack::sbuffer& out, const protocol::RequestId& id, con
   }
   for (const Scalar& s : kScalars) protocol::AppendUintField(out, s.name, c.*s.field);
   protocol::AppendStr(out, "nodes");
-  const auto& specs = router.options().nodes;
+  const auto& specs = router.node_specs();
   pk.pack_map(static_cast<uint32_t>(specs.size()));
   for (size_t i = 0; i < specs.size(); ++i) {
     protocol::AppendStr(out, specs[i].name);

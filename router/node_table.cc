@@ -21,6 +21,12 @@ NodeTable::NodeTable(size_t nodes, NodeHealthOptions options, TimePoint start)
   for (Node& n : nodes_) n.last_heard = start;
 }
 
+size_t NodeTable::Add(TimePoint now) {
+  nodes_.push_back(Node{});
+  nodes_.back().last_heard = now;
+  return nodes_.size() - 1;
+}
+
 std::optional<NodeTransition> NodeTable::Heard(size_t node, TimePoint now) {
   Node& n = nodes_[node];
   n.last_heard = std::max(n.last_heard, now);

@@ -57,6 +57,9 @@ class NodeTable {
 
   size_t size() const { return nodes_.size(); }
   const NodeHealthOptions& options() const { return options_; }
+  // A node more (the replicated mode learns its nodes from etcd), starting
+  // as of `now`; returns its index.
+  size_t Add(TimePoint now);
   NodeState state(size_t node) const { return nodes_[node].state; }
   // Requests may be sent to the node (it is not down).
   bool Routable(size_t node) const { return nodes_[node].state != NodeState::kDown; }

@@ -3,7 +3,9 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "common/io/etcd/client.h"
 #include "common/metrics.h"
+#include "common/names.h"
 
 namespace todo::router {
 namespace {
@@ -28,8 +30,22 @@ Status RouterOptions::Validate() const {
   if (!IsValidEndpoint(listen)) {
     return Status::BadRequest("--listen must be a tcp://, ipc:// or inproc:// endpoint");
   }
-  if (nodes.empty()) {
-    return Status::BadRequest("no nodes configured: give --node NAME=ENDPOINT or --cluster FILE");
+  if (replicated() && !nodes.empty()) {
+    return Status::BadRequest(
+        "--etcd (replicated mode: nodes come from etcd) excludes --node and --cluster");
+  }
+  if (!replicated() && nodes.empty()) {
+    return Status::BadRequest(
+        "no nodes configured: give --node NAME=ENDPOINT or --cluster FILE (static mode), or "
+        "--etcd URL (replicated mode)");
+  }
+  if (replicated()) {
+    if (auto e = io::ParseEtcdEndpointList(etcd); !e.ok()) {
+      return Status::BadRequest("--etcd: " + e.status().message());
+    }
+    if (!IsValidNodeName(cluster_name)) {
+      return Status::BadRequest("--cluster-name must be 1-64 characters of [A-Za-z0-9_.-]");
+    }
   }
   if (name.size() > 255 || !IsPrintable(name)) {
     return Status::BadRequest("--name must be at most 255 printable characters");
@@ -50,8 +66,27 @@ Status RouterOptions::Validate() const {
   if (!http.empty() && !metrics::ParseListenAddress(http)) {
     return Status::BadRequest("--http must be ADDR:PORT, e.g. 127.0.0.1:7080");
   }
-  if (http_threads < 1 || http_threads > 1024) {
-    return Status::BadRequest("--http-threads must be 1-1024");
+  if (http_max_connections < 1 || http_max_connections > 1000000) {
+    return Status::BadRequest("--http-max-connections must be 1-1000000");
+  }
+  if (http_max_inflight < 1 || http_max_inflight > 1000000) {
+    return Status::BadRequest("--http-max-inflight must be 1-1000000");
+  }
+  if (http_max_pipeline < 1 || http_max_pipeline > 1024) {
+    return Status::BadRequest("--http-max-pipeline must be 1-1024");
+  }
+  if (http_max_header_bytes < 1024 || http_max_header_bytes > (1 << 20)) {
+    return Status::BadRequest("--http-max-header-bytes must be 1024-1048576");
+  }
+  if (http_max_body_bytes < 1 || http_max_body_bytes > (8 << 20)) {
+    return Status::BadRequest("--http-max-body-bytes must be 1-8388608");
+  }
+  for (auto [flag, v] : {std::pair{"--http-header-timeout-ms", http_header_timeout_ms},
+                         std::pair{"--http-body-timeout-ms", http_body_timeout_ms},
+                         std::pair{"--http-idle-timeout-ms", http_idle_timeout_ms},
+                         std::pair{"--http-send-timeout-ms", http_send_timeout_ms}}) {
+    if (v < 100 || v > 3600000)
+      return Status::BadRequest(std::string(flag) + " must be 100-3600000");
   }
   for (const char* l : {"trace", "debug", "info", "warn", "error"}) {
     if (log_level == l) return Status::Ok();
@@ -70,6 +105,11 @@ std::optional<RouterOptions> ParseRouterFlags(int argc, char** argv, int* exit_c
       ->allow_extra_args(false)
       ->take_all();
   app.add_option("--cluster", o.cluster_file, "cluster file: lines 'node NAME ENDPOINT [KEY]'");
+  app.add_option("--etcd", o.etcd,
+                 "replicated mode: etcd's client URLs, comma-separated; the map and the nodes "
+                 "come from there (instead of --node/--cluster)");
+  app.add_option("--cluster-name", o.cluster_name, "replicated mode: the cluster's name in etcd")
+      ->capture_default_str();
   app.add_option("--name", o.name, "name reported by ping (default: the listen endpoint)");
   app.add_option("--timeout-ms", o.timeout_ms, "deadline of a forwarded request")
       ->capture_default_str();
@@ -81,8 +121,32 @@ std::optional<RouterOptions> ParseRouterFlags(int argc, char** argv, int* exit_c
       ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--http", o.http, "serve the HTTP API and /metrics on ADDR:PORT (default: off)");
-  app.add_option("--http-threads", o.http_threads,
-                 "HTTP worker threads; each serves one open connection at a time")
+  app.add_option("--http-max-connections", o.http_max_connections,
+                 "open HTTP connections at most; past it a new one gets 503 and is closed")
+      ->capture_default_str();
+  app.add_option("--http-max-inflight", o.http_max_inflight,
+                 "HTTP requests awaiting answers, in all, at most; then 429")
+      ->capture_default_str();
+  app.add_option("--http-max-pipeline", o.http_max_pipeline,
+                 "HTTP requests awaiting answers per connection at most; then 429")
+      ->capture_default_str();
+  app.add_option("--http-max-header-bytes", o.http_max_header_bytes,
+                 "a request's line and header fields at most; then 431")
+      ->capture_default_str();
+  app.add_option("--http-max-body-bytes", o.http_max_body_bytes,
+                 "a request's body at most; then 413")
+      ->capture_default_str();
+  app.add_option("--http-header-timeout-ms", o.http_header_timeout_ms,
+                 "a request's header must arrive within this (from its connection or first byte)")
+      ->capture_default_str();
+  app.add_option("--http-body-timeout-ms", o.http_body_timeout_ms,
+                 "a request's body must arrive within this after its header")
+      ->capture_default_str();
+  app.add_option("--http-idle-timeout-ms", o.http_idle_timeout_ms,
+                 "an idle keep-alive connection is closed after this")
+      ->capture_default_str();
+  app.add_option("--http-send-timeout-ms", o.http_send_timeout_ms,
+                 "a connection whose client reads nothing of its answers for this is closed")
       ->capture_default_str();
   security::AddCurveFlags(app, &o.curve, "clients");
   app.add_option("--node-key", o.node_keys,
@@ -111,9 +175,15 @@ std::optional<RouterOptions> ParseRouterFlags(int argc, char** argv, int* exit_c
     if (!loaded.ok()) return FlagError(loaded.status().message(), exit_code);
     from_file = std::move(loaded).value();
   }
-  auto nodes = BuildCluster(std::move(from_flags), std::move(from_file));
-  if (!nodes.ok()) return FlagError(nodes.status().message(), exit_code);
-  o.nodes = std::move(nodes).value();
+  if (o.replicated() && (!from_flags.empty() || !from_file.empty())) {
+    return FlagError("--etcd (replicated mode: nodes come from etcd) excludes --node and --cluster",
+                     exit_code);
+  }
+  if (!o.replicated()) {
+    auto nodes = BuildCluster(std::move(from_flags), std::move(from_file));
+    if (!nodes.ok()) return FlagError(nodes.status().message(), exit_code);
+    o.nodes = std::move(nodes).value();
+  }
   if (Status s = ApplyNodeKeyFlags(o.node_keys, &o.nodes); !s.ok()) {
     return FlagError(s.message(), exit_code);
   }

@@ -1,6 +1,7 @@
 #include "router/router.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -8,6 +9,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <random>
 
 #include "common/io/security/curve.h"
 
@@ -43,6 +46,13 @@ constexpr size_t kHeartbeatBytes = 9;
 constexpr char kHeartbeatTag = 'H';
 // Initial size of a reply the router builds itself (msgpack's default is 8 KiB).
 constexpr size_t kReplyBufferBytes = 256;
+// An internal (guest) identity: a 0 byte, the secret, the token. A ZeroMQ
+// peer's identity is either libzmq's (5 bytes, 0 first) or its own choice,
+// which would have to guess the secret.
+constexpr size_t kInternalIdentityBytes = 1 + 8 + 8;
+// After the last request in flight is answered, a draining loop waits this
+// long at most for the guest to send its answers.
+constexpr milliseconds kGuestFlushGrace{1000};
 
 void PutBigEndian(uint64_t v, unsigned char* out) {
   for (int i = 7; i >= 0; --i) {
@@ -100,61 +110,88 @@ bool SendFrames(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, size
   }
 }
 
+// A DEALER to one node.
+std::unique_ptr<zmq::socket_t> MakeBackend(zmq::context_t& ctx) {
+  auto s = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
+  s->set(zmq::sockopt::immediate, 1);  // no queueing for a node not connected
+  s->set(zmq::sockopt::linger, 0);
+  s->set(zmq::sockopt::reconnect_ivl, 100);
+  s->set(zmq::sockopt::reconnect_ivl_max, 1000);
+  // ZMTP heartbeats: a connection whose peer vanished without a FIN (a cut
+  // link, a dead host) is dropped and re-dialled within seconds, instead
+  // of waiting for TCP's backed-off retransmissions.
+  s->set(zmq::sockopt::heartbeat_ivl, 500);
+  s->set(zmq::sockopt::heartbeat_timeout, 2000);
+  s->set(zmq::sockopt::heartbeat_ttl, 4000);
+  s->set(zmq::sockopt::sndhwm, kNodeSndHwm);
+  s->set(zmq::sockopt::rcvhwm, kNodeRcvHwm);
+  return s;
+}
+
 }  // namespace
 
 Router::Router(const RouterOptions& options, zmq::context_t* ctx)
     : options_(options),
       name_(options.name.empty() ? options.listen : options.name),
       frontend_(*ctx, zmq::socket_type::router),
+      specs_(options.nodes),
       rendezvous_(NodeNames(options.nodes)),
+      ctx_(ctx),
       nodes_(options.nodes.size(),
              NodeHealthOptions{milliseconds(options.heartbeat_ms),
                                milliseconds(options.down_after_ms)},
              Clock::now()),
       inflight_(options.max_inflight),
       outstanding_(options.nodes.size(), 0) {
+  std::random_device rd;
+  guest_secret_ = (uint64_t{rd()} << 32) ^ rd();
   frontend_.set(zmq::sockopt::router_mandatory, 1);
   frontend_.set(zmq::sockopt::sndhwm, kFrontendSndHwm);
   frontend_.set(zmq::sockopt::rcvhwm, kFrontendRcvHwm);
   frontend_.set(zmq::sockopt::maxmsgsize, kMaxFrameBytes);
   frontend_.set(zmq::sockopt::linger, 1000);  // let the last replies out at exit
-  for (size_t i = 0; i < options.nodes.size(); ++i) {
-    auto s = std::make_unique<zmq::socket_t>(*ctx, zmq::socket_type::dealer);
-    s->set(zmq::sockopt::immediate, 1);  // no queueing for a node not connected
-    s->set(zmq::sockopt::linger, 0);
-    s->set(zmq::sockopt::reconnect_ivl, 100);
-    s->set(zmq::sockopt::reconnect_ivl_max, 1000);
-    // ZMTP heartbeats: a connection whose peer vanished without a FIN (a cut
-    // link, a dead host) is dropped and re-dialled within seconds, instead
-    // of waiting for TCP's backed-off retransmissions.
-    s->set(zmq::sockopt::heartbeat_ivl, 500);
-    s->set(zmq::sockopt::heartbeat_timeout, 2000);
-    s->set(zmq::sockopt::heartbeat_ttl, 4000);
-    s->set(zmq::sockopt::sndhwm, kNodeSndHwm);
-    s->set(zmq::sockopt::rcvhwm, kNodeRcvHwm);
-    backends_.push_back(std::move(s));
-  }
+  for (size_t i = 0; i < options.nodes.size(); ++i) backends_.push_back(MakeBackend(*ctx));
   protocol::Request ping;
   ping.op = protocol::Op::kPing;
   protocol::EncodeRequest(heartbeat_body_, ping);
+  if (options.replicated()) view_ = std::make_unique<io::ClusterView>();
 }
 
-Router::~Router() = default;
+Router::~Router() {
+  if (watcher_) watcher_->Stop();  // before its eventfd goes
+  if (view_fd_ >= 0) close(view_fd_);
+}
 
 Status Router::Start() {
   // CurveZMQ, if configured (--curve-secret): CURVE server to clients.
   if (Status s = security::SecureServerSocket(frontend_, options_.curve); !s.ok()) return s;
   try {
     frontend_.bind(options_.listen);
-    for (const std::string& e : options_.internal_endpoints) frontend_.bind(e);  // HTTP front end
   } catch (const zmq::error_t& e) {
     return Status::Internal("cannot bind " + options_.listen + ": " + e.what());
   }
   if (options_.name.empty() && HasWildcardPort(options_.listen)) {
     name_ = frontend_.get(zmq::sockopt::last_endpoint);
   }
+  if (options_.replicated()) {
+    view_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (view_fd_ < 0) return Status::Internal("eventfd failed");
+    auto endpoints = io::ParseEtcdEndpointList(options_.etcd);
+    if (!endpoints.ok()) return endpoints.status();
+    auto etcd = io::EtcdClient::Create(*endpoints, io::EtcdClient::Options{});
+    if (!etcd.ok()) return etcd.status();
+    etcd_ = std::move(etcd).value();
+    watcher_ = std::make_unique<io::ClusterWatcher>(
+        etcd_.get(), options_.cluster_name, view_.get(),
+        [fd = view_fd_](const std::shared_ptr<const io::ClusterSnapshot>&) {
+          uint64_t one = 1;
+          (void)!write(fd, &one, sizeof one);
+        });
+    watcher_->Start();
+    return Status::Ok();
+  }
   for (size_t i = 0; i < backends_.size(); ++i) {
-    const NodeSpec& n = options_.nodes[i];
+    const NodeSpec& n = specs_[i];
     // CurveZMQ: CURVE client of the node, with the router's own keypair.
     if (Status s = security::SecureClientSocket(*backends_[i], options_.curve, n.server_key);
         !s.ok()) {
@@ -170,12 +207,200 @@ Status Router::Start() {
   return Status::Ok();
 }
 
+// --- Replicated mode: the map from etcd ---
+
+size_t Router::EnsureNode(const std::string& name, const std::string& endpoint, TimePoint now) {
+  auto it = node_index_.find(name);
+  size_t i;
+  if (it == node_index_.end()) {
+    i = nodes_.Add(now);
+    backends_.push_back(MakeBackend(*ctx_));
+    NodeSpec spec;
+    spec.name = name;
+    spec.endpoint = endpoint;
+    specs_.push_back(std::move(spec));
+    outstanding_.push_back(0);
+    node_index_[name] = i;
+  } else {
+    i = it->second;
+    if (specs_[i].endpoint == endpoint) return i;
+    // Moved: a fresh connection (requests in flight on the old one expire).
+    backends_[i] = MakeBackend(*ctx_);
+    specs_[i].endpoint = endpoint;
+  }
+  try {
+    backends_[i]->connect(endpoint);
+    spdlog::info("node '{}' at {}", name, endpoint);
+  } catch (const zmq::error_t& e) {
+    spdlog::error("cannot connect to node '{}' at {}: {}", name, endpoint, e.what());
+  }
+  return i;
+}
+
+void Router::ApplyView(TimePoint now) {
+  uint64_t v;
+  (void)!read(view_fd_, &v, sizeof v);
+  const uint64_t version = view_->version();
+  if (version == view_seen_) return;
+  view_seen_ = version;
+  auto snap = view_->Get();
+  for (const auto& [name, info] : snap->alive) EnsureNode(name, info.endpoint, now);
+  // A node whose lease is gone is fenced (or dead): it acknowledges nothing
+  // more. Its requests in flight are answered now, `timeout` (outcome
+  // unknown: it may have applied them), not at their deadline, so clients
+  // retry at once (with a request id, safely) against the new primary.
+  if (snap_) {
+    for (const auto& [name, info] : snap_->alive) {
+      if (snap->alive.contains(name)) continue;
+      auto it = node_index_.find(name);
+      if (it == node_index_.end()) continue;
+      expired_.clear();
+      if (inflight_.TakeNode(static_cast<uint32_t>(it->second), &expired_) == 0) continue;
+      spdlog::info("node '{}' lost its lease: {} requests in flight to it answered timeout", name,
+                   expired_.size());
+      AnswerTimeouts(now, "node '" + name +
+                              "' lost its etcd lease (dead or cut off) with the "
+                              "request in flight; it may or may not have been applied");
+    }
+  }
+  if (snap->map && (!snap_ || snap_->map != snap->map || snap_->alive != snap->alive)) {
+    const cluster::ClusterMap& map = *snap->map;
+    primary_.assign(map.partitions, -1);
+    for (uint32_t p = 0; p < map.partitions; ++p) {
+      const std::string& primary = map.parts[p].primary();
+      auto it = node_index_.find(primary);
+      if (snap->alive.contains(primary) && it != node_index_.end() &&
+          map.parts[p].IsInSync(primary)) {
+        primary_[p] = static_cast<int64_t>(it->second);
+      }
+    }
+    if (!snap_ || snap_->map != snap->map) {
+      ++map_version_;
+      spdlog::info("map version {} (etcd revision {}): {} partitions", map.version,
+                   snap->map_revision, map.partitions);
+    }
+  }
+  snap_ = std::move(snap);
+  // Requests parked on a "not primary" answer go out again.
+  std::vector<uint64_t> parked;
+  parked.swap(parked_);
+  for (uint64_t seq : parked) Resend(seq, now);
+}
+
+int64_t Router::PrimaryOf(const protocol::Request& request, uint32_t* partition, std::string* why) {
+  if (!snap_ || !snap_->map) {
+    *why = "no cluster map yet (etcd " + options_.etcd + " not read)";
+    return -1;
+  }
+  const cluster::ClusterMap& map = *snap_->map;
+  *partition = map.PartitionOfList(request.list);
+  const int64_t i = primary_[*partition];
+  if (i < 0) {
+    const cluster::Partition& part = map.parts[*partition];
+    *why = "partition " + std::to_string(*partition) + " has no primary with a lease: '" +
+           part.primary() + "' is down" +
+           (part.IsInSync(part.primary()) ? " (failover in progress, or no in-sync copy alive)"
+                                          : " and no replica in sync is alive");
+  }
+  return i;
+}
+
+bool Router::RetryNotPrimary(InflightEntry& entry, TimePoint now) {
+  if (entry.retried || !view_) return false;
+  entry.retried = true;
+  if (map_version_ > entry.map_version) {
+    Resend(entry.seq, now);
+  } else {
+    parked_.push_back(entry.seq);  // until the next map (or its deadline)
+  }
+  return true;
+}
+
+void Router::Resend(uint64_t seq, TimePoint now) {
+  InflightEntry* e = inflight_.Find(seq);
+  if (e == nullptr) return;  // answered (timeout) meanwhile
+  std::string why;
+  uint32_t partition = e->partition;
+  int64_t node = -1;
+  if (snap_ && snap_->map && partition < primary_.size()) node = primary_[partition];
+  if (node < 0 || !nodes_.Routable(static_cast<size_t>(node))) {
+    // As a fresh request would be: unavailable (nothing was applied: the
+    // node that got it was not primary).
+    std::optional<InflightEntry> done = inflight_.Complete(seq);
+    std::vector<zmq::message_t> frames;
+    for (const std::string& f : done->envelope) frames.emplace_back(f.data(), f.size());
+    msgpack::sbuffer reply(kReplyBufferBytes);
+    protocol::EncodeError(
+        reply, done->id.view(), ErrorCode::kUnavailable,
+        "partition " + std::to_string(partition) + " is changing primaries; not applied, retry");
+    frames.push_back(ToMessage(reply));
+    ++counters_.replies_by_code[static_cast<size_t>(ErrorCode::kUnavailable)];
+    SendFrames(frontend_, frames, 0, &counters_.unroutable_sends);
+    return;
+  }
+  const std::string& identity = e->envelope.front();
+  zmq::message_t head(kHeadBytes + identity.size());
+  auto* h = static_cast<unsigned char*>(head.data());
+  h[0] = static_cast<unsigned char>(kRequestTag);
+  PutBigEndian(seq, h + 1);
+  std::memcpy(h + kHeadBytes, identity.data(), identity.size());
+  zmq::socket_t& backend = *backends_[static_cast<size_t>(node)];
+  bool sent = false;
+  try {
+    if (backend.send(head, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      sent = true;
+      for (size_t i = 1; i < e->envelope.size(); ++i) {
+        zmq::message_t f(e->envelope[i].data(), e->envelope[i].size());
+        (void)backend.send(f, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      }
+      zmq::message_t body;
+      body.copy(e->body);
+      (void)backend.send(body, zmq::send_flags::dontwait);
+    }
+  } catch (const zmq::error_t&) {
+    sent = false;
+  }
+  if (!sent) {
+    parked_.push_back(seq);  // tried again at the next map; its deadline holds
+    return;
+  }
+  --outstanding_[e->node];
+  e->node = static_cast<uint32_t>(node);
+  e->map_version = map_version_;
+  ++outstanding_[e->node];
+  ++counters_.forwarded;
+  (void)now;
+}
+
 // --- Replies to clients ---
 
 void Router::ReplyFromRouter(msgpack::sbuffer& reply, ErrorCode code) {
   ++counters_.replies_by_code[static_cast<size_t>(code)];
   frames_.back() = ToMessage(reply);  // the envelope stays, the request body goes
-  SendFrames(frontend_, frames_, 0, &counters_.unroutable_sends);
+  SendToClient(frames_);
+}
+
+bool Router::SendToClient(std::vector<zmq::message_t>& frames) {
+  const zmq::message_t& identity = frames.front();
+  if (identity.size() == kInternalIdentityBytes && guest_ != nullptr) {
+    const auto* p = static_cast<const unsigned char*>(identity.data());
+    if (p[0] == 0 && GetBigEndian(p + 1) == guest_secret_) {
+      guest_->OnReply(GetBigEndian(p + 9), View(frames.back()));
+      return true;
+    }
+  }
+  return SendFrames(frontend_, frames, 0, &counters_.unroutable_sends);
+}
+
+void Router::Submit(uint64_t token, zmq::message_t body) {
+  unsigned char id[kInternalIdentityBytes];
+  id[0] = 0;
+  PutBigEndian(guest_secret_, id + 1);
+  PutBigEndian(token, id + 9);
+  frames_.clear();
+  frames_.emplace_back(id, sizeof id);
+  frames_.push_back(std::move(body));
+  HandleRequest(Clock::now());
 }
 
 void Router::ReplyError(const protocol::RequestId& id, ErrorCode code, std::string_view message) {
@@ -244,7 +469,34 @@ void Router::HandleRequest(TimePoint now) {
     }
     case protocol::Op::kLocate: {
       msgpack::sbuffer reply(kReplyBufferBytes);
-      protocol::EncodeLocate(reply, id, rendezvous_.nodes()[rendezvous_.Owner(req.list)]);
+      if (!options_.replicated()) {
+        protocol::EncodeLocate(reply, id, rendezvous_.nodes()[rendezvous_.Owner(req.list)]);
+      } else if (!snap_ || !snap_->map) {
+        protocol::EncodeError(reply, id, ErrorCode::kUnavailable, "no cluster map yet");
+      } else {
+        const uint32_t p = snap_->map->PartitionOfList(req.list);
+        const cluster::Partition& part = snap_->map->parts[p];
+        protocol::EncodeLocateReplicated(reply, id, part.primary(), part.replicas, p, part.epoch);
+      }
+      ReplyFromRouter(reply, ErrorCode::kOk);
+      return;
+    }
+    case protocol::Op::kMap: {
+      msgpack::sbuffer reply(kReplyBufferBytes);
+      if (!options_.replicated()) {
+        protocol::EncodeError(reply, id, ErrorCode::kUnknownOp,
+                              "map is answered in replicated mode only (this router is static)");
+      } else if (!snap_ || !snap_->map) {
+        protocol::EncodeError(reply, id, ErrorCode::kUnavailable, "no cluster map yet");
+      } else {
+        std::vector<std::pair<std::string_view, std::string_view>> nodes;
+        for (const auto& [n, info] : snap_->alive) nodes.emplace_back(n, info.endpoint);
+        std::vector<protocol::MapPart> parts;
+        for (const cluster::Partition& p : snap_->map->parts)
+          parts.push_back({p.primary(), p.epoch});
+        protocol::EncodeMap(reply, id, snap_->map->partitions, cluster::kHashName,
+                            snap_->map->version, nodes, parts);
+      }
       ReplyFromRouter(reply, ErrorCode::kOk);
       return;
     }
@@ -257,9 +509,21 @@ void Router::HandleRequest(TimePoint now) {
     default:
       break;  // forwarded: no reply buffer is needed here
   }
-  size_t owner = rendezvous_.Owner(req.list);
+  size_t owner;
+  uint32_t partition = 0;
+  if (options_.replicated()) {
+    std::string why;
+    const int64_t i = PrimaryOf(req, &partition, &why);
+    if (i < 0) {
+      ReplyError(id, ErrorCode::kUnavailable, why);
+      return;
+    }
+    owner = static_cast<size_t>(i);
+  } else {
+    owner = rendezvous_.Owner(req.list);
+  }
   if (!nodes_.Routable(owner)) {
-    const NodeSpec& n = options_.nodes[owner];
+    const NodeSpec& n = specs_[owner];
     ReplyError(id, ErrorCode::kUnavailable,
                "node '" + n.name + "' (" + n.endpoint + ") that owns the list is down: not heard " +
                    "from for " + std::to_string(Millis(now - nodes_.last_heard(owner))) + " ms");
@@ -271,10 +535,11 @@ void Router::HandleRequest(TimePoint now) {
                    " requests in flight (--max-inflight); retry later");
     return;
   }
-  Forward(owner, req, now);
+  Forward(owner, req, partition, now);
 }
 
-void Router::Forward(size_t node, const protocol::Request& request, TimePoint now) {
+void Router::Forward(size_t node, const protocol::Request& request, uint32_t partition,
+                     TimePoint now) {
   InflightEntry entry;
   entry.seq = next_seq_++;
   entry.deadline = now + milliseconds(options_.timeout_ms);
@@ -283,6 +548,12 @@ void Router::Forward(size_t node, const protocol::Request& request, TimePoint no
   entry.id = OwnedRequestId::From(request.id);
   entry.envelope.reserve(frames_.size() - 1);
   for (size_t i = 0; i + 1 < frames_.size(); ++i) entry.envelope.emplace_back(View(frames_[i]));
+  if (options_.replicated()) {
+    // Kept (a reference, not a copy) for one more try on "not primary".
+    entry.body.copy(frames_.back());
+    entry.map_version = map_version_;
+    entry.partition = partition;
+  }
   const uint64_t seq = entry.seq;
   OwnedRequestId id = entry.id;
   if (!inflight_.Insert(std::move(entry))) {
@@ -311,11 +582,11 @@ void Router::Forward(size_t node, const protocol::Request& request, TimePoint no
       }
     }
   } catch (const zmq::error_t& e) {
-    spdlog::error("send to node '{}' failed: {}", options_.nodes[node].name, e.what());
+    spdlog::error("send to node '{}' failed: {}", specs_[node].name, e.what());
   }
   if (!sent) {
     inflight_.Complete(seq);
-    const NodeSpec& n = options_.nodes[node];
+    const NodeSpec& n = specs_[node];
     // A full queue, or no connection (ZMQ_IMMEDIATE)? ZeroMQ tells the
     // sender how far the reader has got only every HWM/2 messages, so a
     // queue can report full once it holds half its HWM: with fewer than
@@ -374,10 +645,22 @@ void Router::HandleNodeMessage(size_t node, TimePoint now) {
   }
   const auto* h = static_cast<const unsigned char*>(head.data());
   uint64_t seq = GetBigEndian(h + 1);
+  if (options_.replicated()) {
+    // "not primary" (the map moved): forwarded once more to the new primary.
+    InflightEntry* live = inflight_.Find(seq);
+    if (live != nullptr && !live->retried &&
+        protocol::PeekReplyCode(View(frames_.back())) == ErrorCode::kUnavailable) {
+      auto header = protocol::DecodeReplyHeader(View(frames_.back()));
+      if (header.ok() && header->message.rfind(protocol::kNotPrimaryPrefix, 0) == 0 &&
+          RetryNotPrimary(*live, now)) {
+        return;
+      }
+    }
+  }
   std::optional<InflightEntry> entry = inflight_.Complete(seq);
   if (!entry) {
     ++counters_.late_replies_dropped;  // its deadline passed; the client had `timeout`
-    spdlog::debug("late reply {} from node '{}' dropped", seq, options_.nodes[node].name);
+    spdlog::debug("late reply {} from node '{}' dropped", seq, specs_[node].name);
     return;
   }
   --outstanding_[entry->node];
@@ -386,7 +669,7 @@ void Router::HandleNodeMessage(size_t node, TimePoint now) {
       now - (entry->deadline - milliseconds(options_.timeout_ms)));  // received -> now
   // Unfold the client's identity from the head: [identity][envelope...][reply].
   frames_.front() = zmq::message_t(h + kHeadBytes, head.size() - kHeadBytes);
-  if (SendFrames(frontend_, frames_, 0, &counters_.unroutable_sends)) {
+  if (SendToClient(frames_)) {
     ++counters_.replies_forwarded;
   }
 }
@@ -394,6 +677,10 @@ void Router::HandleNodeMessage(size_t node, TimePoint now) {
 void Router::ExpireDeadlines(TimePoint now) {
   expired_.clear();
   if (inflight_.Expire(now, &expired_) == 0) return;
+  AnswerTimeouts(now, "");
+}
+
+void Router::AnswerTimeouts(TimePoint now, const std::string& why) {
   std::vector<zmq::message_t> frames;
   for (InflightEntry& e : expired_) {
     --outstanding_[e.node];
@@ -401,22 +688,25 @@ void Router::ExpireDeadlines(TimePoint now) {
     ++counters_.replies_by_code[static_cast<size_t>(ErrorCode::kTimeout)];
     counters_.forwarded_by_op.Record(e.op, ErrorCode::kTimeout,
                                      now - (e.deadline - milliseconds(options_.timeout_ms)));
-    const NodeSpec& n = options_.nodes[e.node];
+    const NodeSpec& n = specs_[e.node];
     msgpack::sbuffer reply(kReplyBufferBytes);
     protocol::EncodeError(reply, e.id.view(), ErrorCode::kTimeout,
-                          "no reply from node '" + n.name + "' (" + n.endpoint + ") within the " +
-                              std::to_string(options_.timeout_ms) +
-                              " ms deadline; the operation may or may not have been applied");
+                          !why.empty() ? why
+                                       : "no reply from node '" + n.name + "' (" + n.endpoint +
+                                             ") within the " + std::to_string(options_.timeout_ms) +
+                                             " ms deadline; the operation may or may not have "
+                                             "been applied");
     frames.clear();
     for (const std::string& f : e.envelope) frames.emplace_back(f.data(), f.size());
     frames.push_back(ToMessage(reply));
     spdlog::debug("request {} ({}) to node '{}' timed out", e.seq, protocol::OpName(e.op), n.name);
-    SendFrames(frontend_, frames, 0, &counters_.unroutable_sends);
+    SendToClient(frames);
   }
+  expired_.clear();
 }
 
 void Router::NoteTransition(const NodeTransition& t, TimePoint now) {
-  const NodeSpec& n = options_.nodes[t.node];
+  const NodeSpec& n = specs_[t.node];
   if (t.to == NodeState::kDown) {
     ++counters_.node_down;
     spdlog::warn("node '{}' ({}) is DOWN: not heard from for {} ms{}", n.name, n.endpoint,
@@ -488,14 +778,28 @@ size_t Router::AwaitNodes(milliseconds max) {
 }
 
 void Router::Run(int signal_fd) {
-  const size_t n_nodes = backends_.size();
-  std::vector<zmq::pollitem_t> items(2 + n_nodes);
-  items[0] = {nullptr, signal_fd, ZMQ_POLLIN, 0};
-  items[1] = {static_cast<void*>(frontend_), 0, ZMQ_POLLIN, 0};
-  for (size_t i = 0; i < n_nodes; ++i) {
-    items[2 + i] = {static_cast<void*>(*backends_[i]), 0, ZMQ_POLLIN, 0};
-  }
-  bool draining = false;
+  // items: the signalfd, the frontend, the view's eventfd (replicated
+  // mode; else an inert slot), the guest's fd (the HTTP server; else an
+  // inert slot), then one DEALER per node. Rebuilt when the replicated mode
+  // adds a node.
+  constexpr size_t kFirstNode = 4;
+  std::vector<zmq::pollitem_t> items;
+  bool& draining = draining_;
+  std::optional<TimePoint> guest_flush_until;
+  auto build_items = [&] {
+    items.assign(kFirstNode + backends_.size(), zmq::pollitem_t{});
+    items[0] = {nullptr, signal_fd, static_cast<short>(draining ? 0 : ZMQ_POLLIN), 0};
+    items[1] = {static_cast<void*>(frontend_), 0, static_cast<short>(draining ? 0 : ZMQ_POLLIN), 0};
+    items[2] = {nullptr, view_fd_ >= 0 ? view_fd_ : signal_fd,
+                static_cast<short>(view_fd_ >= 0 ? ZMQ_POLLIN : 0), 0};
+    items[3] = {nullptr, guest_ ? guest_->poll_fd() : signal_fd,
+                static_cast<short>(guest_ ? ZMQ_POLLIN : 0), 0};
+    for (size_t i = 0; i < backends_.size(); ++i) {
+      items[kFirstNode + i] = {static_cast<void*>(*backends_[i]), 0, ZMQ_POLLIN, 0};
+    }
+  };
+  if (view_fd_ >= 0) ApplyView(Clock::now());
+  build_items();
   TendNodes(Clock::now());  // the first heartbeats go out at once
   for (;;) {
     TimePoint now = Clock::now();
@@ -517,20 +821,30 @@ void Router::Run(int signal_fd) {
       draining = true;
       items[0].events = 0;
       items[1].events = 0;  // stop reading requests
+      if (guest_) guest_->StopReading();
     }
     now = Clock::now();
-    for (size_t i = 0; i < n_nodes; ++i) {
-      if (items[2 + i].revents & ZMQ_POLLIN) ReadNode(i, now);
+    if (view_fd_ >= 0 && (items[2].revents & ZMQ_POLLIN)) ApplyView(now);
+    for (size_t i = 0; i + kFirstNode < items.size(); ++i) {
+      if (items[kFirstNode + i].revents & ZMQ_POLLIN) ReadNode(i, now);
     }
     if (!draining && (items[1].revents & ZMQ_POLLIN)) ReadFrontend(now);
     now = Clock::now();
     ExpireDeadlines(now);
     TendNodes(now);
+    // After the replies above: the guest reads new requests (submitting
+    // them) and sends the answers that are ready.
+    if (guest_) guest_->Serve((items[3].revents & ZMQ_POLLIN) != 0);
     if (publish_ && now >= next_publish_) {
       publish_(*this);
       next_publish_ = now + kPublishEvery;
     }
-    if (draining && inflight_.size() == 0) return;
+    if (draining && inflight_.size() == 0) {
+      if (!guest_ || guest_->Idle()) return;
+      if (!guest_flush_until) guest_flush_until = now + kGuestFlushGrace;
+      if (now >= *guest_flush_until) return;  // a client that doesn't read
+    }
+    if (items.size() != kFirstNode + backends_.size()) build_items();
   }
 }
 

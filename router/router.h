@@ -25,6 +25,15 @@
 // `overloaded`), bursts per wake-up, frames per message, bytes per frame.
 // On a signal the loop stops reading requests and runs until every request
 // in flight is answered or expired (so at most --timeout-ms), then returns.
+//
+// A LoopGuest (the HTTP front end) runs on the loop's thread: its fd is
+// polled beside the sockets, it is served after every wake-up, and it hands
+// requests to Submit(), which treats each exactly like a ZeroMQ client's
+// (same routing, bounds, deadlines and answers): the request's "identity"
+// is an internal one that no ZeroMQ peer can present (a 0 byte, a random
+// per-process secret, the guest's token), and a reply addressed to it goes
+// to the guest's OnReply() instead of the frontend socket. No thread
+// hand-off, no inproc socket, no copy of the body.
 #pragma once
 
 #include <array>
@@ -33,9 +42,13 @@
 #include <memory>
 #include <msgpack/sbuffer.hpp>
 #include <string>
+#include <unordered_map>
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/io/cluster_view.h"
+#include "common/io/cluster_watcher.h"
+#include "common/io/etcd/client.h"
 #include "common/protocol.h"
 #include "common/rendezvous.h"
 #include "router/inflight.h"
@@ -71,6 +84,25 @@ struct RouterCounters {
   ForwardedStats forwarded_by_op;
 };
 
+// Something the router's loop serves on its own thread (the HTTP front end).
+// Every call comes from the loop's thread.
+class LoopGuest {
+ public:
+  virtual ~LoopGuest() = default;
+  // An fd polled for input beside the sockets.
+  virtual int poll_fd() const = 0;
+  // After every wake-up; `ready` if poll_fd() was readable. May Submit().
+  virtual void Serve(bool ready) = 0;
+  // The reply to the request submitted with `token` (the router's own, a
+  // node's, or `timeout`): exactly one per Submit(), maybe during it. Must
+  // not Submit().
+  virtual void OnReply(uint64_t token, std::string_view reply_body) = 0;
+  // The router is draining: take no new requests.
+  virtual void StopReading() = 0;
+  // Nothing left to send.
+  virtual bool Idle() const = 0;
+};
+
 class Router {
  public:
   // `ctx` must outlive the router.
@@ -79,8 +111,9 @@ class Router {
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
-  // Binds the frontend and connects one DEALER per node; internal with the
-  // reason on failure.
+  // Binds the frontend and connects one DEALER per node (static mode), or
+  // starts following the cluster in etcd (replicated mode: DEALERs are
+  // connected as nodes appear); internal with the reason on failure.
   Status Start();
 
   // Serves until `signal_fd` becomes readable, then drains (every request in
@@ -100,7 +133,22 @@ class Router {
   // Before Run(): `publish` is called from the loop every kPublishEvery
   // (the metrics snapshot; see router/metrics.h).
   void SetPublisher(std::function<void(const Router&)> publish) { publish_ = std::move(publish); }
+  // Before Run(): the guest (must outlive Run()).
+  void SetGuest(LoopGuest* guest) { guest_ = guest; }
+  // From the guest, on the loop's thread: handles `body` (one encoded
+  // request) exactly as if a ZeroMQ client had sent it; the reply goes to
+  // guest->OnReply(token, ...), maybe before this returns.
+  void Submit(uint64_t token, zmq::message_t body);
+  // True while the loop takes requests (false once it drains).
+  bool serving() const { return !draining_; }
   const NodeTable& nodes() const { return nodes_; }
+  // The nodes by index (static: the configured ones; replicated: every node
+  // seen in etcd so far, in the order first seen).
+  const std::vector<NodeSpec>& node_specs() const { return specs_; }
+  // Replicated mode: the cluster as last seen (null in static mode).
+  std::shared_ptr<const io::ClusterSnapshot> cluster() const {
+    return view_ ? view_->Get() : nullptr;
+  }
   size_t inflight() const { return inflight_.size(); }
   // One line summing the counters, for the log.
   std::string CountersSummary() const;
@@ -108,10 +156,26 @@ class Router {
  private:
   void ReadFrontend(TimePoint now);
   void HandleRequest(TimePoint now);
-  void Forward(size_t node, const protocol::Request& request, TimePoint now);
+  void Forward(size_t node, const protocol::Request& request, uint32_t partition, TimePoint now);
   void ReadNode(size_t node, TimePoint now);
   void HandleNodeMessage(size_t node, TimePoint now);
   void ExpireDeadlines(TimePoint now);
+  // Answers `timeout` for every entry in expired_ (with `why`, or the
+  // deadline's message if empty), then empties it.
+  void AnswerTimeouts(TimePoint now, const std::string& why);
+  // Replicated mode: the owner of a list (the partition's primary) as a node
+  // index, or -1 with *why set (no map yet, the primary has no lease).
+  int64_t PrimaryOf(const protocol::Request& request, uint32_t* partition, std::string* why);
+  // Takes in a new snapshot from etcd: new nodes get a DEALER, moved ones a
+  // new connection, and the partition -> primary table is rebuilt; parked
+  // requests go out again.
+  void ApplyView(TimePoint now);
+  size_t EnsureNode(const std::string& name, const std::string& endpoint, TimePoint now);
+  // A node answered "not primary": forward once more under a newer map, or
+  // park until one arrives (its deadline still applies). True if the reply
+  // was taken care of so.
+  bool RetryNotPrimary(InflightEntry& entry, TimePoint now);
+  void Resend(uint64_t seq, TimePoint now);
   void TendNodes(TimePoint now);
   void SendHeartbeats();
   void NoteTransition(const NodeTransition& t, TimePoint now);
@@ -120,12 +184,28 @@ class Router {
   // (every frame before the body); counts the reply under `code`.
   void ReplyFromRouter(msgpack::sbuffer& reply, ErrorCode code);
   void ReplyError(const protocol::RequestId& id, ErrorCode code, std::string_view message);
+  // Sends frames[0..] ([identity][envelope...][reply]) to their client: the
+  // guest if the identity is an internal one, else the frontend socket.
+  bool SendToClient(std::vector<zmq::message_t>& frames);
 
   const RouterOptions options_;
   std::string name_;
   zmq::socket_t frontend_;
   std::vector<std::unique_ptr<zmq::socket_t>> backends_;  // one DEALER per node
+  std::vector<NodeSpec> specs_;                           // by node index
   Rendezvous rendezvous_;
+  // Replicated mode.
+  zmq::context_t* const ctx_;
+  std::unique_ptr<io::EtcdClient> etcd_;
+  std::unique_ptr<io::ClusterView> view_;
+  std::unique_ptr<io::ClusterWatcher> watcher_;
+  int view_fd_ = -1;                                 // eventfd: the watcher saw a change
+  uint64_t view_seen_ = 0;                           // view_->version() applied
+  std::shared_ptr<const io::ClusterSnapshot> snap_;  // applied
+  uint64_t map_version_ = 0;                         // raised with every map applied
+  std::vector<int64_t> primary_;                     // partition -> node index (-1: none)
+  std::unordered_map<std::string, size_t> node_index_;
+  std::vector<uint64_t> parked_;  // seqs awaiting a newer map
   NodeTable nodes_;
   InflightTable inflight_;
   // Forwarded requests per node still awaiting a reply or their deadline. A
@@ -140,6 +220,9 @@ class Router {
   msgpack::sbuffer heartbeat_body_;  // {"op":"ping"}
   std::function<void(const Router&)> publish_;
   TimePoint next_publish_{};
+  LoopGuest* guest_ = nullptr;
+  uint64_t guest_secret_ = 0;  // in every internal identity
+  bool draining_ = false;
 };
 
 }  // namespace todo::router

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/cluster/balance.h"
 #include "common/rendezvous.h"
 
 namespace todo::cluster {
@@ -50,10 +51,18 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
       continue;
     }
     const std::string& id = it->second.data_id;
+    if (m.incarnation != it->second.incarnation && m.data_id == id) {
+      if (!m.incarnation.empty()) {
+        d.log.push_back("member '" + m.name + "' is back under a new lease (" +
+                        it->second.incarnation + ")");
+      }
+      m.incarnation = it->second.incarnation;
+    }
     if (m.data_id == id) continue;
     if (m.data_id.empty()) {
       d.log.push_back("member '" + m.name + "' joined (data id " + id + ")");
       m.data_id = id;
+      m.incarnation = it->second.incarnation;
       continue;
     }
     d.log.push_back("member '" + m.name + "' is back with another data dir (id " + m.data_id +
@@ -72,6 +81,7 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
       }
     }
     m.data_id = id;
+    m.incarnation = it->second.incarnation;
   }
 
   for (size_t p = 0; p < n_parts; ++p) {
@@ -136,6 +146,24 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
                  !dead(r.replica)) {
         AddInSync(&part, r.replica);
         d.log.push_back(Where(r.partition) + "replica '" + r.replica + "' in sync (caught up)");
+      } else if (r.kind == ReplicaReport::Kind::kDrained && part.handoff == r.replica &&
+                 part.IsInSync(r.replica) && !dead(r.replica)) {
+        // The hand-off: the new primary leads; the old one leaves if the
+        // move was taking its copy away, else stays a backup.
+        const std::string old = part.primary();
+        auto it = std::find(part.replicas.begin(), part.replicas.end(), r.replica);
+        std::rotate(part.replicas.begin(), it, it + 1);
+        part.handoff.clear();
+        if (part.move_from == old && part.move_to == r.replica) {
+          Erase(&part.replicas, old);
+          part.move_from.clear();
+          part.move_to.clear();
+        }
+        AddInSync(&part, part.primary());
+        Erase(&part.in_sync, old);
+        if (part.HasReplica(old)) AddInSync(&part, old);
+        d.log.push_back(Where(r.partition) + "primary '" + old + "' handed off to '" + r.replica +
+                        "'" + (part.HasReplica(old) ? "" : "; '" + old + "' left"));
       }
     }
   }
@@ -171,6 +199,88 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
       ++live;
       d.log.push_back(Where(p) + "new replica '" + best->name + "' (catching up from '" +
                       part.primary() + "')");
+    }
+  }
+
+  // 6. Moves: finish the ones in progress, then start new ones.
+  size_t moving = 0;
+  bool repairing = false;
+  for (size_t p = 0; p < n_parts; ++p) {
+    Partition& part = next.parts[p];
+    if (part.replicas.size() < next.replicas) repairing = true;
+    if (!part.handoff.empty() && !part.IsInSync(part.handoff)) {
+      d.log.push_back(Where(p) + "hand-off to '" + part.handoff + "' called off (not in sync)");
+      part.handoff.clear();
+    }
+    if (!part.move_to.empty()) {
+      if (!part.HasReplica(part.move_to) || dead(part.move_to)) {
+        d.log.push_back(Where(p) + "move from '" + part.move_from + "' to '" + part.move_to +
+                        "' abandoned (the new replica is gone)");
+        Erase(&part.replicas, part.move_to);
+        Erase(&part.in_sync, part.move_to);
+        if (part.handoff == part.move_to) part.handoff.clear();
+        part.move_from.clear();
+        part.move_to.clear();
+      } else if (!part.HasReplica(part.move_from)) {
+        d.log.push_back(Where(p) + "move to '" + part.move_to + "' over ('" + part.move_from +
+                        "' is gone)");
+        part.move_from.clear();
+        part.move_to.clear();
+      } else if (part.IsInSync(part.move_to)) {
+        if (part.move_from != part.primary()) {
+          d.log.push_back(Where(p) + "moved from '" + part.move_from + "' to '" + part.move_to +
+                          "'");
+          Erase(&part.replicas, part.move_from);
+          Erase(&part.in_sync, part.move_from);
+          part.move_from.clear();
+          part.move_to.clear();
+        } else if (part.handoff.empty() && !dead(part.primary())) {
+          part.handoff = part.move_to;
+          d.log.push_back(Where(p) + "primary '" + part.primary() + "' hands off to '" +
+                          part.move_to + "'");
+        }
+      }
+    }
+    if (!part.move_to.empty() || !part.handoff.empty()) ++moving;
+  }
+  // Members leaving that hold nothing any more leave.
+  for (auto it = next.members.begin(); it != next.members.end();) {
+    bool holds = false;
+    for (const Partition& part : next.parts) holds = holds || part.HasReplica(it->name);
+    if (it->leaving && !holds) {
+      d.log.push_back("member '" + it->name + "' drained: no longer a member");
+      it = next.members.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!repairing && moving < options_.max_moves) {
+    std::vector<std::string> active;
+    for (const Member& m : next.members) {
+      if (!m.leaving && !m.data_id.empty() && in.alive.contains(m.name)) active.push_back(m.name);
+    }
+    BalancePlan plan = PlanMoves(next, active);
+    for (const Move& m : plan.moves) {
+      if (moving >= options_.max_moves) break;
+      Partition& part = next.parts[m.partition];
+      if (!part.move_to.empty() || !part.handoff.empty() || !part.HasReplica(m.from) ||
+          dead(m.from) || dead(part.primary()) || !part.IsInSync(part.primary())) {
+        continue;
+      }
+      if (m.role_only) {
+        if (!part.IsInSync(m.to)) continue;
+        part.handoff = m.to;
+        d.log.push_back(Where(m.partition) + "leadership moves: '" + m.from + "' hands off to '" +
+                        m.to + "'");
+      } else {
+        if (part.HasReplica(m.to)) continue;
+        part.replicas.push_back(m.to);
+        part.move_from = m.from;
+        part.move_to = m.to;
+        d.log.push_back(Where(m.partition) + "moving from '" + m.from + "' to '" + m.to +
+                        "' (catching up from '" + part.primary() + "')");
+      }
+      ++moving;
     }
   }
 

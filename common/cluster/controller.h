@@ -8,11 +8,13 @@
 // The rules, for each partition, in this order (each change raises the
 // epoch; a new primary also sets leader_epoch):
 //  1. Joining. A member seen alive for the first time gets its data id
-//     recorded. A member alive with another data id than recorded (its data
-//     dir was wiped or replaced) holds nothing the map says it holds: it is
-//     taken out of every replica set, and its data id updated. (Where it was
-//     the last in-sync replica the partition is lost: it stays named, out of
-//     sync, so the partition answers `unavailable` and status shows it.)
+//     recorded; every new incarnation of a member (a new lease: a restart,
+//     or a lease lost and granted again) is recorded, which is what lets it
+//     serve again (map.h, Member::incarnation). A member alive with another data id than recorded
+//     (its data dir was wiped or replaced) holds nothing the map says it holds: it is taken out of
+//     every replica set, and its data id updated. (Where it was the last in-sync replica the
+//     partition is lost: it stays named, out of sync, so the partition answers `unavailable` and
+//     status shows it.)
 //  2. Dead members (no lease): a dead replica that is not in sync is
 //     removed. Dead in-sync replicas are removed only while an alive in-sync
 //     replica remains: acknowledged writes are never given up for
@@ -28,6 +30,13 @@
 //     alive in-sync primary, add alive members (not leaving) that hold the
 //     fewest replicas, ties to the highest rendezvous score of (member,
 //     partition). They join out of sync and catch up from the primary.
+//  6. Moves (balance.h), once nothing needs repair: a move's new replica
+//     that is in sync replaces the old one (after a hand-off if the old one
+//     leads: the primary drains and reports `drained`, rule 4, then the new
+//     one leads at a new leader epoch); a move whose new replica died is
+//     abandoned, one whose old replica died is over. Then new moves start,
+//     at most `max_moves` at a time. A member leaving that holds nothing any
+//     more leaves the members.
 // Stale reports (another epoch, or from a node that is no longer primary)
 // are ignored: the primary reports again under the new epoch if it must.
 #pragma once
@@ -45,14 +54,20 @@ namespace todo::cluster {
 // A live node, from its lease-bound announcement in etcd.
 struct NodeInfo {
   std::string name;
-  std::string data_id;  // its data dir's id
+  std::string data_id;      // its data dir's id
+  std::string incarnation;  // its process's current lease (hex id)
   std::string endpoint;
   std::string repl_endpoint;
+  bool operator==(const NodeInfo&) const = default;
 };
 
 // A primary's request about one replica of one partition.
 struct ReplicaReport {
-  enum class Kind { kLagging, kCaughtUp };
+  enum class Kind {
+    kLagging,   // a backup did not acknowledge in time: out of sync, please
+    kCaughtUp,  // a replica holds every committed record: in sync, please
+    kDrained,   // the primary handing off to `replica` has nothing in flight
+  };
   Kind kind = Kind::kLagging;
   uint32_t partition = 0;
   std::string replica;
@@ -73,6 +88,7 @@ struct ControllerInput {
 
 struct ControllerOptions {
   int64_t never_joined_grace_ms = 10000;
+  size_t max_moves = 4;  // partitions moving at once, cluster-wide
 };
 
 // State the controller keeps between decisions (its start time).

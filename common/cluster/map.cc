@@ -57,7 +57,9 @@ Status Validate(const ClusterMap& map) {
   for (const Member& m : map.members) {
     if (!IsValidNodeName(m.name)) return bad("member name '" + m.name + "' is not a valid name");
     if (!names.insert(m.name).second) return bad("member '" + m.name + "' listed twice");
-    if (m.data_id.size() > 128) return bad("member '" + m.name + "' has a data id over 128 bytes");
+    if (m.data_id.size() > 128 || m.incarnation.size() > 128) {
+      return bad("member '" + m.name + "' has a data id or incarnation over 128 bytes");
+    }
   }
   if (map.parts.size() != map.partitions) {
     return bad("has " + std::to_string(map.parts.size()) + " partitions, not " +
@@ -89,6 +91,12 @@ Status Validate(const ClusterMap& map) {
     if (!p.handoff.empty() && (!p.HasReplica(p.handoff) || p.handoff == p.primary())) {
       return bad(where + "handoff '" + p.handoff + "' is not a backup");
     }
+    if (p.move_from.empty() != p.move_to.empty() ||
+        (!p.move_to.empty() &&
+         (!p.HasReplica(p.move_to) || !p.HasReplica(p.move_from) || p.move_to == p.move_from))) {
+      return bad(where + "move from '" + p.move_from + "' to '" + p.move_to +
+                 "' does not name two of its replicas");
+    }
   }
   return Status::Ok();
 }
@@ -102,7 +110,7 @@ std::string FormatMap(const ClusterMap& map) {
   j["version"] = map.version;
   json members = json::array();
   for (const Member& m : map.members) {
-    json jm = {{"name", m.name}, {"data_id", m.data_id}};
+    json jm = {{"name", m.name}, {"data_id", m.data_id}, {"incarnation", m.incarnation}};
     if (m.leaving) jm["leaving"] = true;
     members.push_back(std::move(jm));
   }
@@ -116,6 +124,10 @@ std::string FormatMap(const ClusterMap& map) {
                {"replicas", p.replicas},
                {"in_sync", p.in_sync}};
     if (!p.handoff.empty()) jp["handoff"] = p.handoff;
+    if (!p.move_to.empty()) {
+      jp["move_from"] = p.move_from;
+      jp["move_to"] = p.move_to;
+    }
     parts.push_back(std::move(jp));
   }
   j["parts"] = std::move(parts);
@@ -198,6 +210,7 @@ StatusOr<ClusterMap> ParseMap(std::string_view text) {
     Member m;
     for (Status s : {Get(jm, "name", "member: ", &m.name),
                      Get(jm, "data_id", "member: ", &m.data_id, /*required=*/false),
+                     Get(jm, "incarnation", "member: ", &m.incarnation, /*required=*/false),
                      Get(jm, "leaving", "member: ", &m.leaving, /*required=*/false)}) {
       if (!s.ok()) return s;
     }
@@ -215,7 +228,9 @@ StatusOr<ClusterMap> ParseMap(std::string_view text) {
     for (Status s : {Get(jp, "p", where, &index), Get(jp, "epoch", where, &p.epoch),
                      Get(jp, "leader_epoch", where, &p.leader_epoch),
                      Get(jp, "replicas", where, &p.replicas), Get(jp, "in_sync", where, &p.in_sync),
-                     Get(jp, "handoff", where, &p.handoff, /*required=*/false)}) {
+                     Get(jp, "handoff", where, &p.handoff, /*required=*/false),
+                     Get(jp, "move_from", where, &p.move_from, /*required=*/false),
+                     Get(jp, "move_to", where, &p.move_to, /*required=*/false)}) {
       if (!s.ok()) return s;
     }
     if (index != map.parts.size()) {
@@ -233,7 +248,11 @@ StatusOr<ClusterMap> NewClusterMap(std::vector<std::string> members, uint32_t pa
   map.partitions = partitions;
   map.replicas = replicas;
   map.min_insync = min_insync;
-  for (std::string& n : members) map.members.push_back(Member{std::move(n), "", false});
+  for (std::string& n : members) {
+    Member m;
+    m.name = std::move(n);
+    map.members.push_back(std::move(m));
+  }
   if (replicas > map.members.size()) {
     return Status::BadRequest("--replicas " + std::to_string(replicas) +
                               " needs at least as many " + "members, not " +

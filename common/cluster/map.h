@@ -43,6 +43,12 @@ struct Member {
   // comes back with another data id (a wiped or replaced disk) holds none of
   // what the map says it holds: its replicas are void. Empty: never joined.
   std::string data_id;
+  // The node process's current incarnation (its etcd lease id), recorded
+  // by the controller. A node serves only while the map names its current
+  // incarnation: after losing its lease it serves nothing until the
+  // controller has taken note of the new one, and so of the old one's end
+  // (a failover it may have made meanwhile). Empty: never joined.
+  std::string incarnation;
   // remove-node: draining (its partitions move away), then it leaves.
   bool leaving = false;
 
@@ -54,9 +60,15 @@ struct Partition {
   uint64_t leader_epoch = 1;          // the epoch at which the primary took office
   std::vector<std::string> replicas;  // primary first; may hold more than R during a move
   std::vector<std::string> in_sync;   // a subset of replicas, in replica order
-  // A planned hand-off of the primary role (moves, issue 17): the current
-  // primary stops taking writes, drains, and reports; then the controller
-  // makes `handoff` the primary. Empty: none.
+  // A move in progress (membership changes, balancing): `move_to` was added
+  // to the replicas and catches up; once it is in sync, `move_from` leaves
+  // the replicas (after a hand-off if it is the primary). Both set or both
+  // empty.
+  std::string move_from;
+  std::string move_to;
+  // A planned hand-off of the primary role: the current primary stops
+  // taking requests, drains what it has in flight, and reports; then the
+  // controller makes `handoff` (an in-sync backup) the primary. Empty: none.
   std::string handoff;
 
   const std::string& primary() const { return replicas.front(); }

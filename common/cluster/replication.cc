@@ -148,7 +148,13 @@ void PrimaryPartition::OnAck(const std::string& replica, uint64_t session, uint6
 void PrimaryPartition::OnState(const std::string& replica, uint64_t session, Position theirs,
                                bool complete, bool refused, int64_t now, Outbox* out) {
   Session* s = Find(replica);
-  if (s == nullptr || s->id != session || s->mode != Mode::kProbing) return;
+  if (s == nullptr || s->id != session) return;
+  if (s->mode != Mode::kProbing) {
+    // The backup lost the thread of this session (a gap, a restart): start
+    // again from what it holds.
+    StartProbe(s, now, out);
+    return;
+  }
   if (refused) {
     // The backup knows a higher leader epoch: this primary is deposed; the
     // map will say so. Stop talking to it.

@@ -20,7 +20,10 @@ struct ClusterSnapshot {
   std::shared_ptr<const cluster::ClusterMap> map;  // null until a valid map was read
   int64_t map_revision = 0;                        // its etcd mod_revision
   std::map<std::string, cluster::NodeInfo> alive;  // nodes with a live lease
+  std::vector<cluster::NodeReport> reports;        // the primaries' requests
   std::string controller;                          // who holds the election ("" if nobody)
+  std::string map_error;  // why the map in etcd was not taken ("" if it was, or there is none)
+  int64_t revision = 0;   // the etcd revision this snapshot reflects
 };
 
 class ClusterView {

@@ -35,7 +35,9 @@ class PartitionTable {
 
   // The leader epoch under which this node serves p as primary; 0: it doesn't.
   uint64_t serving(uint32_t p) const { return serving_[p].load(std::memory_order_acquire); }
-  void set_serving(uint32_t p, uint64_t term) { serving_[p].store(term, std::memory_order_release); }
+  void set_serving(uint32_t p, uint64_t term) {
+    serving_[p].store(term, std::memory_order_release);
+  }
 
   // The lease (any thread).
   bool lease_valid(Clock::time_point now) const {

@@ -234,7 +234,8 @@ void ReplIo::Dispatch(const std::string& peer, bool from_backup, zmq::message_t&
   auto shared = std::make_shared<zmq::message_t>(std::move(frame));
   const size_t n = inboxes_.size();
   if (n == 1) {
-    inboxes_[0]->Post(ReplEvent{peer, from_backup, shared, std::move(msgs), nullptr, shared->size()});
+    inboxes_[0]->Post(
+        ReplEvent{peer, from_backup, shared, std::move(msgs), nullptr, shared->size()});
     return;
   }
   std::vector<std::vector<cluster::ReplMessage>> by_shard(n);

@@ -39,8 +39,8 @@ class ShardInbox;
 class ReplIo {
  public:
   struct Options {
-    std::string listen;  // the endpoint to bind (tcp://HOST:0 picks a port)
-    std::string self;    // this node's name (the DEALERs' routing id)
+    std::string listen;                  // the endpoint to bind (tcp://HOST:0 picks a port)
+    std::string self;                    // this node's name (the DEALERs' routing id)
     size_t max_queued_bytes = 64 << 20;  // per peer, frames waiting to be sent
     int64_t max_frame_bytes = 64 << 20;  // inbound frames at most
   };
@@ -111,12 +111,12 @@ class ReplIo {
   std::atomic<bool> stop_{false};
 
   mutable std::mutex mu_;
-  std::vector<Outgoing> outgoing_;                     // guarded by mu_
-  std::map<std::string, size_t> queued_;               // guarded by mu_: bytes per peer
-  std::map<std::string, std::string> wanted_peers_;    // guarded by mu_
-  bool peers_changed_ = false;                         // guarded by mu_
-  bool signalled_ = false;                             // guarded by mu_
-  std::map<std::string, Peer> peers_;                  // loop thread only
+  std::vector<Outgoing> outgoing_;                   // guarded by mu_
+  std::map<std::string, size_t> queued_;             // guarded by mu_: bytes per peer
+  std::map<std::string, std::string> wanted_peers_;  // guarded by mu_
+  bool peers_changed_ = false;                       // guarded by mu_
+  bool signalled_ = false;                           // guarded by mu_
+  std::map<std::string, Peer> peers_;                // loop thread only
   std::vector<std::pair<std::string, std::string>> router_pending_;  // loop thread only
   Counters counters_;
 };

@@ -31,9 +31,9 @@ struct MapSnapshot {
 };
 
 struct ReplEvent {
-  std::string peer;           // the sending node
-  bool from_backup = false;   // arrived on our DEALER (a backup's answer) or ROUTER
-  std::shared_ptr<zmq::message_t> frame;  // owns the bytes msgs point into
+  std::string peer;                        // the sending node
+  bool from_backup = false;                // arrived on our DEALER (a backup's answer) or ROUTER
+  std::shared_ptr<zmq::message_t> frame;   // owns the bytes msgs point into
   std::vector<cluster::ReplMessage> msgs;  // of this shard's partitions
   std::shared_ptr<const MapSnapshot> map;  // set for a map event (then no msgs)
   size_t bytes = 0;

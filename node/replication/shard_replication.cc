@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <msgpack/sbuffer.hpp>
 
+#include "common/protocol.h"
 #include "node/store/mutations.h"
 
 namespace todo::node {
@@ -47,6 +48,10 @@ bool InPartition(std::string_view key, const std::string& prefix, const std::str
 struct ShardReplication::Primary {
   explicit Primary(PrimaryPartition sm_) : sm(std::move(sm_)) {}
   PrimaryPartition sm;
+  // Handing the primary role off to this in-sync backup (the map's
+  // `handoff`): nothing new is taken; once everything in flight is
+  // committed, a `drained` report lets the controller switch.
+  std::string handing_off_to;
   struct HeldOp {
     uint64_t seq;
     int64_t at_ms;
@@ -147,7 +152,9 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
       } else {
         if (pr != primaries_.end()) EndPrimary(p, "a new term began", done);
         BecomePrimary(p, part, now, done);
+        pr = primaries_.find(p);
       }
+      if (pr != primaries_.end()) SetHandoff(p, *pr->second, part);
       continue;
     }
     if (pr != primaries_.end()) {
@@ -158,6 +165,21 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
     } else {
       backups_.erase(p);
     }
+  }
+}
+
+void ShardReplication::SetHandoff(uint32_t p, Primary& pr, const cluster::Partition& part) {
+  const std::string to = part.IsInSync(part.handoff) ? part.handoff : std::string();
+  if (to == pr.handing_off_to) return;
+  pr.handing_off_to = to;
+  if (!to.empty()) {
+    // Requests are refused from now on ("not primary": a router waits for
+    // the switch and sends them to the new primary).
+    ctx_->table->set_serving(p, 0);
+    spdlog::info("{}handing off to '{}': draining {} writes in flight", Pfx(p), to, pr.held.size());
+  } else {
+    ctx_->table->set_serving(p, pr.sm.leader_epoch());
+    spdlog::info("{}hand-off called off; serving again", Pfx(p));
   }
 }
 
@@ -177,9 +199,8 @@ ShardReplication::Backup* ShardReplication::EnsureBackup(uint32_t p) {
       meta.complete = false;
     }
   }
-  cluster::BackupPartition::State st{meta.leader_epoch,
-                                     cluster::Position{meta.applied_epoch, meta.applied_seq},
-                                     meta.complete};
+  cluster::BackupPartition::State st{
+      meta.leader_epoch, cluster::Position{meta.applied_epoch, meta.applied_seq}, meta.complete};
   auto b = std::make_unique<Backup>(cluster::BackupPartition(p, st));
   Backup* raw = b.get();
   backups_[p] = std::move(b);
@@ -198,8 +219,8 @@ void ShardReplication::BecomePrimary(uint32_t p, const cluster::Partition& part,
     return;
   }
   PrimaryPartition::Options o{ctx_->options.repl_timeout_ms, ctx_->options.probe_retry_ms};
-  auto pr = std::make_unique<Primary>(
-      PrimaryPartition(p, ctx_->self, part.leader_epoch, st.applied, o));
+  auto pr =
+      std::make_unique<Primary>(PrimaryPartition(p, ctx_->self, part.leader_epoch, st.applied, o));
   PrimaryPartition::Outbox out;
   pr->sm.SetMap(part.epoch, part, Ms(now), &out);
   Primary& ref = *pr;
@@ -233,8 +254,8 @@ void ShardReplication::EndPrimary(uint32_t p, const char* why, std::vector<Done>
     const bool invalidate = !h.op.barrier || h.invalidate;
     done->push_back(Done{std::move(h.op), s, invalidate});
   }
-  spdlog::info("{}no longer primary ({}); {} writes awaiting confirmation answered timeout",
-               Pfx(p), why, pending);
+  spdlog::info("{}no longer primary ({}); {} writes awaiting confirmation answered timeout", Pfx(p),
+               why, pending);
   primaries_.erase(it);
 }
 
@@ -290,8 +311,8 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
       bool ok = true;
       for (std::string_view r : m.items) {
         ok = ok && store::Mutations::ForEachIn(r, [&](bool, std::string_view k, std::string_view) {
-          ok = ok && InPartition(k, prefix, end);
-        });
+               ok = ok && InPartition(k, prefix, end);
+             });
       }
       if (!ok) {
         spdlog::error("{}records from '{}' hold keys outside the partition; refused", Pfx(p), peer);
@@ -503,17 +524,18 @@ void ShardReplication::Complete(uint32_t p, Primary& pr, Clock::time_point now,
 }
 
 void ShardReplication::TrimLog(uint32_t p, Primary& pr, Clock::time_point now) {
+  // Records every tail session has, then the oldest past the byte bound
+  // (a session that still needs those starts over).
   const uint64_t needed = pr.sm.min_needed();
-  bool trimmed_needed = false;
   while (!pr.log.empty() &&
          (pr.log.front().first < needed || pr.log_bytes > ctx_->options.retained_bytes)) {
-    if (pr.log.front().first >= needed) trimmed_needed = true;
     pr.log_bytes -= pr.log.front().second.size();
     pr.log.pop_front();
   }
-  if (trimmed_needed) {
+  const uint64_t from = pr.log.empty() ? pr.sm.last().seq + 1 : pr.log.front().first;
+  if (from > pr.sm.retained_from()) {
     PrimaryPartition::Outbox out;
-    pr.sm.OnTrimmed(pr.log.empty() ? pr.sm.last().seq + 1 : pr.log.front().first, Ms(now), &out);
+    pr.sm.OnTrimmed(from, Ms(now), &out);
     Execute(p, pr, out, now);
   }
 }
@@ -568,15 +590,19 @@ void ShardReplication::Sequence(std::vector<WriteOp>& ops, Clock::time_point now
     Primary* pr = it == primaries_.end() ? nullptr : it->second.get();
     Status refusal;
     bool invalidate = !op.barrier;
-    if (pr == nullptr || pr->sm.leader_epoch() != op.term) {
+    if (pr != nullptr && !pr->handing_off_to.empty() && pr->sm.leader_epoch() == op.term) {
+      refusal = Status(ErrorCode::kUnavailable, std::string(protocol::kNotPrimaryPrefix) +
+                                                    std::to_string(p) + " (handing off to '" +
+                                                    pr->handing_off_to + "'; not applied)");
+    } else if (pr == nullptr || pr->sm.leader_epoch() != op.term) {
       std::string who;
       if (map_ && p < map_->map->parts.size()) {
         const auto& part = map_->map->parts[p];
         who = " (its primary is '" + part.primary() + "' at epoch " + std::to_string(part.epoch) +
               ")";
       }
-      refusal = Status(ErrorCode::kUnavailable,
-                       "not primary for partition " + std::to_string(p) + who);
+      refusal =
+          Status(ErrorCode::kUnavailable, "not primary for partition " + std::to_string(p) + who);
     } else if (!op.barrier && op.epoch < op.owner->valid_epoch.load(std::memory_order_acquire)) {
       refusal = Status::Internal(
           "storage failure: an earlier write of this list failed, so this request was not "
@@ -586,11 +612,11 @@ void ShardReplication::Sequence(std::vector<WriteOp>& ops, Clock::time_point now
       refusal = Status(ErrorCode::kUnavailable,
                        "node is fenced: its etcd lease is not current; the write was not applied");
     } else if (!op.barrier && pr->sm.in_sync_count() < k) {
-      refusal = Status(ErrorCode::kUnavailable,
-                       "partition " + std::to_string(p) + " has " +
-                           std::to_string(pr->sm.in_sync_count()) +
-                           " in-sync replicas, fewer than --min-insync " + std::to_string(k) +
-                           "; the write was not applied");
+      refusal =
+          Status(ErrorCode::kUnavailable, "partition " + std::to_string(p) + " has " +
+                                              std::to_string(pr->sm.in_sync_count()) +
+                                              " in-sync replicas, fewer than --min-insync " +
+                                              std::to_string(k) + "; the write was not applied");
     }
     if (!refusal.ok()) {
       if (pr != nullptr && !pr->held.empty()) {
@@ -752,6 +778,11 @@ void ShardReplication::PublishReports() {
   for (const auto& [p, pr] : primaries_) {
     auto r = pr->sm.Reports();
     reports.insert(reports.end(), r.begin(), r.end());
+    if (!pr->handing_off_to.empty() && pr->held.empty() &&
+        pr->sm.committed() == pr->sm.last().seq) {
+      reports.push_back(cluster::ReplicaReport{cluster::ReplicaReport::Kind::kDrained, p,
+                                               pr->handing_off_to, pr->sm.map_epoch()});
+    }
     PartitionStats s;
     s.partition = p;
     s.role = "primary";

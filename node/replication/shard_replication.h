@@ -52,13 +52,13 @@
 namespace todo::node {
 
 struct ReplOptions {
-  int64_t repl_timeout_ms = 1000;      // --repl-timeout-ms
+  int64_t repl_timeout_ms = 1000;  // --repl-timeout-ms
   int64_t probe_retry_ms = 500;
-  int64_t hold_limit_ms = 10000;       // a held write older than this answers `timeout`
-  size_t chunk_bytes = 64 << 10;       // snapshot chunk size
-  size_t window_bytes = 4 << 20;       // snapshot bytes queued to a peer at most
+  int64_t hold_limit_ms = 10000;        // a held write older than this answers `timeout`
+  size_t chunk_bytes = 64 << 10;        // snapshot chunk size
+  size_t window_bytes = 4 << 20;        // snapshot bytes queued to a peer at most
   double catchup_bytes_per_sec = 64e6;  // per node (--catchup-rate-mb), shared by the shards
-  size_t retained_bytes = 4 << 20;     // per partition, records kept for resends
+  size_t retained_bytes = 4 << 20;      // per partition, records kept for resends
 };
 
 // Shared by every shard of the node; set up before the writers start.
@@ -153,6 +153,9 @@ class ShardReplication {
   void BecomePrimary(uint32_t p, const cluster::Partition& part, Clock::time_point now,
                      std::vector<Done>* done);
   void EndPrimary(uint32_t p, const char* why, std::vector<Done>* done);
+  // Follows the map's hand-off of p's primary role (starts or calls off
+  // the drain).
+  void SetHandoff(uint32_t p, Primary& pr, const cluster::Partition& part);
   Backup* EnsureBackup(uint32_t p);
 
   void FromBackup(const std::string& peer, const cluster::ReplMessage& m, Clock::time_point now,
@@ -196,7 +199,7 @@ class ShardReplication {
 
   mutable std::mutex published_mu_;
   std::vector<cluster::ReplicaReport> reports_;  // guarded by published_mu_
-  std::vector<PartitionStats> stats_;           // guarded by published_mu_
+  std::vector<PartitionStats> stats_;            // guarded by published_mu_
   std::atomic<uint64_t> reports_version_{0};
 };
 

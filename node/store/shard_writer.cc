@@ -1,7 +1,5 @@
 #include "node/store/shard_writer.h"
 
-#include "node/replication/shard_replication.h"
-
 #include <leveldb/env.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
@@ -15,6 +13,7 @@
 #include <string>
 
 #include "common/storage_format.h"
+#include "node/replication/shard_replication.h"
 
 namespace todo::store {
 
@@ -107,8 +106,7 @@ void WriteOwner::Invalidate(uint64_t failed_epoch) {
 }
 
 ShardWriter::ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capacity,
-                         size_t max_batch, node::ReplyQueue* replies,
-                         const node::ReplContext* repl)
+                         size_t max_batch, node::ReplyQueue* replies, const node::ReplContext* repl)
     : shard_(shard),
       index_(index),
       sync_(sync),
@@ -542,9 +540,8 @@ void ShardWriter::LoopReplicated() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       const auto wake_at = repl_->NextTick();
-      cv_.wait_until(lock, wake_at, [&] {
-        return !queue_.empty() || control_pending_ || stopping_;
-      });
+      cv_.wait_until(lock, wake_at,
+                     [&] { return !queue_.empty() || control_pending_ || stopping_; });
       if (!stopping_ && !control_pending_ && last_group_ >= kLingerAfterGroup &&
           queue_.size() < kLingerUntil) {
         cv_.wait_for(lock, kLinger, [&] { return stopping_ || queue_.size() >= kLingerUntil; });
@@ -613,10 +610,10 @@ void ShardWriter::LoopReplicated() {
         replies.push_back(std::move(d.op.reply));
       } else {
         if (d.invalidate) d.op.owner->Invalidate(d.op.epoch);
-        replies.push_back(node::Reply{std::move(d.op.reply.envelope),
-                                      node::EncodeBody([&](msgpack::sbuffer& b) {
-                                        protocol::EncodeError(b, d.op.id.view(), d.error);
-                                      })});
+        replies.push_back(
+            node::Reply{std::move(d.op.reply.envelope), node::EncodeBody([&](msgpack::sbuffer& b) {
+                          protocol::EncodeError(b, d.op.id.view(), d.error);
+                        })});
       }
       finished.push_back(&d.op);
     }

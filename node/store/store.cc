@@ -14,6 +14,7 @@
 #include "common/cluster/map.h"
 #include "common/rendezvous.h"
 #include "common/storage_format.h"
+#include "node/replication/shard_replication.h"
 #include "node/store/pread_env.h"
 #include "node/store/rid_filter.h"
 #include "node/store/rid_sweeper.h"
@@ -136,8 +137,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
       const ReplicatedLayout& r = *options.replicated;
       if (m->cluster != r.cluster || m->node != r.node) {
         return Status::Internal("data dir " + dir.string() + " belongs to node '" + m->node +
-                                "' of cluster '" + m->cluster + "', not to '" + r.node +
-                                "' of '" + r.cluster + "'");
+                                "' of cluster '" + m->cluster + "', not to '" + r.node + "' of '" +
+                                r.cluster + "'");
       }
       if (m->partitions != r.partitions) {
         return Status::Internal("data dir " + dir.string() + " was made for " +
@@ -209,10 +210,11 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     shard->db.reset(db);
     store->shards_.push_back(std::move(shard));
   }
+  if (options.repl != nullptr) options.repl->shards = store->options_.shards;
   for (uint32_t i = 0; i < store->options_.shards; ++i) {
-    store->writers_.push_back(std::make_unique<ShardWriter>(store->shards_[i].get(), i,
-                                                            options.sync, options.writer_queue,
-                                                            options.max_batch, replies));
+    store->writers_.push_back(std::make_unique<ShardWriter>(
+        store->shards_[i].get(), i, options.sync, options.writer_queue, options.max_batch, replies,
+        options.replicated ? options.repl : nullptr));
   }
   RidSweeper::Options ro;
   ro.ttl = options.rid_ttl;

@@ -48,6 +48,9 @@ struct ReplicatedLayout {
 struct StoreOptions {
   std::string dir;                             // created if missing
   std::optional<ReplicatedLayout> replicated;  // none: static mode (format 1)
+  // Replicated mode: the writers' replication context (its `shards` is set
+  // by Open to the count the dir has); must outlive the store.
+  node::ReplContext* repl = nullptr;
   uint32_t shards = 0;          // must match the manifest of an existing dir; 0 = whatever it has
   uint32_t new_dir_shards = 4;  // with shards = 0: the count for a new dir
   bool sync = true;             // fsync every group commit (off only for tests/benchmarks)

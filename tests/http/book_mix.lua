@@ -6,7 +6,8 @@
 -- Every answer that is not 2xx is counted (response()), and done() prints
 -- one line "non2xx N" (N summed over wrk's threads) for tests to assert on,
 -- plus "requests G P" (GETs and POSTs sent).
--- Environment: BOOK_MIX_SEED (default 1) seeds the choice of list and op.
+-- Environment: BOOK_MIX_SEED (default 1) seeds the choice of list and op;
+-- BOOK_MIX_PREFIX (default "list") starts every list name.
 
 local threads = {}
 
@@ -18,13 +19,14 @@ end
 function init(args)
   local seed = tonumber(os.getenv("BOOK_MIX_SEED") or "1")
   math.randomseed(seed * 1000 + thread_index)
+  prefix = os.getenv("BOOK_MIX_PREFIX") or "list"
   non2xx = 0
   gets = 0
   posts = 0
 end
 
 function request()
-  local list = string.format("list%04d", math.random(1, 1000))
+  local list = string.format("%s%04d", prefix, math.random(1, 1000))
   if math.random(1, 10) <= 8 then
     gets = gets + 1
     return wrk.format("GET", "/entries?list=" .. list .. "&date=2026-12-19")

@@ -82,15 +82,34 @@ std::vector<std::string> EtcdCluster::Args(size_t i) const {
     if (!initial.empty()) initial += ",";
     initial += other.name + "=" + other.peer_url;
   }
-  std::vector<std::string> args = {
-      "--name", m.name, "--data-dir", m.data_dir,
-      "--listen-client-urls", m.client_url, "--advertise-client-urls", m.client_url,
-      "--listen-peer-urls", m.peer_url, "--initial-advertise-peer-urls", m.peer_url,
-      "--initial-cluster", initial, "--initial-cluster-state", "new",
-      "--initial-cluster-token", token_,
-      "--heartbeat-interval", std::to_string(options_.heartbeat_ms),
-      "--election-timeout", std::to_string(options_.election_ms),
-      "--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn"};
+  std::vector<std::string> args = {"--name",
+                                   m.name,
+                                   "--data-dir",
+                                   m.data_dir,
+                                   "--listen-client-urls",
+                                   m.client_url,
+                                   "--advertise-client-urls",
+                                   m.client_url,
+                                   "--listen-peer-urls",
+                                   m.peer_url,
+                                   "--initial-advertise-peer-urls",
+                                   m.peer_url,
+                                   "--initial-cluster",
+                                   initial,
+                                   "--initial-cluster-state",
+                                   "new",
+                                   "--initial-cluster-token",
+                                   token_,
+                                   "--heartbeat-interval",
+                                   std::to_string(options_.heartbeat_ms),
+                                   "--election-timeout",
+                                   std::to_string(options_.election_ms),
+                                   "--logger",
+                                   "zap",
+                                   "--log-outputs",
+                                   "stderr",
+                                   "--log-level",
+                                   "warn"};
   args.insert(args.end(), options_.extra_flags.begin(), options_.extra_flags.end());
   return args;
 }
@@ -174,7 +193,9 @@ void EtcdCluster::Stop(size_t i) {
   }
 }
 
-bool EtcdCluster::Pause(size_t i) { return members_[i].process && members_[i].process->Signal(SIGSTOP); }
+bool EtcdCluster::Pause(size_t i) {
+  return members_[i].process && members_[i].process->Signal(SIGSTOP);
+}
 
 bool EtcdCluster::Resume(size_t i) {
   return members_[i].process && members_[i].process->Signal(SIGCONT);

@@ -23,10 +23,16 @@ namespace todo::testing {
 
 struct EtcdClusterOptions {
   int members = 1;
-  int heartbeat_ms = 100;   // --heartbeat-interval
-  int election_ms = 1000;   // --election-timeout
+  int heartbeat_ms = 100;  // --heartbeat-interval
+  int election_ms = 1000;  // --election-timeout
   // Extra flags for every member (e.g. "--auto-compaction-retention=1").
   std::vector<std::string> extra_flags;
+
+  static EtcdClusterOptions Members(int n) {
+    EtcdClusterOptions o;
+    o.members = n;
+    return o;
+  }
 };
 
 class EtcdCluster {
@@ -58,10 +64,10 @@ class EtcdCluster {
   // Every running member healthy within `timeout`.
   bool WaitAllHealthy(Millis timeout);
 
-  void Kill(size_t i);                            // SIGKILL and reap
-  void Stop(size_t i);                            // SIGTERM, then SIGKILL after 10 s
-  bool Pause(size_t i);                           // SIGSTOP
-  bool Resume(size_t i);                          // SIGCONT
+  void Kill(size_t i);    // SIGKILL and reap
+  void Stop(size_t i);    // SIGTERM, then SIGKILL after 10 s
+  bool Pause(size_t i);   // SIGSTOP
+  bool Resume(size_t i);  // SIGCONT
   // Starts a stopped or killed member again on its data and ports; waits
   // up to `timeout` until it is healthy. "" on success, else why.
   std::string Restart(size_t i, Millis timeout = Millis(20000));

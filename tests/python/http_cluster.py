@@ -109,7 +109,9 @@ class HttpCluster:
                     self._pids.add(pid)
 
     def start(self):
-        self._run("up", "-n", str(self.nodes), "--no-demo")
+        # The static mode: these tests pin its behaviour (the replicated
+        # mode has its own, tests/replication/).
+        self._run("up", "-n", str(self.nodes), "--static", "--no-demo")
         self.wait_http_ready()
 
     def wait_http_ready(self, timeout=20):

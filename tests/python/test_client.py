@@ -449,7 +449,7 @@ class LocalCluster:
         return proc
 
     def up(self, *extra):
-        proc = self.script("up", "-n", str(self.nodes), *extra, timeout=180)
+        proc = self.script("up", "-n", str(self.nodes), "--static", *extra, timeout=180)
         if proc.returncode != 0:
             raise RuntimeError(f"deploy/cluster up failed ({proc.returncode}):\n"
                                f"{proc.stdout}\n{proc.stderr}")

@@ -63,21 +63,12 @@ ErrorCode CodeOfGrpc(int code) {
   }
 }
 
-std::string Quote(std::string_view s) {
-  std::string out = "'";
-  for (char c : s.substr(0, 64)) {
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  }
-  if (s.size() > 64) out += "...";
-  return out + "'";
-}
-
 }  // namespace
 
 StatusOr<EtcdEndpoint> ParseEtcdEndpoint(std::string_view url) {
   const std::string given(url);
   auto bad = [&](const std::string& why) {
-    return Status::BadRequest("etcd endpoint " + Quote(given) + ": " + why);
+    return Status::BadRequest("etcd endpoint " + codec::Printable(given) + ": " + why);
   };
   std::string_view rest = url;
   if (rest.substr(0, 8) == "https://") return bad("https is not supported (use http://)");
@@ -277,7 +268,7 @@ EtcdClient::Attempt EtcdClient::TryOnce(const EtcdEndpoint& ep, Pool& pool,
   if (status == 200) {
     if (parsed.is_discarded()) {
       a.error = Status::Internal("malformed answer: not JSON (" + std::to_string(answer.size()) +
-                                 " bytes, starting " + Quote(answer) + ")");
+                                 " bytes, starting " + codec::Printable(answer) + ")");
       return a;  // kUnknown: a 200 may have applied it
     }
     a.outcome = Attempt::Outcome::kAnswer;
@@ -347,96 +338,6 @@ StatusOr<json> EtcdClient::Call(std::string_view path, const std::string& body, 
       "no endpoint answered (tried for " + std::to_string(options_.call_timeout.count()) + " ms)");
 }
 
-// ---------------------------------------------------------------------------
-
-StatusOr<GetResult> EtcdClient::Get(std::string_view key) {
-  auto j = Call("/v3/kv/range", codec::RangeBody(key, ""), Retry::kAlways, "get " + Quote(key));
-  if (!j.ok()) return j.status();
-  auto r = codec::DecodeRange(*j);
-  if (!r.ok()) return r.status();
-  GetResult g;
-  g.revision = r->revision;
-  if (!r->kvs.empty()) g.kv = std::move(r->kvs.front());
-  return g;
-}
-
-StatusOr<RangeResult> EtcdClient::GetPrefix(std::string_view prefix, int64_t limit) {
-  Op op = Op::GetPrefix(std::string(prefix), limit);
-  return Range(op.key, op.range_end, limit);
-}
-
-StatusOr<RangeResult> EtcdClient::Range(std::string_view key, std::string_view range_end,
-                                        int64_t limit, int64_t revision, bool keys_only) {
-  auto j = Call("/v3/kv/range", codec::RangeBody(key, range_end, limit, keys_only, false, revision),
-                Retry::kAlways, "range " + Quote(key));
-  if (!j.ok()) return j.status();
-  return codec::DecodeRange(*j);
-}
-
-StatusOr<int64_t> EtcdClient::Put(std::string_view key, std::string_view value, int64_t lease) {
-  auto j =
-      Call("/v3/kv/put", codec::PutBody(key, value, lease), Retry::kAlways, "put " + Quote(key));
-  if (!j.ok()) return j.status();
-  return codec::DecodeHeaderRevision(*j);
-}
-
-StatusOr<DeleteResult> EtcdClient::Delete(std::string_view key) {
-  auto j = Call("/v3/kv/deleterange", codec::DeleteBody(key, ""), Retry::kAlways,
-                "delete " + Quote(key));
-  if (!j.ok()) return j.status();
-  return codec::DecodeDelete(*j);
-}
-
-StatusOr<DeleteResult> EtcdClient::DeletePrefix(std::string_view prefix) {
-  Op op = Op::DeletePrefix(std::string(prefix));
-  auto j = Call("/v3/kv/deleterange", codec::DeleteBody(op.key, op.range_end), Retry::kAlways,
-                "delete prefix " + Quote(prefix));
-  if (!j.ok()) return j.status();
-  return codec::DecodeDelete(*j);
-}
-
-StatusOr<TxnResult> EtcdClient::Txn(const TxnRequest& txn) {
-  auto j = Call("/v3/kv/txn", codec::TxnBody(txn), Retry::kIfNotApplied, "txn");
-  if (!j.ok()) return j.status();
-  return codec::DecodeTxn(*j);
-}
-
-StatusOr<int64_t> EtcdClient::Compact(int64_t revision) {
-  auto j = Call("/v3/kv/compaction", codec::CompactBody(revision), Retry::kAlways,
-                "compact to " + std::to_string(revision));
-  if (!j.ok()) return j.status();
-  return codec::DecodeHeaderRevision(*j);
-}
-
-StatusOr<LeaseGrant> EtcdClient::Grant(int64_t ttl_seconds) {
-  if (ttl_seconds <= 0) return Status::BadRequest("lease TTL must be positive");
-  auto j =
-      Call("/v3/lease/grant", codec::LeaseGrantBody(ttl_seconds), Retry::kAlways, "lease grant");
-  if (!j.ok()) return j.status();
-  return codec::DecodeLeaseGrant(*j);
-}
-
-StatusOr<int64_t> EtcdClient::KeepAliveOnce(int64_t lease_id) {
-  auto j = Call("/v3/lease/keepalive", codec::LeaseIdBody(lease_id), Retry::kAlways,
-                "lease keepalive " + std::to_string(lease_id));
-  if (!j.ok()) return j.status();
-  return codec::DecodeKeepAlive(*j);
-}
-
-Status EtcdClient::Revoke(int64_t lease_id) {
-  auto j = Call("/v3/lease/revoke", codec::LeaseIdBody(lease_id), Retry::kAlways,
-                "lease revoke " + std::to_string(lease_id));
-  if (!j.ok()) return j.status();
-  return codec::DecodeHeaderRevision(*j).status();
-}
-
-StatusOr<LeaseInfo> EtcdClient::TimeToLive(int64_t lease_id, bool with_keys) {
-  auto j = Call("/v3/lease/timetolive", codec::LeaseIdBody(lease_id, with_keys), Retry::kAlways,
-                "lease timetolive " + std::to_string(lease_id));
-  if (!j.ok()) return j.status();
-  return codec::DecodeTimeToLive(*j);
-}
-
 StatusOr<json> EtcdClient::CallOne(std::string_view endpoint, const std::string& method,
                                    std::string_view path, const std::string& body,
                                    std::string_view what) {
@@ -451,29 +352,6 @@ StatusOr<json> EtcdClient::CallOne(std::string_view endpoint, const std::string&
   if (a.outcome == Attempt::Outcome::kAnswer) return std::move(a.body);
   return Status(a.error.code(),
                 "etcd " + std::string(what) + " at " + ep->url + ": " + a.error.message());
-}
-
-StatusOr<MemberStatus> EtcdClient::EndpointStatus(std::string_view endpoint) {
-  auto j = CallOne(endpoint, "POST", "/v3/maintenance/status", "{}", "status");
-  if (!j.ok()) return j.status();
-  auto m = codec::DecodeMemberStatus(*j);
-  if (!m.ok()) {
-    return Status(m.status().code(),
-                  "etcd status at " + std::string(endpoint) + ": " + m.status().message());
-  }
-  m->endpoint = ParseEtcdEndpoint(endpoint)->url;
-  return m;
-}
-
-Status EtcdClient::EndpointHealth(std::string_view endpoint) {
-  auto j = CallOne(endpoint, "GET", "/health", "", "health");
-  if (!j.ok()) return j.status();
-  auto health = j->is_object() ? j->find("health") : j->end();
-  if (j->is_object() && health != j->end() && health->is_string() && *health == "true") {
-    return Status::Ok();
-  }
-  return Status(ErrorCode::kUnavailable, "etcd health at " + std::string(endpoint) +
-                                             ": unhealthy: " + j->dump().substr(0, 200));
 }
 
 }  // namespace todo::io

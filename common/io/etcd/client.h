@@ -36,6 +36,11 @@
 // refused (e.g. a revision already compacted, gRPC code 11), kInternal for
 // an answer that is not etcd's (malformed JSON, over max_response_bytes).
 //
+// Bounds: an answer over max_response_bytes is refused. Each read of a try
+// waits at most what is left of the try's deadline, and the body is
+// abandoned once the deadline passes; only a server that trickles its
+// headers a byte at a time could hold one try longer (etcd does not).
+//
 // Thread-safety: every method may be called from any thread at once.
 #pragma once
 

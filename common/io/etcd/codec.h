@@ -30,6 +30,10 @@
 namespace todo::io::codec {
 
 std::string Base64Encode(std::string_view bytes);
+// For error messages: `s` in quotes, non-printable bytes as '?', at most
+// 64 characters then "...".
+std::string Printable(std::string_view s);
+
 // Standard alphabet; padding optional. nullopt on any other character, a
 // bad length or non-zero padding bits.
 std::optional<std::string> Base64Decode(std::string_view text);

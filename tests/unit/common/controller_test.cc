@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <set>
 
 namespace todo::cluster {
@@ -38,8 +39,8 @@ class ControllerTest : public ::testing::Test {
     for (const char* n : {"n1", "n2", "n3"}) Alive(n, std::string("data-") + n);
   }
 
-  void Alive(const std::string& n, const std::string& data_id) {
-    in_.alive[n] = NodeInfo{n, data_id, "tcp://" + n, "tcp://" + n + "-repl"};
+  void Alive(const std::string& n, const std::string& data_id, const std::string& inc = "1") {
+    in_.alive[n] = NodeInfo{n, data_id, inc, "tcp://" + n, "tcp://" + n + "-repl"};
   }
   void Dead(const std::string& n) { in_.alive.erase(n); }
 
@@ -73,6 +74,27 @@ TEST_F(ControllerTest, JoiningRecordsDataIdsOnce) {
   for (const Member& m : map().members) EXPECT_EQ(m.data_id, "data-" + m.name);
   for (const Partition& p : map().parts) EXPECT_EQ(p.epoch, 1u);  // members only
   EXPECT_FALSE(Step().next);
+}
+
+TEST_F(ControllerTest, EachNewIncarnationIsRecordedWithoutTouchingPartitions) {
+  Settle();
+  EXPECT_EQ(map().FindMember("n2")->incarnation, "1");
+  const ClusterMap before = map();
+  // n2 lost its lease and got another before anyone saw it gone: only its
+  // incarnation changes (it serves again once the map names it).
+  Alive("n2", "data-n2", "2");
+  auto d = Step();
+  ASSERT_TRUE(d.next);
+  EXPECT_EQ(map().FindMember("n2")->incarnation, "2");
+  EXPECT_EQ(map().parts, before.parts);
+  // Dead, then back under a third lease: failed over meanwhile, and the new
+  // incarnation recorded after that.
+  Dead("n2");
+  Settle();
+  Alive("n2", "data-n2", "3");
+  Settle();
+  EXPECT_EQ(map().FindMember("n2")->incarnation, "3");
+  for (const Partition& p : map().parts) EXPECT_NE(p.primary(), "n2");
 }
 
 TEST_F(ControllerTest, FailoverPromotesAnInSyncBackupAndRaisesEpochs) {
@@ -222,6 +244,151 @@ TEST_F(ControllerTest, RepairSpreadsNewReplicasOverTheLeastLoaded) {
     EXPECT_GE(held[n], 42) << n;
     EXPECT_LE(held[n], 44) << n;
   }
+}
+
+// Plays the primaries: every replica not in sync has caught up, every
+// hand-off has drained. Rounds until the map stops changing (bounded).
+void PlayPrimaries(ControllerTest* t, std::function<ClusterMap()> map,
+                   std::function<void(std::vector<NodeReport>)> report,
+                   std::function<bool()> step) {
+  for (int round = 0; round < 400; ++round) {
+    const ClusterMap m = map();
+    std::map<std::string, std::vector<ReplicaReport>> by_primary;
+    for (size_t p = 0; p < m.parts.size(); ++p) {
+      const Partition& part = m.parts[p];
+      for (const std::string& r : part.replicas) {
+        if (!part.IsInSync(r)) {
+          by_primary[part.primary()].push_back(
+              {ReplicaReport::Kind::kCaughtUp, static_cast<uint32_t>(p), r, part.epoch});
+        }
+      }
+      if (!part.handoff.empty()) {
+        by_primary[part.primary()].push_back(
+            {ReplicaReport::Kind::kDrained, static_cast<uint32_t>(p), part.handoff, part.epoch});
+      }
+    }
+    std::vector<NodeReport> reports;
+    for (auto& [n, r] : by_primary) reports.push_back(NodeReport{n, r});
+    report(reports);
+    if (!step() && reports.empty()) return;
+  }
+  ADD_FAILURE() << "moves did not finish";
+  (void)t;
+}
+
+TEST_F(ControllerTest, AddingAMemberMovesPartitionsUntilBalanced) {
+  auto m = NewClusterMap({"n1", "n2", "n3"}, 64, 2, 1);
+  ASSERT_TRUE(m.ok());
+  store_ = std::make_unique<FakeMapStore>(*m);
+  Settle();
+  // n4 becomes a member (todo-admin add-node) and starts.
+  ClusterMap added = map();
+  added.members.push_back(Member{"n4", "", "", false});
+  added.version += 1;
+  ASSERT_TRUE(store_->Cas(store_->Read().second, added));
+  Alive("n4", "data-n4");
+  size_t max_moving = 0;
+  PlayPrimaries(
+      this, [&] { return map(); }, [&](std::vector<NodeReport> r) { in_.reports = std::move(r); },
+      [&] {
+        bool changed = Step().next.has_value();
+        size_t moving = 0;
+        for (const Partition& p : map().parts) {
+          moving += (!p.move_to.empty() || !p.handoff.empty()) ? 1 : 0;
+        }
+        max_moving = std::max(max_moving, moving);
+        return changed;
+      });
+  EXPECT_LE(max_moving, ControllerOptions{}.max_moves);
+  std::map<std::string, int> led, held;
+  for (const Partition& p : map().parts) {
+    EXPECT_EQ(p.replicas.size(), 2u);
+    EXPECT_EQ(p.in_sync, p.replicas);
+    EXPECT_TRUE(p.move_to.empty() && p.handoff.empty());
+    ++led[p.primary()];
+    for (const auto& r : p.replicas) ++held[r];
+  }
+  for (const char* n : {"n1", "n2", "n3", "n4"}) {
+    EXPECT_GE(led[n], 15) << n;  // 64/4 = 16, +-10%
+    EXPECT_LE(led[n], 17) << n;
+    EXPECT_GE(held[n], 31) << n;  // 128/4 = 32
+    EXPECT_LE(held[n], 33) << n;
+  }
+}
+
+TEST_F(ControllerTest, RemovingAMemberDrainsItThenItLeaves) {
+  auto m = NewClusterMap({"n1", "n2", "n3", "n4"}, 64, 2, 1);
+  ASSERT_TRUE(m.ok());
+  store_ = std::make_unique<FakeMapStore>(*m);
+  Alive("n4", "data-n4");
+  Settle();
+  ClusterMap leaving = map();
+  leaving.FindMember("n2")->leaving = true;
+  leaving.version += 1;
+  ASSERT_TRUE(store_->Cas(store_->Read().second, leaving));
+  PlayPrimaries(
+      this, [&] { return map(); }, [&](std::vector<NodeReport> r) { in_.reports = std::move(r); },
+      [&] { return Step().next.has_value(); });
+  EXPECT_EQ(map().FindMember("n2"), nullptr);
+  std::map<std::string, int> led;
+  for (const Partition& p : map().parts) {
+    EXPECT_FALSE(p.HasReplica("n2"));
+    EXPECT_EQ(p.replicas.size(), 2u);
+    EXPECT_EQ(p.in_sync, p.replicas);
+    ++led[p.primary()];
+  }
+  for (const char* n : {"n1", "n3", "n4"}) {
+    EXPECT_GE(led[n], 20) << n;  // 64/3
+    EXPECT_LE(led[n], 23) << n;
+  }
+}
+
+TEST_F(ControllerTest, AMoveWhoseNewReplicaDiesIsAbandoned) {
+  auto m = NewClusterMap({"n1", "n2", "n3"}, 16, 2, 1);
+  ASSERT_TRUE(m.ok());
+  store_ = std::make_unique<FakeMapStore>(*m);
+  Settle();
+  ClusterMap added = map();
+  added.members.push_back(Member{"n4", "", "", false});
+  ASSERT_TRUE(store_->Cas(store_->Read().second, added));
+  Alive("n4", "data-n4");
+  Step();  // n4 joins
+  Step();  // moves start
+  size_t moving = 0;
+  for (const Partition& p : map().parts) moving += p.move_to == "n4" ? 1 : 0;
+  ASSERT_GT(moving, 0u);
+  Dead("n4");
+  Settle();
+  for (const Partition& p : map().parts) {
+    EXPECT_FALSE(p.HasReplica("n4"));
+    EXPECT_TRUE(p.move_to.empty());
+    EXPECT_EQ(p.replicas.size(), 2u);
+    EXPECT_EQ(p.in_sync, p.replicas);  // the old replicas never left
+  }
+}
+
+TEST_F(ControllerTest, AHandOffWaitsForTheDrainAndRaisesTheLeaderEpoch) {
+  Settle();
+  const Partition p0 = map().parts[0];
+  ClusterMap h = map();
+  h.parts[0].handoff = p0.replicas[1];
+  h.parts[0].epoch += 1;
+  ASSERT_TRUE(store_->Cas(store_->Read().second, h));
+  // Without the drained report the primary stays (the balancer may act on
+  // other partitions meanwhile).
+  Step();
+  EXPECT_EQ(map().parts[0].primary(), p0.primary());
+  EXPECT_EQ(map().parts[0].handoff, p0.replicas[1]);
+  h.parts[0].epoch = map().parts[0].epoch;
+  in_.reports = {NodeReport{
+      p0.primary(),
+      {ReplicaReport{ReplicaReport::Kind::kDrained, 0, p0.replicas[1], h.parts[0].epoch}}}};
+  ASSERT_TRUE(Step().next);
+  const Partition& now = map().parts[0];
+  EXPECT_EQ(now.primary(), p0.replicas[1]);
+  EXPECT_TRUE(now.HasReplica(p0.primary()));  // a role move: it stays, a backup
+  EXPECT_EQ(now.leader_epoch, now.epoch);
+  EXPECT_TRUE(now.handoff.empty());
 }
 
 TEST_F(ControllerTest, CasLosesToAConcurrentWriter) {

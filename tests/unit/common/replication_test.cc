@@ -191,6 +191,25 @@ TEST_F(PrimaryTest, UnansweredProbesAreResentWithANewSession) {
   EXPECT_TRUE(out_.tails.empty());
 }
 
+TEST_F(PrimaryTest, BackupThatLostTheThreadIsProbedAgain) {
+  primary_.SetMap(1, Part({"a", "b"}, {"a", "b"}), now_, &out_);
+  const uint64_t first = Session("b");
+  primary_.OnState("b", first, Position{1, 10}, true, false, now_, &out_);
+  ASSERT_EQ(S("b").mode, Mode::kTail);
+  // A state in the middle of a tail session: the backup saw a gap.
+  out_ = {};
+  primary_.OnState("b", first, Position{1, 10}, true, false, now_, &out_);
+  ASSERT_EQ(out_.probes.size(), 1u);
+  EXPECT_NE(out_.probes[0].second, first);
+  EXPECT_EQ(S("b").mode, Mode::kProbing);
+  // Its records were trimmed meanwhile: the new probe ends in a snapshot.
+  Write(3);
+  primary_.OnTrimmed(13, now_, &out_);
+  out_ = {};
+  primary_.OnState("b", Session("b"), Position{1, 10}, true, false, now_, &out_);
+  EXPECT_EQ(out_.snapshots, std::vector<std::string>{"b"});
+}
+
 TEST_F(PrimaryTest, RemovedReplicaSessionIsCancelled) {
   primary_.SetMap(1, Part({"a", "b"}, {"a", "b"}), now_, &out_);
   Write(1);
