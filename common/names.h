@@ -10,7 +10,8 @@ namespace todo {
 // True if `name` is 1-64 bytes of [A-Za-z0-9_.-].
 bool IsValidNodeName(std::string_view name);
 // True if `endpoint` is tcp://, ipc:// or inproc:// followed by at least one
-// byte, with no whitespace or control bytes.
+// byte, with no whitespace or control bytes; a tcp:// endpoint ends in
+// ":PORT", PORT being "*" or 0-65535 (tcp://127.0.0.1:99999 is refused).
 bool IsValidEndpoint(std::string_view endpoint);
 
 }  // namespace todo

@@ -21,6 +21,16 @@
 namespace todo::protocol {
 
 constexpr size_t kMaxBodyBytes = 64 * 1024;  // larger bodies: bad_request, not decoded
+// ZMQ_MAXMSGSIZE of every socket that takes requests: a larger frame is
+// never buffered (libzmq drops the connection sending it, unanswered).
+// Twice the largest body, so a body a little over the limit still gets its
+// bad_request.
+constexpr int64_t kMaxFrameBytes = 2 * static_cast<int64_t>(kMaxBodyBytes);
+// The bytes of the routing envelope a client may send (its frames before
+// the body, after the identity ZeroMQ gives it): a few ZeroMQ identities
+// (each at most 255 bytes) and a delimiter. More is a bad_request answered
+// to the identity alone, and nothing of it is kept.
+constexpr size_t kMaxEnvelopeBytes = 1024;
 constexpr size_t kMaxListBytes = 255;
 constexpr size_t kMaxTitleBytes = 1024;
 constexpr size_t kMaxRidBytes = 64;  // a write's optional "rid": 1-64 bytes

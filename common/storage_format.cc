@@ -1,6 +1,7 @@
 #include "common/storage_format.h"
 
 #include <charconv>
+#include <iterator>
 
 #include "common/protocol.h"
 #include "common/utf8.h"
@@ -488,9 +489,97 @@ StatusOr<uint64_t> DecodeRidCount(std::string_view value) {
   return GetBe(value.substr(1), 8);
 }
 
+std::string CommitKey() { return std::string(1, '\x00'); }
+
+std::string EncodeCommitValue(uint64_t commit) { return EncodeMetaValue(commit); }
+
+StatusOr<uint64_t> DecodeCommitValue(std::string_view value) {
+  if (value.size() != 9 || static_cast<uint8_t>(value[0]) != kRecordVersion) {
+    return Status::Internal("stored commit counter is malformed");
+  }
+  return GetBe(value.substr(1), 8);
+}
+
+namespace {
+
+constexpr std::string_view kCommittedPrefix = "todo-node committed ";
+constexpr std::string_view kManifestHeader = "todo-node data directory";
+
+// A plain decimal number (no sign, no spaces) of at most `max`.
+std::optional<uint64_t> ParseNumber(std::string_view s, uint64_t max) {
+  uint64_t n = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || n > max) return std::nullopt;
+  return n;
+}
+
+Status ParseFormat(std::string_view value, Manifest* m) {
+  auto n = ParseNumber(value, 1000000);
+  if (!n) return Status::Internal("format must be a number 0-1000000");
+  m->format = static_cast<int>(*n);
+  return Status::Ok();
+}
+
+Status ParseShards(std::string_view value, Manifest* m) {
+  auto n = ParseNumber(value, 1024);
+  if (!n || *n == 0) return Status::Internal("shards must be a number 1-1024");
+  m->shards = static_cast<uint32_t>(*n);
+  return Status::Ok();
+}
+
+// A name (cluster, node, data id): 1-128 bytes, no space.
+Status ParseWord(std::string_view value, std::string* out, const char* what) {
+  if (value.empty() || value.size() > 128 || value.find(' ') != std::string_view::npos) {
+    return Status::Internal(std::string(what) + " must be 1-128 bytes without spaces");
+  }
+  *out = std::string(value);
+  return Status::Ok();
+}
+Status ParseCluster(std::string_view v, Manifest* m) { return ParseWord(v, &m->cluster, "cluster"); }
+Status ParseNode(std::string_view v, Manifest* m) { return ParseWord(v, &m->node, "node"); }
+Status ParseDataId(std::string_view v, Manifest* m) { return ParseWord(v, &m->data_id, "data_id"); }
+Status ParsePartitions(std::string_view value, Manifest* m) {
+  auto n = ParseNumber(value, 65536);
+  if (!n || *n == 0) return Status::Internal("partitions must be a number 1-65536");
+  m->partitions = static_cast<uint32_t>(*n);
+  return Status::Ok();
+}
+
+// Every key a MANIFEST may have; each at most once. `replicated`: only in
+// (and required by) format 2; the others are required by every format.
+constexpr struct {
+  std::string_view name;
+  Status (*parse)(std::string_view value, Manifest* m);
+  bool replicated;
+} kManifestKeys[] = {
+    {"format", ParseFormat, false},     {"shards", ParseShards, false},
+    {"cluster", ParseCluster, true},    {"node", ParseNode, true},
+    {"partitions", ParsePartitions, true}, {"data_id", ParseDataId, true},
+};
+
+}  // namespace
+
+std::string FormatCommitted(uint64_t commit) {
+  return std::string(kCommittedPrefix) + std::to_string(commit) + "\n";
+}
+
+StatusOr<uint64_t> ParseCommitted(std::string_view text) {
+  if (!text.starts_with(kCommittedPrefix) || !text.ends_with('\n')) {
+    return Status::Internal("not a COMMITTED file");
+  }
+  text.remove_prefix(kCommittedPrefix.size());
+  text.remove_suffix(1);
+  auto n = ParseNumber(text, UINT64_MAX);
+  // Exactly as written: no leading zeros either.
+  if (!n || (text.size() > 1 && text[0] == '0')) {
+    return Status::Internal("COMMITTED file holds no commit number");
+  }
+  return *n;
+}
+
 std::string FormatManifest(const Manifest& m) {
-  std::string text = "todo-node data directory\nformat " + std::to_string(m.format) + "\nshards " +
-                     std::to_string(m.shards) + "\n";
+  std::string text = std::string(kManifestHeader) + "\nformat " + std::to_string(m.format) +
+                     "\nshards " + std::to_string(m.shards) + "\n";
   if (m.format == kReplicatedFormatVersion) {
     text += "cluster " + m.cluster + "\nnode " + m.node + "\npartitions " +
             std::to_string(m.partitions) + "\ndata_id " + m.data_id + "\n";
@@ -499,53 +588,50 @@ std::string FormatManifest(const Manifest& m) {
 }
 
 StatusOr<Manifest> ParseManifest(std::string_view text) {
+  constexpr size_t kKeys = std::size(kManifestKeys);
   Manifest m;
-  bool header = false, format = false, shards = false, partitions = false;
+  bool seen[kKeys] = {};
+  bool header = false;
   size_t pos = 0;
+  int line_no = 0;
   while (pos < text.size()) {
     size_t nl = text.find('\n', pos);
     if (nl == std::string_view::npos) nl = text.size();
     std::string_view line = text.substr(pos, nl - pos);
     pos = nl + 1;
+    ++line_no;
+    const std::string where = "manifest line " + std::to_string(line_no);
     if (!header) {
-      if (line != "todo-node data directory") return Status::Internal("not a todo-node manifest");
+      if (line != kManifestHeader) return Status::Internal("not a todo-node manifest");
       header = true;
       continue;
     }
     if (line.empty()) continue;
     size_t sp = line.find(' ');
-    if (sp == std::string_view::npos) return Status::Internal("malformed manifest line");
-    std::string_view key = line.substr(0, sp), val = line.substr(sp + 1);
-    if (key == "cluster" || key == "node" || key == "data_id") {
-      if (val.empty() || val.size() > 128 || val.find(' ') != std::string_view::npos) {
-        return Status::Internal("manifest value of '" + std::string(key) + "' is malformed");
-      }
-      (key == "cluster" ? m.cluster : key == "node" ? m.node : m.data_id) = std::string(val);
-      continue;
+    if (sp == std::string_view::npos) return Status::Internal(where + ": no value");
+    std::string_view key = line.substr(0, sp), value = line.substr(sp + 1);
+    size_t k = 0;
+    while (k < kKeys && kManifestKeys[k].name != key) ++k;
+    if (k == kKeys) {
+      return Status::Internal(where + ": unknown key " + protocol::QuoteForMessage(key));
     }
-    uint64_t n = 0;
-    auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
-    if (ec != std::errc() || p != val.data() + val.size()) {
-      return Status::Internal("manifest value of '" + std::string(key) + "' is not a number");
-    }
-    if (key == "format") {
-      if (n > 1000000) return Status::Internal("manifest format out of range");
-      m.format = static_cast<int>(n);
-      format = true;
-    } else if (key == "shards") {
-      if (n == 0 || n > 1024) return Status::Internal("manifest shard count out of range");
-      m.shards = static_cast<uint32_t>(n);
-      shards = true;
-    } else if (key == "partitions") {
-      if (n == 0 || n > 65536) return Status::Internal("manifest partition count out of range");
-      m.partitions = static_cast<uint32_t>(n);
-      partitions = true;
+    if (seen[k]) return Status::Internal(where + ": '" + std::string(key) + "' given twice");
+    seen[k] = true;
+    if (Status s = kManifestKeys[k].parse(value, &m); !s.ok()) {
+      return Status::Internal(where + ": " + s.message());
     }
   }
-  if (!header || !format || !shards) return Status::Internal("manifest is incomplete");
-  if (m.format == kReplicatedFormatVersion &&
-      (!partitions || m.cluster.empty() || m.node.empty() || m.data_id.empty())) {
-    return Status::Internal("manifest of a replicated data dir is incomplete");
+  if (!header) return Status::Internal("not a todo-node manifest");
+  const bool replicated = m.format == kReplicatedFormatVersion;
+  for (size_t k = 0; k < kKeys; ++k) {
+    if (!seen[k] && (!kManifestKeys[k].replicated || replicated)) {
+      return Status::Internal("manifest has no '" + std::string(kManifestKeys[k].name) + "' line");
+    }
+    if (seen[k] && kManifestKeys[k].replicated && !replicated) {
+      return Status::Internal("manifest of format " + std::to_string(m.format) + " has a '" +
+                              std::string(kManifestKeys[k].name) +
+                              "' line (only a replicated data dir, format 2, has one)");
+    }
   }
   return m;
 }

@@ -46,6 +46,15 @@
 // `ns`, and before its lists), so a snapshot of a partition carries its
 // records and index. Every key is built by AppendListPrefix or
 // AppendReservedPrefix (storage_format.cc).
+//
+// Besides the lists, each shard holds one bookkeeping key, the commit
+// counter (CommitKey(): a single 0x00 byte, which no list key can be, as a
+// list key starts with its name's length, 1-255, and is at least 3 bytes).
+// Every group commit writes it with the commit's number, and the shard's
+// writer records the number of the last acknowledged commit in the shard's
+// COMMITTED file from time to time (FormatCommitted): a shard whose log lost
+// acknowledged writes (a truncated or deleted .log) then holds a lower
+// number than its COMMITTED file, and the node refuses to open it.
 #pragma once
 
 #include <cstdint>
@@ -193,13 +202,36 @@ std::string RidCountKey(std::string_view ns = {});
 std::string EncodeRidCount(uint64_t records);
 StatusOr<uint64_t> DecodeRidCount(std::string_view value);
 
+// The shard's commit counter (see above): key and value (0x01 | u64 n).
+std::string CommitKey();
+std::string EncodeCommitValue(uint64_t commit);
+StatusOr<uint64_t> DecodeCommitValue(std::string_view value);
+
+// The shard's COMMITTED file (kCommittedFile in the shard's directory):
+//   todo-node committed N
+// N: the number of a group commit that was acknowledged (synced), so the
+// shard's counter must be at least N. internal if the text is not that.
+inline constexpr char kCommittedFile[] = "COMMITTED";
+std::string FormatCommitted(uint64_t commit);
+StatusOr<uint64_t> ParseCommitted(std::string_view text);
+
 // The data dir's MANIFEST file: which format and how many shards.
+//   todo-node data directory
+//   format 1
+//   shards N
+// Strict: the header line first, then each known key exactly once, in any
+// order ("KEY VALUE", one space; blank lines ignored). An unknown or
+// repeated key, a missing one or a bad value is internal, naming the line:
+// a MANIFEST someone edited is refused, never half-read. The keys and their
+// parsers are one table in storage_format.cc, so a later format adds its
+// own lines there.
 struct Manifest {
-  int format = kFormatVersion;
-  uint32_t shards = 0;
-  // Format 2 (replicated) only: the cluster and node this dir belongs to,
-  // the partition count, and the dir's id (random, made at creation; a
-  // wiped dir gets a new one, so the cluster knows its copies are gone).
+  int format = kFormatVersion;  // 0-1000000
+  uint32_t shards = 0;          // 1-1024
+  // Format 2 (replicated) only, and required there: the cluster and node
+  // this dir belongs to, the partition count, and the dir's id (random,
+  // made at creation; a wiped dir gets a new one, so the cluster knows its
+  // copies are gone).
   std::string cluster;
   std::string node;
   uint32_t partitions = 0;

@@ -6,6 +6,10 @@
       routes (a read of a never-written list answers ok)
   cluster_wait.py ... failover NAME
       until no partition names NAME primary; prints how long that took
+  cluster_wait.py ... balanced
+      until no move is left (prints progress every few seconds)
+  cluster_wait.py ... left NAME
+      until NAME is no longer a member (drained)
 
 Exit status 0 when done, 1 (with one line saying why) at the timeout.
 """
@@ -79,19 +83,44 @@ def failover(args, name, start, deadline):
              "(no in-sync copy alive?)")
 
 
+def balanced(args, start, deadline, name=None):
+    last_print = 0.0
+    while time.monotonic() < deadline:
+        st, err = status(args)
+        if st is not None:
+            mv = st["moves"]
+            member = name is not None and any(m["name"] == name for m in st["members"])
+            if mv["balanced"] and not member:
+                print(f"balanced after {time.monotonic() - start:.1f} s")
+                return
+            if time.monotonic() - last_print >= 5:
+                last_print = time.monotonic()
+                print(f"  {len(mv['in_progress'])} partitions moving, {mv['remaining']} more to "
+                      f"go" + (f"; waiting for {mv['joining'][0]} to join" if mv["joining"] else "")
+                      + (f"; {name} still a member" if member else ""), flush=True)
+        time.sleep(0.2)
+    sys.exit(f"cluster: not balanced after {args.timeout:g} s")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--admin", required=True)
     ap.add_argument("--etcd", required=True)
     ap.add_argument("--router", required=True)
     ap.add_argument("--timeout", type=float, default=20)
-    ap.add_argument("what", choices=["in-sync", "failover"])
+    ap.add_argument("what", choices=["in-sync", "failover", "balanced", "left"])
     ap.add_argument("name", nargs="?")
     args = ap.parse_args()
     start = time.monotonic()
     deadline = start + args.timeout
     if args.what == "in-sync":
         in_sync(args, deadline)
+    elif args.what == "balanced":
+        balanced(args, start, deadline)
+    elif args.what == "left":
+        if not args.name:
+            sys.exit("cluster_wait.py: left needs a node name")
+        balanced(args, start, deadline, args.name)
     else:
         if not args.name:
             sys.exit("cluster_wait.py: failover needs a node name")

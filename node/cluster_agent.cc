@@ -120,7 +120,8 @@ void ClusterAgent::OnSnapshot(const std::shared_ptr<const io::ClusterSnapshot>& 
     if (snap->map_revision != posted_map_revision_ || data_ok != posted_data_ok_) {
       posted_map_revision_ = snap->map_revision;
       posted_data_ok_ = data_ok;
-      auto ms = std::make_shared<const MapSnapshot>(MapSnapshot{snap->map, data_ok});
+      const bool may_drop = data_ok || me == nullptr;
+      auto ms = std::make_shared<const MapSnapshot>(MapSnapshot{snap->map, data_ok, may_drop});
       for (uint32_t i = 0; i < store_->shards(); ++i) {
         store_->writer(i).replication()->inbox().Post(ReplEvent{{}, false, nullptr, {}, ms, 0});
       }
@@ -177,6 +178,17 @@ void ClusterAgent::RunController(std::chrono::steady_clock::time_point now) {
     leader_.store(false);
     controller_.reset();
   }
+  // Only members host the controller: a node removed from the cluster (or
+  // not yet added) hands it over.
+  const bool member = snap->map && snap->map->IsMember(options_.name);
+  if (leadership_ && !member) {
+    spdlog::info("controller: '{}' is not a member any more: resigning", options_.name);
+    (void)election_.Resign(*leadership_);
+    leadership_.reset();
+    leader_.store(false);
+    controller_.reset();
+  }
+  if (!member) return;
   if (!leadership_) {
     if (!lease_ok || !snap->map) return;
     // Campaign when the key is vacant (as the watch shows), and every

@@ -390,7 +390,9 @@ class RidRetryReply final : public store::LateReply {
     req.id = id_.view();
     if (title_) req.title = *title_;
     std::string value;
-    leveldb::Status s = db->Get(leveldb::ReadOptions(), key_, &value);
+    leveldb::ReadOptions ro;
+    ro.verify_checksums = true;  // as every read of the store
+    leveldb::Status s = db->Get(ro, key_, &value);
     if (s.ok()) return ReplyFromRecord(list_, req, value, writer_);
     // Only if another rid in flight had the same 64-bit hash: this one was
     // never applied.

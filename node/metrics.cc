@@ -190,6 +190,12 @@ std::string NodeMetrics::PrometheusText() const {
                static_cast<double>((store_->writer(i).stats().*c.field).load()));
     }
   }
+  w.Family("todo_node_shard_read_failures_total", "counter",
+           "Reads that met a damaged block or record in the shard (answered internal).");
+  for (uint32_t i = 0; i < shards; ++i) {
+    w.Sample("todo_node_shard_read_failures_total", shard_label(i),
+             static_cast<double>(store_->read_failures(i)));
+  }
   w.Family("todo_node_rid_records", "gauge",
            "Rid records stored in the shard (exact: a count kept in the same batches as the "
            "records).");
@@ -306,7 +312,7 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
   for (uint32_t i = 0; i < store_->shards(); ++i) {
     const store::ShardWriter& wr = store_->writer(i);
     const store::WriterStats& st = wr.stats();
-    pk.pack_map(13);
+    pk.pack_map(14);
     protocol::AppendUintField(out, "queue_depth", wr.depth());
     protocol::AppendUintField(out, "rid_records", st.rid_records.load());
     protocol::AppendUintField(out, "rid_written", st.rid_written.load());
@@ -318,6 +324,7 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
     protocol::AppendUintField(out, "failed_commits", st.failed_batches.load());
     protocol::AppendUintField(out, "reopens", st.reopens.load());
     protocol::AppendUintField(out, "unavailable", st.unavailable.load());
+    protocol::AppendUintField(out, "read_failures", store_->read_failures(i));
     protocol::AppendUintField(out, "max_batch", st.max_batch.load());
     protocol::AppendStr(out, "write_seconds_sum");
     pk.pack_double(static_cast<double>(st.write_micros.load()) / 1e6);

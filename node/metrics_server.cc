@@ -6,6 +6,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "common/io/listen.h"
+
 namespace todo::node {
 
 MetricsServer::MetricsServer(NodeMetrics* metrics)
@@ -16,6 +18,9 @@ MetricsServer::~MetricsServer() { Stop(); }
 Status MetricsServer::Start(const metrics::ListenAddress& address) {
   server_->new_task_queue = [] { return new httplib::ThreadPool(2); };
   server_->set_keep_alive_timeout(5);
+  // No SO_REUSEPORT (httplib's default): a port another process serves is
+  // refused, not shared.
+  server_->set_socket_options(io::SetExclusiveListenOptions);
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_->PrometheusText(), "text/plain; version=0.0.4; charset=utf-8");
   });

@@ -8,16 +8,23 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "common/cluster/map.h"
+#include "common/io/listen.h"
 #include "common/io/security/curve.h"
 #include "node/metrics.h"
 
 namespace todo::node {
 namespace {
 
-// Frames per message at most (envelope + body); more is a bad request.
+// Frames a peer may send in one message (envelope + body; the identity
+// frame ZeroMQ adds is not one of them); more is a bad request.
 constexpr size_t kMaxFrames = 32;
+// The envelope bytes a peer may send: a client's (kMaxEnvelopeBytes), or a
+// router's head ('R', 8-byte seq, its client's identity of up to 255 bytes)
+// followed by its client's envelope.
+constexpr size_t kMaxEnvelopeBytes = protocol::kMaxEnvelopeBytes + 9 + 255;
 // Evictions in one sweep after which freed memory is returned to the OS.
 constexpr size_t kTrimAfterEvictions = 1000;
 // Messages read per wake-up before replies get a turn.
@@ -50,14 +57,16 @@ NodeServer::NodeServer(const NodeOptions& options, zmq::context_t* ctx, Registry
   // one connection holds ~13 MB here, not 130. The loop reads 512 a turn.
   socket_.set(zmq::sockopt::rcvhwm, 10000);
   // A bigger frame drops the peer's connection unread (see PROTOCOL.md);
-  // up to this size an oversized body is answered bad_request.
-  socket_.set(zmq::sockopt::maxmsgsize, int64_t{8} << 20);
+  // up to this size (128 KiB) an oversized body is answered bad_request.
+  socket_.set(zmq::sockopt::maxmsgsize, protocol::kMaxFrameBytes);
   socket_.set(zmq::sockopt::linger, 2000);
 }
 
 Status NodeServer::Bind() {
   // CurveZMQ, if configured (--curve-secret): a CURVE server socket.
   if (Status s = security::SecureServerSocket(socket_, options_.curve); !s.ok()) return s;
+  // An ipc:// path another process serves is refused, not taken over.
+  if (Status s = io::CheckZmqEndpointFree(options_.listen); !s.ok()) return s;
   try {
     socket_.bind(options_.listen);
   } catch (const zmq::error_t& e) {
@@ -226,10 +235,13 @@ void NodeServer::Dispatch(Call& call, uint64_t hash, std::chrono::steady_clock::
               Status::Overloaded("too many live lists (--max-lists), none idle"));
     return;
   }
-  // The body, and about what its Call and envelope take around it (a
-  // Call, a mailbox slot, the envelope's frames): under a flood of small
+  // The body, the envelope, and about what their Call takes around them (a
+  // Call, a mailbox slot, the frames' descriptors): under a flood of small
   // requests their count, not their bodies, is what fills memory.
-  const uint32_t bytes = static_cast<uint32_t>(call.body.size() + kCallOverheadBytes);
+  size_t envelope_bytes = 0;
+  for (const zmq::message_t& f : call.envelope) envelope_bytes += f.size();
+  const uint32_t bytes =
+      static_cast<uint32_t>(call.body.size() + envelope_bytes + kCallOverheadBytes);
   call.envelope.trace.request_bytes = bytes;
   if (!actor->Post(call)) {
     ++counters_.overloaded;
@@ -257,19 +269,30 @@ bool NodeServer::ReadMessage(Call* call) {
     if (frames.size() < kMaxFrames + 1) {
       frames.push_back(std::move(part));
     } else {
-      ++dropped;
+      ++dropped;  // freed at once
     }
   }
   if (frames.size() < 2) {  // a ROUTER always gives identity + body
     frames.clear();
     return true;
   }
-  if (dropped > 0 || frames.size() > kMaxFrames) {
+  // Frames the peer sent: all but the identity, dropped ones included.
+  const size_t sent = frames.size() - 1 + dropped;
+  size_t envelope_bytes = 0;
+  for (size_t i = 1; i + 1 < frames.size(); ++i) envelope_bytes += frames[i].size();
+  std::string refusal;
+  if (sent > kMaxFrames) {
+    refusal = "message has " + std::to_string(sent) + " frames, more than the " +
+              std::to_string(kMaxFrames) + " allowed";
+  } else if (envelope_bytes > kMaxEnvelopeBytes) {
+    refusal = "routing envelope (the frames before the body) is " + std::to_string(envelope_bytes) +
+              " bytes, more than the " + std::to_string(kMaxEnvelopeBytes) + " allowed";
+  }
+  if (!refusal.empty()) {
     ++counters_.requests;
     ++counters_.bad_requests;
-    frames.resize(1);  // the identity, so the client still hears back
-    SendError(frames, {},
-              Status::BadRequest("too many frames (more than " + std::to_string(kMaxFrames) + ")"));
+    frames.resize(1);  // the identity, so the client still hears back, briefly
+    SendError(frames, {}, Status::BadRequest(refusal));
     frames.clear();
     return true;
   }

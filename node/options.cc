@@ -57,7 +57,9 @@ Status NodeOptions::Validate() const {
     return Status::BadRequest("--name must be 1-64 characters of [A-Za-z0-9_.-]");
   }
   if (!IsValidEndpoint(listen)) {
-    return Status::BadRequest("--listen must be a tcp://, ipc:// or inproc:// endpoint");
+    return Status::BadRequest(
+        "--listen must be a tcp://, ipc:// or inproc:// endpoint (tcp://HOST:PORT, PORT 0-65535 "
+        "or *)");
   }
   if (data.empty()) return Status::BadRequest("--data must name a directory");
   if (shards > 256) return Status::BadRequest("--shards must be 1-256");
@@ -116,6 +118,7 @@ Status NodeOptions::Validate() const {
     if (catchup_rate_mb < 1 || catchup_rate_mb > 100000) {
       return Status::BadRequest("--catchup-rate-mb must be 1-100000");
     }
+    if (max_moves < 1 || max_moves > 1024) return Status::BadRequest("--max-moves must be 1-1024");
   } else {
     for (const auto& [flag, value] :
          {std::pair{"--advertise", &advertise}, std::pair{"--repl-listen", &repl_listen},
@@ -197,6 +200,9 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
       ->capture_default_str();
   app.add_option("--catchup-rate-mb", o.catchup_rate_mb,
                  "MiB/s at most of snapshots sent to replicas catching up")
+      ->capture_default_str();
+  app.add_option("--max-moves", o.max_moves,
+                 "as the cluster's controller: partitions moving at once (balancing, draining)")
       ->capture_default_str();
   bool no_controller = false;
   app.add_flag("--no-controller", no_controller, "never host the cluster's controller");

@@ -66,6 +66,7 @@ struct NodeOptions {
                                       // the in-sync set
   size_t catchup_rate_mb = 32;        // --catchup-rate-mb: MiB/s of snapshots sent, at most
   bool controller = true;             // --no-controller: never host the controller
+  size_t max_moves = 4;               // --max-moves: partitions moving at once (as controller)
   bool replicated() const { return !etcd.empty(); }
 
   // CurveZMQ (common/io/security/curve.h): --curve-secret (the node's server

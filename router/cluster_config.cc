@@ -52,8 +52,9 @@ Status CheckSpec(const NodeSpec& spec) {
                               " must be 1-64 characters of [A-Za-z0-9_.-]");
   }
   if (!IsValidEndpoint(spec.endpoint)) {
-    return Status::BadRequest(spec.origin + ": endpoint " + Quote(spec.endpoint) + " of node '" +
-                              spec.name + "' must be a tcp://, ipc:// or inproc:// endpoint");
+    return Status::BadRequest(
+        spec.origin + ": endpoint " + Quote(spec.endpoint) + " of node '" + spec.name +
+        "' must be a tcp://, ipc:// or inproc:// endpoint (tcp://HOST:PORT, PORT 0-65535 or *)");
   }
   return Status::Ok();
 }

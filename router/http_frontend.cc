@@ -184,7 +184,7 @@ struct HttpFrontend::Impl {
       case Kind::kEntries:
         if (m == "GET" || m == "HEAD") {
           return ServeJson(id, HttpRoute::kListEntries, ReplyKind::kJsonResult,
-                           http::MapListEntries(*path, http::ParseQuery(req.target())), start);
+                           http::MapListEntriesFromTarget(*path, req.target()), start);
         }
         if (m == "POST") {
           return ServeJson(id, HttpRoute::kCreateEntry, ReplyKind::kCreated,
@@ -222,13 +222,13 @@ struct HttpFrontend::Impl {
     if (path == "/entries") {
       if (!get) return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "GET"), start);
       return Serve(id, HttpRoute::kBookEntries, ReplyKind::kBookEntries,
-                   http::MapBookEntries(http::ParseQuery(req.target())), http::BookError, start);
+                   http::MapBookEntriesFromTarget(req.target()), http::BookError, start);
     }
     if (path == "/add_entry") {
       if (m != "POST")
         return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "POST"), start);
       return Serve(id, HttpRoute::kBookAddEntry, ReplyKind::kBookAddEntry,
-                   http::MapBookAddEntry(http::ParseQuery(req.target())), http::BookError, start);
+                   http::MapBookAddEntryFromTarget(req.target()), http::BookError, start);
     }
     if (path.starts_with("/lists/")) return HandleLists(id, req, start);
     Answer(id, HttpRoute::kOther, http::JsonError(404, "not_found", "no such resource: " + path),

@@ -70,6 +70,9 @@ StatusOr<json> ParseObject(std::string_view body) {
     j = json::parse(body);
   } catch (const json::parse_error& e) {
     return Status::BadRequest(std::string("body is not valid JSON: ") + e.what());
+  } catch (const json::exception& e) {
+    // out_of_range: a number the parser can't hold (1e999), wherever it is.
+    return Status::BadRequest(std::string("body is not usable JSON: ") + e.what());
   }
   if (!j.is_object()) {
     return Status::BadRequest("body must be a JSON object, not " + std::string(JsonTypeName(j)));
@@ -298,6 +301,57 @@ StatusOr<std::string> PercentDecode(std::string_view s) {
   return out;
 }
 
+namespace {
+
+// Percent-decodes a query component: "+" is a space.
+StatusOr<std::string> DecodeQueryPart(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+      continue;
+    }
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    int hi = i + 2 < s.size() ? HexValue(s[i + 1]) : -1;
+    int lo = i + 2 < s.size() ? HexValue(s[i + 2]) : -1;
+    if (hi < 0 || lo < 0) {
+      return Status::BadRequest("bad percent-escape in query: " + Quote(s.substr(i, 3)));
+    }
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+}  // namespace
+
+StatusOr<Params> ParseQuery(std::string_view target) {
+  Params params;
+  target = target.substr(0, target.find('#'));
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return params;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    std::string_view part = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    const size_t eq = part.find('=');
+    std::string_view raw_key = part.substr(0, eq);
+    std::string_view raw_value = eq == std::string_view::npos ? "" : part.substr(eq + 1);
+    auto key = DecodeQueryPart(raw_key);
+    if (!key.ok()) return key.status();
+    auto value = DecodeQueryPart(raw_value);
+    if (!value.ok()) return value.status();
+    if (key->empty()) continue;
+    params.emplace(std::move(key).value(), std::move(value).value());
+  }
+  return params;
+}
+
 std::string PercentEncodeSegment(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
@@ -348,6 +402,19 @@ StatusOr<OwnedRequest> MapBookAddEntry(const Params& query, const HeaderValues& 
   r.title = **title;
   if (Status s = SetRid(idempotency_key, &r); !s.ok()) return s;
   return r;
+}
+
+StatusOr<OwnedRequest> MapBookEntriesFromTarget(std::string_view target) {
+  auto query = ParseQuery(target);
+  if (!query.ok()) return query.status();
+  return MapBookEntries(*query);
+}
+
+StatusOr<OwnedRequest> MapBookAddEntryFromTarget(std::string_view target,
+                                                 const HeaderValues& idempotency_key) {
+  auto query = ParseQuery(target);
+  if (!query.ok()) return query.status();
+  return MapBookAddEntry(*query, idempotency_key);
 }
 
 HttpReply BookError(const Status& status) {
@@ -457,6 +524,12 @@ StatusOr<OwnedRequest> MapListEntries(const ListPath& path, const Params& query)
     r.date = *d;
   }
   return r;
+}
+
+StatusOr<OwnedRequest> MapListEntriesFromTarget(const ListPath& path, std::string_view target) {
+  auto query = ParseQuery(target);
+  if (!query.ok()) return query.status();
+  return MapListEntries(path, *query);
 }
 
 StatusOr<OwnedRequest> MapCreateEntry(const ListPath& path, std::string_view json_body,

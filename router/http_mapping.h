@@ -79,6 +79,12 @@ int HttpStatusFor(ErrorCode code);
 StatusOr<std::string> PercentDecode(std::string_view s);
 // Percent-encodes every byte but A-Z a-z 0-9 - . _ ~ (a path segment).
 std::string PercentEncodeSegment(std::string_view s);
+// The query parameters of a raw request target ("/entries?list=a%2Fb&x"),
+// decoded: "+" is a space, "%XX" a byte; a parameter without "=" has an
+// empty value, one with an empty name is skipped (as httplib does).
+// bad_request on a '%' not followed by two hex digits, which a server's own
+// decoder would take literally (list=%zz would name the list "%zz").
+StatusOr<Params> ParseQuery(std::string_view target);
 
 // The rid of an Idempotency-Key header given as `values` (see above):
 // nullopt if there is none; bad_request naming the header if it is given
@@ -89,10 +95,14 @@ StatusOr<std::optional<std::string>> IdempotencyKey(const HeaderValues& values);
 
 // GET /entries: list and date required.
 StatusOr<OwnedRequest> MapBookEntries(const Params& query);
+// The same from the raw request target (ParseQuery's errors first).
+StatusOr<OwnedRequest> MapBookEntriesFromTarget(std::string_view target);
 // POST /add_entry: list, date and title required; the Idempotency-Key
 // header's values, if any, give the rid.
 StatusOr<OwnedRequest> MapBookAddEntry(const Params& query,
                                        const HeaderValues& idempotency_key = {});
+StatusOr<OwnedRequest> MapBookAddEntryFromTarget(std::string_view target,
+                                                 const HeaderValues& idempotency_key = {});
 // A text/plain error: the message and "\n", status HttpStatusFor(code).
 HttpReply BookError(const Status& status);
 // The reply to `entries` as the book prints it: "YYYY-MM-DD title\n" per
@@ -119,6 +129,10 @@ StatusOr<ListPath> ParseListPath(std::string_view target);
 
 // GET /lists/{list}/entries[?date=D].
 StatusOr<OwnedRequest> MapListEntries(const ListPath& path, const Params& query);
+StatusOr<OwnedRequest> MapListEntriesFromTarget(const ListPath& path, std::string_view target);
+// A JSON body that is not an object, not valid JSON, or that holds what
+// the parser refuses (a number out of range such as 1e999, even in an
+// unknown key) is bad_request; nothing here throws.
 // POST /lists/{list}/entries with {"date": D, "title": T}. The writes take
 // the Idempotency-Key header's values (the rid; checked after the body).
 StatusOr<OwnedRequest> MapCreateEntry(const ListPath& path, std::string_view json_body,

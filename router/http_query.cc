@@ -36,11 +36,6 @@ void AppendUtf8(std::string& out, long cp) {
   // A lone surrogate encodes to nothing (as httplib's to_utf8 does).
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 }  // namespace
 
@@ -74,25 +69,6 @@ std::string DecodeUrl(std::string_view s, bool plus_is_space) {
 
 std::string TargetPath(std::string_view target) {
   return DecodeUrl(target.substr(0, target.find('?')), false);
-}
-
-Params ParseQuery(std::string_view target) {
-  Params params;
-  size_t q = target.find('?');
-  if (q == std::string_view::npos) return params;
-  std::string_view rest = target.substr(q + 1);
-  while (!rest.empty()) {
-    size_t amp = rest.find('&');
-    std::string_view pair = Trim(rest.substr(0, amp));
-    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-    size_t eq = pair.find('=');
-    std::string_view key = Trim(pair.substr(0, eq));
-    std::string_view value =
-        eq == std::string_view::npos ? std::string_view() : Trim(pair.substr(eq + 1));
-    if (key.empty()) continue;
-    params.emplace(DecodeUrl(key, true), DecodeUrl(value, true));
-  }
-  return params;
 }
 
 }  // namespace todo::router::http

@@ -19,10 +19,7 @@ std::string DecodeUrl(std::string_view s, bool plus_is_space);
 // are matched against.
 std::string TargetPath(std::string_view target);
 
-// The query (after '?') as parameters: split on '&', each at its first
-// '=' ("k" alone is k = ""), names and values trimmed of spaces and tabs
-// and decoded with '+' as ' '; empty names are skipped. Repeated names are
-// all kept (Param() reads the first).
-Params ParseQuery(std::string_view target);
+// The query's parameters: http_mapping.h's ParseQuery (strict: a bad
+// %-escape is a 400, not a literal '%').
 
 }  // namespace todo::router::http

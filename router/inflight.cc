@@ -12,7 +12,9 @@ bool InflightTable::Insert(InflightEntry entry) {
   if (last_deadline_ && entry.deadline < *last_deadline_) return false;
   uint64_t seq = entry.seq;
   TimePoint deadline = entry.deadline;
+  const uint32_t bytes = entry.bytes;
   if (!entries_.emplace(seq, std::move(entry)).second) return false;
+  bytes_ += bytes;
   order_.push_back({seq, deadline});
   last_deadline_ = deadline;
   CompactIfSparse();
@@ -29,6 +31,7 @@ std::optional<InflightEntry> InflightTable::Complete(uint64_t seq) {
   if (it == entries_.end()) return std::nullopt;
   InflightEntry entry = std::move(it->second);
   entries_.erase(it);
+  bytes_ -= entry.bytes;
   PopFinished();
   return entry;
 }
@@ -39,6 +42,7 @@ size_t InflightTable::Expire(TimePoint now, std::vector<InflightEntry>* expired)
     auto it = entries_.find(order_.front().seq);
     order_.pop_front();
     if (it == entries_.end()) continue;  // completed earlier; its slot was behind a live one
+    bytes_ -= it->second.bytes;
     expired->push_back(std::move(it->second));
     entries_.erase(it);
     ++n;

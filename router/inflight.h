@@ -51,6 +51,7 @@ struct InflightEntry {
   uint64_t map_version = 0;
   uint32_t partition = 0;
   bool retried = false;
+  uint32_t bytes = 0;                 // what the request holds, counted in bytes()
 };
 
 class InflightTable {
@@ -61,6 +62,8 @@ class InflightTable {
   size_t size() const { return entries_.size(); }
   size_t capacity() const { return capacity_; }
   bool full() const { return entries_.size() >= capacity_; }
+  // The sum of the live entries' `bytes`.
+  uint64_t bytes() const { return bytes_; }
 
   // Adds `entry`. Returns false, and adds nothing, if the table is full, the
   // seq is already present, or the deadline is earlier than one already
@@ -102,6 +105,7 @@ class InflightTable {
   std::deque<Slot> order_;  // by deadline, ascending
   std::unordered_map<uint64_t, InflightEntry> entries_;
   std::optional<TimePoint> last_deadline_;
+  uint64_t bytes_ = 0;
 };
 
 }  // namespace todo::router

@@ -28,7 +28,9 @@ std::nullopt_t FlagError(std::string_view message, int* exit_code) {
 
 Status RouterOptions::Validate() const {
   if (!IsValidEndpoint(listen)) {
-    return Status::BadRequest("--listen must be a tcp://, ipc:// or inproc:// endpoint");
+    return Status::BadRequest(
+        "--listen must be a tcp://, ipc:// or inproc:// endpoint (tcp://HOST:PORT, PORT 0-65535 "
+        "or *)");
   }
   if (replicated() && !nodes.empty()) {
     return Status::BadRequest(
@@ -62,6 +64,9 @@ Status RouterOptions::Validate() const {
   }
   if (max_inflight < 1 || max_inflight > 10000000) {
     return Status::BadRequest("--max-inflight must be 1-10000000");
+  }
+  if (max_inflight_mb < 1 || max_inflight_mb > 1000000) {
+    return Status::BadRequest("--max-inflight-mb must be 1-1000000");
   }
   if (!http.empty() && !metrics::ParseListenAddress(http)) {
     return Status::BadRequest("--http must be ADDR:PORT, e.g. 127.0.0.1:7080");
@@ -118,6 +123,9 @@ std::optional<RouterOptions> ParseRouterFlags(int argc, char** argv, int* exit_c
   app.add_option("--down-after-ms", o.down_after_ms, "a node silent this long is marked down")
       ->capture_default_str();
   app.add_option("--max-inflight", o.max_inflight, "forwarded requests awaiting a reply, at most")
+      ->capture_default_str();
+  app.add_option("--max-inflight-mb", o.max_inflight_mb,
+                 "MiB of forwarded requests awaiting a reply (bodies and envelopes), at most")
       ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--http", o.http, "serve the HTTP API and /metrics on ADDR:PORT (default: off)");

@@ -30,6 +30,7 @@ struct RouterOptions {
   int64_t heartbeat_ms = 500;      // --heartbeat-ms: time between heartbeats to each node
   int64_t down_after_ms = 2000;    // --down-after-ms: a node silent this long is down
   size_t max_inflight = 100000;    // --max-inflight: forwarded requests awaiting a reply, at most
+  size_t max_inflight_mb = 64;     // --max-inflight-mb: their MiB (bodies, envelopes, entries)
   std::string log_level = "info";  // --log-level: trace|debug|info|warn|error
   std::string http;                // --http ADDR:PORT: serve HTTP there ("" = no HTTP)
   // The HTTP server's bounds and deadlines (router/http_server.h).

@@ -12,6 +12,7 @@
 #include <optional>
 #include <random>
 
+#include "common/io/listen.h"
 #include "common/io/security/curve.h"
 
 namespace todo::router {
@@ -19,16 +20,21 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Frames per client message at most, identity and body included.
+// Frames a client may send in one message (envelope + body; the identity
+// frame ZeroMQ adds is not one of them).
 constexpr size_t kMaxFrames = 16;
+// What a forwarded request holds in the router besides its body and
+// envelope, as counted against --max-inflight-mb: its InflightEntry with
+// the envelope's strings, its hash-map node and deadline slot, and the head
+// frame sent to the node.
+constexpr size_t kEntryOverheadBytes = 320;
 // Messages read from the frontend, and from each node, per wake-up.
 constexpr int kFrontendBurst = 256;
 constexpr int kNodeBurst = 512;
 // The poll never sleeps longer than this.
 constexpr milliseconds kMaxPollWait{100};
-// Frontend: bytes per frame at most (a bigger frame drops the peer) and
-// queue bounds per client.
-constexpr int64_t kMaxFrameBytes = int64_t{8} << 20;
+// Frontend: queue bounds per client (a frame bigger than
+// protocol::kMaxFrameBytes drops the client's connection).
 constexpr int kFrontendSndHwm = 100000;
 constexpr int kFrontendRcvHwm = 10000;
 // Per-node DEALER: messages queued for a node at most (then `overloaded`),
@@ -148,7 +154,7 @@ Router::Router(const RouterOptions& options, zmq::context_t* ctx)
   frontend_.set(zmq::sockopt::router_mandatory, 1);
   frontend_.set(zmq::sockopt::sndhwm, kFrontendSndHwm);
   frontend_.set(zmq::sockopt::rcvhwm, kFrontendRcvHwm);
-  frontend_.set(zmq::sockopt::maxmsgsize, kMaxFrameBytes);
+  frontend_.set(zmq::sockopt::maxmsgsize, protocol::kMaxFrameBytes);
   frontend_.set(zmq::sockopt::linger, 1000);  // let the last replies out at exit
   for (size_t i = 0; i < options.nodes.size(); ++i) backends_.push_back(MakeBackend(*ctx));
   protocol::Request ping;
@@ -165,6 +171,8 @@ Router::~Router() {
 Status Router::Start() {
   // CurveZMQ, if configured (--curve-secret): CURVE server to clients.
   if (Status s = security::SecureServerSocket(frontend_, options_.curve); !s.ok()) return s;
+  // An ipc:// path another process serves is refused, not taken over.
+  if (Status s = io::CheckZmqEndpointFree(options_.listen); !s.ok()) return s;
   try {
     frontend_.bind(options_.listen);
   } catch (const zmq::error_t& e) {
@@ -308,10 +316,14 @@ int64_t Router::PrimaryOf(const protocol::Request& request, uint32_t* partition,
 bool Router::RetryNotPrimary(InflightEntry& entry, TimePoint now) {
   if (entry.retried || !view_) return false;
   entry.retried = true;
-  if (map_version_ > entry.map_version) {
-    Resend(entry.seq, now);
+  const bool moved = entry.partition < primary_.size() && primary_[entry.partition] >= 0 &&
+                     static_cast<uint32_t>(primary_[entry.partition]) != entry.node;
+  if (moved) {
+    Resend(entry.seq, now);  // our map already names another primary
   } else {
-    parked_.push_back(entry.seq);  // until the next map (or its deadline)
+    // Our map still names the node that refused (a hand-off in progress, or
+    // our map is behind): wait for the next map (or the deadline).
+    parked_.push_back(entry.seq);
   }
   return true;
 }
@@ -323,6 +335,10 @@ void Router::Resend(uint64_t seq, TimePoint now) {
   uint32_t partition = e->partition;
   int64_t node = -1;
   if (snap_ && snap_->map && partition < primary_.size()) node = primary_[partition];
+  if (node >= 0 && static_cast<uint32_t>(node) == e->node) {
+    parked_.push_back(seq);  // the same primary still: wait for the map to move on
+    return;
+  }
   if (node < 0 || !nodes_.Routable(static_cast<size_t>(node))) {
     // As a fresh request would be: unavailable (nothing was applied: the
     // node that got it was not primary).
@@ -419,30 +435,45 @@ void Router::ReadFrontend(TimePoint now) {
     bool more = first.more();
     frames_.push_back(std::move(first));
     zmq::message_t last;
-    bool too_many = false;
+    size_t dropped = 0;  // frames past the limit, freed as read
     while (more) {
       zmq::message_t part;
       (void)frontend_.recv(part);  // the rest of a multipart message is already here
       more = part.more();
-      if (frames_.size() < kMaxFrames) {
+      if (frames_.size() < kMaxFrames + 1) {
         frames_.push_back(std::move(part));
       } else {
         last = std::move(part);
-        too_many = true;
+        ++dropped;
       }
     }
     if (frames_.size() < 2) {
       ++counters_.dropped_requests;  // no body: nothing to answer
       continue;
     }
-    if (too_many) {
-      // Answer the identity alone, echoing the id if the body has one.
+    // Frames the client sent: all but its identity, dropped ones included.
+    const size_t sent = frames_.size() - 1 + dropped;
+    size_t envelope_bytes = 0;
+    for (size_t i = 1; i + 1 < frames_.size(); ++i) envelope_bytes += frames_[i].size();
+    std::string refusal;
+    if (sent > kMaxFrames) {
+      refusal = "message has " + std::to_string(sent) + " frames, more than the " +
+                std::to_string(kMaxFrames) + " allowed";
+    } else if (envelope_bytes > protocol::kMaxEnvelopeBytes) {
+      refusal = "routing envelope (the frames before the body) is " +
+                std::to_string(envelope_bytes) + " bytes, more than the " +
+                std::to_string(protocol::kMaxEnvelopeBytes) + " allowed";
+    }
+    if (!refusal.empty()) {
+      // Answer the identity alone (nothing of the envelope is kept or
+      // echoed), echoing the id if the body has one.
+      if (dropped > 0) frames_.back() = std::move(last);
+      zmq::message_t body = std::move(frames_.back());
       frames_.resize(1);
-      frames_.push_back(std::move(last));
+      frames_.push_back(std::move(body));
       auto decoded = protocol::DecodeRequest(View(frames_.back()));
       ++counters_.bad_requests;
-      ReplyError(decoded.id, ErrorCode::kBadRequest,
-                 "too many frames (more than " + std::to_string(kMaxFrames) + ")");
+      ReplyError(decoded.id, ErrorCode::kBadRequest, refusal);
       continue;
     }
     HandleRequest(now);
@@ -535,6 +566,12 @@ void Router::HandleRequest(TimePoint now) {
                    " requests in flight (--max-inflight); retry later");
     return;
   }
+  if (inflight_.bytes() > (uint64_t{options_.max_inflight_mb} << 20)) {
+    ReplyError(id, ErrorCode::kOverloaded,
+               "router holds " + std::to_string(inflight_.bytes() >> 20) +
+                   " MiB of requests in flight (--max-inflight-mb); retry later");
+    return;
+  }
   Forward(owner, req, partition, now);
 }
 
@@ -547,7 +584,13 @@ void Router::Forward(size_t node, const protocol::Request& request, uint32_t par
   entry.op = request.op;
   entry.id = OwnedRequestId::From(request.id);
   entry.envelope.reserve(frames_.size() - 1);
-  for (size_t i = 0; i + 1 < frames_.size(); ++i) entry.envelope.emplace_back(View(frames_[i]));
+  size_t bytes = kEntryOverheadBytes;
+  for (size_t i = 0; i + 1 < frames_.size(); ++i) {
+    entry.envelope.emplace_back(View(frames_[i]));
+    bytes += frames_[i].size();
+  }
+  bytes += frames_.back().size();  // the body, until the node answers
+  entry.bytes = static_cast<uint32_t>(bytes);
   if (options_.replicated()) {
     // Kept (a reference, not a copy) for one more try on "not primary".
     entry.body.copy(frames_.back());

@@ -28,6 +28,11 @@ namespace todo::node {
 struct MapSnapshot {
   std::shared_ptr<const cluster::ClusterMap> map;
   bool data_ok = false;
+  // The partitions the map doesn't give this node may be dropped from its
+  // disk: it is a member under this data dir and incarnation (data_ok), or
+  // no member at all (removed: a name added again starts from scratch). Not
+  // while only its incarnation is behind (a lease lost a moment ago).
+  bool may_drop = false;
 };
 
 struct ReplEvent {

@@ -161,9 +161,60 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
       EndPrimary(p, backup ? "it is now a backup" : "it no longer holds the partition", done);
     }
     if (backup) {
+      drops_.erase(p);
       EnsureBackup(p)->sm.RaiseLeaderEpoch(part.leader_epoch);
     } else {
       backups_.erase(p);
+      if (snap.may_drop && !drops_.contains(p)) {
+        // Not ours any more: drop the copy, if there is one.
+        std::unique_ptr<leveldb::Iterator> it(db_->db->NewIterator(leveldb::ReadOptions()));
+        const std::string prefix = storage::PartitionPrefix(p);
+        const std::string end = storage::PartitionRangeEnd(p);
+        it->Seek(prefix);
+        if (it->Valid() && (end.empty() || it->key().ToString() < end)) drops_[p] = prefix;
+      }
+    }
+    if (primary || backup) drops_.erase(p);
+  }
+}
+
+void ShardReplication::DropSome(store::Group* group) {
+  constexpr size_t kDropBatch = 2000;  // keys per tick, all partitions of the shard
+  size_t budget = kDropBatch;
+  for (auto it = drops_.begin(); it != drops_.end() && budget > 0;) {
+    const uint32_t p = it->first;
+    const std::string prefix = storage::PartitionPrefix(p);
+    const std::string end = storage::PartitionRangeEnd(p);
+    if (it->second == prefix) {
+      // First batch: the copy is marked incomplete at once, so a copy half
+      // dropped is never taken for one (if p comes back to this node, it
+      // catches up by snapshot).
+      storage::PartitionMeta meta;
+      meta.complete = false;
+      group->Put(group->Own(prefix), group->Own(storage::EncodePartitionMeta(meta)));
+      spdlog::info("{}no longer held here: dropping this node's copy", Pfx(p));
+    }
+    std::unique_ptr<leveldb::Iterator> keys(db_->db->NewIterator(leveldb::ReadOptions()));
+    size_t n = 0;
+    std::string next;
+    for (keys->Seek(it->second); keys->Valid(); keys->Next()) {
+      std::string_view k(keys->key().data(), keys->key().size());
+      if (!end.empty() && k >= std::string_view(end)) break;
+      if (k == prefix) continue;  // the meta, deleted last
+      if (n == budget) {
+        next = std::string(k);
+        break;
+      }
+      group->Delete(group->Own(std::string(k)));
+      ++n;
+    }
+    budget -= n;
+    if (next.empty()) {
+      group->Delete(group->Own(prefix));  // all gone: as if never held
+      it = drops_.erase(it);
+    } else {
+      it->second = std::move(next);
+      ++it;
     }
   }
 }
@@ -541,7 +592,6 @@ void ShardReplication::TrimLog(uint32_t p, Primary& pr, Clock::time_point now) {
 }
 
 void ShardReplication::Tick(Clock::time_point now, store::Group* group, std::vector<Done>* done) {
-  (void)group;
   // Catch-up budget: the node's rate, shared by its shards; at most a
   // second's worth saved up.
   const double rate = ctx_->options.catchup_bytes_per_sec / std::max<uint32_t>(1, ctx_->shards);
@@ -552,6 +602,7 @@ void ShardReplication::Tick(Clock::time_point now, store::Group* group, std::vec
   tokens_at_ = now;
   for (auto& [p, pr] : primaries_) SendChunks(p, *pr, now);
   if (now < next_tick_) return;
+  if (!drops_.empty()) DropSome(group);
   next_tick_ = now + kTickEvery;
   const int64_t ms = Ms(now);
   for (auto& [p, pr] : primaries_) {

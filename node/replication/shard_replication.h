@@ -172,6 +172,9 @@ class ShardReplication {
   void Complete(uint32_t p, Primary& pr, Clock::time_point now, std::vector<Done>* done);
   void TrimLog(uint32_t p, Primary& pr, Clock::time_point now);
   void PublishReports();
+  // Deletes (a bounded batch a tick) the copies of partitions this node no
+  // longer holds.
+  void DropSome(store::Group* group);
 
   int64_t Ms(Clock::time_point t) const;
   std::string& Out(const std::string& peer, ReplIo::Via via);
@@ -187,6 +190,9 @@ class ShardReplication {
 
   std::map<uint32_t, std::unique_ptr<Primary>> primaries_;
   std::map<uint32_t, std::unique_ptr<Backup>> backups_;
+  // Partitions whose copy is being dropped (no longer held), with the key
+  // the next batch starts at.
+  std::map<uint32_t, std::string> drops_;
   std::shared_ptr<const MapSnapshot> map_;
 
   // This iteration: the client ops sequenced (held after the commit), the

@@ -15,6 +15,14 @@ constexpr std::chrono::milliseconds kBacklogPause(20);
 // Every this many passes a shard's scan starts over from the oldest entry.
 constexpr uint32_t kRestartEvery = 64;
 
+// Reads verify their blocks' checksums, as the store's do: a damaged block
+// is never read (nor cached) as if it were sound.
+leveldb::ReadOptions VerifiedReads() {
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = true;
+  return ro;
+}
+
 }  // namespace
 
 RidSweeper::RidSweeper(std::vector<ShardDb*> shards, std::vector<ShardWriter*> writers,
@@ -61,7 +69,7 @@ void RidSweeper::TendFilter(uint64_t now_ms) {
         spdlog::warn("shard {}: down at start; rid lookups always read the disk", i);
         return;  // never marked complete
       }
-      std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(leveldb::ReadOptions()));
+      std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
       const std::string end = storage::RidExpiryRangeEnd();
       for (it->Seek(storage::RidExpiryRangeBegin()); it->Valid() && it->key().compare(end) < 0;
            it->Next()) {
@@ -141,7 +149,7 @@ size_t RidSweeper::PassShard(size_t index, uint64_t now_ms, bool* full) {
     const ShardDb& shard = *shards_[index];
     std::shared_lock<std::shared_mutex> lock(shard.mu);
     if (!shard.db) return 0;  // being reopened by its writer: next pass
-    std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(leveldb::ReadOptions()));
+    std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
     std::string value;
     it->Seek(st.cursor.empty() ? storage::RidExpiryRangeBegin() : st.cursor);
     for (; it->Valid() && entries < options_.max_per_pass && it->key().compare(limit) < 0;
@@ -149,7 +157,7 @@ size_t RidSweeper::PassShard(size_t index, uint64_t now_ms, bool* full) {
       const std::string_view key(it->key().data(), it->key().size());
       if (auto parsed = storage::ParseRidExpiryKey(key)) {
         const std::string record_key = storage::RidKey(parsed->list, parsed->rid);
-        leveldb::Status s = shard.db->Get(leveldb::ReadOptions(), record_key, &value);
+        leveldb::Status s = shard.db->Get(VerifiedReads(), record_key, &value);
         if (s.ok()) {
           auto record = storage::DecodeRidValue(value);
           // Dropped only if it is the record this entry was written for.

@@ -14,6 +14,7 @@
 
 #include "common/storage_format.h"
 #include "node/replication/shard_replication.h"
+#include "node/store/table_check.h"
 
 namespace todo::store {
 
@@ -23,6 +24,9 @@ constexpr std::chrono::milliseconds kFirstBackoff(10);
 constexpr std::chrono::milliseconds kMaxBackoff(1000);
 constexpr size_t kProbeBytes = 64 << 10;           // a little more than a log block or two
 constexpr char kProbeFile[] = "/todo-disk-probe";  // not a LevelDB file name
+// The COMMITTED file is rewritten at most this often while the shard takes
+// writes (an fsync and a rename, ~1 ms, once a second).
+constexpr std::chrono::seconds kRecordCommittedEvery(1);
 // Group commit sized by load: after a group of at least kLingerAfterGroup
 // ops, the writer waits up to kLinger for kLingerUntil ops before the next
 // write. Measured on the 2-core VM (tests/bench defaults, one shard): ~8%
@@ -112,7 +116,9 @@ ShardWriter::ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capac
       sync_(sync),
       capacity_(capacity),
       max_batch_(max_batch),
-      replies_(replies) {
+      replies_(replies),
+      commit_(shard->commit),
+      recorded_(shard->commit) {
   TestCrashHook();  // parsed (and announced) once, before any write
   if (repl != nullptr) {
     repl_ = std::make_unique<node::ShardReplication>(repl, index, shard);
@@ -135,7 +141,9 @@ ShardWriter::ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capac
 
 void ShardWriter::LoadRidCount() {
   std::string value;
-  leveldb::Status s = shard_->db->Get(leveldb::ReadOptions(), storage::RidCountKey(), &value);
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = true;  // as every read of the store
+  leveldb::Status s = shard_->db->Get(ro, storage::RidCountKey(), &value);
   uint64_t n = 0;
   if (s.ok()) {
     auto decoded = storage::DecodeRidCount(value);
@@ -221,6 +229,7 @@ void ShardWriter::Loop() {
     if (broken_ && (Clock::now() >= next_attempt_ || (stopping && ops.empty()))) Recover();
     if (ops.empty()) {
       if (!stopping) continue;
+      if (!broken_ && sync_ && commit_ > recorded_) RecordCommitted();
       if (broken_) {
         spdlog::error(
             "shard {}: stopping while still unavailable ({}); the failed write's "
@@ -243,6 +252,10 @@ void ShardWriter::Loop() {
       op.owner->inflight.fetch_sub(1, std::memory_order_release);
     }
     ops.clear();
+    // After the replies: the recording's fsync delays no acknowledgement.
+    if (!broken_ && sync_ && commit_ > recorded_ && Clock::now() >= next_record_) {
+      RecordCommitted();
+    }
   }
 }
 
@@ -272,6 +285,12 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
   }
   std::stable_sort(sorted.begin(), sorted.end(),
                    [](const SortedMutation& a, const SortedMutation& b) { return a.key < b.key; });
+  if (writes > 0) {
+    // The commit counter (the smallest key there is, so first).
+    commit_value_ = storage::EncodeCommitValue(commit_ + 1);
+    static const std::string kCommitKey = storage::CommitKey();
+    group.Put(kCommitKey, commit_value_);
+  }
   for (const SortedMutation& m : sorted) {
     if (m.put) {
       group.Put(leveldb::Slice(m.key.data(), m.key.size()),
@@ -337,7 +356,13 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
     stats_.failed_batches.fetch_add(1, std::memory_order_relaxed);
     spdlog::error("shard {}: write of {} ops failed: {}; refusing writes until it is reopened",
                   index_, writes, s.ToString());
+    // A compaction that met a damaged table fails every later write so.
+    if (s.IsCorruption() && shard_->table_check != nullptr) {
+      shard_->table_check->Request(index_, shard_->path);
+    }
     OnWriteFailure(group, s);
+  } else if (writes > 0) {
+    ++commit_;
   }
   replies->reserve(ops.size());
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -472,6 +497,37 @@ leveldb::Status ShardWriter::ProbeDisk() const {
   return s;
 }
 
+void ShardWriter::RecordCommitted() {
+  leveldb::Env* env = shard_->options.env;
+  const std::string path = shard_->path + "/" + storage::kCommittedFile;
+  const std::string tmp = path + ".tmp";
+  const uint64_t commit = commit_;
+  leveldb::WritableFile* raw = nullptr;
+  leveldb::Status s = env->NewWritableFile(tmp, &raw);
+  if (s.ok()) {
+    std::unique_ptr<leveldb::WritableFile> file(raw);
+    s = file->Append(storage::FormatCommitted(commit));
+    if (s.ok()) s = file->Sync();
+    leveldb::Status c = file->Close();
+    if (s.ok()) s = c;
+  }
+  if (s.ok()) s = env->RenameFile(tmp, path);
+  next_record_ = Clock::now() + kRecordCommittedEvery;
+  if (!s.ok()) {
+    env->RemoveFile(tmp);
+    if (!record_failing_) {
+      spdlog::warn("shard {}: cannot record commit #{} in {}: {}; retrying every second", index_,
+                   commit, path, s.ToString());
+    }
+    record_failing_ = true;
+    return;
+  }
+  if (record_failing_)
+    spdlog::info("shard {}: recorded commit #{} in {} again", index_, commit, path);
+  record_failing_ = false;
+  recorded_ = commit;
+}
+
 leveldb::Status ShardWriter::ReopenAndUndo() {
   SetDb(nullptr, "reopening after: " + broken_status_.ToString());  // closes it
   leveldb::DB* raw = nullptr;
@@ -566,6 +622,10 @@ void ShardWriter::LoopReplicated() {
     repl_->Sequence(ops, now, &group, &done);
     repl_->Flush();
     if (!group.empty()) {
+      // The shard's commit counter (storage_format.h), as in static mode.
+      commit_value_ = storage::EncodeCommitValue(commit_ + 1);
+      static const std::string kCommitKey = storage::CommitKey();
+      group.Put(kCommitKey, commit_value_);
       group.BuildSorted(&group_);
       leveldb::WriteOptions wo;
       wo.sync = sync_;
@@ -583,6 +643,7 @@ void ShardWriter::LoopReplicated() {
             index_, group.size(), s.ToString());
         std::_Exit(3);
       }
+      ++commit_;
       stats_.write_micros.fetch_add(static_cast<uint64_t>(us), std::memory_order_relaxed);
       stats_.batches.fetch_add(1, std::memory_order_relaxed);
       stats_.ops.fetch_add(group.size(), std::memory_order_relaxed);
@@ -618,6 +679,10 @@ void ShardWriter::LoopReplicated() {
       finished.push_back(&d.op);
     }
     Finish(&replies, finished);
+    // After the replies: the recording's fsync delays no acknowledgement.
+    if (sync_ && commit_ > recorded_ && (stopping || Clock::now() >= next_record_)) {
+      RecordCommitted();
+    }
     if (stopping) {
       std::lock_guard<std::mutex> lock(mu_);
       if (queue_.empty()) return;

@@ -55,6 +55,16 @@
 // Not covered: a node stopped or killed while a shard is still down exits
 // without its undo, so its next start may replay the failed record.
 //
+// Commit numbers (common/storage_format.h): every group commit also puts
+// the shard's commit counter, one more than the last; after a synced commit
+// (and its replies) the writer records the counter in the shard's COMMITTED
+// file at most once a second (and at Stop()): written to a temp file, synced and renamed, so
+// the file only ever holds a number whose commit is on disk. Store::Open
+// refuses a shard whose counter is below it (a log that lost acknowledged
+// writes). A failed recording is logged and retried a second later; it
+// never fails a write. A failed write that reports corruption (a compaction
+// that met a damaged table) has the shard's tables checked (TableCheck).
+//
 // Rid records (common/storage_format.h). Each op says how many rid records
 // it adds (a first write with a rid: +1) or drops (the expiry sweeper: -n);
 // the writer keeps the shard's count and writes it (the count key) in the
@@ -98,6 +108,8 @@ struct ReplContext;
 
 namespace todo::store {
 
+class TableCheck;
+
 // The part of a list actor that its writer needs: shared between the two.
 struct WriteOwner {
   // Ops queued and not yet completed (writes and barriers).
@@ -122,8 +134,10 @@ struct ShardDb {
   std::string path;          // the shard's directory
   leveldb::Options options;  // to reopen it with
   mutable std::shared_mutex mu;
-  std::unique_ptr<leveldb::DB> db;  // guarded by mu; null while the shard is being reopened
-  std::string down_reason;          // guarded by mu; why `db` is null
+  std::unique_ptr<leveldb::DB> db;    // guarded by mu; null while the shard is being reopened
+  std::string down_reason;            // guarded by mu; why `db` is null
+  uint64_t commit = 0;                // the commit counter at open (the writer's from then on)
+  TableCheck* table_check = nullptr;  // finds damaged tables (not owned; may be null)
 };
 
 // A barrier's reply made when it completes, on the writer thread, from the
@@ -236,6 +250,8 @@ class ShardWriter {
   // One recovery attempt (probe, close, reopen, undo). True if the shard is back.
   bool Recover();
   leveldb::Status ProbeDisk() const;
+  // Records commit_ in the shard's COMMITTED file (see above).
+  void RecordCommitted();
   leveldb::Status ReopenAndUndo();
   void SetDb(std::unique_ptr<leveldb::DB> db, const std::string& down_reason);
   // Reads the shard's rid record count from its count key (writer thread,
@@ -265,6 +281,11 @@ class ShardWriter {
   leveldb::WriteBatch group_;
   size_t last_group_ = 0;     // ops in the last group (for the linger)
   uint64_t rid_records_ = 0;  // the count key's value (writer thread)
+  uint64_t commit_ = 0;       // the last commit written (its number)
+  std::string commit_value_;  // its encoding, reused
+  uint64_t recorded_ = 0;     // the number recorded in the COMMITTED file (at open: the counter)
+  Clock::time_point next_record_{};
+  bool record_failing_ = false;  // the last recording failed (logged once a streak)
   // Writer thread only: the state of a shard that is down.
   bool broken_ = false;
   leveldb::Status broken_status_;  // the latest failure (named in refusals)

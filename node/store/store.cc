@@ -1,13 +1,17 @@
 #include "node/store/store.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <set>
 #include <shared_mutex>
 #include <sstream>
 
@@ -23,6 +27,14 @@ namespace todo::store {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Every read verifies the checksums of the blocks it reads from disk (a
+// block in the block cache was verified when it was read).
+leveldb::ReadOptions VerifiedReads() {
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = true;
+  return ro;
+}
 
 Status ReadFile(const fs::path& p, std::string* out) {
   std::ifstream in(p, std::ios::binary);
@@ -76,6 +88,137 @@ std::string ShardDirName(uint32_t i) {
   return buf;
 }
 
+// The names in `dir` that start with "shard-" (through `env`: a MemEnv lists
+// "shard-000/CURRENT", so only what comes before a '/' counts).
+StatusOr<std::set<std::string>> ShardEntries(leveldb::Env* env, const std::string& dir) {
+  std::vector<std::string> children;
+  if (leveldb::Status s = env->GetChildren(dir, &children); !s.ok()) {
+    return Status::Internal("cannot list data dir " + dir + ": " + s.ToString());
+  }
+  std::set<std::string> shards;
+  for (const std::string& c : children) {
+    std::string top = c.substr(0, c.find('/'));
+    if (top.starts_with("shard-")) shards.insert(top);
+  }
+  return shards;
+}
+
+// The shard dirs present must be exactly shard-000 .. shard-(n-1): a missing
+// one is a shard lost (opening it empty would reuse its ids), an extra one a
+// MANIFEST that no longer tells the truth.
+Status CheckShardDirs(leveldb::Env* env, const std::string& dir, uint32_t n) {
+  auto present = ShardEntries(env, dir);
+  if (!present.ok()) return present.status();
+  for (uint32_t i = 0; i < n; ++i) {
+    if (!present->contains(ShardDirName(i))) {
+      return Status::Internal("data dir " + dir + ": shard dir " + dir + "/" + ShardDirName(i) +
+                              " is missing (the MANIFEST names " + std::to_string(n) +
+                              " shards); refusing to start rather than open it empty");
+    }
+    present->erase(ShardDirName(i));
+  }
+  if (!present->empty()) {
+    return Status::Internal("data dir " + dir + " has " + dir + "/" + *present->begin() +
+                            ", which its MANIFEST (" + std::to_string(n) +
+                            " shards) does not name; refusing to guess which is right");
+  }
+  return Status::Ok();
+}
+
+// The shard's directory must hold a database: LevelDB's CURRENT names its
+// descriptor. Without it LevelDB would create an empty database and delete
+// the tables it no longer knows.
+Status CheckShardCurrent(leveldb::Env* env, const std::string& path) {
+  std::vector<std::string> children;
+  leveldb::Status s = env->GetChildren(path, &children);
+  if (!s.ok()) return Status::Internal("cannot list shard dir " + path + ": " + s.ToString());
+  if (std::find(children.begin(), children.end(), "CURRENT") == children.end()) {
+    return Status::Internal("shard dir " + path + " has no CURRENT file (LevelDB's pointer to " +
+                            "its tables): the shard is damaged; refusing to start rather than " +
+                            "open it empty");
+  }
+  return Status::Ok();
+}
+
+// The number the shard's writer counts its commits from: the shard's commit
+// counter, after checking it against the COMMITTED file (if there is one):
+// a counter below it means the log lost acknowledged writes, which refuses
+// the open. A counter in a damaged block can't be checked (logged; the
+// damaged block answers `internal` to the lists it holds): counting goes on
+// from the COMMITTED file's number.
+StatusOr<uint64_t> CheckCommits(leveldb::Env* env, leveldb::DB* db, const std::string& path) {
+  const std::string committed_path = path + "/" + storage::kCommittedFile;
+  std::optional<uint64_t> acked;
+  std::string text;
+  leveldb::Status s = leveldb::ReadFileToString(env, committed_path, &text);
+  if (s.ok()) {
+    auto parsed = storage::ParseCommitted(text);
+    if (parsed.ok()) {
+      acked = *parsed;
+    } else {
+      // Written by rename, so never torn: damage, but to the check only.
+      spdlog::error("{}: {}; the check for lost writes is skipped for this shard", committed_path,
+                    parsed.status().message());
+    }
+  } else if (env->FileExists(committed_path)) {
+    return Status::Internal("cannot read " + committed_path + ": " + s.ToString());
+  }  // else: a shard never synced, or older than the file
+
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = true;
+  std::string value;
+  s = db->Get(ro, storage::CommitKey(), &value);
+  StatusOr<uint64_t> commit = uint64_t{0};
+  if (s.ok()) {
+    commit = storage::DecodeCommitValue(value);
+  } else if (s.IsCorruption()) {
+    commit = Status::Internal(s.ToString());
+  } else if (!s.IsNotFound()) {
+    return Status::Internal("shard " + path + ": cannot read its commit counter: " + s.ToString());
+  }
+  if (!commit.ok()) {
+    spdlog::error(
+        "shard {}: its commit counter is damaged ({}): whether its log lost acknowledged writes "
+        "can't be checked; counting on from #{}",
+        path, commit.status().message(), acked.value_or(0));
+    return acked.value_or(0);
+  }
+  if (acked && *commit < *acked) {
+    return Status::Internal(
+        "shard " + path + " lost acknowledged writes: it holds group commits up to #" +
+        std::to_string(*commit) + " but #" + std::to_string(*acked) + " was acknowledged (" +
+        committed_path + "): a .log file was truncated or deleted. Refusing to start: restore " +
+        "the shard from a backup, or accept the loss by deleting " + committed_path +
+        " (the lost entries' ids may then be given out again)");
+  }
+  return *commit;
+}
+
+// What LevelDB's own log (the shard's LOG file, started afresh by each
+// open) says about the records it refused: their file and offset, which its
+// Status leaves out ("Corruption: checksum mismatch").
+std::string OpenFailureDetail(leveldb::Env* env, const std::string& path) {
+  std::string text;
+  if (!leveldb::ReadFileToString(env, path + "/LOG", &text).ok()) return "";
+  std::string detail;
+  int lines = 0;
+  size_t pos = 0;
+  while (pos < text.size() && lines < 3) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    std::string_view line(text.data() + pos, nl - pos);
+    pos = nl + 1;
+    const size_t at = line.find(": dropping ");
+    if (at == std::string_view::npos) continue;
+    // "<date> <thread> /path/000003.log: dropping 32 bytes; Corruption: ..."
+    const size_t file = line.rfind(' ', at);
+    detail += (detail.empty() ? "" : "; ") +
+              std::string(line.substr(file == std::string_view::npos ? 0 : file + 1));
+    ++lines;
+  }
+  return detail.empty() ? "" : " (LevelDB: " + detail + ")";
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
@@ -103,15 +246,21 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     return Status::Internal("data dir " + dir.string() + " is locked (" + lock_path.string() +
                             "): another todo-node is using it");
   }
+  // The files are on the real disk unless a test injects its own Env (an
+  // in-memory one, or one that fails on purpose): that one is used as is.
+  if (options.env == nullptr) store->env_ = std::make_unique<PreadEnv>(leveldb::Env::Default());
+  leveldb::Env* env = options.env != nullptr ? options.env : store->env_.get();
+  store->table_check_ = std::make_unique<TableCheck>(env);
 
   fs::path manifest_path = dir / "MANIFEST";
-  if (fs::exists(manifest_path)) {
+  const bool existing = fs::exists(manifest_path);
+  if (existing) {
     std::string text;
     if (Status s = ReadFile(manifest_path, &text); !s.ok()) return s;
     auto m = storage::ParseManifest(text);
     if (!m.ok()) {
-      return Status::Internal("data dir " + dir.string() +
-                              ": bad MANIFEST: " + m.status().message());
+      return Status::Internal("data dir " + dir.string() + ": bad MANIFEST (" +
+                              manifest_path.string() + "): " + m.status().message());
     }
     const int want_format =
         options.replicated ? storage::kReplicatedFormatVersion : storage::kFormatVersion;
@@ -152,29 +301,21 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
       return Status::Internal("data dir " + dir.string() + " has " + std::to_string(m->shards) +
                               " shards but --shards is " + std::to_string(store->options_.shards));
     }
+    if (Status s = CheckShardDirs(env, dir.string(), m->shards); !s.ok()) return s;
   } else {
-    for (const auto& e : fs::directory_iterator(dir)) {
-      if (e.path().filename().string().rfind("shard-", 0) == 0) {
-        return Status::Internal("data dir " + dir.string() +
-                                " has shard dirs but no MANIFEST; refusing to guess");
-      }
+    auto present = ShardEntries(env, dir.string());
+    if (!present.ok()) return present.status();
+    if (!present->empty()) {
+      return Status::Internal("data dir " + dir.string() + " has shard dirs (" + *present->begin() +
+                              ") but no MANIFEST; refusing to guess (if the node's very first "
+                              "start was interrupted, remove the dir)");
     }
     if (store->options_.shards == 0) store->options_.shards = options.new_dir_shards;
     if (store->options_.shards == 0) return Status::BadRequest("a store needs at least one shard");
-    storage::Manifest m;
-    m.shards = store->options_.shards;
     if (options.replicated) {
       auto id = NewDataId();
       if (!id.ok()) return id.status();
-      m.format = storage::kReplicatedFormatVersion;
-      m.cluster = options.replicated->cluster;
-      m.node = options.replicated->node;
-      m.partitions = options.replicated->partitions;
-      m.data_id = *id;
       store->data_id_ = *id;
-    }
-    if (Status s = WriteFileAtomically(manifest_path, storage::FormatManifest(m)); !s.ok()) {
-      return s;
     }
   }
   if (options.replicated) store->partitions_ = options.replicated->partitions;
@@ -183,14 +324,18 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
   if (options.bloom_bits_per_key > 0) {
     store->filter_.reset(leveldb::NewBloomFilterPolicy(options.bloom_bits_per_key));
   }
-  // The files are on the real disk unless a test injects its own Env (an
-  // in-memory one, or one that fails on purpose): that one is used as is.
-  if (options.env == nullptr) store->env_ = std::make_unique<PreadEnv>(leveldb::Env::Default());
+  store->read_failures_ = std::make_unique<std::atomic<uint64_t>[]>(store->options_.shards);
   for (uint32_t i = 0; i < store->options_.shards; ++i) {
     auto shard = std::make_unique<ShardDb>();
     shard->path = (dir / ShardDirName(i)).string();
+    shard->table_check = store->table_check_.get();
     leveldb::Options& lo = shard->options;
-    lo.create_if_missing = true;
+    // Only a new dir's shards are created, each from nothing; an existing
+    // dir's shards must all be there (an empty one would reuse ids).
+    lo.create_if_missing = !existing;
+    lo.error_if_exists = !existing;
+    // A log record that fails its checksum, or a table the descriptor names
+    // that is missing, fails the open (see store.h).
     lo.paranoid_checks = true;
     lo.block_cache = store->cache_.get();
     lo.write_buffer_size = options.write_buffer_bytes;
@@ -203,12 +348,40 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     // are read as before): a lookup of a rid with no record, which every
     // first write with a rid makes, skips the tables that can't hold it.
     lo.filter_policy = store->filter_.get();
-    lo.env = options.env != nullptr ? options.env : store->env_.get();
+    lo.env = env;
+    if (existing) {
+      if (Status s = CheckShardCurrent(env, shard->path); !s.ok()) return s;
+    }
     leveldb::DB* db = nullptr;
     leveldb::Status s = leveldb::DB::Open(lo, shard->path, &db);
-    if (!s.ok()) return Status::Internal("cannot open shard " + shard->path + ": " + s.ToString());
+    if (!s.ok()) {
+      return Status::Internal("cannot open shard " + std::to_string(i) + " (" + shard->path +
+                              "): " + s.ToString() + OpenFailureDetail(env, shard->path));
+    }
     shard->db.reset(db);
+    // Reopens after a storage failure never create anything either.
+    lo.create_if_missing = false;
+    lo.error_if_exists = false;
+    auto commit = CheckCommits(env, db, shard->path);
+    if (!commit.ok()) return commit.status();
+    shard->commit = *commit;
     store->shards_.push_back(std::move(shard));
+  }
+  if (!existing) {
+    // Last: the MANIFEST says the dir is set up, so it is written only once
+    // every shard exists.
+    storage::Manifest m;
+    m.shards = store->options_.shards;
+    if (options.replicated) {
+      m.format = storage::kReplicatedFormatVersion;
+      m.cluster = options.replicated->cluster;
+      m.node = options.replicated->node;
+      m.partitions = options.replicated->partitions;
+      m.data_id = store->data_id_;
+    }
+    if (Status s = WriteFileAtomically(manifest_path, storage::FormatManifest(m)); !s.ok()) {
+      return s;
+    }
   }
   if (options.repl != nullptr) options.repl->shards = store->options_.shards;
   for (uint32_t i = 0; i < store->options_.shards; ++i) {
@@ -281,11 +454,12 @@ StatusOr<bool> Store::ReadRid(std::string_view list, std::string_view rid, uint6
   if (!rid_filter_->MayContain(hash)) return false;
   thread_local std::string key;
   storage::RidKeyTo(&key, KeyNs(list), list, rid);
-  leveldb::Status s = shard.db->Get(leveldb::ReadOptions(), key, value);
+  leveldb::Status s = shard.db->Get(VerifiedReads(), key, value);
   if (s.ok()) return true;
   if (s.IsNotFound()) return false;
-  return Status::Internal("list '" + std::string(list) + "': rid record read failed: " +
-                          s.ToString() + "; the request was not applied");
+  // A damaged block (or an unreadable table): counted and reported as any
+  // read of the shard's data.
+  return ReadFailure(index, list, "rid record: " + s.ToString(), true);
 }
 
 uint32_t Store::ShardFor(std::string_view list) const {
@@ -313,6 +487,24 @@ StatusOr<storage::PartitionMeta> Store::ReadPartitionMeta(uint32_t p) const {
   return storage::DecodePartitionMeta(value);
 }
 
+Status Store::ReadFailure(uint32_t index, std::string_view list, const std::string& what,
+                          bool leveldb_error) const {
+  const ShardDb& shard = *shards_[index];
+  // Checksums that fail (or a table that can't be opened): find the file.
+  if (leveldb_error) table_check_->Request(index, shard.path);
+  const std::string findings = leveldb_error ? table_check_->Findings(index) : "";
+  std::string message = "storage corruption in shard " + std::to_string(index) + " (" + shard.path +
+                        "), list '" + std::string(list) + "': " + what;
+  if (leveldb_error) {
+    message +=
+        findings.empty() ? "; its tables are being checked (see the node's log)" : "; " + findings;
+  }
+  // Loud, but not a line per read of a damaged list: the 1st, 2nd, 4th, ...
+  const uint64_t n = read_failures_[index].fetch_add(1, std::memory_order_relaxed) + 1;
+  if ((n & (n - 1)) == 0) spdlog::error("{} (read failure #{} in this shard)", message, n);
+  return Status::Internal(message);
+}
+
 StatusOr<uint64_t> Store::LoadNextId(std::string_view list) const {
   const uint32_t index = ShardFor(list);
   const ShardDb& shard = *shards_[index];
@@ -321,7 +513,7 @@ StatusOr<uint64_t> Store::LoadNextId(std::string_view list) const {
     return Status::Internal("storage failure: shard " + std::to_string(index) +
                             " unavailable: " + shard.down_reason + "; the request was not applied");
   }
-  std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(leveldb::ReadOptions()));
+  std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
   const std::string ns = KeyNs(list);
   const std::string begin = storage::ListRangeBegin(ns, list);  // the counter's key
   const std::string end = storage::ListRangeEnd(ns, list);
@@ -329,9 +521,7 @@ StatusOr<uint64_t> Store::LoadNextId(std::string_view list) const {
   it->Seek(begin);
   if (it->Valid() && it->key() == leveldb::Slice(begin)) {
     auto n = storage::DecodeMetaValue(std::string_view(it->value().data(), it->value().size()));
-    if (!n.ok()) {
-      return Status::Internal("list '" + std::string(list) + "': " + n.status().message());
-    }
+    if (!n.ok()) return ReadFailure(index, list, n.status().message(), false);
     next_id = *n;
   }
   // The list's last key: just before the end of its range.
@@ -341,17 +531,17 @@ StatusOr<uint64_t> Store::LoadNextId(std::string_view list) const {
   } else {
     it->SeekToLast();
   }
+  // A damaged block is skipped by LevelDB's iterator (keeping the error), so
+  // the status is checked before anything read is trusted: the key found
+  // could be an earlier one, and the next id one already given out.
+  if (!it->status().ok()) return ReadFailure(index, list, it->status().ToString(), true);
   if (it->Valid() && it->key().compare(begin) > 0 && it->key().compare(end) < 0) {
     std::string_view key(it->key().data() + ns.size(), it->key().size() - ns.size());
     auto parsed = storage::ParseKey(key);
     if (!parsed || parsed->list != list || parsed->is_meta) {
-      return Status::Internal("list '" + std::string(list) + "': malformed key in store");
+      return ReadFailure(index, list, "malformed key in store", false);
     }
     next_id = std::max(next_id, parsed->id + 1);  // ParseKey refuses id 2^64-1
-  }
-  if (!it->status().ok()) {
-    return Status::Internal("list '" + std::string(list) +
-                            "': read failed: " + it->status().ToString());
   }
   return next_id;
 }
@@ -365,7 +555,7 @@ StatusOr<TodoList> Store::Load(std::string_view list) const {
     return Status::Internal("storage failure: shard " + std::to_string(index) +
                             " unavailable: " + shard.down_reason + "; the request was not applied");
   }
-  std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(leveldb::ReadOptions()));
+  std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
   const std::string ns = KeyNs(list);
   const std::string begin = storage::ListRangeBegin(ns, list);
   const std::string end = storage::ListRangeEnd(ns, list);
@@ -376,26 +566,24 @@ StatusOr<TodoList> Store::Load(std::string_view list) const {
     std::string_view value(it->value().data(), it->value().size());
     auto parsed = storage::ParseKey(key);
     if (!parsed || parsed->list != list) {
-      return Status::Internal("list '" + std::string(list) + "': malformed key in store");
+      return ReadFailure(index, list, "malformed key in store", false);
     }
     if (parsed->is_meta) {
       auto n = storage::DecodeMetaValue(value);
-      if (!n.ok())
-        return Status::Internal("list '" + std::string(list) + "': " + n.status().message());
+      if (!n.ok()) return ReadFailure(index, list, n.status().message(), false);
       next_id = *n;
     } else {
       auto v = storage::DecodeEntryValue(value);
       if (!v.ok()) {
-        return Status::Internal("list '" + std::string(list) + "' entry " +
-                                std::to_string(parsed->id) + ": " + v.status().message());
+        return ReadFailure(index, list,
+                           "entry " + std::to_string(parsed->id) + ": " + v.status().message(),
+                           false);
       }
       entries.push_back(Entry{parsed->id, v->date, std::string(v->title)});
     }
   }
-  if (!it->status().ok()) {
-    return Status::Internal("list '" + std::string(list) +
-                            "': read failed: " + it->status().ToString());
-  }
+  // Checked after the scan: a damaged block is skipped, its error kept.
+  if (!it->status().ok()) return ReadFailure(index, list, it->status().ToString(), true);
   return TodoList::Restore(std::move(entries), next_id);
 }
 

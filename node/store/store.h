@@ -7,12 +7,45 @@
 //   DIR/MANIFEST      "format 1", "shards N" (common/storage_format.h); a
 //                     replicated dir: "format 2", and its cluster, node,
 //                     partition count and data id
-//   DIR/shard-NNN/    one LevelDB database per shard
+//   DIR/shard-NNN/    one LevelDB database per shard, and its COMMITTED file
 // Opening checks the manifest against the options and refuses a mismatch:
 // a static-mode dir (format 1) is never opened by a replicated node or the
 // other way round, and a replicated dir only by the node and cluster named
 // in it. In a replicated dir every key is prefixed with its partition
 // (storage_format.h) and a partition lives in shard partition % shards.
+//
+// Integrity: what a damaged data dir does (never a wrong answer, never an id
+// given out twice without a word):
+//  - A new dir's shards are created first, then its MANIFEST (written last,
+//    atomically): a MANIFEST means every shard was set up. Opening an
+//    existing dir never creates anything: the MANIFEST must parse strictly
+//    (storage_format.h), the shard dirs present must be exactly the ones it
+//    names, each must hold LevelDB's CURRENT and open without
+//    create_if_missing. Anything else refuses to start, naming the path.
+//  - paranoid_checks: LevelDB fails the open on a log record whose checksum
+//    or framing is bad (a corruption in the middle of the log, or garbage
+//    at its end), on a damaged descriptor (its MANIFEST-NNNNNN), and on a
+//    table file the descriptor names that is missing. The node then
+//    refuses to start; nothing is dropped. Compactions verify checksums too.
+//  - A torn last record (the tail of a write that was never acknowledged:
+//    a write is acknowledged only once its log record is synced) is dropped
+//    by LevelDB's log reader without a word: that is a crash, not damage.
+//  - But a log cut short by damage (truncated, or deleted) looks the same.
+//    So every group commit also writes the shard's commit counter, and the
+//    writer records the last acknowledged commit number in the shard's
+//    COMMITTED file at least every second of writing and at a clean stop
+//    (storage_format.h). A shard whose counter is below that number lost
+//    acknowledged writes: the open refuses, naming the shard and the file.
+//    Not detected: losing only the writes of the last second before a
+//    crash, and the loss of a whole shard's files with its COMMITTED file.
+//  - Reads verify block checksums (ReadOptions::verify_checksums). A read
+//    that meets a damaged block, an unreadable table, or a record that
+//    doesn't decode fails: the list's request answers `internal`, naming
+//    the shard (and the damaged file once known), and the node logs it at
+//    error level (the 1st, 2nd, 4th, ... failure of each shard). A damaged
+//    table is found by TableCheck (table_check.h), as LevelDB's checksum
+//    error names no file. Other lists of the shard are served as before.
+//
 // Thread-safety: Load() may be called from any thread (LevelDB reads are
 // thread-safe, and a shard being reopened by its writer is held under a
 // shared lock); writers are thread-safe; Open/Stop from one thread.
@@ -23,6 +56,7 @@
 #include <leveldb/env.h>
 #include <leveldb/filter_policy.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -35,6 +69,7 @@
 #include "common/todo_list.h"
 #include "node/reply_queue.h"
 #include "node/store/shard_writer.h"
+#include "node/store/table_check.h"
 
 namespace todo::store {
 
@@ -84,8 +119,10 @@ class RidFilter;
 
 class Store {
  public:
-  // Locks the dir, checks or writes the manifest, opens every shard and
-  // starts the writers. Errors name the dir and what is wrong.
+  // Locks the dir, checks the manifest and the shards (an existing dir) or
+  // creates them (a new one), opens every shard and starts the writers.
+  // internal naming the path and what is wrong if the dir is damaged (see
+  // above).
   static StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options,
                                                node::ReplyQueue* replies);
   ~Store();  // Stop()s, closes the shards, releases the lock
@@ -111,7 +148,7 @@ class Store {
 
   // Reads a list with one range scan. A list never written is empty.
   // internal if the shard can't be read (e.g. its writer is reopening it
-  // after a storage failure) or a record is corrupt.
+  // after a storage failure), or a block or a record is corrupt (logged).
   StatusOr<TodoList> Load(std::string_view list) const;
 
   // The id a list's next add takes, without reading its entries: max(the
@@ -149,12 +186,22 @@ class Store {
   size_t SweepRids(uint64_t now_ms);
   // True while a pass's deletes are queued or being written (tests wait).
   bool SweepInFlight() const;
+  // Thread-safe: reads of shard `shard` that failed on damage so far.
+  uint64_t read_failures(uint32_t shard) const {
+    return read_failures_[shard].load(std::memory_order_relaxed);
+  }
 
   // Writes everything queued and stops the writers. Idempotent.
   void Stop();
 
  private:
   Store() = default;
+
+  // The internal error for a failed read of `list` in shard `index`
+  // (`what`: why), logged; `leveldb_error`: LevelDB's own (a checksum, an
+  // unreadable table), so the shard's tables are checked for the file.
+  Status ReadFailure(uint32_t index, std::string_view list, const std::string& what,
+                     bool leveldb_error) const;
 
   StoreOptions options_;
   uint32_t partitions_ = 0;
@@ -167,6 +214,9 @@ class Store {
   std::vector<std::unique_ptr<ShardWriter>> writers_;
   std::unique_ptr<RidFilter> rid_filter_;
   std::unique_ptr<RidSweeper> sweeper_;  // after the writers: stopped and destroyed first
+  std::unique_ptr<TableCheck> table_check_;  // uses env_ (destroyed after it)
+  // Failed reads per shard (for the log's rate limit).
+  mutable std::unique_ptr<std::atomic<uint64_t>[]> read_failures_;
 };
 
 }  // namespace todo::store

@@ -1,6 +1,7 @@
 #include "router/admin/admin.h"
 
 #include <algorithm>
+#include <functional>
 #include <iomanip>
 #include <map>
 #include <msgpack.hpp>
@@ -10,6 +11,7 @@
 #include <set>
 #include <zmq.hpp>
 
+#include "common/cluster/balance.h"
 #include "common/cluster/map.h"
 #include "common/io/cluster_watcher.h"
 #include "common/names.h"
@@ -70,6 +72,32 @@ bool AskLag(zmq::context_t& ctx, const std::string& endpoint, int64_t timeout_ms
   } catch (const std::exception&) {
     return false;
   }
+}
+
+// What moves, for status and the refusals: moves in progress, and how many
+// more the balancer would make.
+struct Moves {
+  std::vector<uint32_t> in_progress;  // partitions with a move or hand-off
+  size_t remaining = 0;               // more moves to balance
+  std::vector<std::string> leaving;   // members draining
+  std::vector<std::string> joining;   // members that never ran yet (moves wait for them)
+};
+
+Moves CountMoves(const io::ClusterSnapshot& snap) {
+  Moves m;
+  const cluster::ClusterMap& map = *snap.map;
+  for (uint32_t p = 0; p < map.parts.size(); ++p) {
+    if (!map.parts[p].move_to.empty() || !map.parts[p].handoff.empty()) m.in_progress.push_back(p);
+  }
+  std::vector<std::string> active;
+  for (const cluster::Member& mb : map.members) {
+    if (mb.leaving) m.leaving.push_back(mb.name);
+    if (mb.data_id.empty()) m.joining.push_back(mb.name);
+    if (!mb.leaving && !mb.data_id.empty() && snap.alive.contains(mb.name))
+      active.push_back(mb.name);
+  }
+  m.remaining = cluster::PlanMoves(map, active).moves.size();
+  return m;
 }
 
 }  // namespace
@@ -177,6 +205,24 @@ int Status(io::EtcdClient* etcd, const AdminOptions& o, bool as_json, std::ostre
   for (const auto& [name, info] : snap->alive) {
     if (!map.IsMember(name)) others.push_back(name);
   }
+  const Moves moves = CountMoves(*snap);
+  json jmoves = json::array();
+  for (uint32_t p : moves.in_progress) {
+    const cluster::Partition& part = map.parts[p];
+    json jm = {{"partition", p}};
+    if (!part.move_to.empty()) {
+      jm["from"] = part.move_from;
+      jm["to"] = part.move_to;
+      const bool synced = part.IsInSync(part.move_to);
+      jm["stage"] = !part.handoff.empty() ? "handing off" : synced ? "switching" : "catching up";
+      if (auto it = lag[p].find(part.move_to); it != lag[p].end()) jm["lag"] = it->second.lag;
+    } else {
+      jm["from"] = part.primary();
+      jm["to"] = part.handoff;
+      jm["stage"] = "handing off (lead only)";
+    }
+    jmoves.push_back(std::move(jm));
+  }
   json etcd_members = json::array();
   for (const io::EtcdEndpoint& ep : etcd->endpoints()) {
     auto st = etcd->EndpointStatus(ep.url);
@@ -201,6 +247,13 @@ int Status(io::EtcdClient* etcd, const AdminOptions& o, bool as_json, std::ostre
               {"partitions", parts},
               {"not_in_sync", not_in_sync},
               {"unavailable", unavailable},
+              {"moves",
+               {{"in_progress", jmoves},
+                {"remaining", moves.remaining},
+                {"leaving", moves.leaving},
+                {"joining", moves.joining},
+                {"balanced", jmoves.empty() && moves.remaining == 0 && moves.leaving.empty() &&
+                                 moves.joining.empty()}}},
               {"etcd", etcd_members}};
     out << j.dump() << "\n";
     return 0;
@@ -222,6 +275,30 @@ int Status(io::EtcdClient* etcd, const AdminOptions& o, bool as_json, std::ostre
     out << "  " << n.get<std::string>() << " is alive but not a member (todo-admin add-node)\n";
   }
   out << "\n";
+  if (!moves.joining.empty()) {
+    out << "waiting for " << moves.joining.front()
+        << " to join (added, never started): moves start once it runs\n";
+  }
+  if (jmoves.empty() && moves.remaining == 0 && moves.leaving.empty() && moves.joining.empty()) {
+    out << "balanced: no moves to make\n";
+  } else {
+    // A progress bar over the work known now: moves done of (done + left).
+    const size_t left = jmoves.size() + moves.remaining;
+    out << "moves: " << jmoves.size() << " in progress, " << moves.remaining << " more to balance";
+    if (!moves.leaving.empty()) out << "; draining " << moves.leaving.front();
+    out << "\n  [";
+    const size_t width = 40;
+    const size_t filled = left == 0 ? width : width * jmoves.size() / (left + jmoves.size());
+    for (size_t i = 0; i < width; ++i) out << (i < filled ? '#' : '.');
+    out << "] " << left << " partitions still to move\n";
+    for (const json& jm : jmoves) {
+      out << "  partition " << jm["partition"].get<uint32_t>() << ": "
+          << jm["from"].get<std::string>() << " -> " << jm["to"].get<std::string>() << ", "
+          << jm["stage"].get<std::string>();
+      if (jm.contains("lag")) out << ", " << jm["lag"].get<uint64_t>() << " records behind";
+      out << "\n";
+    }
+  }
   if (not_in_sync.empty()) {
     out << "every replica in sync\n";
   } else {
@@ -256,16 +333,127 @@ int Status(io::EtcdClient* etcd, const AdminOptions& o, bool as_json, std::ostre
   return 0;
 }
 
-int AddNode(io::EtcdClient*, const AdminOptions&, const std::string& name, std::ostream&,
-            std::ostream& err) {
-  err << "todo-admin: add-node " << name << ": not implemented yet\n";
+namespace {
+
+// Changes the map by compare-and-swap: `change` edits it (or returns a
+// refusal, exit 1); retried on a conflicting write.
+int ChangeMap(
+    io::EtcdClient* etcd, const AdminOptions& o, std::ostream& err,
+    const std::function<std::string(const io::ClusterSnapshot&, cluster::ClusterMap*)>& change,
+    int64_t* revision) {
+  const io::ClusterKeys keys(o.cluster_name);
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    auto snap = io::ReadCluster(etcd, keys);
+    if (!snap.ok()) {
+      err << "todo-admin: cannot read the cluster from etcd: " << snap.status().message() << "\n";
+      return 1;
+    }
+    if (!snap->map) {
+      err << "todo-admin: cluster '" << o.cluster_name << "' does not exist in etcd (" << keys.map
+          << (snap->map_error.empty() ? " missing" : ": " + snap->map_error) << ")\n";
+      return 1;
+    }
+    cluster::ClusterMap next = *snap->map;
+    std::string refusal = change(*snap, &next);
+    if (!refusal.empty()) {
+      err << "todo-admin: " << refusal << "\n";
+      return 1;
+    }
+    next.version += 1;
+    if (todo::Status v = cluster::Validate(next); !v.ok()) {
+      err << "todo-admin: " << v.message() << "\n";
+      return 1;
+    }
+    io::TxnRequest txn;
+    txn.compares.push_back(
+        io::Compare::ModRevision(keys.map, io::CompareOp::kEqual, snap->map_revision));
+    txn.success.push_back(io::Op::Put(keys.map, cluster::FormatMap(next)));
+    auto r = etcd->Txn(txn);
+    if (!r.ok()) {
+      err << "todo-admin: writing the map failed: " << r.status().message() << "\n";
+      return 1;
+    }
+    if (r->succeeded) {
+      *revision = r->revision;
+      return 0;
+    }
+    // Someone else changed the map: read it again and check again.
+  }
+  err << "todo-admin: the map kept changing under us; try again\n";
   return 1;
 }
 
-int RemoveNode(io::EtcdClient*, const AdminOptions&, const std::string& name, std::ostream&,
-               std::ostream& err) {
-  err << "todo-admin: remove-node " << name << ": not implemented yet\n";
-  return 1;
+std::string InProgress(const io::ClusterSnapshot& snap) {
+  Moves m = CountMoves(snap);
+  if (!m.leaving.empty()) {
+    return "a membership change is in progress (" + m.leaving.front() +
+           " is draining); try again once todo-admin status shows it done";
+  }
+  if (!m.joining.empty()) {
+    return "a membership change is in progress (" + m.joining.front() +
+           " was added and has not joined yet: start it)";
+  }
+  if (!m.in_progress.empty() || m.remaining > 0) {
+    return "a membership change is in progress (" + std::to_string(m.in_progress.size()) +
+           " partitions moving, " + std::to_string(m.remaining) +
+           " moves to go); try again once todo-admin status shows the cluster balanced";
+  }
+  return "";
+}
+
+}  // namespace
+
+int AddNode(io::EtcdClient* etcd, const AdminOptions& o, const std::string& name, std::ostream& out,
+            std::ostream& err) {
+  int64_t revision = 0;
+  int rc = ChangeMap(
+      etcd, o, err,
+      [&](const io::ClusterSnapshot& snap, cluster::ClusterMap* map) -> std::string {
+        if (map->IsMember(name)) {
+          return "'" + name + "' is already a member of cluster '" + o.cluster_name + "'";
+        }
+        if (std::string busy = InProgress(snap); !busy.empty()) return busy;
+        cluster::Member m;
+        m.name = name;
+        map->members.push_back(std::move(m));
+        return "";
+      },
+      &revision);
+  if (rc != 0) return rc;
+  out << "'" << name << "' is a member of cluster '" << o.cluster_name << "' (etcd revision "
+      << revision << "); partitions move to it once it runs "
+      << "(todo-admin status shows the progress)\n";
+  return 0;
+}
+
+int RemoveNode(io::EtcdClient* etcd, const AdminOptions& o, const std::string& name,
+               std::ostream& out, std::ostream& err) {
+  int64_t revision = 0;
+  int rc = ChangeMap(
+      etcd, o, err,
+      [&](const io::ClusterSnapshot& snap, cluster::ClusterMap* map) -> std::string {
+        cluster::Member* m = map->FindMember(name);
+        if (m == nullptr) {
+          return "'" + name + "' is not a member of cluster '" + o.cluster_name + "'";
+        }
+        if (m->leaving) return "'" + name + "' is already leaving (draining)";
+        size_t staying = 0;
+        for (const cluster::Member& x : map->members) staying += x.leaving ? 0 : 1;
+        if (staying - 1 < map->replicas) {
+          return "removing '" + name + "' would leave " + std::to_string(staying - 1) +
+                 " members, fewer than the " + std::to_string(map->replicas) +
+                 " copies each list is kept in (--replicas); add a node first";
+        }
+        if (std::string busy = InProgress(snap); !busy.empty()) return busy;
+        m->leaving = true;
+        return "";
+      },
+      &revision);
+  if (rc != 0) return rc;
+  out << "'" << name << "' is leaving cluster '" << o.cluster_name << "' (etcd revision "
+      << revision << "): its partitions move away, then it is no longer a member and can be "
+      << "stopped (todo-admin status shows the progress)\n";
+  return 0;
 }
 
 }  // namespace todo::admin

@@ -210,6 +210,9 @@ def storage_seeds():
         "manifest": b"todo-node data directory\nformat 1\nshards 4\n",
         "manifest-bad-shards": b"todo-node data directory\nformat 1\nshards 0\n",
         "manifest-unknown-key": b"todo-node data directory\n\nshards 1024\nformat 1\nx 1\n",
+        "manifest-duplicate-shards": b"todo-node data directory\nformat 1\nshards 1\nshards 3\n",
+        "commit-value": meta_value(12345),
+        "committed-file": b"todo-node committed 12345\n",
     }
 
 

@@ -2,9 +2,10 @@
 // and TodoList::Restore fed with what they decode.
 //
 // The whole input goes through ParseKey, DecodeEntryValue, DecodeMetaValue,
-// the rid record decoders (DecodeRidValue, ParseRidExpiryKey,
-// DecodeRidCount) and ParseManifest; whatever decodes must encode back to
-// the same bytes (the manifest: to text that parses equal).
+// DecodeCommitValue, ParseCommitted, the rid record decoders
+// (DecodeRidValue, ParseRidExpiryKey, DecodeRidCount) and ParseManifest;
+// whatever decodes must encode back to the same bytes (the manifest: to
+// text that parses equal).
 //
 // Then the input is read as the records of one LevelDB shard:
 //   repeated { u16be key length, key, u16be value length, value }
@@ -63,6 +64,12 @@ void CheckDecoders(std::string_view in) {
     FUZZ_CHECK(RidExpiryKey(key->created_ms, key->list, key->rid) == in);
   }
   if (auto count = DecodeRidCount(in); count.ok()) FUZZ_CHECK(EncodeRidCount(*count) == in);
+  if (auto c = DecodeCommitValue(in); c.ok()) {
+    FUZZ_CHECK(EncodeCommitValue(*c) == in);
+  }
+  if (auto c = ParseCommitted(in); c.ok()) {
+    FUZZ_CHECK(FormatCommitted(*c) == in);
+  }
   if (auto m = ParseManifest(in); m.ok()) {
     FUZZ_CHECK(m->shards >= 1 && m->shards <= 1024);
     auto again = ParseManifest(FormatManifest(*m));

@@ -458,6 +458,51 @@ TEST_F(ClusterFailureTest, MaxInflightAnswersOverloadedAtOnceAndAppliesNothing) 
   }
 }
 
+TEST_F(ClusterFailureTest, MaxInflightMbAnswersOverloadedAtOnceAndAppliesNothing) {
+  // The bytes of the requests in flight are bounded too (bodies and
+  // envelopes): 1 MiB holds ~17 requests padded to 60 KB.
+  const int r = cluster_->StartRouterToAll(
+      {"--timeout-ms", std::to_string(kTimeoutMs), "--max-inflight-mb", "1"});
+  ASSERT_GE(r, 0);
+  const std::string router = cluster_->router(r).endpoint;
+  ClusterNode& vnode = cluster_->node(0);
+  const std::string list = cluster_->ListsOwnedBy(vnode.name, "inflight-mb", 1)[0];
+
+  ASSERT_TRUE(vnode.process->Signal(SIGSTOP));
+  Tracker t(router);
+  constexpr int kRequests = 30;
+  for (int i = 1; i <= kRequests; ++i) {
+    Map req = AddReq(list, "2026-12-01", "req " + std::to_string(i));
+    req.emplace_back("pad", std::string(60000, 'p'));
+    t.Send(req, "add", list, "req " + std::to_string(i));
+  }
+  std::set<std::string> maybe_applied;
+  int timeouts = 0, overloaded = 0;
+  for (const Got& g : t.Drain(kDeadline + kSlack)) {
+    if (g.reply.error_code() == "timeout") {
+      ++timeouts;
+      maybe_applied.insert(g.sent.title);
+    } else {
+      ExpectError(g.reply, "overloaded");
+      EXPECT_NE(g.reply.error_message().find("(--max-inflight-mb)"), std::string::npos)
+          << g.reply.ToString();
+      EXPECT_LT(g.elapsed, kDeadline) << "overloaded only at the deadline: " << g.reply.ToString();
+      ++overloaded;
+    }
+  }
+  EXPECT_EQ(t.outstanding(), 0u) << "unanswered:" << t.OutstandingText();
+  EXPECT_GE(timeouts, 10) << "the budget refused requests it had room for";
+  EXPECT_LE(timeouts, 20) << "the budget let more than 1 MiB in";
+  EXPECT_EQ(timeouts + overloaded, kRequests);
+
+  ASSERT_TRUE(vnode.process->Signal(SIGCONT));
+  ASSERT_TRUE(cluster_->WaitRoutesTo(router, 0, Millis(20000)));
+  Client c(router);
+  for (const WireEntry& e : EntriesOk(c, list)) {
+    EXPECT_EQ(maybe_applied.count(e.title), 1u) << "refused request applied: " << e.title;
+  }
+}
+
 TEST_F(ClusterFailureTest, SigtermOnRouterAnswersRequestsInFlightThenExitsZero) {
   constexpr int kRouterTimeoutMs = 4000;
   const int r = cluster_->StartRouterToAll({"--timeout-ms", std::to_string(kRouterTimeoutMs)});

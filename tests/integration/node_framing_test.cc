@@ -13,6 +13,8 @@ namespace todo::testing {
 namespace {
 
 constexpr size_t kMaxBody = 64 * 1024;
+// ZMQ_MAXMSGSIZE: a larger frame drops the connection unread.
+constexpr size_t kMaxFrame = 128 * 1024;
 
 using NodeFramingTest = NodeTest;
 
@@ -115,7 +117,7 @@ TEST_F(NodeFramingTest, BodyLimitIs64KiB) {
   Reply r = MustCallBody(c, PingOfSize(kMaxBody, 1));
   ExpectOk(r);  // exactly 64 KiB is not "larger than 64 KiB"
   ExpectError(MustCallBody(c, PingOfSize(kMaxBody + 1, 2)), "bad_request");
-  ExpectError(MustCallBody(c, PingOfSize(1024 * 1024, 3)), "bad_request");
+  ExpectError(MustCallBody(c, PingOfSize(kMaxFrame, 3)), "bad_request");
   ExpectError(MustCallBody(c, std::string(kMaxBody + 1, '\xc1')), "bad_request");
 
   // An otherwise valid add_entry over the limit is refused and not applied.
@@ -132,6 +134,79 @@ TEST_F(NodeFramingTest, BodyLimitIs64KiB) {
   Client q(endpoint_, Client::Mode::kReq);
   ExpectError(MustCallBody(q, PingOfSize(kMaxBody + 1, 5)), "bad_request");
   ExpectOk(MustCall(q, {{"op", "ping"}}));
+}
+
+TEST_F(NodeFramingTest, FrameOverTheLimitDropsTheConnectionUnreadAndOthersAreServed) {
+  // A frame larger than the protocol allows is never buffered: libzmq
+  // drops the connection at its header (ZMQ_MAXMSGSIZE), so no reply.
+  ASSERT_NE(StartNode(), nullptr);
+  Client good(endpoint_);
+  uint64_t added = 0;
+  for (size_t size : {kMaxFrame + 1, size_t{1} << 20, size_t{8} << 20}) {
+    SCOPED_TRACE(std::to_string(size) + "-byte frame");
+    Client c(endpoint_);
+    ExpectOk(MustCall(c, {{"op", "ping"}}));  // connected
+    ASSERT_TRUE(c.SendBody(std::string(size, '\x92')));
+    EXPECT_FALSE(c.Recv(Millis(1000)).has_value()) << "an oversized frame was answered";
+    EXPECT_EQ(AddOk(good, "good", "2026-01-01", "t"), ++added);
+    // The client reconnects by itself; a fresh request is answered.
+    c.Reset();
+    ExpectOk(MustCall(c, {{"op", "ping"}}));
+  }
+}
+
+TEST_F(NodeFramingTest, FrameLimitCountsOnlyTheClientsFrames) {
+  ASSERT_NE(StartNode(), nullptr);
+  Client c(endpoint_, Client::Mode::kDealer);
+  const std::string ping = Pack({{"op", "ping"}, {"id", 1}});
+  std::vector<std::string> frames(31, "");  // 31 + the body: the 32 allowed
+  frames.push_back(ping);
+  ASSERT_TRUE(c.SendFrames(frames));
+  auto r = c.Recv(kCallTimeout);
+  ASSERT_TRUE(r.has_value());
+  ExpectOk(*r);
+  EXPECT_EQ(r->envelope().size(), 31u);
+  frames.insert(frames.begin(), "");  // 33
+  ASSERT_TRUE(c.SendFrames(frames));
+  r = c.Recv(kCallTimeout);
+  ASSERT_TRUE(r.has_value());
+  ExpectError(*r, "bad_request");
+  EXPECT_EQ(r->error_message(), "message has 33 frames, more than the 32 allowed");
+  EXPECT_TRUE(r->envelope().empty()) << r->ToString();
+}
+
+TEST_F(NodeFramingTest, LargeEnvelopeIsRefusedAndNotEchoed) {
+  // Envelope frames are held with the request and echoed with its reply: a
+  // client that never reads could otherwise pile up big envelopes behind
+  // small requests. A router's head (9 + 255 bytes) and a client's 1 KiB
+  // fit; more is answered bad_request to the identity alone.
+  ASSERT_NE(StartNode(), nullptr);
+  Client c(endpoint_, Client::Mode::kDealer);
+  const std::string ping = Pack({{"op", "ping"}, {"id", 2}});
+  const std::vector<std::string> fits = {std::string(264, 'h'), std::string(1000, 'e'), ""};
+  std::vector<std::string> frames = fits;
+  frames.push_back(ping);
+  ASSERT_TRUE(c.SendFrames(frames));
+  auto r = c.Recv(kCallTimeout);
+  ASSERT_TRUE(r.has_value());
+  ExpectOk(*r);
+  EXPECT_EQ(r->envelope(), fits);
+  for (const std::vector<std::string>& big :
+       {std::vector<std::string>{std::string(1289, 'e')},
+        std::vector<std::string>{std::string(100 * 1024, 'e'), ""},
+        std::vector<std::string>(30, std::string(100, 'e'))}) {
+    frames = big;
+    frames.push_back(Pack(AddReq("env", "2026-01-01", "t")));
+    ASSERT_TRUE(c.SendFrames(frames));
+    r = c.Recv(kCallTimeout);
+    ASSERT_TRUE(r.has_value());
+    ExpectError(*r, "bad_request");
+    EXPECT_NE(r->error_message().find("routing envelope (the frames before the body) is "),
+              std::string::npos)
+        << r->error_message();
+    EXPECT_TRUE(r->envelope().empty()) << r->ToString();
+  }
+  EXPECT_EQ(EntriesOk(c, "env"), std::vector<WireEntry>{});  // nothing applied
 }
 
 TEST_F(NodeFramingTest, RandomBodiesEachGetExactlyOneReply) {
@@ -173,7 +248,7 @@ TEST_F(NodeFramingTest, GarbageDoesNotStopServingOtherClients) {
       {"a", "b", "c", "d", "e", "f", "g", "h"},
       {deep},
       {"", deep},
-      {std::string(kMaxBody * 4, '\x92')},
+      {std::string(kMaxFrame, '\x92')},
       {"\xdf\xff\xff\xff\xff"},
       {"\xdd\xff\xff\xff\xff"},
   };

@@ -11,7 +11,7 @@
   4. Each unit's ExecStart, expanded the way systemd does (specifiers %i %S
      %%, ${VAR} as one word, $VAR split on spaces) with the unit's
      Environment= and the example env file (TODO_LISTEN moved to a free
-     loopback port, TODO_CLUSTER to a temp cluster file), runs under a seccomp
+     loopback port, TODO_NODES to --cluster and a temp cluster file), runs under a seccomp
      filter that allows only the socket families of the unit's
      RestrictAddressFamilies= (as systemd would): the node answers ping, the
      router routes a write and a read to it, and both exit 0 on SIGTERM.
@@ -322,7 +322,8 @@ def check_exec_start(workdir):
               f"ping: {pong}" + ("" if pong else "\n" + tail(node_log)))
         router, argv, router_log = start_unit(router_t, router_i, router_env, workdir,
                                               {"TODO_LISTEN": router_ep,
-                                               "TODO_CLUSTER": cluster}, router_families)
+                                               "TODO_NODES": f"--cluster {cluster}"},
+                                              router_families)
         if router is None:
             return
         procs.append(router)

@@ -208,6 +208,9 @@ class HttpApiTest(unittest.TestCase):
             ("POST", "/add_entry?list=bob&date=2026-13-01&title=x", "calendar date"),
             ("POST", "/add_entry?list=bob&date=2026-12-19&title=", "title must be 1-1024 bytes"),
             ("GET", "/entries?list=&date=2026-12-19", "list name must be 1-255 bytes"),
+            # A bad escape is refused, not taken literally (as in the JSON API).
+            ("GET", "/entries?list=%zz&date=2026-12-19", "bad percent-escape in query: '%zz'"),
+            ("POST", "/add_entry?list=bob&date=2026-12-19&title=%4", "bad percent-escape"),
         ]
         for method, path, needle in cases:
             with self.subTest(path=path):
@@ -276,6 +279,11 @@ class HttpApiTest(unittest.TestCase):
             ("GET", base + "?date=2026-1-1", None, "calendar date"),
             ("GET", "/lists/%ZZ/entries", None, "percent-escape"),
             ("GET", "/lists/%FF/entries", None, "UTF-8"),
+            ("GET", base + "?date=%zz", None, "bad percent-escape in query"),
+            # A number JSON can't hold, even in a key nobody reads: 400, not 500.
+            ("POST", base, b'{"date": "2026-12-19", "title": "x", "n": 1e999}',
+             "not usable JSON"),
+            ("PATCH", base + "/1", b'{"title": "x", "n": [-1e400]}', "not usable JSON"),
         ]
         for method, path, body, needle in cases:
             with self.subTest(method=method, path=path, body=body):

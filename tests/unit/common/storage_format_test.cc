@@ -612,12 +612,74 @@ TEST(ManifestTest, RejectsCorruptManifests) {
            "todo-node data directory\nformat one\nshards 4\n",
            // Regression: a format beyond int used to wrap (4294967297 -> 1).
            "todo-node data directory\nformat 4294967297\nshards 4\n",
+           // Strict: each key once, no unknown keys (an edited MANIFEST is
+           // refused, never half-read: "shards 1" then "shards 3" used to
+           // mean 3).
+           "todo-node data directory\nformat 1\nshards 1\nshards 3\n",
+           "todo-node data directory\nformat 1\nshards 4\nshards 4\n",
+           "todo-node data directory\nformat 1\nformat 1\nshards 4\n",
+           "todo-node data directory\nformat 1\nshards 4\nx 1\n",
+           "todo-node data directory\nformat 1\nshards 4\nShards 4\n",
+           "todo-node data directory\nformat 1\nshards 4\nmode static\n",
+           "todo-node data directory\ntodo-node data directory\nformat 1\nshards 4\n",
        }) {
     auto r = ParseManifest(bad);
     EXPECT_FALSE(r.ok()) << testing::PrintToString(std::string(bad));
     if (!r.ok()) {
       EXPECT_EQ(r.status().code(), ErrorCode::kInternal);
     }
+  }
+}
+
+TEST(ManifestTest, ErrorsNameTheLineAndTheRule) {
+  auto dup = ParseManifest("todo-node data directory\nformat 1\nshards 1\nshards 3\n");
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.status().message(), "manifest line 4: 'shards' given twice");
+  auto unknown = ParseManifest("todo-node data directory\nformat 1\nshards 1\nreplicas 3\n");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().message(), "manifest line 4: unknown key 'replicas'");
+  auto bad = ParseManifest("todo-node data directory\nformat 1\nshards 0\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "manifest line 3: shards must be a number 1-1024");
+  auto missing = ParseManifest("todo-node data directory\nformat 1\n");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().message(), "manifest has no 'shards' line");
+}
+
+TEST(CommitCounterTest, KeyIsOutsideEveryListRange) {
+  const std::string key = CommitKey();
+  EXPECT_EQ(key, std::string(1, '\0'));
+  EXPECT_FALSE(ParseKey(key).has_value());
+  // Below the smallest list's range (a 1-byte name starting with 0x00).
+  EXPECT_LT(key, ListRangeBegin(std::string(1, '\0')));
+}
+
+TEST(CommitCounterTest, ValueRoundTripsAndRejectsGarbage) {
+  for (uint64_t n : {uint64_t{0}, uint64_t{1}, uint64_t{1} << 40, UINT64_MAX}) {
+    auto d = DecodeCommitValue(EncodeCommitValue(n));
+    ASSERT_TRUE(d.ok()) << n;
+    EXPECT_EQ(*d, n);
+  }
+  for (std::string_view bad : {std::string_view(""), std::string_view("\x01\x00", 2),
+                               std::string_view("\x02\0\0\0\0\0\0\0\x01", 9)}) {
+    auto d = DecodeCommitValue(bad);
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(d.status().code(), ErrorCode::kInternal);
+  }
+}
+
+TEST(CommitCounterTest, CommittedFileRoundTripsAndIsStrict) {
+  EXPECT_EQ(FormatCommitted(42), "todo-node committed 42\n");
+  for (uint64_t n : {uint64_t{0}, uint64_t{7}, UINT64_MAX}) {
+    auto p = ParseCommitted(FormatCommitted(n));
+    ASSERT_TRUE(p.ok()) << n;
+    EXPECT_EQ(*p, n);
+  }
+  for (const char* bad :
+       {"", "todo-node committed \n", "todo-node committed 5", "todo-node committed -5\n",
+        "todo-node committed 5 \n", "todo-node committed 18446744073709551616\n", "committed 5\n",
+        "todo-node committed 06172\n"}) {
+    EXPECT_FALSE(ParseCommitted(bad).ok()) << bad;
   }
 }
 

@@ -49,6 +49,21 @@ TEST(EndpointTest, SchemesAndWhitespace) {
   EXPECT_FALSE(IsValidEndpoint("127.0.0.1:7001"));
   EXPECT_FALSE(IsValidEndpoint("tcp://a b:1"));
   EXPECT_FALSE(IsValidEndpoint(std::string("tcp://a\0b", 9)));
+  // A tcp:// endpoint needs a port in range (libzmq would bind 99999 as
+  // 34463).
+  EXPECT_TRUE(IsValidEndpoint("tcp://127.0.0.1:0"));
+  EXPECT_TRUE(IsValidEndpoint("tcp://*:65535"));
+  EXPECT_TRUE(IsValidEndpoint("tcp://127.0.0.1:*"));
+  EXPECT_TRUE(IsValidEndpoint("tcp://[::1]:7001"));
+  EXPECT_TRUE(IsValidEndpoint("tcp://db1.example:7001"));
+  EXPECT_FALSE(IsValidEndpoint("tcp://127.0.0.1:99999"));
+  EXPECT_FALSE(IsValidEndpoint("tcp://127.0.0.1:65536"));
+  EXPECT_FALSE(IsValidEndpoint("tcp://127.0.0.1:"));
+  EXPECT_FALSE(IsValidEndpoint("tcp://127.0.0.1"));
+  EXPECT_FALSE(IsValidEndpoint("tcp://:7001"));
+  EXPECT_FALSE(IsValidEndpoint("tcp://127.0.0.1:70x"));
+  EXPECT_FALSE(IsValidEndpoint("tcp://127.0.0.1:-1"));
+  EXPECT_FALSE(IsValidEndpoint("tcp://[::1]"));
 }
 
 TEST(ParseNodeFlagTest, NameEqualsEndpoint) {

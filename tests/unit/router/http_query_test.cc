@@ -29,7 +29,9 @@ TEST(TargetPath, IsDecodedWithoutTheQuery) {
 }
 
 TEST(ParseQuery, PairsDecodedFirstValueWins) {
-  Params p = ParseQuery("/entries?list=bob+x&date=2026-12-19&title=a%26b&list=other");
+  auto parsed = ParseQuery("/entries?list=bob+x&date=2026-12-19&title=a%26b&list=other");
+  ASSERT_TRUE(parsed.ok());
+  const Params& p = *parsed;
   EXPECT_EQ(First(p, "list"), "bob x");
   EXPECT_EQ(First(p, "date"), "2026-12-19");
   EXPECT_EQ(First(p, "title"), "a&b");
@@ -37,13 +39,15 @@ TEST(ParseQuery, PairsDecodedFirstValueWins) {
 }
 
 TEST(ParseQuery, EmptyValuesMissingValuesAndEmptyNames) {
-  Params p = ParseQuery("/x?list=&flag&=v&&title=a=b");
+  auto parsed = ParseQuery("/x?list=&flag&=v&&title=a=b");
+  ASSERT_TRUE(parsed.ok());
+  const Params& p = *parsed;
   EXPECT_EQ(First(p, "list"), "");
   EXPECT_EQ(First(p, "flag"), "");
   EXPECT_EQ(First(p, "title"), "a=b");
   EXPECT_EQ(p.size(), 3u);
-  EXPECT_TRUE(ParseQuery("/x").empty());
-  EXPECT_TRUE(ParseQuery("/x?").empty());
+  EXPECT_TRUE(ParseQuery("/x")->empty());
+  EXPECT_TRUE(ParseQuery("/x?")->empty());
 }
 
 }  // namespace

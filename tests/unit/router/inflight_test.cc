@@ -46,6 +46,29 @@ TEST(InflightTableTest, CompleteReturnsTheEntryOnce) {
   EXPECT_FALSE(t.Complete(99).has_value());  // never inserted
 }
 
+TEST(InflightTableTest, BytesCountLiveEntriesOnly) {
+  InflightTable t(10);
+  for (uint64_t s = 1; s <= 4; ++s) {
+    InflightEntry e = Entry(s, 1000 * static_cast<int64_t>(s));
+    e.bytes = static_cast<uint32_t>(100 * s);
+    ASSERT_TRUE(t.Insert(std::move(e)));
+  }
+  EXPECT_EQ(t.bytes(), 1000u);
+  ASSERT_TRUE(t.Complete(2).has_value());
+  EXPECT_EQ(t.bytes(), 800u);
+  EXPECT_FALSE(t.Complete(2).has_value());
+  EXPECT_EQ(t.bytes(), 800u);  // counted out once
+  std::vector<InflightEntry> expired;
+  EXPECT_EQ(t.Expire(At(3000), &expired), 2u);  // 1 and 3
+  EXPECT_EQ(t.bytes(), 400u);
+  InflightEntry dup = Entry(4, 9000);
+  dup.bytes = 7;
+  EXPECT_FALSE(t.Insert(std::move(dup)));  // refused: nothing counted
+  EXPECT_EQ(t.bytes(), 400u);
+  ASSERT_TRUE(t.Complete(4).has_value());
+  EXPECT_EQ(t.bytes(), 0u);
+}
+
 TEST(InflightTableTest, ExpiresInDeadlineOrderSkippingCompleted) {
   InflightTable t(10);
   for (uint64_t s = 1; s <= 5; ++s) ASSERT_TRUE(t.Insert(Entry(s, 100 * s)));
