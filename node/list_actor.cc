@@ -33,11 +33,10 @@ void ListActor::Meter() {
   if (meter_ == nullptr) return;
   // The actor itself (with its shared_ptr control block), its name, its
   // mailbox's spare storage, the list, and the writes not yet complete.
-  const size_t now =
-      sizeof(*this) + 32 + name_.capacity() + list_.ApproxBytes() +
-      pending_.capacity() * sizeof(PendingWrite) + pending_bytes_ +
-      tracked_.capacity() * sizeof(Tracked) +
-      rid_order_.capacity() * sizeof(RidOrder);
+  const size_t now = sizeof(*this) + 32 + name_.capacity() + list_.ApproxBytes() +
+                     pending_.capacity() * sizeof(PendingWrite) + pending_bytes_ +
+                     tracked_.capacity() * sizeof(Tracked) +
+                     rid_order_.capacity() * sizeof(RidOrder);
   const size_t before = metered_.load(std::memory_order_relaxed);
   if (now != before) {
     meter_->bytes.fetch_add(static_cast<int64_t>(now) - static_cast<int64_t>(before),
@@ -349,9 +348,9 @@ zmq::message_t ReplyFromRecord(std::string_view list, const protocol::Request& r
   auto record = storage::DecodeRidValue(value);
   Status refused;
   if (!record.ok()) {
-    refused = Status::Internal("list '" + std::string(list) + "': rid " +
-                               protocol::QuoteForMessage(req.rid) + ": " +
-                               record.status().message());
+    refused =
+        Status::Internal("list '" + std::string(list) + "': rid " +
+                         protocol::QuoteForMessage(req.rid) + ": " + record.status().message());
   } else if (!storage::SameRequest(*record, req)) {
     writer->CountRidConflict();
     refused = Status::BadRequest(
