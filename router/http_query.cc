@@ -36,7 +36,6 @@ void AppendUtf8(std::string& out, long cp) {
   // A lone surrogate encodes to nothing (as httplib's to_utf8 does).
 }
 
-
 }  // namespace
 
 std::string DecodeUrl(std::string_view s, bool plus_is_space) {

@@ -46,12 +46,12 @@ struct InflightEntry {
   std::vector<std::string> envelope;  // the client's frames before the body, identity first
   // Replicated mode: a reference to the request's body (a ZeroMQ message
   // shares its buffer) and the map version it was routed by, so a "not
-  // primary" answer can be forwarded once more to the new primary.
+  // primary" answer can be forwarded again, to the new primary.
   zmq::message_t body;
   uint64_t map_version = 0;
   uint32_t partition = 0;
-  bool retried = false;
-  uint32_t bytes = 0;                 // what the request holds, counted in bytes()
+  uint8_t not_primary_tries = 0;  // "not primary" answers retried so far
+  uint32_t bytes = 0;             // what the request holds, counted in bytes()
 };
 
 class InflightTable {

@@ -40,6 +40,10 @@ constexpr Scalar kScalars[] = {
     {"timeouts", "Forwarded requests answered timeout.", &RouterCounters::timeouts},
     {"late_replies_dropped", "Node replies that came after their deadline and were dropped.",
      &RouterCounters::late_replies_dropped},
+    {"not_primary_retries",
+     "Requests a node answered 'not primary' (nothing applied) sent on again to the "
+     "partition's primary.",
+     &RouterCounters::not_primary_retries},
     {"unroutable_sends", "Replies that could not be delivered (client gone or not reading).",
      &RouterCounters::unroutable_sends},
     {"bad_node_messages", "Messages from nodes that were neither replies nor heartbeat echoes.",

@@ -33,6 +33,11 @@ constexpr int kFrontendBurst = 256;
 constexpr int kNodeBurst = 512;
 // The poll never sleeps longer than this.
 constexpr milliseconds kMaxPollWait{100};
+// "not primary" answers: tried again this many times at most, after these
+// back-offs when the map still names the node that refused.
+constexpr uint8_t kMaxNotPrimaryTries = 6;
+constexpr milliseconds kNotPrimaryBackoff{20};
+constexpr milliseconds kNotPrimaryBackoffMax{320};
 // Frontend: queue bounds per client (a frame bigger than
 // protocol::kMaxFrameBytes drops the client's connection).
 constexpr int kFrontendSndHwm = 100000;
@@ -289,10 +294,35 @@ void Router::ApplyView(TimePoint now) {
     }
   }
   snap_ = std::move(snap);
-  // Requests parked on a "not primary" answer go out again.
-  std::vector<uint64_t> parked;
+  // Requests parked on a "not primary" answer go out again if the map now
+  // names another primary.
+  std::vector<Parked> parked;
   parked.swap(parked_);
-  for (uint64_t seq : parked) Resend(seq, now);
+  parked_next_ = TimePoint::max();
+  for (const Parked& p : parked) {
+    if (InflightEntry* e = inflight_.Find(p.seq)) {
+      const int64_t node = e->partition < primary_.size() ? primary_[e->partition] : -1;
+      if (node >= 0 && static_cast<uint32_t>(node) == e->node) {
+        Park(p.seq, p.retry_at);  // the same primary still: its back-off runs on
+      } else {
+        Resend(p.seq, now, false);
+      }
+    }
+  }
+}
+
+void Router::RetryParked(TimePoint now) {
+  if (parked_.empty() || now < parked_next_) return;
+  std::vector<Parked> parked;
+  parked.swap(parked_);
+  parked_next_ = TimePoint::max();
+  for (const Parked& p : parked) {
+    if (p.retry_at <= now) {
+      Resend(p.seq, now, true);
+    } else {
+      Park(p.seq, p.retry_at);
+    }
+  }
 }
 
 int64_t Router::PrimaryOf(const protocol::Request& request, uint32_t* partition, std::string* why) {
@@ -314,29 +344,32 @@ int64_t Router::PrimaryOf(const protocol::Request& request, uint32_t* partition,
 }
 
 bool Router::RetryNotPrimary(InflightEntry& entry, TimePoint now) {
-  if (entry.retried || !view_) return false;
-  entry.retried = true;
+  if (entry.not_primary_tries >= kMaxNotPrimaryTries || !view_) return false;
+  ++entry.not_primary_tries;
+  ++counters_.not_primary_retries;
   const bool moved = entry.partition < primary_.size() && primary_[entry.partition] >= 0 &&
                      static_cast<uint32_t>(primary_[entry.partition]) != entry.node;
   if (moved) {
-    Resend(entry.seq, now);  // our map already names another primary
+    Resend(entry.seq, now, false);  // our map already names another primary
   } else {
-    // Our map still names the node that refused (a hand-off in progress, or
-    // our map is behind): wait for the next map (or the deadline).
-    parked_.push_back(entry.seq);
+    // Our map still names the node that refused: a hand-off in progress,
+    // our map behind, or the node's behind ours. Again at the next map or
+    // after a back-off (20 ms doubling, at most 320 ms), within the deadline.
+    Park(entry.seq, now + std::min(kNotPrimaryBackoff * (1 << (entry.not_primary_tries - 1)),
+                                   kNotPrimaryBackoffMax));
   }
   return true;
 }
 
-void Router::Resend(uint64_t seq, TimePoint now) {
+void Router::Resend(uint64_t seq, TimePoint now, bool same_ok) {
   InflightEntry* e = inflight_.Find(seq);
   if (e == nullptr) return;  // answered (timeout) meanwhile
   std::string why;
   uint32_t partition = e->partition;
   int64_t node = -1;
   if (snap_ && snap_->map && partition < primary_.size()) node = primary_[partition];
-  if (node >= 0 && static_cast<uint32_t>(node) == e->node) {
-    parked_.push_back(seq);  // the same primary still: wait for the map to move on
+  if (!same_ok && node >= 0 && static_cast<uint32_t>(node) == e->node) {
+    Park(seq, now + kNotPrimaryBackoff);  // the same primary still
     return;
   }
   if (node < 0 || !nodes_.Routable(static_cast<size_t>(node))) {
@@ -377,7 +410,7 @@ void Router::Resend(uint64_t seq, TimePoint now) {
     sent = false;
   }
   if (!sent) {
-    parked_.push_back(seq);  // tried again at the next map; its deadline holds
+    Park(seq, now + kNotPrimaryBackoff);  // tried again; its deadline holds
     return;
   }
   --outstanding_[e->node];
@@ -691,7 +724,7 @@ void Router::HandleNodeMessage(size_t node, TimePoint now) {
   if (options_.replicated()) {
     // "not primary" (the map moved): forwarded once more to the new primary.
     InflightEntry* live = inflight_.Find(seq);
-    if (live != nullptr && !live->retried &&
+    if (live != nullptr && live->not_primary_tries < kMaxNotPrimaryTries &&
         protocol::PeekReplyCode(View(frames_.back())) == ErrorCode::kUnavailable) {
       auto header = protocol::DecodeReplyHeader(View(frames_.back()));
       if (header.ok() && header->message.rfind(protocol::kNotPrimaryPrefix, 0) == 0 &&
@@ -848,6 +881,7 @@ void Router::Run(int signal_fd) {
     TimePoint now = Clock::now();
     TimePoint wake = std::min(now + kMaxPollWait, nodes_.NextEvent());
     if (auto d = inflight_.NextDeadline()) wake = std::min(wake, *d);
+    if (!parked_.empty()) wake = std::min(wake, parked_next_);
     milliseconds wait = std::max(milliseconds(0), std::chrono::ceil<milliseconds>(wake - now));
     try {
       zmq::poll(items.data(), items.size(), wait);
@@ -874,6 +908,7 @@ void Router::Run(int signal_fd) {
     if (!draining && (items[1].revents & ZMQ_POLLIN)) ReadFrontend(now);
     now = Clock::now();
     ExpireDeadlines(now);
+    RetryParked(now);
     TendNodes(now);
     // After the replies above: the guest reads new requests (submitting
     // them) and sends the answers that are ready.
@@ -912,6 +947,7 @@ std::string Router::CountersSummary() const {
   s.append(";");
   add("timeouts", c.timeouts);
   add("late_replies_dropped", c.late_replies_dropped);
+  add("not_primary_retries", c.not_primary_retries);
   add("unroutable_sends", c.unroutable_sends);
   add("bad_node_messages", c.bad_node_messages);
   s.append("; heartbeats");

@@ -72,6 +72,9 @@ struct RouterCounters {
   uint64_t replies_forwarded = 0;  // node replies delivered to a client
   uint64_t timeouts = 0;
   uint64_t late_replies_dropped = 0;  // node replies after their deadline
+  // Replicated mode: "not primary" answers sent on again (a move's hand-off,
+  // a failover, a map behind).
+  uint64_t not_primary_retries = 0;
   // Replies that could not be delivered: client gone (EHOSTUNREACH) or its
   // queue full.
   uint64_t unroutable_sends = 0;
@@ -171,11 +174,21 @@ class Router {
   // requests go out again.
   void ApplyView(TimePoint now);
   size_t EnsureNode(const std::string& name, const std::string& endpoint, TimePoint now);
-  // A node answered "not primary": forward once more under a newer map, or
-  // park until one arrives (its deadline still applies). True if the reply
-  // was taken care of so.
+  // A node answered "not primary" (nothing applied): forward it again, at
+  // once if the map names another primary, else parked until a newer map
+  // arrives or a short back-off ends (a new primary that has not yet seen
+  // the map that names it refuses too). At most kMaxNotPrimaryTries times,
+  // within its deadline. True if the reply was taken care of so.
   bool RetryNotPrimary(InflightEntry& entry, TimePoint now);
-  void Resend(uint64_t seq, TimePoint now);
+  // Sends a parked request to its partition's primary. With !same_ok, a
+  // request whose primary is still the node that refused it stays parked.
+  void Resend(uint64_t seq, TimePoint now, bool same_ok);
+  void Park(uint64_t seq, TimePoint retry_at) {
+    parked_.push_back(Parked{seq, retry_at});
+    parked_next_ = std::min(parked_next_, retry_at);
+  }
+  // Resends the parked requests whose back-off has ended.
+  void RetryParked(TimePoint now);
   void TendNodes(TimePoint now);
   void SendHeartbeats();
   void NoteTransition(const NodeTransition& t, TimePoint now);
@@ -205,7 +218,12 @@ class Router {
   uint64_t map_version_ = 0;                         // raised with every map applied
   std::vector<int64_t> primary_;                     // partition -> node index (-1: none)
   std::unordered_map<std::string, size_t> node_index_;
-  std::vector<uint64_t> parked_;  // seqs awaiting a newer map
+  struct Parked {
+    uint64_t seq;
+    TimePoint retry_at;  // resent then (or at a newer map naming another primary)
+  };
+  std::vector<Parked> parked_;                // bounded by inflight_ (each is one of its entries)
+  TimePoint parked_next_ = TimePoint::max();  // the earliest retry_at (or later)
   NodeTable nodes_;
   InflightTable inflight_;
   // Forwarded requests per node still awaiting a reply or their deadline. A

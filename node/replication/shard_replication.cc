@@ -72,7 +72,8 @@ struct ShardReplication::Primary {
 struct ShardReplication::Backup {
   explicit Backup(cluster::BackupPartition sm_) : sm(std::move(sm_)) {}
   cluster::BackupPartition sm;
-  std::string expected_from;  // a snapshot's next chunk starts here
+  std::string expected_from;    // a snapshot's next chunk starts here
+  uint64_t broken_session = 0;  // a chunk of it failed: its later chunks are dropped quietly
 };
 
 ShardReplication::ShardReplication(const ReplContext* ctx, uint32_t shard, store::ShardDb* db)
@@ -138,6 +139,7 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
     spdlog::error("map has {} partitions, this node {}: ignored", map.partitions, ctx_->partitions);
     return;
   }
+  if (held_.size() != map.partitions) held_.assign(map.partitions, false);
   for (uint32_t p = shard_; p < map.partitions; p += ctx_->shards) {
     const cluster::Partition& part = map.parts[p];
     const bool primary = snap.data_ok && part.primary() == ctx_->self && part.IsInSync(ctx_->self);
@@ -165,8 +167,12 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
       EnsureBackup(p)->sm.RaiseLeaderEpoch(part.leader_epoch);
     } else {
       backups_.erase(p);
-      if (snap.may_drop && !drops_.contains(p)) {
-        // Not ours any more: drop the copy, if there is one.
+      // Not ours any more: drop the copy, if there is one. Looked for when
+      // the partition stops being ours, and once for all at the first map
+      // (what an earlier run left): not at every map, as a look costs a
+      // LevelDB iterator.
+      const bool look = !held_checked_ || held_[p];
+      if (snap.may_drop && look && !drops_.contains(p)) {
         std::unique_ptr<leveldb::Iterator> it(db_->db->NewIterator(leveldb::ReadOptions()));
         const std::string prefix = storage::PartitionPrefix(p);
         const std::string end = storage::PartitionRangeEnd(p);
@@ -175,11 +181,18 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
       }
     }
     if (primary || backup) drops_.erase(p);
+    // A partition counts as held while the map gives it to us; one we
+    // could not drop yet (not may_drop) stays marked so it is looked at
+    // again.
+    held_[p] = primary || backup || !snap.may_drop;
   }
+  if (snap.may_drop) held_checked_ = true;
 }
 
 void ShardReplication::DropSome(store::Group* group) {
-  constexpr size_t kDropBatch = 2000;  // keys per tick, all partitions of the shard
+  // Keys deleted per tick (50 a second), all partitions of the shard: a
+  // dropped copy goes at ~10,000 keys a second, in the background.
+  constexpr size_t kDropBatch = 200;
   size_t budget = kDropBatch;
   for (auto it = drops_.begin(); it != drops_.end() && budget > 0;) {
     const uint32_t p = it->first;
@@ -354,6 +367,7 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
   switch (m.type) {
     case ReplType::kProbe:
       v = b.sm.OnProbe(peer, m.leader_epoch, m.session);
+      if (v == V::kAccept) b.broken_session = 0;
       AnswerState(p, peer, m.session, v != V::kAccept);
       return;
     case ReplType::kAppend: {
@@ -386,6 +400,14 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
       break;
     }
     case ReplType::kChunk: {
+      if (m.session != b.sm.session() || peer != b.sm.primary() || m.session == b.broken_session) {
+        // Not the current session, or one whose thread is already lost
+        // (the chunks after a gap, still in flight): the state machine
+        // decides without looking at the chunk.
+        if (m.session == b.broken_session) return;
+        v = b.sm.OnChunk(peer, m.leader_epoch, m.session, m.flag1);
+        break;
+      }
       // [from, to) within p's range, keys ascending inside it.
       const std::string_view from = m.from;
       const std::string to = m.to.empty() ? end : std::string(m.to);
@@ -401,8 +423,11 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
         prev = k;
       }
       if (!ok) {
-        spdlog::error("{}a snapshot chunk from '{}' is out of order or out of range; resync",
-                      Pfx(p), peer);
+        // A gap (a connection lost with chunks in it) or a bad primary:
+        // said once per session, then the snapshot starts again.
+        spdlog::warn("{}a snapshot chunk from '{}' is out of order or out of range; resync", Pfx(p),
+                     peer);
+        b.broken_session = m.session;
         AnswerState(p, peer, m.session, false);
         return;
       }

@@ -193,6 +193,8 @@ class ShardReplication {
   // Partitions whose copy is being dropped (no longer held), with the key
   // the next batch starts at.
   std::map<uint32_t, std::string> drops_;
+  std::vector<bool> held_;     // by partition: ours in the last map applied
+  bool held_checked_ = false;  // every partition looked at once for leftovers
   std::shared_ptr<const MapSnapshot> map_;
 
   // This iteration: the client ops sequenced (held after the commit), the

@@ -4,8 +4,9 @@ by the map it watches in etcd; a node's kill -9 gives a fast `unavailable`
 for its partitions (heartbeats, and the node's lease), not timeouts; once
 the controller has failed over, the router sends to the new primary; a
 request that reached a node that is no longer primary ("not primary") is
-forwarded once more to the new one. Every acknowledged write is read back
-through the router, and `locate` and `map` answer from the map.
+forwarded on to the new one, also while nodes are added and removed. Every
+acknowledged write is read back through the router, and `locate` and `map`
+answer from the map.
 """
 
 import sys
@@ -86,6 +87,61 @@ def scenario(wd):
         ctx.destroy(linger=0)
 
 
+def scenario_moves(wd):
+    """A node added and one removed under a load that goes only through the
+    router (a simple client): the router forwards each "not primary" on to
+    the partition's new primary, so the client sees no timeout and at most
+    a few `unavailable` (nothing applied), and every acknowledged write is
+    there."""
+    etcd = rl.Etcd(wd).start()
+    cluster = rl.Cluster(wd, etcd, nodes=3, replicas=2, partitions=32, router=True)
+    ctx = zmq.Context()
+    load = None
+    try:
+        cluster.start()
+        router = f"tcp://127.0.0.1:{cluster.router_port}"
+        assert rl.sl.wait_until(lambda: (call(ctx, router, {"op": "map"}, 1) or {}).get("ok"),
+                                15, 0.2), "the router never had a map"
+        endpoints = [cluster.endpoint(n) for n in cluster.names]
+        load = rl.WriteLoad(ctx, endpoints, 32, lists=200, window=64, deadline=6.0, router=router)
+        load.start()
+        time.sleep(2)
+        cluster.names.append("n4")
+        cluster.ports["n4"] = rl.sl.free_ports(1)[0]
+        cluster.start_node("n4")
+        cluster.admin("add-node", "n4")
+
+        def balanced(gone=None):
+            st = cluster.status()
+            return st is not None and st["moves"]["balanced"] and \
+                (gone is None or all(m["name"] != gone for m in st["members"]))
+        assert rl.sl.wait_until(balanced, 120, 0.3), "not balanced after add-node n4"
+        cluster.admin("remove-node", "n1")
+        assert rl.sl.wait_until(lambda: balanced("n1"), 120, 0.3), "n1 never left"
+        time.sleep(1)
+        load.stop()
+        assert load.failure is None, load.failure
+        acked = load.acked_count()
+        errors = dict(load.errors)
+        st = call(ctx, router, {"op": "stats"})["result"]
+        rl.log(f"add-node n4 and remove-node n1 through the router: {acked} writes "
+               f"acknowledged; errors {errors}; the router sent {st['not_primary_retries']} "
+               f"'not primary' answers on")
+        assert errors.get("timeout", 0) + errors.get("client_timeout", 0) == 0, errors
+        assert sum(errors.values()) <= max(10, acked // 100), \
+            f"more than 1% of the writes failed during the moves: {errors}"
+        endpoints = [cluster.endpoint(n) for n in cluster.names if n != "n1"]
+        checked = rl.verify(rl.SmartClient(ctx, endpoints, 32, router=router), load)
+        rl.log(f"all {checked} acknowledged writes read back through the router")
+    finally:
+        if load is not None and load.is_alive():
+            load.stop()
+        cluster.stop()
+        etcd.stop()
+        ctx.destroy(linger=0)
+
+
 if __name__ == "__main__":
     rl.check_binaries()
-    sys.exit(rl.run_test("router", scenario))
+    status = rl.run_test("router", scenario)
+    sys.exit(status or rl.run_test("router-moves", scenario_moves))
