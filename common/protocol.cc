@@ -56,8 +56,19 @@ std::string_view TypeName(Type t) {
 }
 
 // The keys decoding looks at; every other key is skipped.
-enum Key : int { kKeyOp, kKeyId, kKeyList, kKeyDate, kKeyTitle, kKeyEntryId, kNumKeys, kKeyOther };
-constexpr std::string_view kKeyNames[kNumKeys] = {"op", "id", "list", "date", "title", "entry_id"};
+enum Key : int {
+  kKeyOp,
+  kKeyId,
+  kKeyList,
+  kKeyDate,
+  kKeyTitle,
+  kKeyEntryId,
+  kKeyRid,
+  kNumKeys,
+  kKeyOther
+};
+constexpr std::string_view kKeyNames[kNumKeys] = {"op",    "id",       "list", "date",
+                                                  "title", "entry_id", "rid"};
 
 Key LookupKey(std::string_view k) {
   for (int i = 0; i < kNumKeys; ++i) {
@@ -305,16 +316,19 @@ Status CheckEntryId(const Field& f, uint64_t* out) {
   return Status::Ok();
 }
 
-Status Validate(const Field* fields, Request* req) {
-  const Field& op = fields[kKeyOp];
-  if (op.type == Type::kAbsent) return Status::BadRequest("missing key 'op'");
-  if (op.type != Type::kStr) return Status::BadRequest(TypeError("op", "a str", op.type));
-  auto parsed = ParseOp(op.str);
-  if (!parsed) return {ErrorCode::kUnknownOp, "unknown op " + Quote(op.str)};
-  req->op = *parsed;
-  if (NeedsList(req->op)) {
-    if (Status s = CheckList(fields[kKeyList], &req->list); !s.ok()) return s;
+// The optional request id of a write: a str of 1-64 bytes, any bytes.
+Status CheckRid(const Field& f, std::string_view* out) {
+  if (f.type == Type::kAbsent) return Status::Ok();
+  if (f.type != Type::kStr) return Status::BadRequest(TypeError("rid", "a str", f.type));
+  if (f.str.empty() || f.str.size() > kMaxRidBytes) {
+    return Status::BadRequest("key 'rid' must be 1-64 bytes, not " + std::to_string(f.str.size()));
   }
+  *out = f.str;
+  return Status::Ok();
+}
+
+// The op's own keys (step 7 of the validation order).
+Status ValidateOpKeys(const Field* fields, Request* req) {
   const Field& date = fields[kKeyDate];
   const Field& title = fields[kKeyTitle];
   switch (req->op) {
@@ -343,6 +357,21 @@ Status Validate(const Field* fields, Request* req) {
     case Op::kMap:
       return Status::Ok();
   }
+  return Status::Ok();
+}
+
+Status Validate(const Field* fields, Request* req) {
+  const Field& op = fields[kKeyOp];
+  if (op.type == Type::kAbsent) return Status::BadRequest("missing key 'op'");
+  if (op.type != Type::kStr) return Status::BadRequest(TypeError("op", "a str", op.type));
+  auto parsed = ParseOp(op.str);
+  if (!parsed) return {ErrorCode::kUnknownOp, "unknown op " + Quote(op.str)};
+  req->op = *parsed;
+  if (NeedsList(req->op)) {
+    if (Status s = CheckList(fields[kKeyList], &req->list); !s.ok()) return s;
+  }
+  if (Status s = ValidateOpKeys(fields, req); !s.ok()) return s;
+  if (IsMutating(req->op)) return CheckRid(fields[kKeyRid], &req->rid);
   return Status::Ok();
 }
 
@@ -666,7 +695,8 @@ void EncodeRequest(msgpack::sbuffer& out, const Request& request) {
   if (request.id.kind != RequestId::Kind::kNone) ++n;
   bool list = NeedsList(request.op);
   bool entry_id = request.op == Op::kUpdateEntry || request.op == Op::kDeleteEntry;
-  n += list + entry_id + request.date.has_value() + request.title.has_value();
+  const bool rid = IsMutating(request.op) && !request.rid.empty();
+  n += list + entry_id + request.date.has_value() + request.title.has_value() + rid;
   pk.pack_map(n);
   PackStr(pk, "op");
   PackStr(pk, OpName(request.op));
@@ -688,6 +718,10 @@ void EncodeRequest(msgpack::sbuffer& out, const Request& request) {
   if (request.title) {
     PackStr(pk, "title");
     PackStr(pk, *request.title);
+  }
+  if (rid) {
+    PackStr(pk, "rid");
+    PackStr(pk, request.rid);
   }
 }
 

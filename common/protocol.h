@@ -33,7 +33,8 @@ constexpr int64_t kMaxFrameBytes = 2 * static_cast<int64_t>(kMaxBodyBytes);
 constexpr size_t kMaxEnvelopeBytes = 1024;
 constexpr size_t kMaxListBytes = 255;
 constexpr size_t kMaxTitleBytes = 1024;
-constexpr int kMaxNesting = 32;  // deeper msgpack nesting is a bad_request
+constexpr size_t kMaxRidBytes = 64;  // a write's optional "rid": 1-64 bytes
+constexpr int kMaxNesting = 32;      // deeper msgpack nesting is a bad_request
 
 enum class Op : uint8_t {
   kAddEntry,
@@ -86,6 +87,9 @@ struct Request {
   std::optional<Date> date;               // add_entry; optional for entries, update_entry
   std::optional<std::string_view> title;  // add_entry; optional for update_entry
   uint64_t entry_id = 0;                  // update_entry, delete_entry
+  // add_entry, update_entry, delete_entry: the optional request id that
+  // makes a retried write happen once (1-64 bytes, any bytes); empty: none.
+  std::string_view rid;
 };
 
 struct DecodeResult {

@@ -19,20 +19,54 @@ uint64_t GetBe(std::string_view s, int n) {
   return v;
 }
 
+void PutBe32(std::string* out, uint32_t v) {
+  for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+void PutBe16(std::string* out, uint16_t v) {
+  out->push_back(static_cast<char>(v >> 8));
+  out->push_back(static_cast<char>(v & 0xff));
+}
+
+// The start of every key of `list`: its partition's prefix `ns` (format 2;
+// "" in format 1), then the name, length first.
+void AppendListPrefix(std::string* out, std::string_view ns, std::string_view list) {
+  out->append(ns);
+  out->push_back(static_cast<char>(static_cast<uint8_t>(list.size())));
+  out->append(list);
+}
+
+// The start of a reserved key (not a list's): `ns`, 0x00, then its name. A
+// list's keys start (after `ns`) with its length, 1-255; the partition meta
+// key is `ns` alone.
+void AppendReservedPrefix(std::string* out, std::string_view ns, std::string_view name) {
+  out->append(ns);
+  out->push_back('\x00');
+  out->append(name);
+}
+
+constexpr std::string_view kRidExpiryName = "rid-expiry";
+constexpr std::string_view kRidCountName = "rid-count";
+
+// The key tags after a list's prefix.
+constexpr char kMetaTag = '\x00';
+constexpr char kEntryTag = '\x01';
+constexpr char kRidTag = '\x02';
+
 std::string Prefix(std::string_view ns, std::string_view list, char tag) {
   std::string k;
   k.reserve(ns.size() + list.size() + 10);
-  k.append(ns);
-  k.push_back(static_cast<char>(static_cast<uint8_t>(list.size())));
-  k.append(list);
+  AppendListPrefix(&k, ns, list);
   k.push_back(tag);
   return k;
 }
 
 }  // namespace
 
-std::string MetaKey(std::string_view list) { return Prefix({}, list, '\x00'); }
-std::string MetaKey(std::string_view ns, std::string_view list) { return Prefix(ns, list, '\x00'); }
+std::string MetaKey(std::string_view list) { return Prefix({}, list, kMetaTag); }
+std::string MetaKey(std::string_view ns, std::string_view list) {
+  return Prefix(ns, list, kMetaTag);
+}
 
 std::string EntryKey(std::string_view list, uint64_t id) {
   std::string k;
@@ -46,20 +80,19 @@ void EntryKeyTo(std::string* out, std::string_view list, uint64_t id) {
 
 void EntryKeyTo(std::string* out, std::string_view ns, std::string_view list, uint64_t id) {
   out->clear();
-  out->append(ns);
-  out->push_back(static_cast<char>(static_cast<uint8_t>(list.size())));
-  out->append(list);
-  out->push_back('\x01');
+  AppendListPrefix(out, ns, list);
+  out->push_back(kEntryTag);
   PutBe64(out, id);
 }
 
-std::string ListRangeBegin(std::string_view list) { return Prefix({}, list, '\x00'); }
-std::string ListRangeEnd(std::string_view list) { return Prefix({}, list, '\x02'); }
+// The rid records (tag 0x02) start where the list's range ends.
+std::string ListRangeBegin(std::string_view list) { return Prefix({}, list, kMetaTag); }
+std::string ListRangeEnd(std::string_view list) { return Prefix({}, list, kRidTag); }
 std::string ListRangeBegin(std::string_view ns, std::string_view list) {
-  return Prefix(ns, list, '\x00');
+  return Prefix(ns, list, kMetaTag);
 }
 std::string ListRangeEnd(std::string_view ns, std::string_view list) {
-  return Prefix(ns, list, '\x02');
+  return Prefix(ns, list, kRidTag);
 }
 
 std::string PartitionPrefix(uint32_t partition) {
@@ -161,6 +194,299 @@ StatusOr<uint64_t> DecodeMetaValue(std::string_view value) {
   if (next == 0 || next == UINT64_MAX)
     return Status::Internal("stored list counter is out of range");
   return next;
+}
+
+// --- rid records ---
+
+std::string RidKey(std::string_view list, std::string_view rid) {
+  std::string k;
+  RidKeyTo(&k, {}, list, rid);
+  return k;
+}
+
+std::string RidKey(std::string_view ns, std::string_view list, std::string_view rid) {
+  std::string k;
+  RidKeyTo(&k, ns, list, rid);
+  return k;
+}
+
+void RidKeyTo(std::string* out, std::string_view ns, std::string_view list, std::string_view rid) {
+  out->clear();
+  AppendListPrefix(out, ns, list);
+  out->push_back(kRidTag);
+  out->append(rid);
+}
+
+RidRecord RidRecordFor(const protocol::Request& request, uint64_t created_ms) {
+  RidRecord r;
+  r.op = request.op;
+  r.created_ms = created_ms;
+  if (request.op != protocol::Op::kAddEntry) r.entry_id = request.entry_id;
+  if (request.op != protocol::Op::kDeleteEntry) {
+    r.date = request.date;
+    r.title = request.title;
+  }
+  return r;
+}
+
+bool SameRequest(const RidRecord& record, const protocol::Request& request) {
+  using protocol::Op;
+  if (record.op != request.op) return false;
+  switch (request.op) {
+    case Op::kAddEntry:
+      return record.date == request.date && record.title == request.title;
+    case Op::kUpdateEntry:
+      return record.entry_id == request.entry_id && record.date == request.date &&
+             record.title == request.title;
+    case Op::kDeleteEntry:
+      return record.entry_id == request.entry_id;
+    default:
+      return false;
+  }
+}
+
+namespace {
+
+constexpr uint8_t kRidVersion = 1;
+constexpr uint8_t kRidHasDate = 1;
+constexpr uint8_t kRidHasTitle = 2;
+
+uint8_t RidOpCode(protocol::Op op) {
+  switch (op) {
+    case protocol::Op::kAddEntry:
+      return 1;
+    case protocol::Op::kUpdateEntry:
+      return 2;
+    case protocol::Op::kDeleteEntry:
+      return 3;
+    default:
+      return 0;
+  }
+}
+
+void PutTitle(std::string* out, std::string_view title) {
+  PutBe16(out, static_cast<uint16_t>(title.size()));
+  out->append(title);
+}
+
+// Reads the fields of a stored value in order; any read past the end
+// leaves ok() false.
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool ok() const { return ok_; }
+  bool done() const { return in_.empty(); }
+  uint64_t Be(int n) {
+    if (!ok_ || in_.size() < static_cast<size_t>(n)) {
+      ok_ = false;
+      return 0;
+    }
+    uint64_t v = GetBe(in_, n);
+    in_.remove_prefix(static_cast<size_t>(n));
+    return v;
+  }
+  std::optional<Date> ReadDate() {
+    auto packed = static_cast<uint32_t>(Be(4));
+    if (!ok_) return std::nullopt;
+    auto d = MakeDate(static_cast<int>(packed / 10000), static_cast<int>(packed / 100 % 100),
+                      static_cast<int>(packed % 100));
+    if (!d) ok_ = false;
+    return d;
+  }
+  std::string_view ReadTitle() {
+    const size_t n = Be(2);
+    if (!ok_ || in_.size() < n || n == 0 || n > protocol::kMaxTitleBytes) {
+      ok_ = false;
+      return {};
+    }
+    std::string_view t = in_.substr(0, n);
+    in_.remove_prefix(n);
+    if (!IsValidUtf8(t)) ok_ = false;
+    return t;
+  }
+
+ private:
+  std::string_view in_;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+void RidValueTo(std::string* out, const RidRecord& r) {
+  out->clear();
+  out->push_back(static_cast<char>(kRidVersion));
+  out->push_back(static_cast<char>(RidOpCode(r.op)));
+  PutBe64(out, r.created_ms);
+  switch (r.op) {
+    case protocol::Op::kAddEntry:
+      PutBe32(out, r.date ? r.date->packed : 0);
+      PutTitle(out, r.title.value_or(std::string_view()));
+      break;
+    case protocol::Op::kUpdateEntry: {
+      PutBe64(out, r.entry_id);
+      const uint8_t has = (r.date ? kRidHasDate : 0) | (r.title ? kRidHasTitle : 0);
+      out->push_back(static_cast<char>(has));
+      if (r.date) PutBe32(out, r.date->packed);
+      if (r.title) PutTitle(out, *r.title);
+      break;
+    }
+    default:  // delete_entry
+      PutBe64(out, r.entry_id);
+      break;
+  }
+  out->push_back(static_cast<char>(r.outcome));
+  if (r.outcome == RidOutcome::kAdded) PutBe64(out, r.new_id);
+  if (r.outcome == RidOutcome::kUpdated) {
+    PutBe32(out, r.result_date.packed);
+    PutTitle(out, r.result_title);
+  }
+}
+
+StatusOr<RidRecord> DecodeRidValue(std::string_view value) {
+  auto bad = [](std::string_view why) {
+    return Status::Internal("stored rid record is malformed: " + std::string(why));
+  };
+  Reader in(value);
+  const auto version = static_cast<uint8_t>(in.Be(1));
+  if (!in.ok()) return bad("too short");
+  if (version != kRidVersion) {
+    return Status::Internal("stored rid record has unknown version " + std::to_string(version));
+  }
+  RidRecord r;
+  const auto op = static_cast<uint8_t>(in.Be(1));
+  r.created_ms = in.Be(8);
+  switch (op) {
+    case 1:
+      r.op = protocol::Op::kAddEntry;
+      r.date = in.ReadDate();
+      r.title = in.ReadTitle();
+      break;
+    case 2: {
+      r.op = protocol::Op::kUpdateEntry;
+      r.entry_id = in.Be(8);
+      const auto has = static_cast<uint8_t>(in.Be(1));
+      if (has == 0 || (has & ~(kRidHasDate | kRidHasTitle)) != 0) return bad("arguments");
+      if (has & kRidHasDate) r.date = in.ReadDate();
+      if (has & kRidHasTitle) r.title = in.ReadTitle();
+      break;
+    }
+    case 3:
+      r.op = protocol::Op::kDeleteEntry;
+      r.entry_id = in.Be(8);
+      break;
+    default:
+      if (!in.ok()) return bad("too short");
+      return bad("unknown op " + std::to_string(op));
+  }
+  const auto outcome = static_cast<uint8_t>(in.Be(1));
+  if (!in.ok()) return bad("arguments");
+  r.outcome = static_cast<RidOutcome>(outcome);
+  switch (r.outcome) {
+    case RidOutcome::kAdded:
+      if (r.op != protocol::Op::kAddEntry) return bad("outcome");
+      r.new_id = in.Be(8);
+      if (in.ok() && (r.new_id == 0 || r.new_id == UINT64_MAX)) return bad("entry id");
+      break;
+    case RidOutcome::kUpdated: {
+      if (r.op != protocol::Op::kUpdateEntry) return bad("outcome");
+      auto d = in.ReadDate();
+      if (d) r.result_date = *d;
+      r.result_title = in.ReadTitle();
+      break;
+    }
+    case RidOutcome::kNotFound:
+      if (r.op != protocol::Op::kUpdateEntry) return bad("outcome");
+      break;
+    case RidOutcome::kDeleted:
+    case RidOutcome::kNotDeleted:
+      if (r.op != protocol::Op::kDeleteEntry) return bad("outcome");
+      break;
+    default:
+      return bad("outcome");
+  }
+  if (!in.ok()) return bad("outcome");
+  if (!in.done()) return bad("trailing bytes");
+  return r;
+}
+
+std::string RidExpiryKey(uint64_t created_ms, std::string_view list, std::string_view rid) {
+  std::string k;
+  RidExpiryKeyTo(&k, {}, created_ms, list, rid);
+  return k;
+}
+
+std::string RidExpiryKey(std::string_view ns, uint64_t created_ms, std::string_view list,
+                         std::string_view rid) {
+  std::string k;
+  RidExpiryKeyTo(&k, ns, created_ms, list, rid);
+  return k;
+}
+
+void RidExpiryKeyTo(std::string* out, std::string_view ns, uint64_t created_ms,
+                    std::string_view list, std::string_view rid) {
+  out->clear();
+  AppendReservedPrefix(out, ns, kRidExpiryName);
+  PutBe64(out, created_ms);
+  out->push_back(static_cast<char>(static_cast<uint8_t>(list.size())));
+  out->append(list);
+  out->append(rid);
+}
+
+std::optional<ParsedRidExpiryKey> ParseRidExpiryKey(std::string_view ns, std::string_view key) {
+  const std::string begin = RidExpiryRangeBegin(ns);
+  if (!key.starts_with(begin)) return std::nullopt;
+  std::string_view rest = key.substr(begin.size());
+  if (rest.size() < 8 + 1) return std::nullopt;
+  ParsedRidExpiryKey p;
+  p.created_ms = GetBe(rest, 8);
+  rest.remove_prefix(8);
+  const size_t len = static_cast<uint8_t>(rest[0]);
+  if (len == 0 || rest.size() < 1 + len + 1) return std::nullopt;
+  p.list = rest.substr(1, len);
+  p.rid = rest.substr(1 + len);
+  if (p.rid.size() > protocol::kMaxRidBytes) return std::nullopt;
+  return p;
+}
+
+std::optional<ParsedRidExpiryKey> ParseRidExpiryKey(std::string_view key) {
+  return ParseRidExpiryKey({}, key);
+}
+
+std::string RidExpiryRangeBegin(std::string_view ns) {
+  std::string k;
+  AppendReservedPrefix(&k, ns, kRidExpiryName);
+  return k;
+}
+
+std::string RidExpiryRangeEnd(std::string_view ns) {
+  std::string k = RidExpiryRangeBegin(ns);
+  k.back() = static_cast<char>(k.back() + 1);  // "rid-expiry" -> "rid-expirz"
+  return k;
+}
+
+std::string RidExpirySeekKey(std::string_view ns, uint64_t created_ms) {
+  std::string k = RidExpiryRangeBegin(ns);
+  PutBe64(&k, created_ms);
+  return k;
+}
+
+std::string RidCountKey(std::string_view ns) {
+  std::string k;
+  AppendReservedPrefix(&k, ns, kRidCountName);
+  return k;
+}
+
+std::string EncodeRidCount(uint64_t records) {
+  std::string v(1, static_cast<char>(kRecordVersion));
+  PutBe64(&v, records);
+  return v;
+}
+
+StatusOr<uint64_t> DecodeRidCount(std::string_view value) {
+  if (value.size() != 9 || static_cast<uint8_t>(value[0]) != kRecordVersion) {
+    return Status::Internal("stored rid record count is malformed");
+  }
+  return GetBe(value.substr(1), 8);
 }
 
 std::string CommitKey() { return std::string(1, '\x00'); }

@@ -14,6 +14,39 @@
 // which is exactly when the entries alone would understate it, so an id is
 // never reused.
 //
+// Request-id (rid) records, one per (list, rid) of a write that carried a
+// rid (shared/spec/retries.md), written in the same batch as the change:
+//   rid key      = prefix | 0x02 | rid bytes      (1-64 bytes)
+//                  Under the list's prefix but outside its range, so loading
+//                  a list never reads them; one point lookup finds one.
+//   rid value    = u8 version (1) | u8 op (1 add, 2 update, 3 delete)
+//                  | u64 created (ms since the Unix epoch) | arguments | outcome
+//     arguments, stored as sent (a retry must match them exactly):
+//       add      u32 YYYYMMDD | u16 len | title
+//       update   u64 entry_id | u8 has (1: date, 2: title) | [u32 YYYYMMDD]
+//                | [u16 len | title]
+//       delete   u64 entry_id
+//     outcome: u8 code, then
+//       1 added       u64 the new entry's id
+//       2 updated     u32 YYYYMMDD | u16 len | title  (the entry after it)
+//       3 not_found   (update of a missing entry)
+//       4 deleted     5 not deleted (no such entry)
+//   expiry key   = 0x00 | "rid-expiry" | u64 created | u8 len(name) | name | rid
+//                  value empty. The records by age, oldest first: expiry
+//                  scans this index from its start, never the lists. A list
+//                  prefix starts with its length (1-255), so no key starting
+//                  0x00 is a list's.
+//   count key    = 0x00 | "rid-count"              value = 0x01 | u64 records
+//                  Format 1: the number of rid records in the shard, kept
+//                  exactly by the shard's writer in every batch that adds or
+//                  drops one.
+// Format 2 (below) puts the partition prefix `ns` before every one of these
+// keys too: the records and the partition's own expiry index (ns | 0x00 |
+// "rid-expiry" | ...) lie inside the partition's range (after its meta key,
+// `ns`, and before its lists), so a snapshot of a partition carries its
+// records and index. Every key is built by AppendListPrefix or
+// AppendReservedPrefix (storage_format.cc).
+//
 // Besides the lists, each shard holds one bookkeeping key, the commit
 // counter (CommitKey(): a single 0x00 byte, which no list key can be, as a
 // list key starts with its name's length, 1-255, and is at least 3 bytes).
@@ -30,6 +63,7 @@
 #include <string_view>
 
 #include "common/date.h"
+#include "common/protocol.h"
 #include "common/status.h"
 
 namespace todo::storage {
@@ -93,6 +127,80 @@ StatusOr<EntryValue> DecodeEntryValue(std::string_view value);
 
 std::string EncodeMetaValue(uint64_t next_id);
 StatusOr<uint64_t> DecodeMetaValue(std::string_view value);
+
+// --- rid records ---
+
+// The rid record key of (list, rid); `ns` is the list's partition prefix
+// (format 2; "" in format 1), as for the list's other keys.
+std::string RidKey(std::string_view list, std::string_view rid);
+std::string RidKey(std::string_view ns, std::string_view list, std::string_view rid);
+void RidKeyTo(std::string* out, std::string_view ns, std::string_view list, std::string_view rid);
+
+// What a write with a rid did, as its record keeps it.
+enum class RidOutcome : uint8_t {
+  kAdded = 1,       // add_entry: new_id
+  kUpdated = 2,     // update_entry: the entry after it (entry_id, result_date, result_title)
+  kNotFound = 3,    // update_entry of a missing entry
+  kDeleted = 4,     // delete_entry: {"deleted": true}
+  kNotDeleted = 5,  // delete_entry of a missing entry: {"deleted": false}
+};
+
+// One rid record. Views point into the request, or into the stored value.
+struct RidRecord {
+  protocol::Op op = protocol::Op::kAddEntry;  // add_entry, update_entry or delete_entry
+  uint64_t created_ms = 0;                    // when it was written (wall clock)
+  // The arguments, as sent.
+  uint64_t entry_id = 0;                  // update, delete
+  std::optional<Date> date;               // add; update if it had one
+  std::optional<std::string_view> title;  // add; update if it had one
+  // The outcome.
+  RidOutcome outcome = RidOutcome::kAdded;
+  uint64_t new_id = 0;            // kAdded
+  Date result_date;               // kUpdated
+  std::string_view result_title;  // kUpdated
+};
+
+// A record of `request`'s arguments (its op, entry_id, date, title), with
+// no outcome yet.
+RidRecord RidRecordFor(const protocol::Request& request, uint64_t created_ms);
+// True if `request` is the same operation with the same arguments as the
+// one `record` was written for (its list and rid aside).
+bool SameRequest(const RidRecord& record, const protocol::Request& request);
+
+// Encodes a record (the op's arguments must be set as the op needs them).
+void RidValueTo(std::string* out, const RidRecord& record);
+// Checks the version, the op, the arguments (a real date, a title of
+// 1-1024 bytes of UTF-8), the outcome's code against the op, and the size.
+StatusOr<RidRecord> DecodeRidValue(std::string_view value);
+
+// The expiry index: records by creation time. In format 2 each partition
+// has its own (`ns` first), inside the partition's key range.
+std::string RidExpiryKey(uint64_t created_ms, std::string_view list, std::string_view rid);
+std::string RidExpiryKey(std::string_view ns, uint64_t created_ms, std::string_view list,
+                         std::string_view rid);
+void RidExpiryKeyTo(std::string* out, std::string_view ns, uint64_t created_ms,
+                    std::string_view list, std::string_view rid);
+struct ParsedRidExpiryKey {
+  uint64_t created_ms = 0;
+  std::string_view list;  // point into the key
+  std::string_view rid;
+};
+// nullopt if `key` is not a well-formed expiry key (of partition `ns`).
+std::optional<ParsedRidExpiryKey> ParseRidExpiryKey(std::string_view key);
+std::optional<ParsedRidExpiryKey> ParseRidExpiryKey(std::string_view ns, std::string_view key);
+// [begin, end) covering every expiry key (of `ns`) and nothing else;
+// SeekKey(t) is where the records created at t or later start.
+std::string RidExpiryRangeBegin(std::string_view ns = {});
+std::string RidExpiryRangeEnd(std::string_view ns = {});
+std::string RidExpirySeekKey(std::string_view ns, uint64_t created_ms);
+inline std::string RidExpirySeekKey(uint64_t created_ms) {
+  return RidExpirySeekKey({}, created_ms);
+}
+
+// The count of rid records (of a format 1 shard; see shard_writer.h).
+std::string RidCountKey(std::string_view ns = {});
+std::string EncodeRidCount(uint64_t records);
+StatusOr<uint64_t> DecodeRidCount(std::string_view value);
 
 // The shard's commit counter (see above): key and value (0x01 | u64 n).
 std::string CommitKey();

@@ -1,12 +1,13 @@
 #!/usr/bin/python3
-"""A small client for the todo cluster (wire protocol v1, shared/spec/protocol.md).
+"""A small client for the todo cluster (wire protocol, common/PROTOCOL.md).
 
-One TodoClient owns one ZeroMQ DEALER socket connected to a router (or to a
-single node: a node answers the same protocol). Every request carries an
-auto-incrementing unsigned id, and replies are matched to requests by that id,
-so many requests can be in flight at once (pipelining):
+One TodoClient talks to one router at a time (or to a single node: a node
+answers the same protocol) over a ZeroMQ DEALER socket, and may be given
+several routers to move between. Every request carries an auto-incrementing
+unsigned id, and replies are matched to requests by that id, so many
+requests can be in flight at once (pipelining):
 
-    client = TodoClient("tcp://127.0.0.1:7000")
+    client = TodoClient("tcp://127.0.0.1:7000")          # or "tcp://r1:7000,tcp://r2:7000"
     entry_id = client.add_entry("bob", "2026-12-19", "Dentist")
     for e in client.entries("bob"):
         print(e["id"], e["date"], e["title"])
@@ -20,11 +21,23 @@ Error replies raise TodoError(code, message); `code` is the wire code
 message says so). A reply that arrives after its request was given up on is
 discarded.
 
-Retries: reads (entries, locate, ping) are retried on timeout, unavailable and
-overloaded, up to `retries` more times, with exponential back-off and jitter.
-Writes (add_entry, update_entry, delete_entry) are retried only on
-"overloaded", which the protocol guarantees was not applied; after a timeout a
-write's outcome is unknown, so it is never retried automatically.
+Writes happen once. Every write (add_entry, update_entry, delete_entry)
+carries a fresh request id, its `rid` (a uuid4), and the server applies a
+given rid once: a retry of it gets the first attempt's reply (see
+common/PROTOCOL.md, "rid"; the server keeps rids for --rid-ttl, 24 h by
+default). So call() retries writes like reads: on "timeout", "unavailable"
+and "overloaded", with the same rid on every attempt, up to `retries` more
+times, with jittered exponential back-off, and never past its `deadline`.
+With rids=False writes carry no rid and are retried only on "overloaded",
+which guarantees nothing was applied (a timed-out write may or may not
+have happened). submit() and pipeline() give writes a fresh rid too (pass
+rid=... to choose it, e.g. to retry a pipelined write yourself) but never
+retry.
+
+Several endpoints: on "timeout" or "unavailable" call() moves to the next
+endpoint (round robin) before it retries. A move, and any timeout, opens a
+new socket; replies still due on the old one are lost (those requests time
+out in collect()).
 
 Not thread-safe: use one TodoClient per thread.
 """
@@ -34,20 +47,42 @@ import itertools
 import random
 import struct
 import time
+import uuid
 
 import msgpack
 import zmq
 import zmq.utils.z85
 
-__all__ = ["TodoClient", "TodoError", "Reply", "READ_OPS", "WRITE_OPS",
-           "read_key_file", "key_or_file", "load_keypair"]
+__all__ = ["TodoClient", "TodoError", "Reply", "READ_OPS", "WRITE_OPS", "new_rid",
+           "parse_endpoints", "read_key_file", "key_or_file", "load_keypair"]
 
 READ_OPS = frozenset({"entries", "locate", "ping", "stats"})
 WRITE_OPS = frozenset({"add_entry", "update_entry", "delete_entry"})
 
-# Codes after which a read is retried, and after which a write is.
+# Codes after which a read (or a write with a rid) is retried, and after
+# which a write without a rid is.
 _RETRY_READ_CODES = frozenset({"timeout", "unavailable", "overloaded"})
 _RETRY_WRITE_CODES = frozenset({"overloaded"})
+# Codes after which call() moves to the next endpoint before retrying.
+_FAILOVER_CODES = frozenset({"timeout", "unavailable"})
+
+
+def new_rid():
+    """A fresh request id for a write: a uuid4 (36 bytes; a rid is 1-64)."""
+    return str(uuid.uuid4())
+
+
+def parse_endpoints(endpoints):
+    """A list of endpoints from a str ("tcp://a:7000" or a comma-separated
+    list) or an iterable of such strs. Raises ValueError if none is left."""
+    if isinstance(endpoints, str):
+        endpoints = [endpoints]
+    out = []
+    for item in endpoints:
+        out.extend(part.strip() for part in str(item).split(",") if part.strip())
+    if not out:
+        raise ValueError("no endpoint given")
+    return out
 
 
 class TodoError(Exception):
@@ -113,55 +148,91 @@ def _as_date(value):
 
 
 class TodoClient:
-    """A DEALER-socket client for one endpoint.
+    """A DEALER-socket client for one or several endpoints.
 
     Args:
-      endpoint: a ZeroMQ endpoint, e.g. "tcp://127.0.0.1:7000".
+      endpoint: a ZeroMQ endpoint, e.g. "tcp://127.0.0.1:7000", or several
+        (a comma-separated str or a list): the client starts with the first
+        and moves to the next on "timeout" or "unavailable".
       timeout: seconds to wait for each reply (per attempt); > 0.
       retries: extra attempts for retryable failures (see module doc); >= 0.
       backoff: the first back-off delay in seconds; doubles each retry.
       max_backoff: the cap on one back-off delay.
+      deadline: seconds one call() may take in all, attempts and back-off
+        included (default 30); no attempt starts or waits past it.
+      rids: give every write a fresh rid, and retry writes like reads (the
+        default); False: v1 behaviour (no rid, writes retried only on
+        "overloaded").
       curve_serverkey, curve_publickey, curve_secretkey: optional Z85 CURVE
         keys (str or bytes): the server's public key and this client's
         keypair (see load_keypair). With curve_serverkey and curve_secretkey
         the socket uses CURVE (encrypted, and authenticated by the server's
         allow-list); curve_publickey is derived from the secret if omitted.
-        Giving only some of them raises ValueError.
+        Giving only some of them raises ValueError. Every endpoint gets the
+        same server key (routers of one cluster share it in the examples).
       context: an existing zmq.Context to use (default: the global instance).
     """
 
     def __init__(self, endpoint, timeout=5.0, retries=3, *, backoff=0.1, max_backoff=2.0,
-                 curve_serverkey=None, curve_publickey=None, curve_secretkey=None,
-                 context=None):
+                 deadline=30.0, rids=True, curve_serverkey=None, curve_publickey=None,
+                 curve_secretkey=None, context=None):
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
         if retries < 0:
             raise ValueError("retries must be >= 0")
-        self.endpoint = endpoint
+        if deadline <= 0:
+            raise ValueError("deadline must be > 0")
+        self.endpoints = parse_endpoints(endpoint)
+        self._current = 0
+        self.endpoint = self.endpoints[0]
         self.timeout = float(timeout)
         self.retries = int(retries)
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
+        self.deadline = float(deadline)
+        self.rids = bool(rids)
         self._ids = itertools.count(1)
         # Ids still wanted -> decoded reply map, or None until it arrives.
         self._pending = {}
         self._ctx = context or zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        # Pipelining: let many requests and replies queue in the socket.
-        self._sock.setsockopt(zmq.SNDHWM, 100000)
-        self._sock.setsockopt(zmq.RCVHWM, 100000)
+        self._curve = None
         if curve_serverkey or curve_publickey or curve_secretkey:
             if not (curve_serverkey and curve_secretkey):
-                self._sock.close(linger=0)
                 raise ValueError("CURVE needs curve_serverkey and curve_secretkey "
                                  "(curve_publickey is derived if omitted)")
             if not curve_publickey:
                 curve_publickey = zmq.curve_public(_bytes(curve_secretkey))
-            self._sock.curve_serverkey = _bytes(curve_serverkey)
-            self._sock.curve_publickey = _bytes(curve_publickey)
-            self._sock.curve_secretkey = _bytes(curve_secretkey)
-        self._sock.connect(endpoint)
+            self._curve = (_bytes(curve_serverkey), _bytes(curve_publickey),
+                           _bytes(curve_secretkey))
+        self._sock = None
+        self._open()
+
+    def _open(self):
+        """Opens a socket to the current endpoint (closing any other)."""
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        # Pipelining: let many requests and replies queue in the socket.
+        sock.setsockopt(zmq.SNDHWM, 100000)
+        sock.setsockopt(zmq.RCVHWM, 100000)
+        if self._curve:
+            sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = self._curve
+        try:
+            sock.connect(self.endpoint)
+        except zmq.ZMQError:
+            sock.close(linger=0)
+            raise
+        self._sock = sock
+
+    def reconnect(self, next_endpoint=False):
+        """Drops the socket (replies still due on it are lost: those requests
+        time out) and opens a new one, to the next endpoint if asked."""
+        if next_endpoint:
+            self._current = (self._current + 1) % len(self.endpoints)
+            self.endpoint = self.endpoints[self._current]
+        self._open()
 
     # --- lifecycle ---
 
@@ -183,8 +254,10 @@ class TodoClient:
     def submit(self, op, **keys):
         """Sends one request without waiting; returns its id.
 
-        `keys` are the request keys (list=..., date=..., title=..., entry_id=...);
-        keys whose value is None are left out. Collect the reply with collect().
+        `keys` are the request keys (list=..., date=..., title=..., entry_id=...,
+        rid=...); keys whose value is None are left out (rid=None: a write
+        without a rid). A write given no rid gets a fresh one (unless the
+        client has rids=False). Collect the reply with collect().
         Raises TodoError("timeout") if the request can't even be queued in time.
         """
         request_id = next(self._ids)
@@ -192,6 +265,8 @@ class TodoClient:
         for key, value in keys.items():
             if value is not None:
                 body[key] = _as_date(value) if key == "date" else value
+        if op in WRITE_OPS and self.rids and "rid" not in body and "rid" not in keys:
+            body["rid"] = new_rid()
         data = msgpack.packb(body, use_bin_type=True)
         self._send(data, time.monotonic() + self.timeout)
         self._pending[request_id] = None
@@ -251,43 +326,63 @@ class TodoClient:
     def call(self, op, **keys):
         """Sends one request, waits for its reply, retries as the module doc says.
 
-        Returns the reply's "result"; raises TodoError on an error reply or when
-        no reply arrives within `timeout` seconds (code "timeout").
+        A write gets one rid for all its attempts: `rid=` if given (None: no
+        rid), else a fresh one (unless rids=False). Returns the reply's
+        "result"; raises TodoError on an error reply, or when no attempt got
+        a reply (code "timeout"), or the last retryable error once the
+        retries or the deadline are used up.
         """
-        retry_codes = _RETRY_READ_CODES if op in READ_OPS else (
-            _RETRY_WRITE_CODES if op in WRITE_OPS else frozenset())
+        if op in WRITE_OPS:
+            if "rid" not in keys and self.rids:
+                keys["rid"] = new_rid()
+            retry_codes = _RETRY_READ_CODES if keys.get("rid") else _RETRY_WRITE_CODES
+        else:
+            retry_codes = _RETRY_READ_CODES if op in READ_OPS else frozenset()
+        deadline = time.monotonic() + self.deadline
         attempt = 0
         while True:
+            remaining = deadline - time.monotonic()
             try:
-                reply = self.collect([self.submit(op, **keys)])[0]
+                request_id = self.submit(op, **keys)
+                reply = self.collect([request_id], timeout=max(0.001, min(self.timeout,
+                                                                          remaining)))[0]
             except TodoError as error:  # could not even queue the request
                 reply = Reply(None, False, error=error)
             if reply.ok:
                 return reply.result
-            if reply.error.code not in retry_codes or attempt >= self.retries:
+            code = reply.error.code
+            if code not in retry_codes or attempt >= self.retries:
                 raise reply.error
-            time.sleep(self._backoff_delay(attempt))
+            delay = self._backoff_delay(attempt)
+            if time.monotonic() + delay >= deadline:
+                raise reply.error
+            if code in _FAILOVER_CODES:
+                # Another router (or a fresh connection to the same one).
+                self.reconnect(next_endpoint=len(self.endpoints) > 1)
+            time.sleep(delay)
             attempt += 1
 
-    def add_entry(self, list_name, date, title):
-        """Adds an entry; returns its new id (int)."""
-        return self.call("add_entry", list=list_name, date=date, title=title)["id"]
+    def add_entry(self, list_name, date, title, **rid):
+        """Adds an entry; returns its new id (int). Writes take an optional
+        rid=... (default: a fresh one; see call())."""
+        return self.call("add_entry", list=list_name, date=date, title=title, **rid)["id"]
 
     def entries(self, list_name, date=None):
         """Returns the list's entries (dicts with id, date, title), by ascending id."""
         return self.call("entries", list=list_name, date=date)
 
-    def update_entry(self, list_name, entry_id, date=None, title=None):
+    def update_entry(self, list_name, entry_id, date=None, title=None, **rid):
         """Changes an entry's date and/or title; returns the updated entry.
 
         Raises TodoError("not_found") if the list has no such entry.
         """
         return self.call("update_entry", list=list_name, entry_id=entry_id, date=date,
-                         title=title)
+                         title=title, **rid)
 
-    def delete_entry(self, list_name, entry_id):
+    def delete_entry(self, list_name, entry_id, **rid):
         """Deletes an entry; returns True if it existed, False otherwise."""
-        return bool(self.call("delete_entry", list=list_name, entry_id=entry_id)["deleted"])
+        return bool(self.call("delete_entry", list=list_name, entry_id=entry_id,
+                              **rid)["deleted"])
 
     def locate(self, list_name):
         """Returns the name of the node that owns the list."""
@@ -305,8 +400,10 @@ class TodoClient:
     # --- internals ---
 
     def _backoff_delay(self, attempt):
-        delay = min(self.max_backoff, self.backoff * (2 ** attempt))
-        return delay * random.uniform(0.5, 1.5)  # jitter: never in lock-step
+        """backoff doubling per attempt, capped at max_backoff, then jittered
+        to 50-100% of that so that clients never retry in lock-step."""
+        delay = min(self.max_backoff, self.backoff * (2 ** min(attempt, 30)))
+        return delay * random.uniform(0.5, 1.0)
 
     def _send(self, data, deadline):
         """Sends without blocking past `deadline`, draining replies meanwhile."""

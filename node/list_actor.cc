@@ -3,6 +3,7 @@
 #include <unordered_map>
 
 #include "common/storage_format.h"
+#include "node/store/rid_filter.h"
 
 namespace todo::node {
 
@@ -34,7 +35,8 @@ void ListActor::Meter() {
   // mailbox's spare storage, the list, and the writes not yet complete.
   const size_t now = sizeof(*this) + 32 + name_.capacity() + list_.ApproxBytes() +
                      pending_.capacity() * sizeof(PendingWrite) + pending_bytes_ +
-                     tracked_.capacity() * sizeof(Tracked);
+                     tracked_.capacity() * sizeof(Tracked) +
+                     rid_order_.capacity() * sizeof(RidOrder);
   const size_t before = metered_.load(std::memory_order_relaxed);
   if (now != before) {
     meter_->bytes.fetch_add(static_cast<int64_t>(now) - static_cast<int64_t>(before),
@@ -73,17 +75,23 @@ void DropCompleted(std::vector<T>* v, size_t* head, uint64_t done, size_t keep, 
 // slice's worth without reallocating.
 constexpr size_t kTrackedKept = 64;
 
+// Room kept for a few writes with a rid in flight (16 bytes each).
+constexpr size_t kRidsKept = 16;
+
 }  // namespace
 
 void ListActor::ClearPending() {
   DropCompleted(&pending_, &pending_head_, UINT64_MAX, 0, [](PendingWrite&) {});
   pending_bytes_ = 0;
   DropCompleted(&tracked_, &tracked_head_, UINT64_MAX, kTrackedKept, [](Tracked&) {});
+  // Each of them is durable (its record is on disk now) or will be refused.
+  DropCompleted(&rid_order_, &rid_order_head_, UINT64_MAX, kRidsKept, [](RidOrder&) {});
 }
 
 void ListActor::TrimCompleted() {
-  if (pending_.empty() && tracked_.empty()) return;
+  if (pending_.empty() && tracked_.empty() && rid_order_.empty()) return;
   const uint64_t done = completed.load(std::memory_order_acquire);
+  DropCompleted(&rid_order_, &rid_order_head_, done, kRidsKept, [](RidOrder&) {});
   DropCompleted(&pending_, &pending_head_, done, 0, [&](PendingWrite& w) {
     if (w.entry.title.size() > 15) pending_bytes_ -= w.entry.title.size() + 1;
     std::string().swap(w.entry.title);
@@ -273,7 +281,7 @@ void ListActor::Submit(Call& call, store::WriteOp op, zmq::message_t body,
   writes->push_back(std::move(op));
 }
 
-void ListActor::AddCounted(Call& call, std::vector<Reply>* now,
+void ListActor::AddCounted(Call& call, uint64_t rid_hash, std::vector<Reply>* now,
                            std::vector<store::WriteOp>* writes) {
   if (Status s = EnsureCounted(); !s.ok()) {
     Fail(call, s, now);
@@ -290,11 +298,182 @@ void ListActor::AddCounted(Call& call, std::vector<Reply>* now,
   storage::EntryValueTo(&value, *req.date, *req.title);
   store::WriteOp op;
   op.batch.Put(key, value);
+  if (!req.rid.empty()) {
+    storage::RidRecord r = storage::RidRecordFor(req, store_->NowMs());
+    r.outcome = storage::RidOutcome::kAdded;
+    r.new_id = id;
+    AddRidRecord(req, rid_hash, r, &op);
+  }
   zmq::message_t body =
       EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeAddResult(b, req.id, id); });
   Submit(call, std::move(op), std::move(body), writes);
+  if (!req.rid.empty()) TrackRid(rid_hash);
   pending_.push_back(PendingWrite{submitted_, true, Entry{id, *req.date, std::string(*req.title)}});
   if (req.title->size() > 15) pending_bytes_ += req.title->size() + 1;  // past SSO
+}
+
+namespace {
+
+std::string NoSuchEntry(uint64_t entry_id) {
+  return "list has no entry " + std::to_string(entry_id);
+}
+
+// The reply a write's record says it got, with the retry's own id.
+void EncodeRecordedReply(msgpack::sbuffer& b, const protocol::RequestId& id,
+                         const storage::RidRecord& r) {
+  switch (r.outcome) {
+    case storage::RidOutcome::kAdded:
+      protocol::EncodeAddResult(b, id, r.new_id);
+      return;
+    case storage::RidOutcome::kUpdated:
+      protocol::EncodeEntry(b, id, EntryRef(r.entry_id, r.result_date, r.result_title));
+      return;
+    case storage::RidOutcome::kNotFound:
+      protocol::EncodeError(b, id, ErrorCode::kNotFound, NoSuchEntry(r.entry_id));
+      return;
+    case storage::RidOutcome::kDeleted:
+    case storage::RidOutcome::kNotDeleted:
+      protocol::EncodeDeleted(b, id, r.outcome == storage::RidOutcome::kDeleted);
+      return;
+  }
+  protocol::EncodeError(b, id, ErrorCode::kInternal, "rid record has an unknown outcome");
+}
+
+// The reply to `req` (a write with a rid) from its rid's stored record
+// `value`: the recorded reply, bad_request if the rid was used for another
+// request, internal if the record can't be read. Counts hits and conflicts
+// on `writer`.
+zmq::message_t ReplyFromRecord(std::string_view list, const protocol::Request& req,
+                               std::string_view value, store::ShardWriter* writer) {
+  auto record = storage::DecodeRidValue(value);
+  Status refused;
+  if (!record.ok()) {
+    refused =
+        Status::Internal("list '" + std::string(list) + "': rid " +
+                         protocol::QuoteForMessage(req.rid) + ": " + record.status().message());
+  } else if (!storage::SameRequest(*record, req)) {
+    writer->CountRidConflict();
+    refused = Status::BadRequest(
+        "rid " + protocol::QuoteForMessage(req.rid) + " was used for a different request (" +
+        std::string(protocol::OpName(record->op)) +
+        (record->op == req.op ? " with other arguments" : "") + "); nothing was changed");
+  }
+  if (!refused.ok()) {
+    return EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeError(b, req.id, refused); });
+  }
+  writer->CountRidHit();
+  return EncodeBody([&](msgpack::sbuffer& b) { EncodeRecordedReply(b, req.id, *record); });
+}
+
+// A retry whose original write was still in flight in its actor: answered
+// when its barrier completes, after the original (a failed original fails
+// the barrier too, with `internal`), from the record the original wrote.
+// Owns copies of what it needs: the request's body is gone by then.
+class RidRetryReply final : public store::LateReply {
+ public:
+  RidRetryReply(std::string_view ns, std::string_view list, const protocol::Request& req,
+                store::ShardWriter* writer)
+      : key_(storage::RidKey(ns, list, req.rid)),
+        list_(list),
+        rid_(req.rid),
+        id_(protocol::OwnedRequestId::From(req.id)),
+        writer_(writer),
+        request_(req) {
+    if (req.title) title_.emplace(*req.title);
+  }
+
+  zmq::message_t Make(leveldb::DB* db) override {
+    protocol::Request req = request_;  // its views, onto this object's copies
+    req.list = list_;
+    req.rid = rid_;
+    req.id = id_.view();
+    if (title_) req.title = *title_;
+    std::string value;
+    leveldb::ReadOptions ro;
+    ro.verify_checksums = true;  // as every read of the store
+    leveldb::Status s = db->Get(ro, key_, &value);
+    if (s.ok()) return ReplyFromRecord(list_, req, value, writer_);
+    // Only if another rid in flight had the same 64-bit hash: this one was
+    // never applied.
+    return EncodeBody([&](msgpack::sbuffer& b) {
+      protocol::EncodeError(b, req.id, ErrorCode::kInternal,
+                            "rid " + protocol::QuoteForMessage(rid_) + " of list '" + list_ +
+                                "' has no record (" + s.ToString() +
+                                "); the request was not applied, retry it");
+    });
+  }
+
+ private:
+  const std::string key_;
+  const std::string list_;
+  const std::string rid_;
+  const protocol::OwnedRequestId id_;
+  store::ShardWriter* const writer_;
+  const protocol::Request request_;  // op, entry_id, date (its views are replaced in Make)
+  std::optional<std::string> title_;
+};
+
+}  // namespace
+
+bool ListActor::RidInFlight(uint64_t rid_hash) const {
+  for (size_t i = rid_order_head_; i < rid_order_.size(); ++i) {
+    if (rid_order_[i].hash == rid_hash) return true;
+  }
+  return false;
+}
+
+bool ListActor::AnswerFromRecord(Call& call, uint64_t rid_hash, std::vector<Reply>* now,
+                                 std::vector<store::WriteOp>* writes) {
+  const protocol::Request& req = call.request;
+  // The epoch current first: after a failed write the rids in flight are
+  // dropped (their writes will all be refused) and the retry is a first
+  // request.
+  if (Status s = EnsureCounted(); !s.ok()) {
+    Fail(call, s, now);
+    return true;
+  }
+  // Not in the store's filter: no record on disk, none in flight (a first
+  // request puts its rid in the filter before its write is submitted).
+  if (!store_->RidMayExist(rid_hash)) return false;
+  if (RidInFlight(rid_hash)) {
+    // The original is in flight: wait behind it, then answer from its record.
+    if (!writer_.TryReserve()) {
+      Fail(call, Status::Overloaded("shard writer queue is full"), now);
+      return true;
+    }
+    store::WriteOp op;
+    op.barrier = true;
+    op.late_reply = std::make_unique<RidRetryReply>(ns_, name_, req, &writer_);
+    Submit(call, std::move(op), zmq::message_t(), writes);
+    return true;
+  }
+  thread_local std::string stored;
+  auto found = store_->ReadRid(name_, req.rid, rid_hash, &stored);
+  if (!found.ok()) {
+    Fail(call, found.status(), now);
+    return true;
+  }
+  if (!*found) return false;
+  Answer(call, ReplyFromRecord(name_, req, stored, &writer_), now, writes);
+  return true;
+}
+
+void ListActor::AddRidRecord(const protocol::Request& req, uint64_t rid_hash,
+                             const storage::RidRecord& record, store::WriteOp* op) {
+  thread_local std::string key, value;
+  storage::RidValueTo(&value, record);
+  storage::RidKeyTo(&key, ns_, name_, req.rid);
+  op->batch.Put(key, value);
+  storage::RidExpiryKeyTo(&key, ns_, record.created_ms, name_, req.rid);
+  op->batch.Put(key, std::string_view());
+  op->rid_delta = 1;
+  // Before the write can reach the disk: a lookup that trusts the filter
+  // must find "maybe" from now on.
+  store_->NoteRid(rid_hash);
+}
+
+void ListActor::TrackRid(uint64_t rid_hash) {
+  rid_order_.push_back(RidOrder{submitted_, rid_hash});
 }
 
 void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
@@ -326,8 +505,11 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     term_ = call.term;
   }
   const protocol::Request& req = call.request;
+  const bool with_rid = !req.rid.empty() && protocol::IsMutating(req.op);
+  const uint64_t rid_hash = with_rid ? store::RidFilter::Hash(ns_, name_, req.rid) : 0;
+  if (with_rid && AnswerFromRecord(call, rid_hash, now, writes)) return;
   if (req.op == Op::kAddEntry && state_ != State::kLoaded) {
-    AddCounted(call, now, writes);
+    AddCounted(call, rid_hash, now, writes);
     return;
   }
   if (Status s = EnsureLoaded(); !s.ok()) {
@@ -373,46 +555,68 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   store::WriteOp op;
   zmq::message_t body;
   uint64_t touched = req.entry_id;  // the entry the write changes
+  // With a rid: its record, the outcome filled in below.
+  storage::RidRecord record;
+  if (with_rid) record = storage::RidRecordFor(req, store_->NowMs());
+  bool changed = true;  // false: the write holds only the rid record
   if (req.op == Op::kAddEntry) {
     const EntryRef e = list_.Add(*req.date, *req.title);
     touched = e.id;
     storage::EntryKeyTo(&key, ns_, name_, e.id);
     storage::EntryValueTo(&value, e.date, e.title);
     op.batch.Put(key, value);
+    record.outcome = storage::RidOutcome::kAdded;
+    record.new_id = e.id;
     body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeAddResult(b, req.id, e.id); });
   } else if (req.op == Op::kUpdateEntry) {
     auto e = list_.Update(req.entry_id, req.date, req.title);
     if (!e) {
-      writer_.Unreserve();
-      Status nf(ErrorCode::kNotFound, "list has no entry " + std::to_string(req.entry_id));
-      Answer(call, EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeError(b, req.id, nf); }),
-             now, writes);
-      return;
+      Status nf(ErrorCode::kNotFound, NoSuchEntry(req.entry_id));
+      body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeError(b, req.id, nf); });
+      if (!with_rid) {
+        writer_.Unreserve();
+        Answer(call, std::move(body), now, writes);
+        return;
+      }
+      changed = false;
+      record.outcome = storage::RidOutcome::kNotFound;
+    } else {
+      storage::EntryKeyTo(&key, ns_, name_, e->id);
+      storage::EntryValueTo(&value, e->date, e->title);
+      op.batch.Put(key, value);
+      record.outcome = storage::RidOutcome::kUpdated;
+      record.result_date = e->date;
+      record.result_title = e->title;
+      body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeEntry(b, req.id, *e); });
     }
-    storage::EntryKeyTo(&key, ns_, name_, e->id);
-    storage::EntryValueTo(&value, e->date, e->title);
-    op.batch.Put(key, value);
-    body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeEntry(b, req.id, *e); });
   } else {
     bool deleted = list_.Delete(req.entry_id);
     if (!deleted) {
-      writer_.Unreserve();
-      Answer(call,
-             EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, false); }),
-             now, writes);
-      return;
+      body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, false); });
+      if (!with_rid) {
+        writer_.Unreserve();
+        Answer(call, std::move(body), now, writes);
+        return;
+      }
+      changed = false;
+      record.outcome = storage::RidOutcome::kNotDeleted;
+    } else {
+      storage::EntryKeyTo(&key, ns_, name_, req.entry_id);
+      op.batch.Delete(key);
+      // Deleting the highest id ever given out: record the counter, or a
+      // reload would compute it from the surviving entries and reuse the id.
+      if (req.entry_id + 1 == list_.next_id()) {
+        op.batch.Put(storage::MetaKey(ns_, name_), storage::EncodeMetaValue(list_.next_id()));
+      }
+      record.outcome = storage::RidOutcome::kDeleted;
+      body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, true); });
     }
-    storage::EntryKeyTo(&key, ns_, name_, req.entry_id);
-    op.batch.Delete(key);
-    // Deleting the highest id ever given out: record the counter, or a
-    // reload would compute it from the surviving entries and reuse the id.
-    if (req.entry_id + 1 == list_.next_id()) {
-      op.batch.Put(storage::MetaKey(ns_, name_), storage::EncodeMetaValue(list_.next_id()));
-    }
-    body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeDeleted(b, req.id, true); });
   }
+  // The record is encoded now: result_title points into the list.
+  if (with_rid) AddRidRecord(req, rid_hash, record, &op);
   Submit(call, std::move(op), std::move(body), writes);
-  tracked_.push_back(Tracked{submitted_, touched});
+  if (with_rid) TrackRid(rid_hash);
+  if (changed) tracked_.push_back(Tracked{submitted_, touched});
 }
 
 }  // namespace todo::node

@@ -24,6 +24,22 @@
 // reads the disk and replays them, so the loaded list is never behind what
 // this actor has applied. So a list can be shed under the budget even while
 // its writes are in flight, as a list in constant use always has some.
+// Request ids (rid, shared/spec/retries.md). A write with a rid is checked
+// here, in the actor's order: first the store's in-memory filter (a rid it
+// doesn't know has no record: a first request, the usual case, costs no
+// lookup), then the writes with a rid this actor has in flight
+// (rid_order_), then the list's rid record on disk (one point lookup,
+// Store::ReadRid; the list itself is not read). A retry (same op and
+// arguments) is not applied: it is answered from the record, with its own
+// id, behind the writes in flight; a retry of a write still in flight gets
+// its reply when that write is durable, from the record it wrote (a
+// store::LateReply; `internal` if the write fails). A rid used for another request is bad_request. A first request is
+// applied as usual, and its record (arguments and outcome) and expiry index
+// entry go in the same write op, hence the same LevelDB batch, as its change;
+// update_entry of a missing entry and delete_entry of one write just the
+// record. A request refused before it is applied leaves none. rid_order_
+// holds at most this actor's writes in flight (trimmed as they complete, cleared
+// when a failure makes the disk the truth again); records live on disk.
 // If a write fails, the writer raises the actor's valid epoch; the actor then
 // reloads from disk before its next message (the list is never left ahead of
 // the disk). After the writer has reopened a failed shard it raises the
@@ -34,10 +50,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "common/storage_format.h"
 #include "common/todo_list.h"
 #include "node/message.h"
 #include "node/replication/partition_table.h"
@@ -114,11 +134,25 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   // memory (or must be reread after a failed write). Worker thread.
   Status EnsureCounted();
   // An add without the list in memory.
-  void AddCounted(Call& call, std::vector<Reply>* now, std::vector<store::WriteOp>* writes);
+  // (`rid_hash`: the RidFilter::Hash of its rid, if it has one.)
+  void AddCounted(Call& call, uint64_t rid_hash, std::vector<Reply>* now,
+                  std::vector<store::WriteOp>* writes);
   // The write of a mutation applied in memory, answered once durable.
   void Submit(Call& call, store::WriteOp op, zmq::message_t body,
               std::vector<store::WriteOp>* writes);
   void HandleOne(Call& call, std::vector<Reply>* now, std::vector<store::WriteOp>* writes);
+  // A write with a rid: answers it if its rid has a record (in flight or on
+  // disk) or can't be checked, and returns true; false for a first request.
+  bool AnswerFromRecord(Call& call, uint64_t rid_hash, std::vector<Reply>* now,
+                        std::vector<store::WriteOp>* writes);
+  // A first request with a rid: puts its record (with `record`'s outcome)
+  // and its expiry index entry into `op`, and tells the store's filter.
+  void AddRidRecord(const protocol::Request& req, uint64_t rid_hash,
+                    const storage::RidRecord& record, store::WriteOp* op);
+  // After Submit() of that op: remembers the rid's hash as in flight.
+  void TrackRid(uint64_t rid_hash);
+  // True if a write with a rid of this hash is in flight.
+  bool RidInFlight(uint64_t rid_hash) const;
   // Sends `body` for `call`: at once, or behind the in-flight writes.
   void Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
               std::vector<store::WriteOp>* writes);
@@ -176,6 +210,16 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   };
   std::vector<Tracked> tracked_;
   size_t tracked_head_ = 0;
+  // Writes with a rid not yet seen complete: their ordinals and their rids'
+  // RidFilter::Hash, oldest first from rid_order_head_. A retry whose hash
+  // is here waits behind its original (a LateReply reads the original's
+  // record once it is durable). At most this actor's writes in flight.
+  struct RidOrder {
+    uint64_t seq;
+    uint64_t hash;
+  };
+  std::vector<RidOrder> rid_order_;
+  size_t rid_order_head_ = 0;
 };
 
 }  // namespace todo::node

@@ -180,6 +180,8 @@ int main(int argc, char** argv) {
   so.sync = o.sync;
   so.writer_queue = o.writer_queue;
   so.max_batch = o.max_batch;
+  so.rid_ttl = o.rid_ttl;
+  so.rid_filter_bytes = o.rid_filter_mb << 20;
   if (o.replicated()) {
     so.replicated = store::ReplicatedLayout{o.cluster_name, o.name, repl.partitions};
     so.repl = &repl;
@@ -267,8 +269,9 @@ int main(int argc, char** argv) {
         exit_status = 1;
       } else {
         spdlog::info("security: {}", security::Describe(o.curve));
-        spdlog::info("listening on {} (data {}, {} shards, {} workers, sync {})", o.listen, o.data,
-                     store->shards(), o.workers, o.sync ? "on" : "off");
+        spdlog::info("listening on {} (data {}, {} shards, {} workers, sync {}, rid ttl {} s)",
+                     o.listen, o.data, store->shards(), o.workers, o.sync ? "on" : "off",
+                     static_cast<double>(o.rid_ttl.count()) / 1000.0);
         server.Run(signal_fd, std::chrono::seconds(10));
         // Fenced and off the cluster (the lease revoked: the controller
         // fails over at once) before the writers stop.

@@ -160,6 +160,7 @@ inline Call& Call::operator=(Call&& other) noexcept {
     };
     rebase(request.list);
     rebase(request.id.str_value);
+    rebase(request.rid);
     if (request.title) rebase(*request.title);
   }
   return *this;

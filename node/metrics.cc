@@ -4,6 +4,7 @@
 #include <msgpack.hpp>
 
 #include "node/registry.h"
+#include "node/store/rid_filter.h"
 #include "node/replication/shard_replication.h"
 #include "node/store/store.h"
 
@@ -171,6 +172,16 @@ std::string NodeMetrics::PrometheusText() const {
        &store::WriterStats::failed_reopens},
       {"todo_node_refused_writes_total", "Writes answered internal while their shard was down.",
        &store::WriterStats::refused},
+      {"todo_node_rid_written_total", "Rid records written (first writes that carried a rid).",
+       &store::WriterStats::rid_written},
+      {"todo_node_rid_hits_total",
+       "Retries answered from a rid record (on disk, or of a write still in flight).",
+       &store::WriterStats::rid_hits},
+      {"todo_node_rid_conflicts_total",
+       "Writes refused because their rid was used for a different request.",
+       &store::WriterStats::rid_conflicts},
+      {"todo_node_rid_expired_total", "Rid records dropped after --rid-ttl.",
+       &store::WriterStats::rid_expired},
   };
   for (const WriterCounter& c : kWriterCounters) {
     w.Family(c.name, "counter", c.help);
@@ -185,6 +196,17 @@ std::string NodeMetrics::PrometheusText() const {
     w.Sample("todo_node_shard_read_failures_total", shard_label(i),
              static_cast<double>(store_->read_failures(i)));
   }
+  w.Family("todo_node_rid_records", "gauge",
+           "Rid records stored in the shard (exact: a count kept in the same batches as the "
+           "records).");
+  for (uint32_t i = 0; i < shards; ++i) {
+    w.Sample("todo_node_rid_records", shard_label(i),
+             static_cast<double>(store_->writer(i).stats().rid_records.load()));
+  }
+  w.Family("todo_node_rid_lookups_skipped_total", "counter",
+           "First writes with a rid that the in-memory filter spared a disk lookup.");
+  w.Sample("todo_node_rid_lookups_skipped_total", {},
+           static_cast<double>(store_->rid_filter().skipped()));
   w.Family("todo_node_shard_unavailable", "gauge",
            "1 while the shard refuses writes after a storage failure.");
   for (uint32_t i = 0; i < shards; ++i) {
@@ -214,7 +236,7 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
   protocol::BeginOkReply(out, id);
   Packer pk(out);
   const bool replicated = store_->replicated();
-  pk.pack_map(13 + (replicated ? 1 : 0) + static_cast<uint32_t>(std::size(kScalars)));
+  pk.pack_map(14 + (replicated ? 1 : 0) + static_cast<uint32_t>(std::size(kScalars)));
   protocol::AppendStr(out, "role");
   protocol::AppendStr(out, "node");
   protocol::AppendStr(out, "name");
@@ -265,13 +287,38 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
                             static_cast<uint64_t>(std::max<int64_t>(0, registry_->bytes())));
   protocol::AppendUintField(out, "mailbox_depth_sum", mailbox_sum);
   protocol::AppendUintField(out, "mailbox_depth_max", mailbox_max);
+  // The rid records of every shard, summed (each shard's are below too).
+  uint64_t rid[5] = {};
+  for (uint32_t i = 0; i < store_->shards(); ++i) {
+    const store::WriterStats& st = store_->writer(i).stats();
+    rid[0] += st.rid_records.load();
+    rid[1] += st.rid_written.load();
+    rid[2] += st.rid_hits.load();
+    rid[3] += st.rid_conflicts.load();
+    rid[4] += st.rid_expired.load();
+  }
+  protocol::AppendStr(out, "rids");
+  pk.pack_map(7);
+  protocol::AppendUintField(out, "records", rid[0]);
+  protocol::AppendUintField(out, "written", rid[1]);
+  protocol::AppendUintField(out, "hits", rid[2]);
+  protocol::AppendUintField(out, "conflicts", rid[3]);
+  protocol::AppendUintField(out, "expired", rid[4]);
+  protocol::AppendUintField(out, "lookups_skipped", store_->rid_filter().skipped());
+  protocol::AppendUintField(out, "filter_bytes",
+                            store_->rid_filter().complete() ? store_->rid_filter().bytes() : 0);
   protocol::AppendStr(out, "shards");
   pk.pack_array(store_->shards());
   for (uint32_t i = 0; i < store_->shards(); ++i) {
     const store::ShardWriter& wr = store_->writer(i);
     const store::WriterStats& st = wr.stats();
-    pk.pack_map(9);
+    pk.pack_map(14);
     protocol::AppendUintField(out, "queue_depth", wr.depth());
+    protocol::AppendUintField(out, "rid_records", st.rid_records.load());
+    protocol::AppendUintField(out, "rid_written", st.rid_written.load());
+    protocol::AppendUintField(out, "rid_hits", st.rid_hits.load());
+    protocol::AppendUintField(out, "rid_conflicts", st.rid_conflicts.load());
+    protocol::AppendUintField(out, "rid_expired", st.rid_expired.load());
     protocol::AppendUintField(out, "group_commits", st.batches.load());
     protocol::AppendUintField(out, "writes", st.ops.load());
     protocol::AppendUintField(out, "failed_commits", st.failed_batches.load());

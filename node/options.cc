@@ -2,6 +2,9 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
 #include <iostream>
 #include <thread>
 
@@ -19,6 +22,34 @@ int DefaultWorkers() {
 uint32_t DefaultShards() {
   unsigned cores = std::thread::hardware_concurrency();  // 0 if unknown
   return std::clamp(cores / 2, 1u, 16u);
+}
+
+StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view flag, std::string_view text) {
+  auto bad = [&] {
+    return Status::BadRequest(std::string(flag) +
+                              " must be a duration: a number with an optional unit ms, s "
+                              "(the default), m, h or d, e.g. 30s or 24h; not '" +
+                              std::string(text) + "'");
+  };
+  size_t unit_at = text.size();
+  while (unit_at > 0 && std::isalpha(static_cast<unsigned char>(text[unit_at - 1]))) --unit_at;
+  const std::string_view number = text.substr(0, unit_at), unit = text.substr(unit_at);
+  double value = 0;
+  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (number.empty() || ec != std::errc() || end != number.data() + number.size() ||
+      !std::isfinite(value) || value < 0) {
+    return bad();
+  }
+  double ms_per_unit = 0;
+  if (unit == "ms") ms_per_unit = 1;
+  if (unit == "s" || unit.empty()) ms_per_unit = 1000;
+  if (unit == "m") ms_per_unit = 60e3;
+  if (unit == "h") ms_per_unit = 3600e3;
+  if (unit == "d") ms_per_unit = 86400e3;
+  if (ms_per_unit == 0) return bad();
+  const double ms = value * ms_per_unit;
+  if (ms > 1e15) return bad();
+  return std::chrono::milliseconds(static_cast<int64_t>(std::llround(ms)));
 }
 
 Status NodeOptions::Validate() const {
@@ -55,6 +86,10 @@ Status NodeOptions::Validate() const {
   }
   if (max_batch < 1 || max_batch > kMax)
     return Status::BadRequest("--max-batch must be 1-100000000");
+  if (rid_ttl < std::chrono::seconds(1) || rid_ttl > std::chrono::hours(24 * 365)) {
+    return Status::BadRequest("--rid-ttl must be 1s to 365d");
+  }
+  if (rid_filter_mb > 4096) return Status::BadRequest("--rid-filter-mb must be 0-4096");
   if (!metrics.empty() && !metrics::ParseListenAddress(metrics)) {
     return Status::BadRequest("--metrics must be ADDR:PORT, e.g. 127.0.0.1:7091");
   }
@@ -134,6 +169,15 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
       ->capture_default_str();
   bool no_sync = false;
   app.add_flag("--no-sync", no_sync, "do not fsync writes (tests and benchmarks only)");
+  std::string rid_ttl = "24h";
+  app.add_option("--rid-ttl", rid_ttl,
+                 "keep the records of writes with a rid (request id) at least this long, then "
+                 "drop them: a duration such as 86400, 90m, 24h (units ms, s, m, h, d; 1s-365d)")
+      ->capture_default_str();
+  app.add_option("--rid-filter-mb", o.rid_filter_mb,
+                 "memory (MiB) for the filter that spares first writes with a rid a disk lookup "
+                 "(a MiB holds ~400,000 rids a --rid-ttl before it degrades; 0: off)")
+      ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--metrics", o.metrics, "serve /metrics and /health over HTTP on ADDR:PORT");
   app.add_option("--etcd", o.etcd,
@@ -175,6 +219,13 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
     return std::nullopt;
   }
   o.sync = !no_sync;
+  if (auto ttl = ParseDuration("--rid-ttl", rid_ttl); ttl.ok()) {
+    o.rid_ttl = *ttl;
+  } else {
+    std::cerr << "todo-node: error: " << ttl.status().message() << "\n";
+    *exit_code = 2;
+    return std::nullopt;
+  }
   o.controller = !no_controller;
   if (shards->count() > 0 && o.shards == 0) {
     std::cerr << "todo-node: error: --shards must be 1-256\n";

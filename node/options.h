@@ -3,10 +3,12 @@
 // 10,000 on one node before anything answers `overloaded` (protocol.md).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/io/security/curve.h"
 #include "common/status.h"
@@ -42,6 +44,12 @@ struct NodeOptions {
   size_t writer_queue = 16384;     // --writer-queue: queued writes per shard at most
   size_t max_batch = 4096;         // --max-batch: writes per group commit at most
   bool sync = true;                // --no-sync turns fsync off (tests/benchmarks only)
+  // --rid-ttl: rid records (retried writes' outcomes) are kept at least this
+  // long, then dropped in the background; 1 s to 365 days.
+  std::chrono::milliseconds rid_ttl = std::chrono::hours(24);
+  // --rid-filter-mb: the in-memory filter that spares first writes with a
+  // rid a disk lookup (node/store/rid_filter.h); 0 turns it off.
+  size_t rid_filter_mb = 16;
   std::string log_level = "info";  // --log-level: trace|debug|info|warn|error
   std::string metrics;             // --metrics ADDR:PORT: serve /metrics and /health ("" = off)
 
@@ -68,6 +76,11 @@ struct NodeOptions {
   // OK, or bad_request naming the flag and the rule.
   Status Validate() const;
 };
+
+// A duration flag's value: a number (fractions allowed) with an optional
+// unit, ms, s (the default), m, h or d: "90", "1.5s", "500ms", "24h".
+// bad_request naming `flag` if it is not one.
+StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view flag, std::string_view text);
 
 // Parses argv. On success returns the options; on --help prints usage and
 // sets *exit_code = 0; on an error prints one line "todo-node: error: ..." to

@@ -190,6 +190,10 @@ struct HttpFrontend::Impl {
         start);
   }
 
+  static http::HeaderValues IdempotencyKey(const HttpRequest& req) {
+    return req.headers(http::kIdempotencyKeyHeader);
+  }
+
   void HandleLists(HttpExchangeId id, const HttpRequest& req, Clock::time_point start) {
     auto path = http::ParseListPath(req.target());
     if (!path.ok()) return Answer(id, HttpRoute::kOther, http::JsonError(path.status()), start);
@@ -203,17 +207,17 @@ struct HttpFrontend::Impl {
         }
         if (m == "POST") {
           return ServeJson(id, HttpRoute::kCreateEntry, ReplyKind::kCreated,
-                           http::MapCreateEntry(*path, req.body()), start);
+                           http::MapCreateEntry(*path, req.body(), IdempotencyKey(req)), start);
         }
         return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "GET, POST"), start);
       case Kind::kEntry:
         if (m == "PATCH") {
           return ServeJson(id, HttpRoute::kUpdateEntry, ReplyKind::kJsonResult,
-                           http::MapUpdateEntry(*path, req.body()), start);
+                           http::MapUpdateEntry(*path, req.body(), IdempotencyKey(req)), start);
         }
         if (m == "DELETE") {
           return ServeJson(id, HttpRoute::kDeleteEntry, ReplyKind::kJsonResult,
-                           http::MapDeleteEntry(*path), start);
+                           http::MapDeleteEntry(*path, IdempotencyKey(req)), start);
         }
         return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "PATCH, DELETE"), start);
       case Kind::kOwner:
@@ -249,7 +253,8 @@ struct HttpFrontend::Impl {
       if (m != "POST")
         return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "POST"), start);
       return Serve(id, HttpRoute::kBookAddEntry, ReplyKind::kBookAddEntry,
-                   http::MapBookAddEntryFromTarget(req.target()), http::BookError, start);
+                   http::MapBookAddEntryFromTarget(req.target(), IdempotencyKey(req)),
+                   http::BookError, start);
     }
     if (path.starts_with("/lists/")) return HandleLists(id, req, start);
     Answer(id, HttpRoute::kOther, http::JsonError(404, "not_found", "no such resource: " + path),

@@ -137,6 +137,14 @@ void AddRetryAfter(HttpReply* r) {
   if (r->status == 429) r->headers.emplace_back("Retry-After", "1");
 }
 
+// Sets r->rid from the header's values; bad_request if they are not a key.
+Status SetRid(const HeaderValues& idempotency_key, OwnedRequest* r) {
+  auto key = IdempotencyKey(idempotency_key);
+  if (!key.ok()) return key.status();
+  r->rid = std::move(key).value();
+  return Status::Ok();
+}
+
 // A reply unpacked once into a per-thread zone: valid until the next
 // UnpackReply() on the same thread. (A msgpack::object_handle would allocate
 // an 8 KiB zone per reply, and the HTTP API decodes one per request.)
@@ -204,6 +212,43 @@ bool IsString(const msgpack::object& o) {
 
 }  // namespace
 
+StatusOr<std::optional<std::string>> IdempotencyKey(const HeaderValues& values) {
+  const std::string header = "header '" + std::string(kIdempotencyKeyHeader) + "'";
+  if (values.empty()) return std::optional<std::string>();
+  if (values.size() > 1) {
+    return Status::BadRequest(header + " given " + std::to_string(values.size()) +
+                              " times; give it once");
+  }
+  std::string_view v = values[0];
+  std::string key;
+  if (v.size() >= 1 && v.front() == '"') {
+    // A structured-field string (RFC 8941): "...", printable ASCII inside,
+    // where a backslash escapes a quote or a backslash.
+    if (v.size() < 2 || v.back() != '"') {
+      return Status::BadRequest(header + " starts a quoted string it does not end: " + Quote(v));
+    }
+    for (size_t i = 1; i + 1 < v.size(); ++i) {
+      char c = v[i];
+      if (c == '\\') {
+        if (i + 2 >= v.size() || (v[i + 1] != '"' && v[i + 1] != '\\')) {
+          return Status::BadRequest(header + " has a bad escape in its quoted string: " + Quote(v));
+        }
+        c = v[++i];
+      } else if (c == '"' || c < 0x20 || c > 0x7e) {
+        return Status::BadRequest(header +
+                                  " has a bad character in its quoted string: " + Quote(v));
+      }
+      key += c;
+    }
+  } else {
+    key.assign(v);
+  }
+  if (key.empty() || key.size() > protocol::kMaxRidBytes) {
+    return Status::BadRequest(header + " must be 1-64 bytes, not " + std::to_string(key.size()));
+  }
+  return std::optional<std::string>(std::move(key));
+}
+
 protocol::Request OwnedRequest::View(protocol::RequestId id) const {
   protocol::Request r;
   r.op = op;
@@ -212,6 +257,7 @@ protocol::Request OwnedRequest::View(protocol::RequestId id) const {
   r.date = date;
   if (title) r.title = std::string_view(*title);
   r.entry_id = entry_id;
+  if (rid) r.rid = *rid;
   return r;
 }
 
@@ -338,7 +384,7 @@ StatusOr<OwnedRequest> MapBookEntries(const Params& query) {
   return r;
 }
 
-StatusOr<OwnedRequest> MapBookAddEntry(const Params& query) {
+StatusOr<OwnedRequest> MapBookAddEntry(const Params& query, const HeaderValues& idempotency_key) {
   auto list = RequiredParam(query, "list");
   if (!list.ok()) return list.status();
   auto date = RequiredParam(query, "date");
@@ -354,6 +400,7 @@ StatusOr<OwnedRequest> MapBookAddEntry(const Params& query) {
   r.list = **list;
   r.date = *d;
   r.title = **title;
+  if (Status s = SetRid(idempotency_key, &r); !s.ok()) return s;
   return r;
 }
 
@@ -363,10 +410,11 @@ StatusOr<OwnedRequest> MapBookEntriesFromTarget(std::string_view target) {
   return MapBookEntries(*query);
 }
 
-StatusOr<OwnedRequest> MapBookAddEntryFromTarget(std::string_view target) {
+StatusOr<OwnedRequest> MapBookAddEntryFromTarget(std::string_view target,
+                                                 const HeaderValues& idempotency_key) {
   auto query = ParseQuery(target);
   if (!query.ok()) return query.status();
-  return MapBookAddEntry(*query);
+  return MapBookAddEntry(*query, idempotency_key);
 }
 
 HttpReply BookError(const Status& status) {
@@ -484,7 +532,8 @@ StatusOr<OwnedRequest> MapListEntriesFromTarget(const ListPath& path, std::strin
   return MapListEntries(path, *query);
 }
 
-StatusOr<OwnedRequest> MapCreateEntry(const ListPath& path, std::string_view json_body) {
+StatusOr<OwnedRequest> MapCreateEntry(const ListPath& path, std::string_view json_body,
+                                      const HeaderValues& idempotency_key) {
   auto body = ParseObject(json_body);
   if (!body.ok()) return body.status();
   std::optional<std::string> date, title;
@@ -500,10 +549,12 @@ StatusOr<OwnedRequest> MapCreateEntry(const ListPath& path, std::string_view jso
   r.list = path.list;
   r.date = *d;
   r.title = std::move(title);
+  if (Status s = SetRid(idempotency_key, &r); !s.ok()) return s;
   return r;
 }
 
-StatusOr<OwnedRequest> MapUpdateEntry(const ListPath& path, std::string_view json_body) {
+StatusOr<OwnedRequest> MapUpdateEntry(const ListPath& path, std::string_view json_body,
+                                      const HeaderValues& idempotency_key) {
   auto body = ParseObject(json_body);
   if (!body.ok()) return body.status();
   std::optional<std::string> date, title;
@@ -523,6 +574,7 @@ StatusOr<OwnedRequest> MapUpdateEntry(const ListPath& path, std::string_view jso
     if (Status s = CheckTitle(*title); !s.ok()) return s;
     r.title = std::move(title);
   }
+  if (Status s = SetRid(idempotency_key, &r); !s.ok()) return s;
   return r;
 }
 
@@ -531,6 +583,12 @@ OwnedRequest MapDeleteEntry(const ListPath& path) {
   r.op = protocol::Op::kDeleteEntry;
   r.list = path.list;
   r.entry_id = path.entry_id;
+  return r;
+}
+
+StatusOr<OwnedRequest> MapDeleteEntry(const ListPath& path, const HeaderValues& idempotency_key) {
+  OwnedRequest r = MapDeleteEntry(path);
+  if (Status s = SetRid(idempotency_key, &r); !s.ok()) return s;
   return r;
 }
 

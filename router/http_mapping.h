@@ -11,6 +11,16 @@
 //    percent-encoded path segment (so "a%2Fb" is the list "a/b"). Errors are
 //    {"error": {"code": CODE, "message": MESSAGE}}.
 // Protocol error codes become HTTP statuses by HttpStatusFor().
+//
+// Idempotency-Key (shared/spec/retries.md): the writes (the book's POST
+// /add_entry; POST, PATCH and DELETE of the JSON API) take the header's
+// values and make the key the protocol request's `rid`, so a retried HTTP
+// write happens once. The server passes every value of the header (one per
+// header line; none when absent) to the Map function of the write. A key is
+// either the bare value (Stripe's form) or, when it is in double quotes, a
+// structured-field string (the IETF draft's form, RFC 8941, with its two
+// escapes, backslash-quote and backslash-backslash); either way 1-64 bytes. A second header, an
+// empty or longer key, or a malformed quoted string is a 400 naming the header.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +41,11 @@ namespace todo::router::http {
 // Decoded query parameters, name -> value (httplib::Params is this type).
 using Params = std::multimap<std::string, std::string>;
 
+// The request header whose value becomes a write's rid.
+inline constexpr std::string_view kIdempotencyKeyHeader = "Idempotency-Key";
+// The values of a header, one per header line in the request.
+using HeaderValues = std::vector<std::string_view>;
+
 inline constexpr std::string_view kTextPlain = "text/plain; charset=utf-8";
 inline constexpr std::string_view kJson = "application/json";
 
@@ -49,6 +64,7 @@ struct OwnedRequest {
   std::optional<Date> date;
   std::optional<std::string> title;
   uint64_t entry_id = 0;
+  std::optional<std::string> rid;  // writes: from the Idempotency-Key header
 
   // A protocol::Request viewing this object's strings, with id `id`.
   protocol::Request View(protocol::RequestId id) const;
@@ -70,15 +86,23 @@ std::string PercentEncodeSegment(std::string_view s);
 // decoder would take literally (list=%zz would name the list "%zz").
 StatusOr<Params> ParseQuery(std::string_view target);
 
+// The rid of an Idempotency-Key header given as `values` (see above):
+// nullopt if there is none; bad_request naming the header if it is given
+// twice or is not 1-64 bytes (after unquoting).
+StatusOr<std::optional<std::string>> IdempotencyKey(const HeaderValues& values);
+
 // --- The book's endpoints ---
 
 // GET /entries: list and date required.
 StatusOr<OwnedRequest> MapBookEntries(const Params& query);
 // The same from the raw request target (ParseQuery's errors first).
 StatusOr<OwnedRequest> MapBookEntriesFromTarget(std::string_view target);
-// POST /add_entry: list, date and title required.
-StatusOr<OwnedRequest> MapBookAddEntry(const Params& query);
-StatusOr<OwnedRequest> MapBookAddEntryFromTarget(std::string_view target);
+// POST /add_entry: list, date and title required; the Idempotency-Key
+// header's values, if any, give the rid.
+StatusOr<OwnedRequest> MapBookAddEntry(const Params& query,
+                                       const HeaderValues& idempotency_key = {});
+StatusOr<OwnedRequest> MapBookAddEntryFromTarget(std::string_view target,
+                                                 const HeaderValues& idempotency_key = {});
 // A text/plain error: the message and "\n", status HttpStatusFor(code).
 HttpReply BookError(const Status& status);
 // The reply to `entries` as the book prints it: "YYYY-MM-DD title\n" per
@@ -109,12 +133,16 @@ StatusOr<OwnedRequest> MapListEntriesFromTarget(const ListPath& path, std::strin
 // A JSON body that is not an object, not valid JSON, or that holds what
 // the parser refuses (a number out of range such as 1e999, even in an
 // unknown key) is bad_request; nothing here throws.
-// POST /lists/{list}/entries with {"date": D, "title": T}.
-StatusOr<OwnedRequest> MapCreateEntry(const ListPath& path, std::string_view json_body);
+// POST /lists/{list}/entries with {"date": D, "title": T}. The writes take
+// the Idempotency-Key header's values (the rid; checked after the body).
+StatusOr<OwnedRequest> MapCreateEntry(const ListPath& path, std::string_view json_body,
+                                      const HeaderValues& idempotency_key = {});
 // PATCH /lists/{list}/entries/{id} with {"date": D} and/or {"title": T}.
-StatusOr<OwnedRequest> MapUpdateEntry(const ListPath& path, std::string_view json_body);
-// DELETE /lists/{list}/entries/{id}.
+StatusOr<OwnedRequest> MapUpdateEntry(const ListPath& path, std::string_view json_body,
+                                      const HeaderValues& idempotency_key = {});
+// DELETE /lists/{list}/entries/{id}: without, and with the header's values.
 OwnedRequest MapDeleteEntry(const ListPath& path);
+StatusOr<OwnedRequest> MapDeleteEntry(const ListPath& path, const HeaderValues& idempotency_key);
 // GET /lists/{list}/owner.
 OwnedRequest MapOwner(const ListPath& path);
 

@@ -135,6 +135,15 @@ class BeastRequest final : public HttpRequest {
     auto v = it->value();
     return std::string_view(v.data(), v.size());
   }
+  std::vector<std::string_view> headers(std::string_view name) const override {
+    std::vector<std::string_view> out;
+    auto range = m_.equal_range(boost::beast::string_view(name.data(), name.size()));
+    for (auto it = range.first; it != range.second; ++it) {
+      auto v = it->value();
+      out.emplace_back(v.data(), v.size());
+    }
+    return out;
+  }
 
  private:
   const beast_http::request<beast_http::string_body>& m_;

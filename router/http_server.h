@@ -52,6 +52,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/metrics.h"
 #include "common/status.h"
@@ -86,6 +87,8 @@ class HttpRequest {
   virtual std::string_view body() const = 0;    // decoded (chunked bodies joined)
   // The value of the first header field named `name` (any case), if any.
   virtual std::optional<std::string_view> header(std::string_view name) const = 0;
+  // Every value of the header fields named `name` (any case), in order.
+  virtual std::vector<std::string_view> headers(std::string_view name) const = 0;
   // HEAD: the answer is sent without its body (Content-Length stays).
   bool head() const { return method() == "HEAD"; }
 };

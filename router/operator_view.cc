@@ -39,7 +39,9 @@ int64_t Millis(Clock::duration d) {
 // names (a script's typo should not be silently ignored).
 StatusOr<http::Params> CheckedQuery(std::string_view target,
                                     std::initializer_list<std::string_view> allowed) {
-  http::Params q = http::ParseQuery(target);
+  auto parsed = http::ParseQuery(target);
+  if (!parsed.ok()) return parsed.status();
+  http::Params q = std::move(parsed).value();
   std::string names;
   for (std::string_view a : allowed) names += (names.empty() ? "'" : ", '") + std::string(a) + "'";
   for (const auto& [k, v] : q) {

@@ -3,9 +3,13 @@
 #include <leveldb/env.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "common/storage_format.h"
@@ -48,6 +52,49 @@ struct SortedMutation {
   bool put;
 };
 
+// TODO_TEST_CRASH_AT (see the header): where, and at which write-bearing
+// group commit (counted over every shard of the process).
+enum class CrashPoint { kNone, kBeforeWrite, kBeforeSync, kAfterSync };
+struct CrashHook {
+  CrashPoint point = CrashPoint::kNone;
+  uint64_t at = 0;
+  std::atomic<uint64_t> commits{0};
+};
+
+CrashHook& TestCrashHook() {
+  static CrashHook* hook = [] {
+    auto* h = new CrashHook();  // never freed: read until _exit or exit
+    const char* v = std::getenv("TODO_TEST_CRASH_AT");
+    if (v == nullptr || *v == '\0') return h;
+    std::string_view spec(v);
+    const size_t colon = spec.find(':');
+    std::string_view point = spec.substr(0, colon);
+    uint64_t at = colon == std::string_view::npos ? 0 : std::strtoull(v + colon + 1, nullptr, 10);
+    if (point == "before-write") h->point = CrashPoint::kBeforeWrite;
+    if (point == "before-sync") h->point = CrashPoint::kBeforeSync;
+    if (point == "after-sync") h->point = CrashPoint::kAfterSync;
+    if (h->point == CrashPoint::kNone || at == 0) {
+      std::fprintf(stderr,
+                   "TODO_TEST_CRASH_AT=%s ignored: want before-write|before-sync|"
+                   "after-sync:N (N >= 1)\n",
+                   v);
+      h->point = CrashPoint::kNone;
+    } else {
+      h->at = at;
+      std::fprintf(stderr, "TODO_TEST_CRASH_AT: test hook armed: exit at %s of commit %llu\n",
+                   std::string(point).c_str(), static_cast<unsigned long long>(at));
+    }
+    return h;
+  }();
+  return *hook;
+}
+
+[[noreturn]] void CrashNow(const char* where) {
+  std::fprintf(stderr, "TODO_TEST_CRASH_AT: exiting %s (test hook)\n", where);
+  std::fflush(stderr);
+  _exit(86);
+}
+
 int64_t MillisSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
       .count();
@@ -72,6 +119,7 @@ ShardWriter::ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capac
       replies_(replies),
       commit_(shard->commit),
       recorded_(shard->commit) {
+  TestCrashHook();  // parsed (and announced) once, before any write
   if (repl != nullptr) {
     repl_ = std::make_unique<node::ShardReplication>(repl, index, shard);
     repl_->inbox().SetWaker([this] {
@@ -83,8 +131,33 @@ ShardWriter::ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capac
     });
     thread_ = std::thread([this] { LoopReplicated(); });
   } else {
-    thread_ = std::thread([this] { Loop(); });
+    // Format 1 only: the count key is the shard's (see the header).
+    thread_ = std::thread([this] {
+      LoadRidCount();
+      Loop();
+    });
   }
+}
+
+void ShardWriter::LoadRidCount() {
+  std::string value;
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = true;  // as every read of the store
+  leveldb::Status s = shard_->db->Get(ro, storage::RidCountKey(), &value);
+  uint64_t n = 0;
+  if (s.ok()) {
+    auto decoded = storage::DecodeRidCount(value);
+    if (decoded.ok()) {
+      n = *decoded;
+    } else {
+      spdlog::error("shard {}: {}; counting rid records from 0", index_,
+                    decoded.status().message());
+    }
+  } else if (!s.IsNotFound()) {
+    spdlog::error("shard {}: cannot read the rid record count: {}", index_, s.ToString());
+  }
+  rid_records_ = n;
+  stats_.rid_records.store(n, std::memory_order_relaxed);
 }
 
 ShardWriter::~ShardWriter() { Stop(); }
@@ -192,6 +265,7 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
   leveldb::WriteBatch& group = group_;  // reused: Clear() keeps its buffer
   group.Clear();
   size_t writes = 0;
+  int64_t rid_delta = 0;
   // The group's mutations in key order (stable: one key's keep their
   // order): LevelDB inserts a batch into its memtable skiplist one by one,
   // and neighbouring keys share most of their search path, so sorted
@@ -206,6 +280,7 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
         sorted.push_back(SortedMutation{key, value, put});
       });
       ++writes;
+      rid_delta += op.rid_delta;
     }
   }
   std::stable_sort(sorted.begin(), sorted.end(),
@@ -224,12 +299,32 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
       group.Delete(leveldb::Slice(m.key.data(), m.key.size()));
     }
   }
+  // The rid record count, in the same batch as the records it counts.
+  uint64_t rid_records = rid_records_;
+  if (rid_delta != 0) {
+    rid_records = rid_delta < 0 && static_cast<uint64_t>(-rid_delta) > rid_records_
+                      ? 0
+                      : rid_records_ + static_cast<uint64_t>(rid_delta);
+    group.Put(storage::RidCountKey(), storage::EncodeRidCount(rid_records));
+  }
   leveldb::Status s;
   if (writes > 0) {
     leveldb::WriteOptions wo;
     wo.sync = sync_;
+    CrashHook& hook = TestCrashHook();
+    const bool crash = hook.point != CrashPoint::kNone &&
+                       hook.commits.fetch_add(1, std::memory_order_relaxed) + 1 == hook.at;
+    if (crash && hook.point == CrashPoint::kBeforeWrite) CrashNow("before the write");
+    if (crash && hook.point == CrashPoint::kBeforeSync) {
+      wo.sync = false;  // appended to the log (the page cache), not synced
+      shard_->db->Write(wo, &group);
+      CrashNow("after the append, before the sync");
+    }
     auto t0 = std::chrono::steady_clock::now();
     s = shard_->db->Write(wo, &group);
+    if (crash && hook.point == CrashPoint::kAfterSync && s.ok()) {
+      CrashNow("after the sync, before the replies");
+    }
     auto us =
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
             .count();
@@ -242,6 +337,20 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
     std::lock_guard<std::mutex> lock(histograms_mu_);
     histograms_.batch_sizes.Observe(static_cast<double>(writes));
     histograms_.write_seconds.Observe(static_cast<double>(us) / 1e6);
+  }
+  if (s.ok() && rid_delta != 0) {
+    rid_records_ = rid_records;
+    stats_.rid_records.store(rid_records, std::memory_order_relaxed);
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (stale[i] || ops[i].barrier) continue;
+      if (ops[i].rid_delta > 0) {
+        stats_.rid_written.fetch_add(static_cast<uint64_t>(ops[i].rid_delta),
+                                     std::memory_order_relaxed);
+      } else if (ops[i].rid_delta < 0) {
+        stats_.rid_expired.fetch_add(static_cast<uint64_t>(-int64_t{ops[i].rid_delta}),
+                                     std::memory_order_relaxed);
+      }
+    }
   }
   if (!s.ok()) {
     stats_.failed_batches.fetch_add(1, std::memory_order_relaxed);
@@ -259,7 +368,12 @@ void ShardWriter::Commit(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
   for (size_t i = 0; i < ops.size(); ++i) {
     auto& op = ops[i];
     if (!stale[i] && s.ok()) {
-      replies->push_back(std::move(op.reply));
+      if (op.late_reply) op.reply.body = op.late_reply->Make(shard_->db.get());
+      if (!op.silent) replies->push_back(std::move(op.reply));
+      continue;
+    }
+    if (op.silent) {
+      if (!stale[i]) op.owner->Invalidate(op.epoch);
       continue;
     }
     std::string why;
@@ -286,6 +400,7 @@ void ShardWriter::Refuse(std::vector<WriteOp>& ops, std::vector<node::Reply>* re
     // The owner applied this op in memory (or answers a read that saw such
     // ops): it must reload from disk.
     op.owner->Invalidate(op.epoch);
+    if (op.silent) continue;
     replies->push_back(
         node::Reply{std::move(op.reply.envelope), node::EncodeBody([&](msgpack::sbuffer& b) {
                       protocol::EncodeError(b, op.id.view(), ErrorCode::kInternal, why);
@@ -435,6 +550,8 @@ leveldb::Status ShardWriter::ReopenAndUndo() {
     return s;
   }
   SetDb(std::move(db), "");
+  // The count key as the reopened shard has it (the undo restored it).
+  LoadRidCount();
   return s;
 }
 
@@ -550,6 +667,7 @@ void ShardWriter::LoopReplicated() {
     }
     for (auto& d : done) {
       if (d.error.ok()) {
+        if (d.op.late_reply) d.op.reply.body = d.op.late_reply->Make(shard_->db.get());
         replies.push_back(std::move(d.op.reply));
       } else {
         if (d.invalidate) d.op.owner->Invalidate(d.op.epoch);

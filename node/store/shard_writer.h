@@ -64,6 +64,22 @@
 // writes). A failed recording is logged and retried a second later; it
 // never fails a write. A failed write that reports corruption (a compaction
 // that met a damaged table) has the shard's tables checked (TableCheck).
+//
+// Rid records (common/storage_format.h). Each op says how many rid records
+// it adds (a first write with a rid: +1) or drops (the expiry sweeper: -n);
+// the writer keeps the shard's count and writes it (the count key) in the
+// same batch, so the count on disk is exact through crashes and failures.
+// Silent ops (the sweeper's) send no reply; their owner sees them complete.
+//
+// Test hook (never set in production): the environment variable
+// TODO_TEST_CRASH_AT=POINT:N makes the process _exit(86) at the N-th group
+// commit that writes (counted over all shards from 1), at POINT:
+//   before-write  before the batch reaches LevelDB (nothing of it is logged);
+//   before-sync   after LevelDB appended it to its log (in the OS page cache,
+//                 so it survives a process crash) but before the fsync;
+//   after-sync    after the fsync, before any of its replies is sent.
+// So tests can crash a node at a precise point of a write's life, which a
+// kill -9 from outside can only hit by chance.
 #pragma once
 
 #include <leveldb/db.h>
@@ -124,6 +140,15 @@ struct ShardDb {
   TableCheck* table_check = nullptr;  // finds damaged tables (not owned; may be null)
 };
 
+// A barrier's reply made when it completes, on the writer thread, from the
+// database as it is then (every earlier op of its owner is durable): how a
+// retry of a write still in flight gets that write's reply (list_actor.h).
+// Not called if the barrier fails (it is answered `internal` then).
+struct LateReply {
+  virtual ~LateReply() = default;
+  virtual zmq::message_t Make(leveldb::DB* db) = 0;
+};
+
 struct WriteOp {
   std::shared_ptr<WriteOwner> owner;
   uint64_t epoch = 0;  // the owner's valid_epoch it was made under
@@ -136,6 +161,12 @@ struct WriteOp {
   bool barrier = false;
   node::Reply reply;            // sent once the op is durable
   protocol::OwnedRequestId id;  // echoed in the error reply if it fails
+  // Rid records the op adds (> 0) or drops (< 0): see "Rid records" above.
+  int32_t rid_delta = 0;
+  // No reply, not even on failure (the node's own ops: the rid sweeper's).
+  bool silent = false;
+  // A barrier whose reply is made at completion (replaces reply.body).
+  std::unique_ptr<LateReply> late_reply;
 };
 
 struct WriterStats {
@@ -148,6 +179,11 @@ struct WriterStats {
   std::atomic<uint64_t> failed_reopens{0};  // recovery attempts that failed (probe, open or undo)
   std::atomic<uint64_t> refused{0};         // ops answered `internal` while the shard was down
   std::atomic<uint64_t> unavailable{0};     // 1 from a failed batch until the shard recovers
+  std::atomic<uint64_t> rid_records{0};     // rid records in the shard now (exact: the count key)
+  std::atomic<uint64_t> rid_written{0};     // rid records written since the start
+  std::atomic<uint64_t> rid_expired{0};     // rid records dropped by the sweeper since the start
+  std::atomic<uint64_t> rid_hits{0};        // retries answered from a record (counted by actors)
+  std::atomic<uint64_t> rid_conflicts{0};   // rids refused as used for another request (actors)
 };
 
 // Per group commit: its size (writes) and its DB::Write time (seconds).
@@ -188,6 +224,9 @@ class ShardWriter {
   // Replicated mode: the shard's replication (nullptr in static mode).
   node::ShardReplication* replication() { return repl_.get(); }
   const WriterStats& stats() const { return stats_; }
+  // Thread-safe: the list actors' rid counters (kept with the writer's).
+  void CountRidHit() { stats_.rid_hits.fetch_add(1, std::memory_order_relaxed); }
+  void CountRidConflict() { stats_.rid_conflicts.fetch_add(1, std::memory_order_relaxed); }
   // Thread-safe: a copy of the group-commit histograms.
   WriterHistograms histograms() const {
     std::lock_guard<std::mutex> lock(histograms_mu_);
@@ -215,6 +254,9 @@ class ShardWriter {
   void RecordCommitted();
   leveldb::Status ReopenAndUndo();
   void SetDb(std::unique_ptr<leveldb::DB> db, const std::string& down_reason);
+  // Reads the shard's rid record count from its count key (writer thread,
+  // or the constructor).
+  void LoadRidCount();
 
   ShardDb* const shard_;
   const uint32_t index_;
@@ -238,6 +280,7 @@ class ShardWriter {
   // Writer thread only: the group commit being built (kept for its buffer).
   leveldb::WriteBatch group_;
   size_t last_group_ = 0;     // ops in the last group (for the linger)
+  uint64_t rid_records_ = 0;  // the count key's value (writer thread)
   uint64_t commit_ = 0;       // the last commit written (its number)
   std::string commit_value_;  // its encoding, reused
   uint64_t recorded_ = 0;     // the number recorded in the COMMITTED file (at open: the counter)

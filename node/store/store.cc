@@ -20,6 +20,8 @@
 #include "common/storage_format.h"
 #include "node/replication/shard_replication.h"
 #include "node/store/pread_env.h"
+#include "node/store/rid_filter.h"
+#include "node/store/rid_sweeper.h"
 
 namespace todo::store {
 namespace fs = std::filesystem;
@@ -223,6 +225,13 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
                                              node::ReplyQueue* replies) {
   std::unique_ptr<Store> store(new Store());
   store->options_ = options;
+  if (!store->options_.now_ms) {
+    store->options_.now_ms = [] {
+      return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+    };
+  }
   const fs::path dir(options.dir);
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -312,6 +321,9 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
   if (options.replicated) store->partitions_ = options.replicated->partitions;
 
   store->cache_.reset(leveldb::NewLRUCache(options.block_cache_bytes * store->options_.shards));
+  if (options.bloom_bits_per_key > 0) {
+    store->filter_.reset(leveldb::NewBloomFilterPolicy(options.bloom_bits_per_key));
+  }
   store->read_failures_ = std::make_unique<std::atomic<uint64_t>[]>(store->options_.shards);
   for (uint32_t i = 0; i < store->options_.shards; ++i) {
     auto shard = std::make_unique<ShardDb>();
@@ -332,6 +344,10 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     // reads (decompress) and saves little on short titles: tables are
     // stored as is.
     lo.compression = leveldb::kNoCompression;
+    // Tables written from now on carry a bloom filter (older ones don't, and
+    // are read as before): a lookup of a rid with no record, which every
+    // first write with a rid makes, skips the tables that can't hold it.
+    lo.filter_policy = store->filter_.get();
     lo.env = env;
     if (existing) {
       if (Status s = CheckShardCurrent(env, shard->path); !s.ok()) return s;
@@ -373,18 +389,77 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
         store->shards_[i].get(), i, options.sync, options.writer_queue, options.max_batch, replies,
         options.replicated ? options.repl : nullptr));
   }
+  RidSweeper::Options ro;
+  ro.ttl = options.rid_ttl;
+  ro.every = options.rid_sweep_every;
+  ro.max_per_pass = options.rid_sweep_max;
+  ro.now_ms = store->options_.now_ms;
+  std::vector<ShardDb*> dbs;
+  std::vector<ShardWriter*> writers;
+  for (uint32_t i = 0; i < store->options_.shards; ++i) {
+    dbs.push_back(store->shards_[i].get());
+    writers.push_back(store->writers_[i].get());
+  }
+  store->rid_filter_ = std::make_unique<RidFilter>(options.rid_filter_bytes);
+  // Static mode: the sweeper fills the filter from the disk and marks it
+  // complete. In the replicated mode records also arrive from primaries
+  // and snapshots, which don't tell the filter: it stays incomplete, and
+  // every first write looks up the disk.
+  ro.filter = store->replicated() ? nullptr : store->rid_filter_.get();
+  store->sweeper_ = std::make_unique<RidSweeper>(std::move(dbs), std::move(writers), ro);
+  // Static mode only, for now: in the replicated mode a partition's
+  // records must be dropped by its primary, through the replicated write
+  // path (with a partition and a term), so its backups drop them too.
+  if (!store->replicated()) store->sweeper_->Start();
   return store;
 }
 
 Store::~Store() {
   Stop();
+  sweeper_.reset();
   writers_.clear();
   shards_.clear();
   if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
 }
 
 void Store::Stop() {
+  if (sweeper_) sweeper_->Stop();  // queues nothing more
   for (auto& w : writers_) w->Stop();
+}
+
+uint64_t Store::NowMs() const { return options_.now_ms(); }
+
+size_t Store::SweepRids(uint64_t now_ms) { return sweeper_->Pass(now_ms); }
+
+bool Store::SweepInFlight() const { return sweeper_->InFlight(); }
+
+void Store::NoteRid(uint64_t hash) { rid_filter_->Insert(hash); }
+
+bool Store::RidMayExist(uint64_t hash) const { return rid_filter_->MayContain(hash); }
+
+StatusOr<bool> Store::ReadRid(std::string_view list, std::string_view rid,
+                              std::string* value) const {
+  return ReadRid(list, rid, RidFilter::Hash(KeyNs(list), list, rid), value);
+}
+
+StatusOr<bool> Store::ReadRid(std::string_view list, std::string_view rid, uint64_t hash,
+                              std::string* value) const {
+  const uint32_t index = ShardFor(list);
+  const ShardDb& shard = *shards_[index];
+  std::shared_lock<std::shared_mutex> lock(shard.mu);  // as in Load
+  if (!shard.db) {
+    return Status::Internal("storage failure: shard " + std::to_string(index) +
+                            " unavailable: " + shard.down_reason + "; the request was not applied");
+  }
+  if (!rid_filter_->MayContain(hash)) return false;
+  thread_local std::string key;
+  storage::RidKeyTo(&key, KeyNs(list), list, rid);
+  leveldb::Status s = shard.db->Get(VerifiedReads(), key, value);
+  if (s.ok()) return true;
+  if (s.IsNotFound()) return false;
+  // A damaged block (or an unreadable table): counted and reported as any
+  // read of the shard's data.
+  return ReadFailure(index, list, "rid record: " + s.ToString(), true);
 }
 
 uint32_t Store::ShardFor(std::string_view list) const {

@@ -54,8 +54,11 @@
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
 #include <leveldb/env.h>
+#include <leveldb/filter_policy.h>
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -91,7 +94,28 @@ struct StoreOptions {
   size_t block_cache_bytes = 2 << 20;   // per shard (one LRU cache for all shards)
   size_t write_buffer_bytes = 4 << 20;  // per shard memtable
   leveldb::Env* env = nullptr;          // nullptr: leveldb::Env::Default(); tests inject faults
+  // Bloom filter bits per key in new tables (0: none). Lets a lookup of a rid
+  // that has no record (every first write with a rid) skip the tables that
+  // can't hold it; ~1% false positives at 10 bits.
+  int bloom_bits_per_key = 10;
+  // Rid records (common/storage_format.h) are kept at least this long, then
+  // dropped by the sweeper (rid_sweeper.h).
+  std::chrono::milliseconds rid_ttl = std::chrono::hours(24);
+  // The sweeper's pass interval (0: no sweeper thread; tests call
+  // Store::SweepRids themselves), and the records one pass drops per shard
+  // at most (a pass that drops that many is followed by another soon).
+  std::chrono::milliseconds rid_sweep_every = std::chrono::seconds(1);
+  size_t rid_sweep_max = 2000;
+  // The in-memory filter in front of the rid lookups (rid_filter.h): its
+  // bytes; 0: none, every first write looks up the disk.
+  size_t rid_filter_bytes = 16 << 20;
+  // Wall-clock milliseconds since the Unix epoch, stamped on rid records.
+  // Empty: the system clock. Tests inject their own.
+  std::function<uint64_t()> now_ms;
 };
+
+class RidSweeper;
+class RidFilter;
 
 class Store {
  public:
@@ -133,6 +157,35 @@ class Store {
   // the counter or the last key is corrupt.
   StatusOr<uint64_t> LoadNextId(std::string_view list) const;
 
+  // Any thread. The rid record of (list, rid), read with one point lookup
+  // into *value: true if there is one, false if not; internal as for Load.
+  // When the in-memory filter (rid_filter.h) knows there is none, the disk
+  // is not read.
+  StatusOr<bool> ReadRid(std::string_view list, std::string_view rid, std::string* value) const;
+  // The same with the pair's RidFilter::Hash (of the list's KeyNs, the
+  // list and the rid), which the caller has computed.
+  StatusOr<bool> ReadRid(std::string_view list, std::string_view rid, uint64_t hash,
+                         std::string* value) const;
+  // Any thread, before the write of a rid record is handed to a writer:
+  // tells the filter the record (of that hash) may exist from now on.
+  void NoteRid(uint64_t hash);
+  // Any thread: false only if the filter knows there is no record of that
+  // hash, on disk or on its way there.
+  bool RidMayExist(uint64_t hash) const;
+  const RidFilter& rid_filter() const { return *rid_filter_; }
+
+  // Any thread. Wall-clock ms since the Unix epoch (StoreOptions::now_ms).
+  uint64_t NowMs() const;
+  std::chrono::milliseconds rid_ttl() const { return options_.rid_ttl; }
+
+  // One expiry pass over every shard at wall-clock time `now_ms` (what the
+  // sweeper thread runs every StoreOptions::rid_sweep_every): queues the
+  // deletes of up to rid_sweep_max expired records per shard to the shard's
+  // writer. Returns how many it queued. Not concurrent with itself (the
+  // sweeper thread, or a test with the sweeper off).
+  size_t SweepRids(uint64_t now_ms);
+  // True while a pass's deletes are queued or being written (tests wait).
+  bool SweepInFlight() const;
   // Thread-safe: reads of shard `shard` that failed on damage so far.
   uint64_t read_failures(uint32_t shard) const {
     return read_failures_[shard].load(std::memory_order_relaxed);
@@ -156,8 +209,11 @@ class Store {
   int lock_fd_ = -1;
   std::unique_ptr<leveldb::Env> env_;  // PreadEnv over the default Env, unless StoreOptions::env
   std::unique_ptr<leveldb::Cache> cache_;
+  std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::vector<std::unique_ptr<ShardDb>> shards_;
   std::vector<std::unique_ptr<ShardWriter>> writers_;
+  std::unique_ptr<RidFilter> rid_filter_;
+  std::unique_ptr<RidSweeper> sweeper_;  // after the writers: stopped and destroyed first
   std::unique_ptr<TableCheck> table_check_;  // uses env_ (destroyed after it)
   // Failed reads per shard (for the log's rate limit).
   mutable std::unique_ptr<std::atomic<uint64_t>[]> read_failures_;

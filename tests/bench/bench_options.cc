@@ -68,6 +68,7 @@ Status BenchOptions::Validate() {
   if (!(connect_timeout_s > 0) || connect_timeout_s > 3600) {
     return Status::BadRequest("--connect-timeout must be > 0 and at most 3600 seconds");
   }
+  if (rids && backend != "zmq") return Status::BadRequest("--rids goes with --backend zmq");
   auto m = ParseMix(mix);
   if (!m.ok()) return m.status();
   parsed_mix = *m;
@@ -122,6 +123,9 @@ std::optional<BenchOptions> ParseBenchFlags(int argc, char** argv, int* exit_cod
   app.add_flag("--mark-phases", o.mark_phases,
                "print 'todo-bench: phase measure-start|measure-end' on stderr at the window's "
                "edges");
+  app.add_flag("--rids", o.rids,
+               "put a fresh rid (request id, 36 bytes) on every write, as the Python client and "
+               "todo do, so that the server records each write for safe retries");
   app.add_option("--curve-server-key", o.curve_server_key,
                  "CURVE: the server's public key, Z85 or a .pub file (with --curve-key)")
       ->type_name("Z85|FILE");

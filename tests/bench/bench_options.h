@@ -39,6 +39,7 @@ struct BenchOptions {
   bool json = false;             // one JSON object on stdout
   bool touch_lists = false;      // only send one entries_all to every list, then exit
   bool mark_phases = false;      // stderr lines at the measured window's start and end
+  bool rids = false;             // a fresh rid (request id) on every write (zmq backend)
 
   // CurveZMQ (a server run with --curve-secret; zmq backend only):
   std::string curve_server_key;       // --curve-server-key Z85|FILE: the server's public key

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Smoke test of tests/bench/compare (never of speed): a --quick run on small
-lists completes, exits 0 and prints the table with a row for every setup.
+lists completes, exits 0 and prints the table with a row for every setup,
+and the cost of request ids for the +rid setups.
 Exits 77 (skipped) when compare does, i.e. without redis-server.
 
 $TODO_BUILD_DIR names the build dir holding the binaries (ctest sets it).
@@ -31,12 +32,19 @@ def main():
     if not re.search(r"^setup +ops/s .*p99 ms +vs always +paired +cpu s/1k op +busiest process",
                      r.stdout, re.M):
         failures.append("no table header")
-    for setup in ("redis-always", "redis-everysec", "node", "router"):
+    for setup in ("redis-always", "redis-everysec", "node", "node+rid", "router", "router+rid"):
         # name, ops/s, min..max, p99, ratio, paired ratio, cpu per 1k ops, busiest process
         row = r"^%s +\d+ +\d+\.\.\d+ +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +\S+ \d+%%" % (
             re.escape(setup))
         if not re.search(row, r.stdout, re.M):
             failures.append("no table row for " + setup)
+    # The cost of request ids: each +rid setup over its twin, same round.
+    if not re.search(r"^cost of request ids: ", r.stdout, re.M):
+        failures.append("no rid cost line")
+    for setup in ("node+rid", "router+rid"):
+        if not re.search(r"^  %s +[\d.]+ \([\d.]+\.\.[\d.]+\)  cpu [\d.]+$" % re.escape(setup),
+                         r.stdout, re.M):
+            failures.append("no rid cost row for " + setup)
     for f in failures:
         print("FAIL: " + f)
     print("1 passed, 0 failed" if not failures else "0 passed, 1 failed")

@@ -119,12 +119,12 @@ CpuTimes ProcessCpu() {
 std::string FormatTable(const BenchSummary& s) {
   const BenchOptions& o = *s.options;
   std::string out;
-  Appendf(
-      &out,
-      "todo-bench %s%s: %u connections x %u in flight, %u thread%s, %u lists, mix %s, seed %llu\n",
-      o.backend == "zmq" ? "" : "(redis) ", o.endpoint.c_str(), o.connections, o.window, o.threads,
-      o.threads == 1 ? "" : "s", o.lists, o.parsed_mix.ToString().c_str(),
-      static_cast<unsigned long long>(o.seed));
+  Appendf(&out,
+          "todo-bench %s%s: %u connections x %u in flight, %u thread%s, %u lists, mix %s, seed "
+          "%llu%s\n",
+          o.backend == "zmq" ? "" : "(redis) ", o.endpoint.c_str(), o.connections, o.window,
+          o.threads, o.threads == 1 ? "" : "s", o.lists, o.parsed_mix.ToString().c_str(),
+          static_cast<unsigned long long>(o.seed), o.rids ? ", a rid on every write" : "");
   if (o.preload > 0) {
     uint64_t ok = s.stats.preload[0], failed = 0;
     for (int i = 1; i < kNumOutcomes; ++i) failed += s.stats.preload[i];
@@ -195,10 +195,10 @@ std::string FormatJson(const BenchSummary& s) {
   Appendf(&out,
           ",\"connections\":%u,\"window\":%u,\"threads\":%u,\"lists\":%u,\"seed\":%llu,"
           "\"duration_s\":%g,\"warmup_s\":%g,\"preload\":%u,\"dates\":%u,\"title_bytes\":%u,"
-          "\"timeout_ms\":%lld",
+          "\"timeout_ms\":%lld,\"rids\":%s",
           o.connections, o.window, o.threads, o.lists, static_cast<unsigned long long>(o.seed),
           o.duration_s, o.warmup_s, o.preload, o.dates, o.title_bytes,
-          static_cast<long long>(o.timeout_ms));
+          static_cast<long long>(o.timeout_ms), o.rids ? "true" : "false");
   Appendf(&out, ",\"ok\":%llu,\"ops_per_sec\":%.1f,\"errors_total\":%llu,\"errors\":",
           static_cast<unsigned long long>(all.ok()), static_cast<double>(all.ok()) / o.duration_s,
           static_cast<unsigned long long>(all.errors()));

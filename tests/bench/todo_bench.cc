@@ -159,8 +159,9 @@ int Main(int argc, char** argv) {
   Workload workload(o.Workload());
   zmq::context_t ctx(static_cast<int>(o.io_threads));
   int hwm = static_cast<int>(std::max<uint32_t>(1000, 2 * o.window));
-  ConnectionFactory factory = [&](uint32_t) -> StatusOr<std::unique_ptr<Connection>> {
-    auto c = ZmqConnection::Open(ctx, o.endpoint, hwm, o.curve ? &*o.curve : nullptr);
+  ConnectionFactory factory = [&](uint32_t index) -> StatusOr<std::unique_ptr<Connection>> {
+    auto c =
+        ZmqConnection::Open(ctx, o.endpoint, hwm, o.curve ? &*o.curve : nullptr, o.rids, index);
     if (!c.ok()) return c.status();
     return std::unique_ptr<Connection>(std::move(c).value());
   };

@@ -1,14 +1,30 @@
 #include "tests/bench/zmq_connection.h"
 
+#include <random>
+
 #include "common/protocol.h"
 
 namespace todo::bench {
 
 namespace protocol = todo::protocol;
 
+namespace {
+
+// One per process: rids of two runs never meet, even on the same lists.
+uint64_t ProcessNonce() {
+  static const uint64_t nonce = [] {
+    std::random_device rd;
+    return (uint64_t{rd()} << 32) ^ rd();
+  }();
+  return nonce;
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<ZmqConnection>> ZmqConnection::Open(zmq::context_t& ctx,
                                                              const std::string& endpoint, int hwm,
-                                                             const ZmqCurveKeys* curve) {
+                                                             const ZmqCurveKeys* curve, bool rids,
+                                                             uint32_t index) {
   try {
     zmq::socket_t socket(ctx, zmq::socket_type::dealer);
     socket.set(zmq::sockopt::linger, 0);
@@ -20,13 +36,33 @@ StatusOr<std::unique_ptr<ZmqConnection>> ZmqConnection::Open(zmq::context_t& ctx
       socket.set(zmq::sockopt::curve_secretkey, zmq::buffer(curve->own.secret_key));
     }
     socket.connect(endpoint);
-    return std::unique_ptr<ZmqConnection>(new ZmqConnection(std::move(socket)));
+    return std::unique_ptr<ZmqConnection>(new ZmqConnection(std::move(socket), rids, index));
   } catch (const zmq::error_t& e) {
     return Status(ErrorCode::kUnavailable, "cannot connect to " + endpoint + ": " + e.what());
   }
 }
 
-ZmqConnection::ZmqConnection(zmq::socket_t socket) : socket_(std::move(socket)) {}
+ZmqConnection::ZmqConnection(zmq::socket_t socket, bool rids, uint32_t index)
+    : socket_(std::move(socket)),
+      rids_(rids),
+      rid_base_(ProcessNonce() ^ (uint64_t{index} << 40)) {}
+
+void ZmqConnection::NextRid() {
+  // xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx: the base, then the counter.
+  static constexpr char kHex[] = "0123456789abcdef";
+  const uint64_t hi = rid_base_, lo = ++rid_count_;
+  int nibble = 0;
+  for (int i = 0; i < 36; ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      rid_[i] = '-';
+      continue;
+    }
+    const uint64_t word = nibble < 16 ? hi : lo;
+    const int shift = 60 - 4 * (nibble % 16);
+    rid_[i] = kHex[(word >> shift) & 15];
+    ++nibble;
+  }
+}
 
 Connection::SendResult ZmqConnection::Send(const BenchRequest& b, uint64_t tag) {
   protocol::Request r;
@@ -58,6 +94,10 @@ Connection::SendResult ZmqConnection::Send(const BenchRequest& b, uint64_t tag) 
     case BenchOp::kPing:
       r.op = protocol::Op::kPing;
       break;
+  }
+  if (rids_ && protocol::IsMutating(r.op)) {
+    NextRid();
+    r.rid = std::string_view(rid_, sizeof rid_);
   }
   out_.clear();
   protocol::EncodeRequest(out_, r);

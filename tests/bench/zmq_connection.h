@@ -24,9 +24,14 @@ class ZmqConnection final : public Connection {
   // asynchronous: a missing server shows as requests never answered).
   // `hwm` bounds the messages queued in each direction. With `curve`, a
   // CURVE client of that server key with that keypair.
+  // With `rids`, every write carries a fresh rid (request id), as the
+  // Python client and `todo` send: 36 bytes in a uuid's shape, from a
+  // per-process random nonce, the connection's index and a counter, so
+  // no two writes of any run share one.
   static StatusOr<std::unique_ptr<ZmqConnection>> Open(zmq::context_t& ctx,
                                                        const std::string& endpoint, int hwm,
-                                                       const ZmqCurveKeys* curve = nullptr);
+                                                       const ZmqCurveKeys* curve = nullptr,
+                                                       bool rids = false, uint32_t index = 0);
 
   SendResult Send(const BenchRequest& request, uint64_t tag) override;
   zmq_pollitem_t PollItem() override;
@@ -34,9 +39,15 @@ class ZmqConnection final : public Connection {
   uint64_t stray_replies() const override { return stray_; }
 
  private:
-  explicit ZmqConnection(zmq::socket_t socket);
+  ZmqConnection(zmq::socket_t socket, bool rids, uint32_t index);
+  // Writes the next rid into rid_.
+  void NextRid();
 
   zmq::socket_t socket_;
+  const bool rids_;
+  const uint64_t rid_base_;  // nonce ^ connection index
+  uint64_t rid_count_ = 0;
+  char rid_[36];
   msgpack::sbuffer out_;
   zmq::message_t in_;
   uint64_t stray_ = 0;

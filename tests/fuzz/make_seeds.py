@@ -66,7 +66,31 @@ def request_seeds():
         "bad-empty": b"",
         "bad-int-key": b"\x82\x01\x02" + pack("op") + pack("ping"),
         "bad-too-deep": b"\x81\xa1x" + b"\x91" * 40 + b"\xc0",
+        # The optional rid of a write (1-64 bytes of any bytes).
+        "add-rid": pack({"op": "add_entry", "id": 4, "list": "groceries", "date": "2026-03-01",
+                         "title": "milk", "rid": "8e03978e-40d5-43e8-bc93-6894a57f9324"}),
+        "update-rid-max": pack({"op": "update_entry", "list": "groceries", "entry_id": 1,
+                                "title": "x", "rid": "r" * 64}),
+        "delete-rid-control-bytes": pack({"op": "delete_entry", "list": "a", "entry_id": 3,
+                                          "rid": "\x00\x01\x7f"}),
+        "entries-rid-ignored": pack({"op": "entries", "list": "a", "rid": 7}),
+        "bad-rid-empty": pack({"op": "add_entry", "list": "a", "date": "2026-01-01",
+                               "title": "x", "rid": ""}),
+        "bad-rid-too-long": pack({"op": "delete_entry", "list": "a", "entry_id": 1,
+                                  "rid": "r" * 65}),
+        "bad-rid-bin": pack({"op": "delete_entry", "list": "a", "entry_id": 1,
+                             "rid": b"abc"}),
+        "bad-rid-uint": pack({"op": "update_entry", "list": "a", "entry_id": 1, "date":
+                              "2026-01-01", "rid": 12345}),
     }
+    # A rid whose str bytes are not UTF-8 (msgpack str, raw bytes): accepted.
+    s["add-rid-not-utf8"] = (b"\x85" + pack("op") + pack("add_entry") + pack("list") +
+                             pack("a") + pack("date") + pack("2026-01-01") + pack("title") +
+                             pack("x") + pack("rid") + b"\xa2\xff\xfe")
+    # Duplicate rid, by hand.
+    s["bad-duplicate-rid"] = (b"\x85" + pack("op") + pack("delete_entry") + pack("list") +
+                              pack("a") + pack("entry_id") + pack(1) + pack("rid") +
+                              pack("x") + pack("rid") + pack("y"))
     # A non-negative entry_id in a signed encoding (int64) is a uint.
     s["delete-int64-entry-id"] = (b"\x83" + pack("op") + pack("delete_entry") + pack("list") +
                                   pack("a") + pack("entry_id") + b"\xd3" + struct.pack(">q", 5))
@@ -131,6 +155,18 @@ def meta_value(n):
     return b"\x01" + struct.pack(">Q", n)
 
 
+def rid_key(name, rid):
+    return prefix(name) + b"\x02" + rid
+
+
+def rid_value(op, created_ms, args, outcome):
+    return b"\x01" + bytes([op]) + struct.pack(">Q", created_ms) + args + outcome
+
+
+def expiry_key(created_ms, name, rid):
+    return b"\x00rid-expiry" + struct.pack(">Q", created_ms) + prefix(name) + rid
+
+
 def storage_seeds():
     g = b"groceries"
     return {
@@ -153,6 +189,24 @@ def storage_seeds():
         "entry-key": entry_key(g, 1),
         "entry-value": entry_value(20260301, b"milk"),
         "meta-value": meta_value(2**63),
+        # Rid records (common/storage_format.h) beside a list's entries.
+        "list-with-rid-records":
+            record(entry_key(g, 1), entry_value(20260301, b"milk")) +
+            record(rid_key(g, b"r1"), rid_value(1, 1, struct.pack(">I", 20260301) +
+                                                struct.pack(">H", 4) + b"milk",
+                                                b"\x01" + struct.pack(">Q", 1))) +
+            record(expiry_key(1, g, b"r1"), b""),
+        "rid-value-add": rid_value(1, 1700000000000, struct.pack(">I", 20240229) +
+                                   struct.pack(">H", 3) + b"tea", b"\x01" + struct.pack(">Q", 9)),
+        "rid-value-update": rid_value(2, 5, struct.pack(">Q", 3) + b"\x03" +
+                                      struct.pack(">I", 20260101) + struct.pack(">H", 1) + b"t",
+                                      b"\x02" + struct.pack(">I", 20260101) +
+                                      struct.pack(">H", 1) + b"t"),
+        "rid-value-update-not-found": rid_value(2, 5, struct.pack(">Q", 3) + b"\x01" +
+                                                struct.pack(">I", 20260101), b"\x03"),
+        "rid-value-delete": rid_value(3, 5, struct.pack(">Q", 3), b"\x05"),
+        "rid-expiry-key": expiry_key(2**40, b"list", b"8e03978e-40d5-43e8-bc93-6894a57f9324"),
+        "rid-count": b"\x01" + struct.pack(">Q", 12345),
         "manifest": b"todo-node data directory\nformat 1\nshards 4\n",
         "manifest-bad-shards": b"todo-node data directory\nformat 1\nshards 0\n",
         "manifest-unknown-key": b"todo-node data directory\n\nshards 1024\nformat 1\nx 1\n",

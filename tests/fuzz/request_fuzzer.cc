@@ -5,7 +5,7 @@
 //  - DecodeRequest never crashes, and its verdict is one of bad_request and
 //    unknown_op with a message, or a request that satisfies every rule of
 //    PROTOCOL.md (list 1-255 bytes of UTF-8, a real date, title 1-1024 bytes
-//    of UTF-8, the keys each op needs);
+//    of UTF-8, the keys each op needs, a rid of 1-64 bytes only on writes);
 //  - a valid request re-encoded with EncodeRequest decodes to an equal
 //    request, and re-encoding that gives the same bytes (a fixed point);
 //  - the router's routing of a valid request (rendezvous owner, node shard)
@@ -40,7 +40,7 @@ bool SameId(const RequestId& a, const RequestId& b) {
 
 bool SameRequest(const Request& a, const Request& b) {
   return a.op == b.op && SameId(a.id, b.id) && a.list == b.list && a.date == b.date &&
-         a.title == b.title && a.entry_id == b.entry_id;
+         a.title == b.title && a.entry_id == b.entry_id && a.rid == b.rid;
 }
 
 bool ValidDate(todo::Date d) { return todo::IsValidDate(d.year(), d.month(), d.day()); }
@@ -72,6 +72,12 @@ void CheckValidRequest(const Request& r) {
       FUZZ_CHECK(!r.date.has_value() && !r.title.has_value());
   }
   if (r.op != Op::kUpdateEntry && r.op != Op::kDeleteEntry) FUZZ_CHECK(r.entry_id == 0);
+  // A rid only on the three writes, 1-64 bytes.
+  if (IsMutating(r.op)) {
+    FUZZ_CHECK(r.rid.size() <= kMaxRidBytes);
+  } else {
+    FUZZ_CHECK(r.rid.empty());
+  }
 }
 
 std::string_view View(const msgpack::sbuffer& b) { return {b.data(), b.size()}; }

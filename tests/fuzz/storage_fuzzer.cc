@@ -2,8 +2,10 @@
 // and TodoList::Restore fed with what they decode.
 //
 // The whole input goes through ParseKey, DecodeEntryValue, DecodeMetaValue,
-// DecodeCommitValue, ParseCommitted and ParseManifest; whatever decodes must
-// encode back to the same bytes (the manifest: to text that parses equal).
+// DecodeCommitValue, ParseCommitted, the rid record decoders
+// (DecodeRidValue, ParseRidExpiryKey, DecodeRidCount) and ParseManifest;
+// whatever decodes must encode back to the same bytes (the manifest: to
+// text that parses equal).
 //
 // Then the input is read as the records of one LevelDB shard:
 //   repeated { u16be key length, key, u16be value length, value }
@@ -49,6 +51,19 @@ void CheckDecoders(std::string_view in) {
   if (auto meta = DecodeMetaValue(in); meta.ok()) {
     FUZZ_CHECK(EncodeMetaValue(*meta) == in);
   }
+  if (auto rid = DecodeRidValue(in); rid.ok()) {
+    std::string again;
+    RidValueTo(&again, *rid);
+    FUZZ_CHECK(again == in);
+    FUZZ_CHECK(protocol::IsMutating(rid->op));
+  } else {
+    FUZZ_CHECK(rid.status().code() == ErrorCode::kInternal);
+  }
+  if (auto key = ParseRidExpiryKey(in)) {
+    FUZZ_CHECK(!key->list.empty() && key->rid.size() <= protocol::kMaxRidBytes);
+    FUZZ_CHECK(RidExpiryKey(key->created_ms, key->list, key->rid) == in);
+  }
+  if (auto count = DecodeRidCount(in); count.ok()) FUZZ_CHECK(EncodeRidCount(*count) == in);
   if (auto c = DecodeCommitValue(in); c.ok()) {
     FUZZ_CHECK(EncodeCommitValue(*c) == in);
   }

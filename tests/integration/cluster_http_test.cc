@@ -104,6 +104,71 @@ TEST_F(ClusterHttpTest, BookEndpointsPipeliningBadInputAndManyConnections) {
   EXPECT_EQ(ok, 300) << cluster_->DumpLogs();
 }
 
+// shared/spec/retries.md over HTTP: a write sent again with the same
+// Idempotency-Key happens once and gets the first answer (the book's POST
+// and the JSON API's POST, PATCH, DELETE); a bad or repeated key is a 400
+// that names the header.
+TEST_F(ClusterHttpTest, IdempotencyKeyMakesRetriedWritesHappenOnce) {
+  const int port = FreeTcpPort();
+  ASSERT_GE(cluster_->StartRouterToAll({"--http", "127.0.0.1:" + std::to_string(port)}), 0);
+  Client c(port);
+  ASSERT_TRUE(c.connected());
+  const std::string book =
+      "POST /add_entry?list=idem&date=2026-12-19&title=Dentist HTTP/1.1\r\n"
+      "Idempotency-Key: book-1\r\n\r\n";
+  for (int i = 0; i < 3; ++i) {
+    c.Send(book);
+    EXPECT_EQ(Body(c.Read()), "OK");
+  }
+  c.Send("GET /entries?list=idem&date=2026-12-19 HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(Body(c.Read()), "2026-12-19 Dentist\n");
+
+  const std::string json = R"({"date":"2026-12-20","title":"Movies"})";
+  const std::string create =
+      "POST /lists/idem/entries HTTP/1.1\r\nIdempotency-Key: \"c-1\"\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(json.size()) + "\r\n\r\n" + json;
+  c.Send(create);
+  const std::string first = c.Read();
+  EXPECT_TRUE(first.starts_with("HTTP/1.1 201 ")) << first;
+  c.Send(create);
+  const std::string again = c.Read();
+  EXPECT_TRUE(again.starts_with("HTTP/1.1 201 ")) << again;
+  EXPECT_EQ(Body(first), Body(again));  // the same id: the first answer
+  // The second POST made no second entry.
+  c.Send("GET /lists/idem/entries HTTP/1.1\r\n\r\n");
+  const std::string all = Body(c.Read());
+  EXPECT_EQ(all.find("Movies"), all.rfind("Movies")) << all;
+
+  const std::string patch = R"({"title":"Cinema"})";
+  const std::string del_key =
+      "DELETE /lists/idem/entries/1 HTTP/1.1\r\nIdempotency-Key: d-1\r\n\r\n";
+  c.Send("PATCH /lists/idem/entries/2 HTTP/1.1\r\nIdempotency-Key: p-1\r\nContent-Length: " +
+         std::to_string(patch.size()) + "\r\n\r\n" + patch);
+  EXPECT_TRUE(c.Read().starts_with("HTTP/1.1 200 "));
+  c.Send(del_key);
+  EXPECT_TRUE(c.Read().starts_with("HTTP/1.1 200 "));
+  c.Send(del_key);  // a retried delete is the first answer, not not_found
+  const std::string del_again = c.Read();
+  EXPECT_TRUE(del_again.starts_with("HTTP/1.1 200 ")) << del_again;
+  c.Send("GET /lists/idem/entries HTTP/1.1\r\n\r\n");
+  const std::string left = Body(c.Read());
+  EXPECT_NE(left.find("Cinema"), std::string::npos) << left;
+  EXPECT_EQ(left.find("Dentist"), std::string::npos) << left;
+
+  c.Send(
+      "POST /add_entry?list=idem&date=2026-12-19&title=X HTTP/1.1\r\n"
+      "Idempotency-Key: a\r\nIdempotency-Key: b\r\n\r\n");
+  const std::string twice = c.Read();
+  EXPECT_TRUE(twice.starts_with("HTTP/1.1 400 ")) << twice;
+  EXPECT_NE(twice.find("Idempotency-Key"), std::string::npos) << twice;
+  c.Send("DELETE /lists/idem/entries/2 HTTP/1.1\r\nIdempotency-Key: " + std::string(65, 'k') +
+         "\r\n\r\n");
+  const std::string too_long = c.Read();
+  EXPECT_TRUE(too_long.starts_with("HTTP/1.1 400 ")) << too_long;
+  EXPECT_NE(too_long.find("Idempotency-Key"), std::string::npos) << too_long;
+}
+
 TEST_F(ClusterHttpTest, SigtermAnswersHttpRequestsInFlightThenExits) {
   const int port = FreeTcpPort();
   int r = cluster_->StartRouterToAll(

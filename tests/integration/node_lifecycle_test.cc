@@ -355,6 +355,12 @@ TEST_F(NodeLifecycleTest, BadFlagsExitTwoWithOneLine) {
       with({"--idle-timeout", "soon"}),
       with({"--max-lists", "x"}),
       with({"--mailbox", "1.5e"}),
+      with({"--rid-ttl", "soon"}),
+      with({"--rid-ttl", "0"}),
+      with({"--rid-ttl", "500ms"}),
+      with({"--rid-ttl", "366d"}),
+      with({"--rid-ttl", "-5s"}),
+      with({"--rid-ttl", "3 weeks"}),
   };
   for (const auto& args : cases) {
     std::string joined;

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Tests of deploy/todo_client.py, deploy/todo and deploy/cluster.
 
-- ClientAgainstFakeServerTest: TodoClient's retry policy, id matching,
+- ClientAgainstFakeServerTest: TodoClient's retry policy (writes retried
+  with one rid, within the deadline, moving between endpoints), id matching,
   late-reply discarding and encoding, against a scripted ROUTER socket in a
   thread (needs no binaries).
 - TodoCommandE2ETest: every `todo` command, --json, exit codes and error
@@ -137,7 +138,10 @@ class ClientAgainstFakeServerTest(unittest.TestCase):
         # raw=False turns msgpack str into Python str but leaves bin as bytes,
         # so this proves every key and string value went out as str.
         self.assertEqual(body, {"op": "add_entry", "id": body["id"], "list": "bob",
-                                "date": "2026-12-19", "title": "Dentist ✓"})
+                                "date": "2026-12-19", "title": "Dentist ✓",
+                                "rid": body["rid"]})
+        self.assertRegex(body["rid"], r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                                      r"[0-9a-f]{12}$")  # a uuid4
         self.assertIsInstance(body["id"], int)
         self.assertTrue(all(isinstance(k, str) for k in body))
 
@@ -187,8 +191,16 @@ class ClientAgainstFakeServerTest(unittest.TestCase):
             client.entries("bob", date="2026-02-29")
         self.assertEqual(server.count(), 1)
 
-    def test_writes_are_not_retried_on_timeout(self):
-        server, client = self.serve(lambda b, n: [])
+    def serve_v1(self, handler):
+        """A client that sends writes without a rid (v1 behaviour)."""
+        server = FakeServer(handler)
+        self.addCleanup(server.close)
+        client = TodoClient(server.endpoint, timeout=0.3, retries=2, backoff=0.01, rids=False)
+        self.addCleanup(client.close)
+        return server, client
+
+    def test_writes_without_rid_are_not_retried_on_timeout(self):
+        server, client = self.serve_v1(lambda b, n: [])
         with self.assertRaises(TodoError) as cm:
             client.add_entry("bob", "2026-12-19", "Dentist")
         self.assertEqual(cm.exception.code, "timeout")
@@ -196,18 +208,113 @@ class ClientAgainstFakeServerTest(unittest.TestCase):
         # would have been sent, and received, by now.
         self.assertTrue(wait_until(lambda: server.count() >= 1))
         self.assertEqual(server.count(), 1)
+        self.assertNotIn("rid", server.requests[0][1])
 
-    def test_writes_are_not_retried_on_unavailable(self):
-        server, client = self.serve(lambda b, n: [err(b, "unavailable")])
+    def test_writes_without_rid_are_not_retried_on_unavailable(self):
+        server, client = self.serve_v1(lambda b, n: [err(b, "unavailable")])
         with self.assertRaises(TodoError):
             client.delete_entry("bob", 1)
         self.assertEqual(server.count(), 1)
+        # Nor is a write given rid=None by a client that has rids.
+        server2, client2 = self.serve(lambda b, n: [err(b, "unavailable")])
+        with self.assertRaises(TodoError):
+            client2.delete_entry("bob", 1, rid=None)
+        self.assertEqual(server2.count(), 1)
+        self.assertNotIn("rid", server2.requests[0][1])
 
     def test_overloaded_writes_are_retried(self):
-        server, client = self.serve(
-            lambda b, n: [err(b, "overloaded") if n < 3 else ok(b, {"deleted": True})])
-        self.assertTrue(client.delete_entry("bob", 1))
+        for serve in (self.serve, self.serve_v1):
+            server, client = serve(
+                lambda b, n: [err(b, "overloaded") if n < 3 else ok(b, {"deleted": True})])
+            self.assertTrue(client.delete_entry("bob", 1))
+            self.assertEqual(server.count(), 3)
+
+    def test_writes_are_retried_with_the_same_rid_on_timeout(self):
+        # The first two attempts get no reply (lost); the third does.
+        server, client = self.serve(lambda b, n: [ok(b, {"id": 7})] if n == 3 else [])
+        self.assertEqual(client.add_entry("bob", "2026-12-19", "Dentist"), 7)
         self.assertEqual(server.count(), 3)
+        bodies = [body for _, body in server.requests]
+        self.assertEqual(len({b["rid"] for b in bodies}), 1, "one rid for every attempt")
+        self.assertEqual(len({b["id"] for b in bodies}), 3, "a new request id each time")
+        self.assertEqual({(b["op"], b["title"]) for b in bodies}, {("add_entry", "Dentist")})
+
+    def test_writes_are_retried_with_the_same_rid_on_unavailable_and_overloaded(self):
+        codes = {1: "unavailable", 2: "overloaded"}
+        server, client = self.serve(
+            lambda b, n: [err(b, codes[n]) if n in codes else
+                          ok(b, {"id": 1, "date": "2026-01-01", "title": "x"})])
+        self.assertEqual(client.update_entry("bob", 1, title="x")["title"], "x")
+        self.assertEqual(server.count(), 3)
+        self.assertEqual(len({body["rid"] for _, body in server.requests}), 1)
+
+    def test_every_write_gets_a_fresh_rid_and_reads_none(self):
+        server, client = self.serve(lambda b, n: [ok(b, {"id": n, "deleted": True})])
+        client.add_entry("bob", "2026-12-19", "a")
+        client.add_entry("bob", "2026-12-19", "a")
+        client.delete_entry("bob", 1)
+        client.call("entries", list="bob")
+        client.add_entry("bob", "2026-12-19", "a", rid="mine")
+        ids = client.pipeline([("add_entry", {"list": "b", "date": "2026-12-19", "title": "p"}),
+                               ("add_entry", {"list": "b", "date": "2026-12-19", "title": "p",
+                                              "rid": "chosen"})])
+        self.assertTrue(all(r.ok for r in ids))
+        rids = [body.get("rid") for _, body in server.requests]
+        self.assertEqual(len(set(rids[:3])), 3)
+        self.assertIsNone(rids[3])  # a read carries none
+        self.assertEqual(rids[4], "mine")
+        self.assertNotIn(rids[5], rids[:5])
+        self.assertEqual(rids[6], "chosen")
+
+    def test_the_deadline_bounds_every_retry(self):
+        server, client = self.serve(lambda b, n: [])  # never answers
+        client.retries = 1000
+        client.deadline = 1.0
+        start = time.monotonic()
+        with self.assertRaises(TodoError) as cm:
+            client.add_entry("bob", "2026-12-19", "Dentist")
+        elapsed = time.monotonic() - start
+        self.assertEqual(cm.exception.code, "timeout")
+        self.assertLess(elapsed, 3.0)  # a bound, not a perf check: 1 s plus slack
+        self.assertLess(server.count(), 10)
+        self.assertEqual(len({body["rid"] for _, body in server.requests}), 1)
+
+    def test_backoff_doubles_is_capped_and_jittered(self):
+        client = TodoClient("tcp://127.0.0.1:1", backoff=0.1, max_backoff=0.5)
+        self.addCleanup(client.close)
+        for attempt, cap in ((0, 0.1), (1, 0.2), (2, 0.4), (3, 0.5), (50, 0.5)):
+            delays = [client._backoff_delay(attempt) for _ in range(200)]  # pylint: disable=protected-access
+            self.assertTrue(all(cap * 0.5 <= d <= cap for d in delays), (attempt, delays[:5]))
+            self.assertGreater(len(set(delays)), 100)  # jittered, not in lock-step
+
+    def test_moves_to_the_next_endpoint_on_timeout_and_unavailable(self):
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            dead = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        down = FakeServer(lambda b, n: [err(b, "unavailable", "node n1 is down")])
+        self.addCleanup(down.close)
+        live = FakeServer(lambda b, n: [ok(b, {"id": 3})])
+        self.addCleanup(live.close)
+        client = TodoClient(f"{dead}, {down.endpoint}", timeout=0.3, retries=3, backoff=0.01)
+        self.addCleanup(client.close)
+        self.assertEqual(client.endpoints, [dead, down.endpoint])
+        client.endpoints.append(live.endpoint)
+        self.assertEqual(client.add_entry("bob", "2026-12-19", "Dentist"), 3)
+        self.assertEqual(client.endpoint, live.endpoint)
+        self.assertEqual((down.count(), live.count()), (1, 1))
+        self.assertEqual(down.requests[0][1]["rid"], live.requests[0][1]["rid"])
+        # And reads too; it stays on the endpoint that answered.
+        self.assertEqual(client.ping()["id"], 3)
+        self.assertEqual(live.count(), 2)
+
+    def test_endpoints_parse(self):
+        from todo_client import parse_endpoints  # pylint: disable=import-outside-toplevel
+        self.assertEqual(parse_endpoints("tcp://a:1"), ["tcp://a:1"])
+        self.assertEqual(parse_endpoints(" tcp://a:1 ,tcp://b:2,"), ["tcp://a:1", "tcp://b:2"])
+        self.assertEqual(parse_endpoints(["tcp://a:1,tcp://b:2", "tcp://c:3"]),
+                         ["tcp://a:1", "tcp://b:2", "tcp://c:3"])
+        with self.assertRaises(ValueError):
+            parse_endpoints(" , ")
 
     def test_late_reply_is_discarded(self):
         held = []
@@ -540,6 +647,53 @@ class TodoCommandE2ETest(E2EBase):
             self.assertEqual(proc.returncode, 2, (args, proc.stderr))
             self.assertEqual(proc.stdout, "")
             self.assertIn("usage:", proc.stderr)
+
+    def test_a_write_run_again_with_its_rid_is_applied_once(self):
+        rid = f"cli-{random.getrandbits(64):x}"
+        first = self.assert_ok(self.todo("add", "--rid", rid, "ridlist", "2026-12-19", "Once"))
+        again = self.assert_ok(self.todo("add", "--rid", rid, "ridlist", "2026-12-19", "Once"))
+        self.assertEqual(first, again)
+        self.assertEqual(self.assert_ok(self.todo("entries", "ridlist")).splitlines(),
+                         ["1  2026-12-19  Once"])
+        # Other arguments with the same rid: refused, nothing changed.
+        msg = self.assert_error(self.todo("add", "--rid", rid, "ridlist", "2026-12-19", "Other"),
+                                "bad_request")
+        self.assertIn("was used for a different request", msg)
+        # Without --rid every run is a new write.
+        self.assert_ok(self.todo("add", "ridlist", "2026-12-19", "Twice"))
+        self.assert_ok(self.todo("add", "ridlist", "2026-12-19", "Twice"))
+        self.assertEqual(len(self.assert_ok(self.todo("entries", "ridlist")).splitlines()), 3)
+        proc = self.todo("add", "--rid", "r" * 65, "ridlist", "2026-12-19", "x")
+        self.assertEqual(proc.returncode, 2)
+        proc = self.todo("add", "--rid", "a", "--no-rid", "ridlist", "2026-12-19", "x")
+        self.assertEqual(proc.returncode, 2)
+
+    def test_several_endpoints_the_dead_ones_skipped(self):
+        dead = f"tcp://127.0.0.1:{pick_base_port(1)}"
+        live = self.cluster.endpoint
+        out = self.assert_ok(self.todo("--timeout", "0.5", "--endpoint", f"{dead},{live}",
+                                       "add", "multi", "2026-12-19", "A"))
+        self.assertEqual(out.strip(), "added entry 1 to 'multi'")
+        # Repeated --endpoint, and $TODO_ENDPOINT as a list.
+        out = self.assert_ok(self.todo("--timeout", "0.5", "--endpoint", dead, "--endpoint", live,
+                                       "entries", "multi"))
+        self.assertEqual(out.splitlines(), ["1  2026-12-19  A"])
+        env = dict(self.cluster.env, TODO_ENDPOINT=f"{dead}, {live}")
+        proc = subprocess.run([TODO, "--timeout", "0.5", "entries", "multi"], env=env,
+                              capture_output=True, text=True, timeout=CMD_TIMEOUT, check=False)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(proc.stdout.splitlines(), ["1  2026-12-19  A"])
+
+    def test_client_writes_with_rids_through_the_cluster(self):
+        with TodoClient(self.cluster.endpoint) as client:
+            first = client.add_entry("ridclient", "2026-12-19", "x", rid="py-1")
+            self.assertEqual(client.add_entry("ridclient", "2026-12-19", "x", rid="py-1"), first)
+            upd = client.update_entry("ridclient", first, title="y", rid="py-2")
+            self.assertEqual(client.update_entry("ridclient", first, title="y", rid="py-2"), upd)
+            self.assertTrue(client.delete_entry("ridclient", first, rid="py-3"))
+            self.assertTrue(client.delete_entry("ridclient", first, rid="py-3"))  # the same reply
+            self.assertFalse(client.delete_entry("ridclient", first))  # a new delete
+            self.assertEqual(client.entries("ridclient"), [])
 
     def test_no_server_exits_1_with_timeout(self):
         port = pick_base_port(1)

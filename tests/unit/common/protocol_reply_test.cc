@@ -302,6 +302,27 @@ TEST(RequestRoundTripTest, EncodesOnlyTheKeysTheOpUses) {
   EXPECT_EQ(AsStr(m["id"]), "req-7");
 }
 
+TEST(RequestRoundTripTest, RidOnWritesOnly) {
+  const std::string rid = std::string("r\0id-\xff", 7);  // any bytes
+  for (Request want : SampleRequests()) {
+    want.rid = rid;
+    msgpack::sbuffer buf;
+    EncodeRequest(buf, want);
+    std::string body(buf.data(), buf.size());
+    DecodeResult r = DecodeRequest(body);
+    ASSERT_TRUE(r.status.ok()) << OpName(want.op) << ": " << r.status.ToString();
+    auto oh = UnpackOne(buf);
+    if (IsMutating(want.op)) {
+      EXPECT_EQ(r.request.rid, rid) << OpName(want.op);
+      EXPECT_TRUE(Keys(AsMap(oh.get())).contains("rid"));
+    } else {
+      // Only writes carry one: EncodeRequest leaves it out elsewhere.
+      EXPECT_TRUE(r.request.rid.empty()) << OpName(want.op);
+      EXPECT_FALSE(Keys(AsMap(oh.get())).contains("rid"));
+    }
+  }
+}
+
 // --- DecodeReplyHeader ---
 
 TEST(DecodeReplyHeaderTest, OkReplies) {

@@ -516,5 +516,98 @@ TEST_F(DecodeTest, DuplicateKnownKeys) {
   ExpectBad(Body({{"list", Nil()}, {"op", "entries"}, {"list", "a"}}), "duplicate key 'list'");
 }
 
+// --- rid: the optional request id of a write ---
+
+TEST_F(DecodeTest, RidOnEveryWrite) {
+  const auto& add = Decode(Body({{"op", "add_entry"},
+                                 {"list", "l"},
+                                 {"date", "2026-01-01"},
+                                 {"title", "t"},
+                                 {"rid", "8e03978e-40d5-43e8-bc93-6894a57f9324"}}));
+  ASSERT_TRUE(add.status.ok()) << add.status.ToString();
+  EXPECT_EQ(add.request.rid, "8e03978e-40d5-43e8-bc93-6894a57f9324");
+  EXPECT_TRUE(InBody(add.request.rid));  // zero-copy, like every str
+  const auto& upd = Decode(Body(
+      {{"op", "update_entry"}, {"list", "l"}, {"entry_id", U(1)}, {"title", "t"}, {"rid", "u"}}));
+  ASSERT_TRUE(upd.status.ok()) << upd.status.ToString();
+  EXPECT_EQ(upd.request.rid, "u");
+  const auto& del = Decode(
+      Body({{"rid", StrOf(64, 'd')}, {"op", "delete_entry"}, {"list", "l"}, {"entry_id", U(2)}}));
+  ASSERT_TRUE(del.status.ok()) << del.status.ToString();
+  EXPECT_EQ(del.request.rid, std::string(64, 'd'));
+  // Without one: none (v1 behaviour).
+  const auto& none = Decode(Body({{"op", "delete_entry"}, {"list", "l"}, {"entry_id", U(2)}}));
+  ASSERT_TRUE(none.status.ok());
+  EXPECT_TRUE(none.request.rid.empty());
+}
+
+TEST_F(DecodeTest, RidMayHoldAnyBytes) {
+  // A str of any bytes: NUL, 0xff, not UTF-8. Only its size is checked.
+  const std::string rid("\0\xff\xc0\x80 '", 6);
+  const auto& r =
+      Decode(Body({{"op", "delete_entry"}, {"list", "l"}, {"entry_id", U(1)}, {"rid", rid}}));
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(r.request.rid, rid);
+}
+
+TEST_F(DecodeTest, RidRules) {
+  auto del = [](V rid) {
+    return Body({{"op", "delete_entry"}, {"list", "l"}, {"entry_id", U(1)}, {"rid", rid}});
+  };
+  ExpectBad(del(""), "key 'rid' must be 1-64 bytes, not 0");
+  ExpectBad(del(StrOf(65)), "key 'rid' must be 1-64 bytes, not 65");
+  ExpectBad(del(Bin("abc")), "key 'rid' must be a str, not bin");
+  ExpectBad(del(U(7)), "key 'rid' must be a str, not uint");
+  ExpectBad(del(Nil()), "key 'rid' must be a str, not nil");
+  ExpectBad(del(Arr({"a"})), "key 'rid' must be a str, not array");
+  ExpectBad(Body({{"op", "add_entry"},
+                  {"list", "l"},
+                  {"date", "2026-01-01"},
+                  {"title", "t"},
+                  {"rid", F64(1.5)}}),
+            "key 'rid' must be a str, not float");
+  ExpectBad(Body({{"op", "update_entry"},
+                  {"list", "l"},
+                  {"entry_id", U(1)},
+                  {"date", "2026-01-01"},
+                  {"rid", StrOf(100)}}),
+            "key 'rid' must be 1-64 bytes, not 100");
+  ExpectBad(
+      Body({{"op", "delete_entry"}, {"list", "l"}, {"entry_id", U(1)}, {"rid", "a"}, {"rid", "a"}}),
+      "duplicate key 'rid'");
+}
+
+TEST_F(DecodeTest, RidIsCheckedAfterTheOpsOwnKeys) {
+  // Validation order: the op's keys first (step 7), then the rid (step 8).
+  ExpectBad(Body({{"op", "add_entry"},
+                  {"list", "l"},
+                  {"date", "2026-02-30"},
+                  {"title", "t"},
+                  {"rid", ""}}),
+            "key 'date'");
+  ExpectBad(Body({{"op", "delete_entry"}, {"list", "l"}, {"rid", ""}}), "missing key 'entry_id'");
+  ExpectBad(Body({{"op", "update_entry"}, {"list", "l"}, {"entry_id", U(1)}, {"rid", U(1)}}),
+            "update_entry needs at least one of 'date', 'title'");
+  ExpectBad(Body({{"op", "delete_entry"}, {"rid", U(1)}, {"entry_id", U(1)}}),
+            "missing key 'list'");
+  // And the id is echoed as for any other bad key.
+  const auto& r = Decode(Body(
+      {{"op", "delete_entry"}, {"list", "l"}, {"entry_id", U(1)}, {"rid", U(3)}, {"id", U(9)}}));
+  EXPECT_EQ(r.status.code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(r.id.uint_value, 9u);
+}
+
+TEST_F(DecodeTest, RidOnOtherOpsIsIgnored) {
+  // Like any key an op doesn't use: not validated, not kept.
+  for (const char* op : {"entries", "locate"}) {
+    const auto& r = Decode(Body({{"op", op}, {"list", "l"}, {"rid", U(5)}}));
+    ASSERT_TRUE(r.status.ok()) << op << ": " << r.status.ToString();
+    EXPECT_TRUE(r.request.rid.empty());
+  }
+  const auto& ping = Decode(Body({{"op", "ping"}, {"rid", StrOf(500)}}));
+  ASSERT_TRUE(ping.status.ok());
+  EXPECT_TRUE(ping.request.rid.empty());
+}
+
 }  // namespace
 }  // namespace todo::protocol

@@ -223,6 +223,303 @@ TEST(StorageValueTest, MetaRejectsCorruptValues) {
   }
 }
 
+// --- rid records ---
+
+TEST(RidKeyTest, Layout) {
+  EXPECT_EQ(RidKey("ab", "r1"), std::string("\x02"
+                                            "ab\x02r1",
+                                            6));
+  const std::string expiry = RidExpiryKey(0x0102030405060708ULL, "ab", "r1");
+  EXPECT_EQ(expiry, std::string("\x00rid-expiry\x01\x02\x03\x04\x05\x06\x07\x08\x02"
+                                "abr1",
+                                24));
+  EXPECT_EQ(RidExpiryRangeBegin(), std::string("\x00rid-expiry", 11));
+  EXPECT_EQ(RidExpiryRangeEnd(), std::string("\x00rid-expirz", 11));
+  EXPECT_EQ(RidExpirySeekKey(1), std::string("\x00rid-expiry\0\0\0\0\0\0\0\x01", 19));
+  EXPECT_EQ(RidCountKey(), std::string("\x00rid-count", 10));
+  auto parsed = ParseRidExpiryKey(expiry);
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->created_ms, 0x0102030405060708ULL);
+  EXPECT_EQ(parsed->list, "ab");
+  EXPECT_EQ(parsed->rid, "r1");
+}
+
+TEST(RidKeyTest, RecordsAreOutsideEveryListRangeAndCollideWithNothing) {
+  FakeDb db;
+  size_t written = 0;
+  const std::vector<std::string> rids = {"r", std::string("\0", 1), "\xff", std::string(64, 'x'),
+                                         std::string(64, '\xff')};
+  for (const std::string& name : TrickyNames()) {
+    db[MetaKey(name)] = "meta";
+    db[EntryKey(name, 1)] = "entry";
+    db[EntryKey(name, UINT64_MAX - 1)] = "entry";
+    written += 3;
+    for (const std::string& rid : rids) {
+      db[RidKey(name, rid)] = "rid:" + name;
+      db[RidExpiryKey(7, name, rid)] = "expiry";
+      written += 2;
+    }
+  }
+  db[RidCountKey()] = "count";
+  ++written;
+  ASSERT_EQ(db.size(), written) << "two keys collided";
+  for (const std::string& name : TrickyNames()) {
+    // A list's range holds its meta and entries only, never a rid record:
+    // loading a list reads none.
+    auto begin = db.lower_bound(ListRangeBegin(name));
+    auto end = db.lower_bound(ListRangeEnd(name));
+    size_t n = 0;
+    for (auto it = begin; it != end; ++it, ++n) {
+      ASSERT_TRUE(ParseKey(it->first).has_value()) << testing::PrintToString(it->first);
+    }
+    EXPECT_EQ(n, 3u);
+    // Its rid records follow its range directly, before any other list's.
+    auto rid = db.find(RidKey(name, "r"));
+    ASSERT_NE(rid, db.end());
+    EXPECT_FALSE(ParseKey(rid->first).has_value());
+  }
+  // The expiry index holds exactly the expiry keys, and no list key starts
+  // with 0x00.
+  size_t expiry = 0;
+  for (auto it = db.lower_bound(RidExpiryRangeBegin()); it != db.lower_bound(RidExpiryRangeEnd());
+       ++it, ++expiry) {
+    auto p = ParseRidExpiryKey(it->first);
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(it->second, "expiry");
+    EXPECT_EQ(db.count(RidKey(p->list, p->rid)), 1u);
+  }
+  EXPECT_EQ(expiry, TrickyNames().size() * rids.size());
+}
+
+TEST(RidKeyTest, ExpiryKeysSortByCreationTime) {
+  std::vector<std::string> keys = {RidExpiryKey(300, "a", "x"), RidExpiryKey(2, "zzz", "y"),
+                                   RidExpiryKey(UINT64_MAX, "a", "a"),
+                                   RidExpiryKey(256, "\xff", "z")};
+  std::sort(keys.begin(), keys.end(), BytewiseLess());
+  std::vector<uint64_t> times;
+  for (const auto& k : keys) times.push_back(ParseRidExpiryKey(k)->created_ms);
+  EXPECT_EQ(times, (std::vector<uint64_t>{2, 256, 300, UINT64_MAX}));
+  // Everything created before t sorts before the seek key of t.
+  EXPECT_TRUE(BytewiseLess()(RidExpiryKey(299, std::string(255, '\xff'), std::string(64, '\xff')),
+                             RidExpirySeekKey(300)));
+  EXPECT_FALSE(BytewiseLess()(RidExpiryKey(300, "a", "a"), RidExpirySeekKey(300)));
+}
+
+TEST(RidKeyTest, ParseExpiryKeyRejectsGarbage) {
+  const std::string good = RidExpiryKey(5, "list", "rid");
+  for (const std::string& bad :
+       {std::string(), RidExpiryRangeBegin(), good.substr(0, 15),  // time cut short
+        RidExpirySeekKey(5),                                       // no list
+        RidExpirySeekKey(5) + std::string("\0", 1) + "r",          // empty list name
+        RidExpirySeekKey(5) + "\x04list",                          // no rid
+        RidExpirySeekKey(5) + "\x09list",                          // name beyond the key
+        RidExpiryKey(5, "l", std::string(65, 'r')),                // rid too long
+        std::string("\x00rid-count", 10), EntryKey("list", 1)}) {
+    EXPECT_FALSE(ParseRidExpiryKey(bad).has_value()) << testing::PrintToString(bad);
+  }
+}
+
+// Requests as the decoder gives them.
+protocol::Request AddRequest(std::string_view title) {
+  protocol::Request r;
+  r.op = protocol::Op::kAddEntry;
+  r.list = "l";
+  r.date = ParseDate("2024-02-29");
+  r.title = title;
+  r.rid = "rid";
+  return r;
+}
+
+protocol::Request UpdateRequest(uint64_t entry_id, std::optional<std::string_view> date,
+                                std::optional<std::string_view> title) {
+  protocol::Request r;
+  r.op = protocol::Op::kUpdateEntry;
+  r.list = "l";
+  r.entry_id = entry_id;
+  if (date) r.date = ParseDate(*date);
+  r.title = title;
+  r.rid = "rid";
+  return r;
+}
+
+protocol::Request DeleteRequest(uint64_t entry_id) {
+  protocol::Request r;
+  r.op = protocol::Op::kDeleteEntry;
+  r.list = "l";
+  r.entry_id = entry_id;
+  r.rid = "rid";
+  return r;
+}
+
+void ExpectSameRecord(const RidRecord& a, const RidRecord& b) {
+  EXPECT_EQ(a.op, b.op);
+  EXPECT_EQ(a.created_ms, b.created_ms);
+  EXPECT_EQ(a.entry_id, b.entry_id);
+  EXPECT_EQ(a.date, b.date);
+  EXPECT_EQ(a.title, b.title);
+  EXPECT_EQ(a.outcome, b.outcome);
+  EXPECT_EQ(a.new_id, b.new_id);
+  if (a.outcome == RidOutcome::kUpdated) {
+    EXPECT_EQ(a.result_date, b.result_date);
+    EXPECT_EQ(a.result_title, b.result_title);
+  }
+}
+
+std::vector<RidRecord> SampleRecords(const std::string& long_title) {
+  std::vector<RidRecord> out;
+  RidRecord add = RidRecordFor(AddRequest(long_title), 1'700'000'000'123);
+  add.outcome = RidOutcome::kAdded;
+  add.new_id = UINT64_MAX - 1;
+  out.push_back(add);
+  for (auto [date, title] : {std::pair<const char*, const char*>{"2026-01-01", nullptr},
+                             {nullptr, "new title"},
+                             {"9999-12-31", "\xe2\x82\xac"}}) {
+    RidRecord upd =
+        RidRecordFor(UpdateRequest(3, date ? std::optional<std::string_view>(date) : std::nullopt,
+                                   title ? std::optional<std::string_view>(title) : std::nullopt),
+                     0);
+    upd.outcome = RidOutcome::kUpdated;
+    upd.result_date = *ParseDate("0001-01-01");
+    upd.result_title = long_title;
+    out.push_back(upd);
+    upd.outcome = RidOutcome::kNotFound;
+    out.push_back(upd);
+  }
+  RidRecord del = RidRecordFor(DeleteRequest(0), UINT64_MAX);
+  del.outcome = RidOutcome::kDeleted;
+  out.push_back(del);
+  del.outcome = RidOutcome::kNotDeleted;
+  out.push_back(del);
+  return out;
+}
+
+TEST(RidValueTest, RoundTripsEveryOpAndOutcome) {
+  const std::string long_title(1024, 't');
+  for (const RidRecord& want : SampleRecords(long_title)) {
+    std::string value;
+    RidValueTo(&value, want);
+    EXPECT_EQ(static_cast<uint8_t>(value[0]), 1);
+    auto got = DecodeRidValue(value);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ExpectSameRecord(*got, want);
+    // Decoding points into the value; encoding it again gives the same bytes.
+    std::string again;
+    RidValueTo(&again, *got);
+    EXPECT_EQ(again, value);
+  }
+}
+
+TEST(RidValueTest, ArgumentsAreStoredExactly) {
+  RidRecord r = RidRecordFor(AddRequest("milk"), 42);
+  r.outcome = RidOutcome::kAdded;
+  r.new_id = 7;
+  std::string v;
+  RidValueTo(&v, r);
+  EXPECT_EQ(v, std::string("\x01\x01\0\0\0\0\0\0\0\x2a"  // version, op, created
+                           "\x01\x34\xd7\x65"            // 20240229
+                           "\x00\x04milk"                // the title
+                           "\x01\0\0\0\0\0\0\0\x07",     // added, id 7
+                           29));
+}
+
+TEST(RidValueTest, SameRequestComparesOpAndEveryArgument) {
+  const RidRecord add = RidRecordFor(AddRequest("milk"), 1);
+  EXPECT_TRUE(SameRequest(add, AddRequest("milk")));
+  EXPECT_FALSE(SameRequest(add, AddRequest("milk ")));
+  protocol::Request other_date = AddRequest("milk");
+  other_date.date = ParseDate("2024-03-01");
+  EXPECT_FALSE(SameRequest(add, other_date));
+  EXPECT_FALSE(SameRequest(add, DeleteRequest(1)));
+  // The list and the rid are the key's, not compared here; nor is the id.
+  protocol::Request other_id = AddRequest("milk");
+  other_id.id = protocol::RequestId::Uint(99);
+  EXPECT_TRUE(SameRequest(add, other_id));
+
+  const RidRecord upd = RidRecordFor(UpdateRequest(3, "2026-01-01", std::nullopt), 1);
+  EXPECT_TRUE(SameRequest(upd, UpdateRequest(3, "2026-01-01", std::nullopt)));
+  EXPECT_FALSE(SameRequest(upd, UpdateRequest(4, "2026-01-01", std::nullopt)));
+  EXPECT_FALSE(SameRequest(upd, UpdateRequest(3, "2026-01-02", std::nullopt)));
+  // A key given or not is an argument too.
+  EXPECT_FALSE(SameRequest(upd, UpdateRequest(3, "2026-01-01", "t")));
+  const RidRecord upd_title = RidRecordFor(UpdateRequest(3, std::nullopt, "t"), 1);
+  EXPECT_FALSE(SameRequest(upd_title, UpdateRequest(3, "2026-01-01", "t")));
+  EXPECT_TRUE(SameRequest(upd_title, UpdateRequest(3, std::nullopt, "t")));
+
+  const RidRecord del = RidRecordFor(DeleteRequest(5), 1);
+  EXPECT_TRUE(SameRequest(del, DeleteRequest(5)));
+  EXPECT_FALSE(SameRequest(del, DeleteRequest(6)));
+  EXPECT_FALSE(SameRequest(del, UpdateRequest(5, std::nullopt, "t")));
+}
+
+TEST(RidValueTest, RejectsCorruptValues) {
+  const std::string long_title(1024, 't');
+  std::vector<std::string> bad = {std::string(), std::string("\x01", 1),
+                                  std::string("\x02\x01", 2)};
+  for (const RidRecord& r : SampleRecords(long_title)) {
+    std::string v;
+    RidValueTo(&v, r);
+    for (size_t cut = 0; cut < v.size(); ++cut) bad.push_back(v.substr(0, cut));  // truncated
+    bad.push_back(v + '\0');                                                      // trailing
+    std::string wrong_op = v;
+    wrong_op[1] = 9;
+    bad.push_back(wrong_op);
+    std::string wrong_version = v;
+    wrong_version[0] = 2;
+    bad.push_back(wrong_version);
+  }
+  // An outcome that doesn't belong to the op, and one that doesn't exist.
+  RidRecord add = RidRecordFor(AddRequest("milk"), 1);
+  for (RidOutcome o :
+       {RidOutcome::kUpdated, RidOutcome::kNotFound, RidOutcome::kDeleted, RidOutcome::kNotDeleted,
+        static_cast<RidOutcome>(0), static_cast<RidOutcome>(6)}) {
+    add.outcome = o;
+    std::string v;
+    RidValueTo(&v, add);
+    bad.push_back(v);
+  }
+  RidRecord del = RidRecordFor(DeleteRequest(1), 1);
+  del.outcome = RidOutcome::kAdded;
+  std::string v;
+  RidValueTo(&v, del);
+  bad.push_back(v);
+  // A bad date, a bad title, an update with neither, an added id of 0.
+  add = RidRecordFor(AddRequest("bad \xff"), 1);
+  add.outcome = RidOutcome::kAdded;
+  add.new_id = 1;
+  RidValueTo(&v, add);
+  bad.push_back(v);
+  add.title = "ok";
+  add.date = Date{20260230};
+  RidValueTo(&v, add);
+  bad.push_back(v);
+  add.date = ParseDate("2026-01-01");
+  add.new_id = 0;
+  RidValueTo(&v, add);
+  bad.push_back(v);
+  RidRecord upd = RidRecordFor(UpdateRequest(1, std::nullopt, std::nullopt), 1);
+  upd.outcome = RidOutcome::kNotFound;
+  RidValueTo(&v, upd);
+  bad.push_back(v);
+  for (const std::string& b : bad) {
+    auto r = DecodeRidValue(b);
+    EXPECT_FALSE(r.ok()) << testing::PrintToString(b);
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), ErrorCode::kInternal);
+    }
+  }
+}
+
+TEST(RidValueTest, CountRoundTrip) {
+  for (uint64_t n : {uint64_t{0}, uint64_t{1}, UINT64_MAX}) {
+    auto d = DecodeRidCount(EncodeRidCount(n));
+    ASSERT_TRUE(d.ok());
+    EXPECT_EQ(*d, n);
+  }
+  EXPECT_FALSE(DecodeRidCount("").ok());
+  EXPECT_FALSE(DecodeRidCount(EncodeRidCount(1) + "x").ok());
+  EXPECT_FALSE(DecodeRidCount(std::string(9, '\0')).ok());
+}
+
 TEST(ManifestTest, RoundTrip) {
   for (uint32_t shards : {1u, 4u, 1024u}) {
     Manifest m;

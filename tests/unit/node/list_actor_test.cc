@@ -6,9 +6,11 @@
 
 #include <map>
 #include <random>
+#include <sstream>
 
 #include "common/storage_format.h"
 #include "node/registry.h"
+#include "node/store/rid_filter.h"
 #include "test_util.h"
 
 namespace todo::node {
@@ -20,6 +22,7 @@ using todo::testing::Entries;
 using todo::testing::MakeCall;
 using todo::testing::Unpack;
 using todo::testing::Update;
+using todo::testing::WithRid;
 
 class ListActorTest : public ::testing::Test {
  protected:
@@ -604,6 +607,325 @@ TEST_F(ListActorTest, LargeReadsAnswerOverloadedWhileUnreadRepliesAreOverTheBudg
   Post(*a, Entries("l", 47));
   r = Run(1);
   EXPECT_EQ(Titles(r[47]).size(), 41u);
+}
+
+// --- request ids (rid): a retried write happens once ---
+
+class RidTest : public ListActorTest {
+ protected:
+  // The rid counters of `list`'s shard.
+  const store::WriterStats& Stats(std::string_view list) {
+    return store_->writer(store_->ShardFor(list)).stats();
+  }
+  // Every entry of `list`, read by a fresh actor from the disk.
+  std::vector<std::string> OnDisk(const std::string& list, uint64_t request_id) {
+    auto fresh = NewActor(list);
+    Post(*fresh, Entries(list, request_id));
+    auto r = Run(1);
+    return Titles(r[request_id]);
+  }
+  static std::string Message(const msgpack::object_handle& oh) {
+    using M = std::map<std::string, std::string>;
+    return Map(oh)["error"].as<M>()["message"];
+  }
+  static bool Deleted(const msgpack::object_handle& oh) {
+    using M = std::map<std::string, bool>;
+    return Map(oh)["result"].as<M>()["deleted"];
+  }
+  // Closes the store and opens it again on the same dir with `o`.
+  void Reopen(store::StoreOptions o) {
+    store_.reset();
+    o.dir = dir_.path() + "/store" + std::to_string(opens_);
+    auto s = store::Store::Open(o, &replies_);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+  }
+  // The reply's map without its "id" (a retry's reply echoes its own id).
+  static std::string WithoutId(const msgpack::object_handle& oh) {
+    auto m = Map(oh);
+    m.erase("id");
+    std::stringstream out;
+    for (auto& [k, v] : m) out << k << "=" << v << ";";
+    return out.str();
+  }
+};
+
+TEST_F(RidTest, ARetryGetsTheFirstRepliesAndChangesNothing) {
+  auto a = NewActor("l");
+  Post(*a, WithRid(Add("l", "2026-01-01", "one", 1), "add-1"));
+  Post(*a, WithRid(Add("l", "2026-01-01", "two", 2), "add-2"));
+  Post(*a, WithRid(Update("l", 1, "ONE", 3), "upd-1"));
+  Post(*a, WithRid(Delete("l", 2, 4), "del-2"));
+  auto first = Run(4);
+  ASSERT_EQ(first.size(), 4u);
+  EXPECT_EQ(NewId(first[1]), 1u);
+  EXPECT_EQ(NewId(first[2]), 2u);
+  EXPECT_EQ(Stats("l").rid_written.load(), 4u);
+  // Retries, in another order and with other request ids: the same replies,
+  // each echoing its own id, and nothing applied again.
+  Post(*a, WithRid(Delete("l", 2, 14), "del-2"));
+  Post(*a, WithRid(Update("l", 1, "ONE", 13), "upd-1"));
+  Post(*a, WithRid(Add("l", "2026-01-01", "two", 12), "add-2"));
+  Post(*a, WithRid(Add("l", "2026-01-01", "one", 11), "add-1"));
+  auto again = Run(4);
+  ASSERT_EQ(again.size(), 4u);
+  for (uint64_t id = 1; id <= 4; ++id) {
+    EXPECT_EQ(WithoutId(again[id + 10]), WithoutId(first[id])) << id;
+  }
+  EXPECT_EQ(Stats("l").rid_hits.load(), 4u);
+  EXPECT_EQ(Stats("l").rid_written.load(), 4u);
+  EXPECT_EQ(Stats("l").rid_records.load(), 4u);
+  Post(*a, Add("l", "2026-01-01", "three", 20));  // the retried add took no id
+  auto r = Run(1);
+  EXPECT_EQ(NewId(r[20]), 3u);
+  EXPECT_EQ(OnDisk("l", 21), (std::vector<std::string>{"1:ONE", "3:three"}));
+  // A fresh actor (the node restarted) answers from the records on disk.
+  auto b = NewActor("l");
+  Post(*b, WithRid(Add("l", "2026-01-01", "one", 31), "add-1"));
+  Post(*b, WithRid(Delete("l", 2, 32), "del-2"));
+  r = Run(2);
+  EXPECT_EQ(WithoutId(r[31]), WithoutId(first[1]));
+  EXPECT_EQ(WithoutId(r[32]), WithoutId(first[4]));
+  EXPECT_EQ(OnDisk("l", 33), (std::vector<std::string>{"1:ONE", "3:three"}));
+}
+
+TEST_F(RidTest, ARetryAnswersFromTheRecordNotFromTheListAsItIsNow) {
+  auto a = NewActor("l");
+  // An update of a missing entry and a delete of one: each writes its record.
+  Post(*a, WithRid(Update("l", 2, "x", 1), "upd"));
+  Post(*a, WithRid(Delete("l", 1, 2), "del"));
+  auto first = Run(2);
+  EXPECT_EQ(Code(first[1]), "not_found");
+  EXPECT_FALSE(Deleted(first[2]));
+  EXPECT_EQ(Stats("l").rid_records.load(), 2u);
+  // Entries 1 and 2 exist now; the retries still answer what happened then,
+  // and change nothing.
+  Post(*a, Add("l", "2026-01-01", "a", 3));
+  Post(*a, Add("l", "2026-01-01", "b", 4));
+  Post(*a, WithRid(Update("l", 2, "x", 5), "upd"));
+  Post(*a, WithRid(Delete("l", 1, 6), "del"));
+  auto r = Run(4);
+  EXPECT_EQ(Code(r[5]), "not_found");
+  EXPECT_EQ(Message(r[5]), Message(first[1]));
+  EXPECT_EQ(WithoutId(r[6]), WithoutId(first[2]));
+  EXPECT_EQ(OnDisk("l", 7), (std::vector<std::string>{"1:a", "2:b"}));
+}
+
+TEST_F(RidTest, ARidUsedForAnotherRequestIsRefusedAndChangesNothing) {
+  auto a = NewActor("l");
+  Post(*a, WithRid(Add("l", "2026-01-01", "one", 1), "r"));
+  Run(1);
+  Post(*a, WithRid(Add("l", "2026-01-01", "other title", 2), "r"));
+  Post(*a, WithRid(Add("l", "2026-01-02", "one", 3), "r"));
+  Post(*a, WithRid(Delete("l", 1, 4), "r"));
+  Post(*a, WithRid(Update("l", 1, "x", 5), "r"));
+  auto r = Run(4);
+  for (uint64_t id = 2; id <= 5; ++id) {
+    EXPECT_EQ(Code(r[id]), "bad_request") << id;
+    const std::string message = Message(r[id]);
+    EXPECT_NE(message.find("rid 'r' was used for a different request (add_entry"),
+              std::string::npos)
+        << message;
+  }
+  EXPECT_EQ(Stats("l").rid_conflicts.load(), 4u);
+  EXPECT_EQ(Stats("l").rid_records.load(), 1u);
+  EXPECT_EQ(OnDisk("l", 6), (std::vector<std::string>{"1:one"}));
+  // Without a rid, or with another, writes behave as before.
+  Post(*a, Add("l", "2026-01-01", "one", 7));
+  Post(*a, WithRid(Add("l", "2026-01-01", "one", 8), "r2"));
+  r = Run(2);
+  EXPECT_EQ(NewId(r[7]), 2u);
+  EXPECT_EQ(NewId(r[8]), 3u);
+}
+
+TEST_F(RidTest, ARetryQueuedBehindItsOriginalInFlightWaitsAndAnswersTheSame) {
+  todo::testing::FaultEnv& env = OpenOnFaultEnv();
+  auto a = NewActor("l");
+  env.hold_log_syncs = true;
+  Post(*a, WithRid(Add("l", "2026-01-01", "one", 1), "r"));
+  Post(*a, WithRid(Add("l", "2026-01-01", "one", 2), "r"));  // the same slice
+  ex_.RunAll();
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return env.held_syncs.load() == 1; }));
+  // A retry in a later slice, while the original's group commit is held at
+  // its sync, and one of another request with the same rid.
+  Post(*a, WithRid(Add("l", "2026-01-01", "one", 3), "r"));
+  Post(*a, WithRid(Delete("l", 1, 4), "r"));
+  ex_.RunAll();
+  // Nothing is answered before the original is durable: the retries wait
+  // behind it, and learn whether they repeat it from the record it writes.
+  EXPECT_EQ(todo::testing::WaitReplies(replies_, 1, 200).size(), 0u);
+  EXPECT_EQ(Stats("l").rid_written.load(), 0u);
+  env.hold_log_syncs = false;
+  auto replies = todo::testing::WaitReplies(replies_, 4);
+  ASSERT_EQ(replies.size(), 4u);
+  std::map<uint64_t, msgpack::object_handle> by_id;
+  for (auto& reply : replies) {
+    auto oh = Unpack(reply);
+    by_id[Map(oh)["id"].as<uint64_t>()] = std::move(oh);
+  }
+  for (uint64_t id : {1, 2, 3}) EXPECT_EQ(NewId(by_id[id]), 1u) << id;
+  EXPECT_EQ(Code(by_id[4]), "bad_request");
+  EXPECT_NE(Message(by_id[4]).find("rid 'r' was used for a different request (add_entry)"),
+            std::string::npos)
+      << Message(by_id[4]);
+  EXPECT_EQ(Stats("l").rid_hits.load(), 2u);
+  EXPECT_EQ(Stats("l").rid_conflicts.load(), 1u);
+  EXPECT_EQ(Stats("l").rid_written.load(), 1u);
+  EXPECT_EQ(OnDisk("l", 5), (std::vector<std::string>{"1:one"}));
+}
+
+TEST_F(RidTest, AFailedWriteLeavesNoRecordAndItsRetriesFailWithIt) {
+  todo::testing::FaultEnv& env = OpenOnFaultEnv();
+  auto a = NewActor("l");
+  Post(*a, Add("l", "2026-01-01", "durable", 1));
+  Run(1);
+  // The original's sync fails; a retry queued behind it must not claim it
+  // happened.
+  env.hold_log_syncs = true;
+  env.fail_log_syncs = 1;
+  Post(*a, WithRid(Add("l", "2026-01-01", "lost", 2), "r"));
+  ex_.RunAll();
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return env.held_syncs.load() == 1; }));
+  Post(*a, WithRid(Add("l", "2026-01-01", "lost", 3), "r"));
+  ex_.RunAll();
+  env.hold_log_syncs = false;
+  auto r = Run(2);
+  EXPECT_EQ(Code(r[2]), "internal");
+  EXPECT_EQ(Code(r[3]), "internal");
+  ASSERT_TRUE(WaitReopens(1));
+  EXPECT_EQ(Stats("l").rid_records.load(), 0u);
+  // No record: the next retry is a first request, applied once.
+  Post(*a, WithRid(Add("l", "2026-01-01", "lost", 4), "r"));
+  Post(*a, WithRid(Add("l", "2026-01-01", "lost", 5), "r"));
+  r = Run(2);
+  EXPECT_EQ(NewId(r[4]), 2u);
+  EXPECT_EQ(NewId(r[5]), 2u);
+  EXPECT_EQ(Stats("l").rid_records.load(), 1u);
+  EXPECT_EQ(OnDisk("l", 6), (std::vector<std::string>{"1:durable", "2:lost"}));
+}
+
+TEST_F(RidTest, FirstRequestsSkipTheDiskAndARestartedStoreStillFindsEveryRecord) {
+  store::StoreOptions o;
+  o.sync = false;
+  o.shards = 2;
+  Reopen(o);  // the sweeper thread fills the filter at start (nothing yet)
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return store_->rid_filter().complete(); }));
+  auto a = NewActor("l");
+  for (uint64_t i = 1; i <= 20; ++i) {
+    Post(*a,
+         WithRid(Add("l", "2026-01-01", "t" + std::to_string(i), i), "rid-" + std::to_string(i)));
+  }
+  Run(20);
+  // Each first request asked the filter, which knew there was no record.
+  EXPECT_EQ(store_->rid_filter().skipped(), 20u);
+  EXPECT_EQ(store_->rid_filter().inserted(), 20u);
+  // A restarted store has an empty filter until it has read the records
+  // on disk: a retry is never taken for a first request meanwhile.
+  a.reset();
+  Reopen(o);
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return store_->rid_filter().complete(); }));
+  EXPECT_EQ(store_->rid_filter().inserted(), 20u);  // from the expiry index
+  auto b = NewActor("l");
+  for (uint64_t i = 1; i <= 20; ++i) {
+    Post(*b, WithRid(Add("l", "2026-01-01", "t" + std::to_string(i), 100 + i),
+                     "rid-" + std::to_string(i)));
+  }
+  auto r = Run(20);
+  for (uint64_t i = 1; i <= 20; ++i) EXPECT_EQ(NewId(r[100 + i]), i);
+  EXPECT_EQ(Stats("l").rid_hits.load(), 20u);
+  EXPECT_EQ(OnDisk("l", 200).size(), 20u);
+}
+
+TEST_F(RidTest, ARequestRefusedAsOverloadedLeavesNoRecord) {
+  store_.reset();
+  store::StoreOptions o;
+  o.sync = false;
+  o.shards = 1;
+  o.writer_queue = 1;
+  Open(o);
+  auto a = NewActor("l");
+  ASSERT_TRUE(store_->writer(0).TryReserve());  // the only slot
+  Post(*a, WithRid(Add("l", "2026-01-01", "one", 1), "r"));
+  Post(*a, WithRid(Delete("l", 1, 2), "d"));
+  auto r = Run(2);
+  EXPECT_EQ(Code(r[1]), "overloaded");
+  EXPECT_EQ(Code(r[2]), "overloaded");
+  store_->writer(0).Unreserve();
+  Post(*a, WithRid(Add("l", "2026-01-01", "one", 3), "r"));
+  r = Run(1);
+  EXPECT_EQ(NewId(r[3]), 1u);  // applied now, as a first request
+  EXPECT_EQ(Stats("l").rid_hits.load(), 0u);
+  EXPECT_EQ(Stats("l").rid_records.load(), 1u);
+}
+
+TEST_F(RidTest, AddsWithRidsNeedOnlyTheCounterAndKeepNoRecordInMemory) {
+  {
+    auto a = NewActor("big");
+    AddMany(*a, "big", 300, std::string(40, 'e'));
+  }
+  MemoryMeter meter;
+  auto b = std::make_shared<ListActor>("big", &ex_, 100, store_.get(), &replies_, &meter);
+  const int64_t idle = meter.bytes.load();
+  std::vector<std::string> rids;
+  for (int i = 0; i < 50; ++i) rids.push_back("rid-" + std::to_string(i));
+  for (int i = 0; i < 50; ++i) Post(*b, WithRid(Add("big", "2026-01-02", "x", 1 + i), rids[i]));
+  auto r = Run(50);
+  EXPECT_EQ(NewId(r[50]), 350u);
+  // Neither the list (over 12 KB) nor the records are held once durable.
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return b->inflight.load() == 0; }));
+  Post(*b, WithRid(Add("big", "2026-01-02", "x", 51), rids[0]));  // a retry: from disk
+  r = Run(1);
+  EXPECT_EQ(NewId(r[51]), 301u);
+  EXPECT_LT(meter.bytes.load(), idle + 1024);
+}
+
+TEST_F(RidTest, RecordsExpireAfterTheTtlAndTheRetryIsThenAFirstRequest) {
+  std::atomic<uint64_t> now{1'000'000};
+  store_.reset();
+  store::StoreOptions o;
+  o.sync = false;
+  o.shards = 2;
+  o.rid_ttl = std::chrono::milliseconds(1000);
+  o.rid_sweep_every = std::chrono::milliseconds(0);  // passes run by hand
+  o.rid_sweep_max = 3;
+  o.now_ms = [&] { return now.load(); };
+  Open(o);
+  const uint32_t shard = store_->ShardFor("l");
+  auto a = NewActor("l");
+  std::vector<std::string> rids;
+  for (int i = 0; i < 5; ++i) rids.push_back("r" + std::to_string(i));
+  for (int i = 0; i < 5; ++i) Post(*a, WithRid(Add("l", "2026-01-01", "t", 1 + i), rids[i]));
+  Run(5);
+  now += 500;
+  Post(*a, WithRid(Add("l", "2026-01-01", "later", 6), "late"));
+  Run(1);
+  EXPECT_EQ(store_->writer(shard).stats().rid_records.load(), 6u);
+  // Kept for at least the TTL.
+  now = 1'000'999;
+  EXPECT_EQ(store_->SweepRids(now), 0u);
+  // Then dropped, at most rid_sweep_max per pass, oldest first.
+  now = 1'001'000;
+  EXPECT_EQ(store_->SweepRids(now), 3u);
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return !store_->SweepInFlight(); }));
+  EXPECT_EQ(store_->SweepRids(now), 2u);
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return !store_->SweepInFlight(); }));
+  EXPECT_EQ(store_->SweepRids(now), 0u);  // "late" is younger
+  const store::WriterStats& st = store_->writer(shard).stats();
+  EXPECT_EQ(st.rid_expired.load(), 5u);
+  EXPECT_EQ(st.rid_records.load(), 1u);
+  // No reply went out for the sweeper's writes.
+  EXPECT_EQ(todo::testing::WaitReplies(replies_, 1, 50).size(), 0u);
+  // The contract after the TTL: a retry is a first request again.
+  Post(*a, WithRid(Add("l", "2026-01-01", "t", 7), rids[0]));
+  Post(*a, WithRid(Add("l", "2026-01-01", "later", 8), "late"));  // still kept
+  auto r = Run(2);
+  EXPECT_EQ(NewId(r[7]), 7u);
+  EXPECT_EQ(NewId(r[8]), 6u);
+  // The count is on disk: a reopened store reads it.
+  a.reset();
+  Reopen(o);
+  ASSERT_TRUE(todo::testing::WaitFor(
+      [&] { return store_->writer(shard).stats().rid_records.load() == 2u; }));
 }
 
 }  // namespace

@@ -89,6 +89,12 @@ inline protocol::Request Delete(std::string_view list, uint64_t entry_id, uint64
   return r;
 }
 
+// `r` with request id `rid` (a view: `rid` must outlive the request).
+inline protocol::Request WithRid(protocol::Request r, std::string_view rid) {
+  r.rid = rid;
+  return r;
+}
+
 inline msgpack::object_handle Unpack(const node::Reply& r) {
   return msgpack::unpack(static_cast<const char*>(r.body.data()), r.body.size());
 }

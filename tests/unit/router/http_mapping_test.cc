@@ -342,6 +342,98 @@ TEST(MapDeleteAndOwner, CarryTheListAndId) {
   EXPECT_EQ(o.list, "a/b");
 }
 
+// --- Idempotency-Key: the rid of an HTTP write ---
+
+TEST(IdempotencyKey, BareOrQuotedOneToSixtyFourBytes) {
+  EXPECT_EQ(*IdempotencyKey({}), std::nullopt);  // no header: no rid
+  EXPECT_EQ(*IdempotencyKey({"8e03978e-40d5-43e8-bc93-6894a57f9324"}),
+            "8e03978e-40d5-43e8-bc93-6894a57f9324");  // Stripe's bare form
+  // The IETF draft's form: a structured-field string, unquoted.
+  EXPECT_EQ(*IdempotencyKey({"\"8e03978e-40d5\""}), "8e03978e-40d5");
+  EXPECT_EQ(*IdempotencyKey({R"("a \"quoted\" \\ key")"}), R"(a "quoted" \ key)");
+  EXPECT_EQ(*IdempotencyKey({std::string(64, 'k')}), std::string(64, 'k'));
+  EXPECT_EQ(*IdempotencyKey({"\"" + std::string(64, 'k') + "\""}), std::string(64, 'k'));
+  EXPECT_EQ(*IdempotencyKey({"x"}), "x");
+}
+
+TEST(IdempotencyKey, AnythingElseIsA400NamingTheHeader) {
+  const std::string long_key(65, 'k');
+  // The values own their bytes here: a HeaderValues only views them.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{""}, "must be 1-64 bytes, not 0"},
+      {{long_key}, "must be 1-64 bytes, not 65"},
+      {{"\"\""}, "must be 1-64 bytes, not 0"},
+      {{"\"" + long_key + "\""}, "must be 1-64 bytes, not 65"},
+      {{"a", "b"}, "given 2 times; give it once"},
+      {{"\"open"}, "starts a quoted string it does not end"},
+      {{"\""}, "starts a quoted string it does not end"},
+      {{R"("bad \n escape")"}, "bad escape"},
+      {{R"("ends in \")"}, "bad escape"},
+      {{R"("inner " quote")"}, "bad character"},
+      {{"\"tab\tinside\""}, "bad character"},
+      {{"\"caf\xc3\xa9\""}, "bad character"},
+  };
+  for (const auto& [owned, why] : cases) {
+    const HeaderValues values(owned.begin(), owned.end());
+    auto k = IdempotencyKey(values);
+    ASSERT_FALSE(k.ok()) << why;
+    EXPECT_EQ(k.status().code(), ErrorCode::kBadRequest);
+    EXPECT_EQ(HttpStatusFor(k.status().code()), 400);
+    EXPECT_NE(k.status().message().find("header 'Idempotency-Key'"), std::string::npos)
+        << k.status().message();
+    EXPECT_NE(k.status().message().find(why), std::string::npos) << k.status().message();
+  }
+}
+
+TEST(IdempotencyKey, EveryWriteTakesItAsItsRid) {
+  const HeaderValues key = {"key-1"};
+  auto book = MapBookAddEntry(Query({{"list", "b"}, {"date", "2026-12-19"}, {"title", "T"}}), key);
+  ASSERT_TRUE(book.ok()) << book.status().ToString();
+  EXPECT_EQ(book->rid, "key-1");
+  ListPath entries{"l", ListPath::Kind::kEntries, 0};
+  auto create = MapCreateEntry(entries, R"({"date": "2026-12-19", "title": "T"})", key);
+  ASSERT_TRUE(create.ok()) << create.status().ToString();
+  EXPECT_EQ(create->rid, "key-1");
+  ListPath entry{"l", ListPath::Kind::kEntry, 4};
+  auto update = MapUpdateEntry(entry, R"({"title": "U"})", key);
+  ASSERT_TRUE(update.ok()) << update.status().ToString();
+  EXPECT_EQ(update->rid, "key-1");
+  auto del = MapDeleteEntry(entry, key);
+  ASSERT_TRUE(del.ok()) << del.status().ToString();
+  EXPECT_EQ(del->rid, "key-1");
+  EXPECT_EQ(del->entry_id, 4u);
+  // Without the header (or through the old signatures): no rid, as before.
+  EXPECT_EQ(MapDeleteEntry(entry, {})->rid, std::nullopt);
+  EXPECT_EQ(MapDeleteEntry(entry).rid, std::nullopt);
+  EXPECT_EQ(MapCreateEntry(entries, R"({"date": "2026-12-19", "title": "T"})")->rid, std::nullopt);
+  // A bad key refuses the request; a bad body is reported first.
+  EXPECT_FALSE(MapDeleteEntry(entry, {"a", "b"}).ok());
+  EXPECT_FALSE(MapUpdateEntry(entry, R"({"title": "U"})", {""}).ok());
+  EXPECT_FALSE(MapBookAddEntry(Query({{"list", "b"}, {"date", "2026-12-19"}, {"title", "T"}}),
+                               {std::string(65, 'k')})
+                   .ok());
+  auto both_bad = MapCreateEntry(entries, "not json", {""});
+  EXPECT_NE(both_bad.status().message().find("JSON"), std::string::npos);
+}
+
+TEST(IdempotencyKey, TheRidTravelsInTheProtocolRequest) {
+  ListPath entries{"l", ListPath::Kind::kEntries, 0};
+  auto create = MapCreateEntry(entries, R"({"date": "2026-12-19", "title": "T"})", {"\"k\\\"ey\""});
+  ASSERT_TRUE(create.ok()) << create.status().ToString();
+  msgpack::sbuffer b;
+  protocol::EncodeRequest(b, create->View(protocol::RequestId::Uint(1)));
+  const std::string bytes = Body(b);
+  auto decoded = protocol::DecodeRequest(bytes);
+  ASSERT_TRUE(decoded.status.ok()) << decoded.status.ToString();
+  EXPECT_EQ(decoded.request.rid, "k\"ey");
+  // No header: no rid key on the wire.
+  auto plain = MapCreateEntry(entries, R"({"date": "2026-12-19", "title": "T"})");
+  msgpack::sbuffer b2;
+  protocol::EncodeRequest(b2, plain->View(protocol::RequestId::Uint(1)));
+  const std::string bytes2 = Body(b2);
+  EXPECT_TRUE(protocol::DecodeRequest(bytes2).request.rid.empty());
+}
+
 // --- JSON replies ---
 
 TEST(JsonResultReply, ResultAsJsonKeepingKeyOrder) {

@@ -1,0 +1,204 @@
+#include "node/store/rid_sweeper.h"
+
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <shared_mutex>
+
+#include "common/storage_format.h"
+
+namespace todo::store {
+namespace {
+
+// After a pass that took its maximum, the next one comes this soon.
+constexpr std::chrono::milliseconds kBacklogPause(20);
+// Every this many passes a shard's scan starts over from the oldest entry.
+constexpr uint32_t kRestartEvery = 64;
+
+// Reads verify their blocks' checksums, as the store's do: a damaged block
+// is never read (nor cached) as if it were sound.
+leveldb::ReadOptions VerifiedReads() {
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = true;
+  return ro;
+}
+
+}  // namespace
+
+RidSweeper::RidSweeper(std::vector<ShardDb*> shards, std::vector<ShardWriter*> writers,
+                       Options options)
+    : shards_(std::move(shards)),
+      writers_(std::move(writers)),
+      options_(std::move(options)),
+      state_(shards_.size()) {}
+
+RidSweeper::~RidSweeper() { Stop(); }
+
+void RidSweeper::Start() {
+  if (options_.every.count() <= 0 || thread_.joinable()) return;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void RidSweeper::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool RidSweeper::InFlight() const {
+  for (const ShardState& s : state_) {
+    if (s.owner->inflight.load(std::memory_order_acquire) > 0) return true;
+  }
+  return false;
+}
+
+void RidSweeper::TendFilter(uint64_t now_ms) {
+  RidFilter* filter = options_.filter;
+  if (filter == nullptr || !filter->enabled()) return;
+  if (!filled_) {
+    filled_ = true;
+    uint64_t found = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      const ShardDb& shard = *shards_[i];
+      std::shared_lock<std::shared_mutex> lock(shard.mu);
+      if (!shard.db) {
+        spdlog::warn("shard {}: down at start; rid lookups always read the disk", i);
+        return;  // never marked complete
+      }
+      std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
+      const std::string end = storage::RidExpiryRangeEnd();
+      for (it->Seek(storage::RidExpiryRangeBegin()); it->Valid() && it->key().compare(end) < 0;
+           it->Next()) {
+        auto parsed =
+            storage::ParseRidExpiryKey(std::string_view(it->key().data(), it->key().size()));
+        if (parsed) {
+          filter->Insert(RidFilter::Hash({}, parsed->list, parsed->rid));
+          ++found;
+        }
+      }
+      if (!it->status().ok()) {
+        spdlog::warn("shard {}: scan of rid records failed ({}); rid lookups always read the disk",
+                     i, it->status().ToString());
+        return;
+      }
+    }
+    filter->MarkComplete();
+    generation_start_ms_ = now_ms;
+    spdlog::info(
+        "rid filter: {} records on disk, read in {} ms; {} MiB", found,
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count(),
+        filter->bytes() >> 20);
+    return;
+  }
+  if (filter->complete() &&
+      now_ms >= generation_start_ms_ + static_cast<uint64_t>(options_.ttl.count())) {
+    filter->Rotate();
+    generation_start_ms_ = now_ms;
+  }
+}
+
+size_t RidSweeper::Pass(uint64_t now_ms) {
+  TendFilter(now_ms);
+  size_t n = 0;
+  bool full = false;
+  for (size_t i = 0; i < shards_.size(); ++i) n += PassShard(i, now_ms, &full);
+  return n;
+}
+
+void RidSweeper::Loop() {
+  pthread_setname_np(pthread_self(), "todo-rid-sweep");
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    bool full = false;
+    const uint64_t now = options_.now_ms();
+    TendFilter(now);
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      bool shard_full = false;
+      PassShard(i, now, &shard_full);
+      full |= shard_full;
+    }
+    lock.lock();
+    cv_.wait_for(lock, full ? kBacklogPause : options_.every, [&] { return stopping_; });
+  }
+}
+
+size_t RidSweeper::PassShard(size_t index, uint64_t now_ms, bool* full) {
+  *full = false;
+  ShardState& st = state_[index];
+  // The last pass's deletes still queued: they are not visible yet.
+  if (st.owner->inflight.load(std::memory_order_acquire) > 0) return 0;
+  const uint64_t ttl = static_cast<uint64_t>(options_.ttl.count());
+  if (now_ms < ttl) return 0;
+  // A failed write of ours (the records are still there) or a periodic
+  // restart: scan from the oldest entry again.
+  const uint64_t epoch = st.owner->valid_epoch.load(std::memory_order_acquire);
+  if (epoch != st.used_epoch || ++st.passes % kRestartEvery == 0) st.cursor.clear();
+  // Records created at or before this are expired.
+  const std::string limit = storage::RidExpirySeekKey(now_ms - ttl + 1);
+
+  WriteOp op;
+  size_t entries = 0, records = 0;
+  std::string last_key;
+  {
+    const ShardDb& shard = *shards_[index];
+    std::shared_lock<std::shared_mutex> lock(shard.mu);
+    if (!shard.db) return 0;  // being reopened by its writer: next pass
+    std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
+    std::string value;
+    it->Seek(st.cursor.empty() ? storage::RidExpiryRangeBegin() : st.cursor);
+    for (; it->Valid() && entries < options_.max_per_pass && it->key().compare(limit) < 0;
+         it->Next()) {
+      const std::string_view key(it->key().data(), it->key().size());
+      if (auto parsed = storage::ParseRidExpiryKey(key)) {
+        const std::string record_key = storage::RidKey(parsed->list, parsed->rid);
+        leveldb::Status s = shard.db->Get(VerifiedReads(), record_key, &value);
+        if (s.ok()) {
+          auto record = storage::DecodeRidValue(value);
+          // Dropped only if it is the record this entry was written for.
+          if (!record.ok() || record->created_ms == parsed->created_ms) {
+            op.batch.Delete(record_key);
+            ++records;
+          }
+        } else if (!s.IsNotFound()) {
+          spdlog::warn("shard {}: rid sweep: cannot read a record: {}; next pass", index,
+                       s.ToString());
+          break;
+        }
+      } else {
+        spdlog::warn("shard {}: rid sweep: dropping a malformed expiry index key ({} bytes)", index,
+                     key.size());
+      }
+      op.batch.Delete(key);
+      ++entries;
+      last_key.assign(key);
+    }
+    if (!it->status().ok()) {
+      spdlog::warn("shard {}: rid sweep: scan failed: {}; next pass", index,
+                   it->status().ToString());
+    }
+  }
+  if (entries == 0) return 0;
+  if (!writers_[index]->TryReserve()) return 0;  // the writer is full: next pass
+  *full = entries >= options_.max_per_pass;
+  op.owner = st.owner;
+  op.epoch = epoch;
+  op.silent = true;
+  op.rid_delta = -static_cast<int32_t>(records);
+  st.used_epoch = epoch;
+  // Where the next scan starts: just after the last entry taken.
+  st.cursor = last_key;
+  st.cursor.push_back('\0');
+  st.owner->inflight.fetch_add(1, std::memory_order_relaxed);
+  std::vector<WriteOp> ops;
+  ops.push_back(std::move(op));
+  writers_[index]->Submit(ops);
+  return records;
+}
+
+}  // namespace todo::store

@@ -1,0 +1,66 @@
+// todo-node's flags that need more than a range check: durations.
+#include "node/options.h"
+
+#include <gtest/gtest.h>
+
+namespace todo::node {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(ParseDurationTest, NumbersWithUnits) {
+  EXPECT_EQ(*ParseDuration("--f", "90"), milliseconds(90'000));  // seconds by default
+  EXPECT_EQ(*ParseDuration("--f", "1.5s"), milliseconds(1500));
+  EXPECT_EQ(*ParseDuration("--f", "500ms"), milliseconds(500));
+  EXPECT_EQ(*ParseDuration("--f", "90m"), milliseconds(5'400'000));
+  EXPECT_EQ(*ParseDuration("--f", "24h"), milliseconds(86'400'000));
+  EXPECT_EQ(*ParseDuration("--f", "2d"), milliseconds(172'800'000));
+  EXPECT_EQ(*ParseDuration("--f", "0"), milliseconds(0));
+}
+
+TEST(ParseDurationTest, RefusesWhatIsNotADurationNamingTheFlag) {
+  for (const char* bad : {"", "s", "soon", "-1", "-1s", "1 s", "1x", "1sec", "1.5.2", "nan", "inf",
+                          "1e400", "99999999999999d"}) {
+    auto d = ParseDuration("--rid-ttl", bad);
+    ASSERT_FALSE(d.ok()) << bad;
+    EXPECT_EQ(d.status().code(), ErrorCode::kBadRequest);
+    EXPECT_NE(d.status().message().find("--rid-ttl must be a duration"), std::string::npos)
+        << d.status().message();
+  }
+}
+
+TEST(NodeOptionsTest, RidTtlRange) {
+  NodeOptions o;
+  o.name = "n1";
+  o.listen = "tcp://127.0.0.1:7001";
+  o.data = "/tmp/x";
+  EXPECT_EQ(o.rid_ttl, std::chrono::hours(24));  // the default
+  EXPECT_TRUE(o.Validate().ok());
+  for (milliseconds ok : {milliseconds(1000), milliseconds(86'400'000LL * 365)}) {
+    o.rid_ttl = ok;
+    EXPECT_TRUE(o.Validate().ok()) << ok.count();
+  }
+  for (milliseconds bad : {milliseconds(0), milliseconds(999), milliseconds(86'400'000LL * 366)}) {
+    o.rid_ttl = bad;
+    Status s = o.Validate();
+    EXPECT_FALSE(s.ok()) << bad.count();
+    EXPECT_NE(s.message().find("--rid-ttl"), std::string::npos);
+  }
+}
+
+TEST(NodeOptionsTest, RidFilterRange) {
+  NodeOptions o;
+  o.name = "n1";
+  o.listen = "tcp://127.0.0.1:7001";
+  o.data = "/tmp/x";
+  EXPECT_EQ(o.rid_filter_mb, 16u);
+  for (size_t ok : {size_t{0}, size_t{1}, size_t{4096}}) {
+    o.rid_filter_mb = ok;
+    EXPECT_TRUE(o.Validate().ok()) << ok;
+  }
+  o.rid_filter_mb = 4097;
+  EXPECT_NE(o.Validate().message().find("--rid-filter-mb"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace todo::node
