@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <msgpack.hpp>
 
+#include "common/cluster/health.h"
 #include "router/router.h"
 
 namespace todo::router {
@@ -108,6 +109,52 @@ HttpCounters::Snapshot HttpCounters::Take() const {
   return s;
 }
 
+// --- The cluster's health (replicated mode) ---
+
+// Gauges of the cluster as the router last saw it in etcd: what
+// todo-admin status shows, for alerts and dashboards.
+namespace {
+
+void AppendClusterGauges(metrics::TextWriter& w, const io::ClusterSnapshot& snap) {
+  w.Family("todo_cluster_map_present", "gauge",
+           "1 if the router has read a valid cluster map from etcd.");
+  w.Sample("todo_cluster_map_present", {}, snap.map != nullptr ? 1 : 0);
+  if (snap.map == nullptr) return;
+  const cluster::ClusterMap& map = *snap.map;
+  const cluster::ClusterHealth h =
+      cluster::SummarizeHealth(map, [&](const std::string& n) { return snap.alive.contains(n); });
+  w.Family("todo_cluster_map_version", "gauge",
+           "The cluster map's version (raised by every change).");
+  w.Sample("todo_cluster_map_version", {}, static_cast<double>(map.version));
+  w.Family("todo_cluster_members", "gauge",
+           "Members of the cluster, by state: alive (a live lease in etcd) or down.");
+  w.Sample("todo_cluster_members", {{"state", "alive"}}, h.members_alive);
+  w.Sample("todo_cluster_members", {{"state", "down"}}, h.members - h.members_alive);
+  w.Family("todo_cluster_members_leaving", "gauge", "Members draining after remove-node.");
+  w.Sample("todo_cluster_members_leaving", {}, h.members_leaving);
+  w.Family("todo_cluster_members_joining", "gauge",
+           "Members added (add-node) that have not run yet.");
+  w.Sample("todo_cluster_members_joining", {}, h.members_joining);
+  w.Family("todo_cluster_partitions", "gauge",
+           "Partitions by state: ok, catching_up, under_replicated, moving, unavailable "
+           "(no live in-sync primary).");
+  for (size_t i = 0; i < cluster::kPartitionStateNames.size(); ++i) {
+    w.Sample("todo_cluster_partitions", {{"state", cluster::kPartitionStateNames[i]}},
+             h.partitions_by_state[i]);
+  }
+  w.Family("todo_cluster_replicas_not_in_sync", "gauge",
+           "Replicas (partition, node) in the map but not in sync yet.");
+  w.Sample("todo_cluster_replicas_not_in_sync", {}, h.replicas_not_in_sync);
+  w.Family("todo_cluster_moves_in_progress", "gauge",
+           "Partitions with a move (a new replica catching up) or a hand-off under way.");
+  w.Sample("todo_cluster_moves_in_progress", {}, h.moves_in_progress);
+  w.Family("todo_cluster_moves_remaining", "gauge",
+           "Moves the balancer would still make after those in progress (0: balanced).");
+  w.Sample("todo_cluster_moves_remaining", {}, h.moves_remaining);
+}
+
+}  // namespace
+
 // --- Published snapshots ---
 
 struct RouterMetrics::Published {
@@ -116,6 +163,7 @@ struct RouterMetrics::Published {
   std::vector<NodeState> states;
   size_t inflight = 0;
   RouterCounters counters;
+  std::shared_ptr<const io::ClusterSnapshot> cluster;  // replicated mode, once seen
 };
 
 RouterMetrics::RouterMetrics() = default;
@@ -156,6 +204,7 @@ void RouterMetrics::Publish(const Router& router) {
   for (size_t i = 0; i < router.nodes().size(); ++i) p->states.push_back(router.nodes().state(i));
   p->inflight = router.inflight();
   p->counters = router.counters();
+  p->cluster = router.cluster();
   {
     std::lock_guard<std::mutex> lock(mu_);
     published_.swap(p);
@@ -234,6 +283,7 @@ std::string RouterMetrics::PrometheusText() const {
   }
   w.Family("todo_router_serving", "gauge", "1 while the router's loop serves requests.");
   w.Sample("todo_router_serving", {}, serving() ? 1 : 0);
+  if (p.cluster != nullptr) AppendClusterGauges(w, *p.cluster);
 
   HttpCounters::Snapshot h = http_.Take();
   w.Family("todo_http_requests_total", "counter", "HTTP requests answered, by route and status.");

@@ -4,6 +4,7 @@
 #include <msgpack.hpp>
 #include <set>
 
+#include "common/cluster/health.h"
 #include "common/protocol.h"
 #include "router/http_query.h"
 #include "router/router.h"
@@ -59,42 +60,8 @@ StatusOr<http::Params> CheckedQuery(std::string_view target,
 
 // --- Partitions ---
 
-enum class PartState { kOk, kCatchingUp, kUnderReplicated, kMoving, kUnavailable };
-constexpr const char* kPartStateNames[] = {"ok", "catching_up", "under_replicated", "moving",
-                                           "unavailable"};
-
-struct PartView {
-  PartState state = PartState::kOk;
-  std::vector<std::string> move_reasons;
-};
-
-PartView Classify(const cluster::ClusterMap& map, const cluster::Partition& p,
-                  const io::ClusterSnapshot& snap) {
-  PartView v;
-  auto alive = [&](const std::string& n) { return snap.alive.contains(n); };
-  size_t alive_replicas = 0;
-  bool not_in_sync = false;
-  bool leaving = false;
-  for (const std::string& r : p.replicas) {
-    alive_replicas += alive(r) ? 1 : 0;
-    not_in_sync |= !p.IsInSync(r);
-    const cluster::Member* m = map.FindMember(r);
-    leaving |= m != nullptr && m->leaving;
-  }
-  if (p.replicas.size() > map.replicas) v.move_reasons.push_back("more_replicas_than_r");
-  if (!p.handoff.empty()) v.move_reasons.push_back("handoff");
-  if (leaving) v.move_reasons.push_back("leaving_member");
-  if (p.replicas.empty() || !alive(p.primary()) || !p.IsInSync(p.primary())) {
-    v.state = PartState::kUnavailable;
-  } else if (!v.move_reasons.empty()) {
-    v.state = PartState::kMoving;
-  } else if (alive_replicas < map.replicas) {
-    v.state = PartState::kUnderReplicated;
-  } else if (not_in_sync) {
-    v.state = PartState::kCatchingUp;
-  }
-  return v;
-}
+using PartState = cluster::PartitionState;
+constexpr const auto& kPartStateNames = cluster::kPartitionStateNames;
 
 // From the nodes' stats: each partition's primary-side figures (its
 // sequence number and the backups' mode, acked and lag), preferring the
@@ -231,7 +198,8 @@ json ClusterJson(const OperatorState& s, PartitionDetail detail) {
     const auto figures = PrimaryFiguresOf(s, map);
     for (uint32_t n = 0; n < map->parts.size(); ++n) {
       const cluster::Partition& p = map->parts[n];
-      const PartView v = Classify(*map, p, *snap);
+      const cluster::PartitionHealth v =
+          cluster::ClassifyPartition(*map, p, [&](const std::string& r) { return alive(r); });
       ++state_counts[static_cast<size_t>(v.state)];
       auto fig = figures.find(n);
       const PrimaryFigures* f = fig == figures.end() ? nullptr : &fig->second;

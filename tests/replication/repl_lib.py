@@ -170,7 +170,8 @@ class Cluster:
     with todo-admin init, and optionally a router."""
 
     def __init__(self, workdir, etcd, nodes=3, replicas=2, partitions=32, min_insync=1,
-                 node_flags=(), router=False, host="127.0.0.1", cluster_name="todo"):
+                 node_flags=(), router=False, host="127.0.0.1", cluster_name="todo",
+                 router_flags=()):
         self.workdir = workdir
         self.etcd = etcd
         self.replicas = replicas
@@ -186,6 +187,7 @@ class Cluster:
         self.procs = {}
         self.router = None
         self.want_router = router
+        self.router_flags = list(router_flags)
 
     def endpoint(self, name):
         return f"tcp://{self.host}:{self.ports[name]}"
@@ -230,7 +232,8 @@ class Cluster:
 
     def start_router(self, extra=()):
         argv = [ROUTER_BIN, "--listen", f"tcp://{self.host}:{self.router_port}", "--etcd",
-                self.etcd.all_endpoints, "--cluster-name", self.cluster_name, *extra]
+                self.etcd.all_endpoints, "--cluster-name", self.cluster_name, *self.router_flags,
+                *extra]
         self.router = sl.Process("r1", argv, os.path.join(self.workdir, "r1.log")).start()
         return self.router
 

@@ -10,7 +10,9 @@ answer from the map.
 """
 
 import sys
+import threading
 import time
+import urllib.request
 
 import msgpack
 import zmq
@@ -94,14 +96,20 @@ def scenario_moves(wd):
     a few `unavailable` (nothing applied), and every acknowledged write is
     there."""
     etcd = rl.Etcd(wd).start()
-    cluster = rl.Cluster(wd, etcd, nodes=3, replicas=2, partitions=32, router=True)
+    http_port = rl.sl.free_ports(1)[0]
+    cluster = rl.Cluster(wd, etcd, nodes=3, replicas=2, partitions=32, router=True,
+                         router_flags=["--http", f"127.0.0.1:{http_port}"])
     ctx = zmq.Context()
     load = None
+    gauges = MetricsWatcher(http_port)
     try:
         cluster.start()
         router = f"tcp://127.0.0.1:{cluster.router_port}"
         assert rl.sl.wait_until(lambda: (call(ctx, router, {"op": "map"}, 1) or {}).get("ok"),
                                 15, 0.2), "the router never had a map"
+        assert rl.sl.wait_until(lambda: gauges.scrape().get("todo_cluster_partitions_ok") == 32,
+                                15, 0.3), f"the router's gauges: {gauges.last}"
+        gauges.start()
         endpoints = [cluster.endpoint(n) for n in cluster.names]
         load = rl.WriteLoad(ctx, endpoints, 32, lists=200, window=64, deadline=6.0, router=router)
         load.start()
@@ -119,6 +127,21 @@ def scenario_moves(wd):
         cluster.admin("remove-node", "n1")
         assert rl.sl.wait_until(lambda: balanced("n1"), 120, 0.3), "n1 never left"
         time.sleep(1)
+        gauges.stop()
+        seen = gauges.max_seen
+        rl.log(f"the router's /metrics during the moves, highest values: {seen}")
+        assert seen.get("todo_cluster_moves_in_progress", 0) > 0, seen
+        assert seen.get("todo_cluster_moves_remaining", 0) > 0, seen
+        assert seen.get("todo_cluster_members_leaving", 0) == 1, seen
+        end = {}
+
+        def settled():
+            end.update(gauges.scrape())
+            return (end.get("todo_cluster_moves_in_progress") == 0
+                    and end.get("todo_cluster_moves_remaining") == 0
+                    and end.get("todo_cluster_partitions_ok") == 32
+                    and end.get("todo_cluster_members_alive") == 3)
+        assert rl.sl.wait_until(settled, 15, 0.3), f"the gauges once balanced: {end}"
         load.stop()
         assert load.failure is None, load.failure
         acked = load.acked_count()
@@ -134,11 +157,53 @@ def scenario_moves(wd):
         checked = rl.verify(rl.SmartClient(ctx, endpoints, 32, router=router), load)
         rl.log(f"all {checked} acknowledged writes read back through the router")
     finally:
+        gauges.stop()
         if load is not None and load.is_alive():
             load.stop()
         cluster.stop()
         etcd.stop()
         ctx.destroy(linger=0)
+
+
+class MetricsWatcher(threading.Thread):
+    """Scrapes the router's /metrics every 0.2 s and keeps each todo_cluster_*
+    gauge's highest value (a sample's labels folded into its name:
+    todo_cluster_partitions{state="ok"} is todo_cluster_partitions_ok)."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.max_seen = {}
+        self.last = {}
+        self.halt = threading.Event()
+
+    def scrape(self):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if not line.startswith("todo_cluster_"):
+                continue
+            name, value = line.rsplit(" ", 1)
+            if "{" in name:
+                base, labels = name[:-1].split("{", 1)
+                name = base + "_" + labels.split("=", 1)[1].strip('"')
+            out[name] = float(value)
+        self.last = out
+        return out
+
+    def run(self):
+        while not self.halt.wait(0.2):
+            for k, v in self.scrape().items():
+                self.max_seen[k] = max(v, self.max_seen.get(k, v))
+
+    def stop(self):
+        self.halt.set()
+        if self.is_alive():
+            self.join(5)
 
 
 if __name__ == "__main__":
