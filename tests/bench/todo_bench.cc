@@ -7,6 +7,9 @@
 // touched by two threads. The threads meet at a std::barrier between phases;
 // the barrier's completion step (run by one thread while the others wait)
 // takes the phase decisions:
+// With --smart, main first fetches the partition map from --endpoint and
+// the connections are SmartConnections (one DEALER per node each, requests
+// straight to their partition's primary: smart_connection.h).
 //   1. handshake: every connection pings until answered or --connect-timeout;
 //      if any connection got no reply, everybody stops and we exit 1;
 //   2. preload:   each thread adds --preload entries to its share of lists
@@ -30,6 +33,7 @@
 #include "tests/bench/driver.h"
 #include "tests/bench/redis_connection.h"
 #include "tests/bench/report.h"
+#include "tests/bench/smart_connection.h"
 #include "tests/bench/workload.h"
 #include "tests/bench/zmq_connection.h"
 
@@ -165,6 +169,28 @@ int Main(int argc, char** argv) {
     if (!c.ok()) return c.status();
     return std::unique_ptr<Connection>(std::move(c).value());
   };
+  BenchSummary summary;
+  summary.options = &o;
+  std::optional<SmartMap> smart_map;
+  if (o.smart) {
+    auto map = FetchMap(ctx, o.endpoint, static_cast<int>(o.connect_timeout_s * 1000));
+    if (map.ok()) {
+      summary.smart_map = true;
+      summary.smart_note = "map version " + std::to_string(map->version) + " from " + o.endpoint +
+                           ": " + std::to_string(map->nodes.size()) + " nodes, " +
+                           std::to_string(map->partitions) + " partitions";
+      smart_map = *std::move(map);
+      factory = [&](uint32_t index) -> StatusOr<std::unique_ptr<Connection>> {
+        auto c = SmartConnection::Open(ctx, o.endpoint, hwm, *smart_map, o.rids, index);
+        if (!c.ok()) return c.status();
+        return std::unique_ptr<Connection>(std::move(c).value());
+      };
+    } else {
+      summary.smart_note =
+          "no map (" + map.status().message() + "): every request to " + o.endpoint;
+    }
+    std::fprintf(stderr, "todo-bench: --smart: %s\n", summary.smart_note.c_str());
+  }
   RedisEndpoint redis;
   RedisScripts scripts;
   if (o.backend == "redis") {
@@ -193,8 +219,6 @@ int Main(int argc, char** argv) {
     threads.emplace_back(BenchThread, t, &shared, &barrier, &factory, &workload, &per_thread[t]);
   }
 
-  BenchSummary summary;
-  summary.options = &o;
   bool running = started.get();
   if (running && !o.touch_lists) {
     SleepUntil(shared.phases.measure_start_ns);
