@@ -223,6 +223,10 @@ void SmartConnection::AppendPollItems(std::vector<zmq_pollitem_t>* out) {
   for (Peer& peer : peers_) out->push_back({peer.socket.handle(), 0, ZMQ_POLLIN, 0});
 }
 
+bool SmartConnection::HasTimers() const {
+  return !parked_.empty() || NowNs() - last_map_request_ns_ >= kMapRefreshNs;
+}
+
 void SmartConnection::RequestMap(int64_t now_ns, bool force) {
   const int64_t since = now_ns - last_map_request_ns_;
   if (since < kMapMinIntervalNs) return;

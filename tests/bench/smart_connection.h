@@ -76,8 +76,8 @@ class SmartConnection final : public Connection {
   SendResult Send(const BenchRequest& request, uint64_t tag) override;
   zmq_pollitem_t PollItem() override;  // the endpoint's socket
   void AppendPollItems(std::vector<zmq_pollitem_t>* out) override;
-  // Always: parked resends and the periodic map request need Receive().
-  bool HasTimers() const override { return true; }
+  // Parked resends, or the periodic map request, due: they need Receive().
+  bool HasTimers() const override;
   size_t Receive(std::vector<Completion>* out, size_t max) override;
   uint64_t stray_replies() const override { return stray_; }
   uint64_t redirected() const override { return redirected_; }
