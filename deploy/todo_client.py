@@ -47,7 +47,7 @@ its partition's primary, over one more socket per node, as Redis Cluster's
 and Kafka's clients do: one hop instead of two. `ping` and `stats` still go
 to the endpoint. On "not primary" (a move or a failover: nothing was
 applied, so it is resent whatever the op, as a router does), `unavailable`
-or a timeout from a node, the client refreshes the map (at most every 0.1 s;
+or a timeout from a node, the client refreshes the map (at most every 20 ms;
 also every `map_refresh` seconds, so a changed epoch is seen) and resends
 to the primary it then names; a node that timed out is avoided for a while
 and its lists go through the endpoint, and with no map at all (static mode,
@@ -451,17 +451,18 @@ class TodoClient:
             if self.smart and code in _FAILOVER_CODES and keys.get("list") is not None:
                 if direct and code == "timeout":
                     self._drop_node(target)  # its lists go through the endpoint for a while
-                self._refresh_map(force=True)
                 if (code == "unavailable" and reply.error.message.startswith(NOT_PRIMARY_PREFIX)
                         and not_primary < _NOT_PRIMARY_TRIES):
                     # Nothing was applied: resent (any op) to the primary the
-                    # map now names, as a router does.
+                    # map names after a short wait, as a router does.
                     delay = min(0.32, 0.02 * (2 ** not_primary))
                     if time.monotonic() + delay < deadline:
                         not_primary += 1
                         self.redirects += 1
                         time.sleep(delay)
+                        self._refresh_map(force=True)
                         continue
+                self._refresh_map(force=True)
             if code not in retry_codes or attempt >= self.retries:
                 raise reply.error
             delay = self._backoff_delay(attempt)
@@ -563,12 +564,12 @@ class TodoClient:
 
     def _refresh_map(self, force=False):
         """Asks the endpoints (then the nodes of the last map) for the map;
-        at most every 0.1 s. unknown_op (static mode) turns it off for good;
+        at most every 20 ms. unknown_op (static mode) turns it off for good;
         no answer at all leaves no map (everything goes to the endpoint)."""
         if not self.smart or self._map_unsupported:
             return
         now = time.monotonic()
-        if now - self._map_at < 0.1 or (not force and now - self._map_at < self.map_refresh):
+        if now - self._map_at < 0.02 or (not force and now - self._map_at < self.map_refresh):
             return
         self._map_at = now
         sources = list(dict.fromkeys(

@@ -316,7 +316,12 @@ size_t SmartConnection::Receive(std::vector<Completion>* out, size_t max) {
       const uint32_t index = static_cast<uint32_t>(tag);
       if (outcome == Outcome::kUnavailable && index < slots_.size()) {
         SlotState& st = slots_[index];
-        if (st.tag == tag && st.resendable && st.redirects < kMaxRedirects) {
+        // "not primary" promises nothing was applied, whatever the op (a
+        // router resends those too); another `unavailable` (fenced, no
+        // primary yet) is resent only if it is a read or carries a rid.
+        const bool not_primary = header->message.starts_with(protocol::kNotPrimaryPrefix);
+        if (st.tag == tag && st.routed && (st.resendable || not_primary) &&
+            st.redirects < kMaxRedirects) {
           // Not applied (the protocol's promise for `unavailable`): refresh
           // the map, and send it again to whoever the map then names.
           ++st.redirects;

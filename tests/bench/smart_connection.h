@@ -11,16 +11,17 @@
 // --connections x --window requests are in flight in all, as without
 // --smart, however many nodes there are.
 //
-// A reply `unavailable` (a "not primary" refusal after a move or a failover,
-// a fenced node, a partition with no primary yet: the protocol says nothing
-// was applied) to a read, or to a write that carries a rid, is not handed to
-// the driver: the request is parked, the map is refreshed (at most once per
-// kMapMinIntervalNs), and the request is sent again to the primary the map
-// then names, after a back-off doubling from 5 ms to 500 ms (about 3 s in
-// all, longer than a failover), up to kMaxRedirects times; each such resend is counted in
-// redirected(). A write without a rid gets its `unavailable` as is (the bench does not resend what
-// it cannot name). The map is also refreshed every kMapRefreshNs, so a
-// changed epoch (a primary moved) is seen without a refusal.
+// A reply "not primary" (an `unavailable` after a move or a failover:
+// nothing was applied) to any request, or another `unavailable` (a fenced
+// node, a partition with no primary yet) to a read or to a write that
+// carries a rid, is not handed to the driver: the request is parked, the
+// map is refreshed (at most once per kMapMinIntervalNs), and the request is
+// sent again to the primary the map then names, after a back-off doubling
+// from 5 ms to 500 ms (about 3 s in all, longer than a failover), up to
+// kMaxRedirects times; each resend is counted in redirected(). A write
+// without a rid gets any other `unavailable` as is. The map is also
+// refreshed every kMapRefreshNs, so a changed epoch (a primary moved) is
+// seen without a refusal.
 //
 // Threading: one thread (its driver's), like every Connection. Memory: a
 // per-slot copy of the encoded request (slots are the driver's, at most
