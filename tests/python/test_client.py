@@ -459,6 +459,7 @@ class SmartClientAgainstFakeServersTest(unittest.TestCase):
         sys.path.insert(0, os.path.join(REPO, "tests", "replication"))
         from todo_client import partition_of  # pylint: disable=import-outside-toplevel
         import repl_lib  # pylint: disable=import-outside-toplevel
+        self.assertEqual((partition_of("alice", 256), partition_of("bob", 256)), (92, 236))
         for name in ("bob", "alice", "", "ünïcode", "x" * 100):
             for p in (1, 7, 32, 256):
                 self.assertEqual(partition_of(name, p), repl_lib.partition_of(name, p))
