@@ -87,6 +87,10 @@ class Connection {
   // Every item to poll, appended to *out; a backend with several sockets
   // (SmartConnection) overrides it. Receive() is called when any has input.
   virtual void AppendPollItems(std::vector<zmq_pollitem_t>* out) { out->push_back(PollItem()); }
+  // Before each Receive(): the items AppendPollItems() gave, with their
+  // revents from the last poll, so a backend with several sockets reads
+  // only those with input.
+  virtual void NoteReady(const zmq_pollitem_t* /*items*/, size_t /*n*/) {}
   // True if Receive() must also be called when nothing came in (a backend
   // with timers of its own: resends, a periodic request). The driver polls
   // at least every 10 ms.

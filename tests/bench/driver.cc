@@ -152,12 +152,17 @@ void ThreadDriver::Pump(Source& source, int64_t until_ns, int64_t timeout_ns) {
     }
 
     readable_.assign(conns_.size(), 0);
+    item_first_.assign(conns_.size() + 1, 0);
     for (size_t i = 0; i < items_.size(); ++i) {
       if (items_[i].revents & ZMQ_POLLIN) readable_[item_conn_[i]] = 1;
+      item_first_[item_conn_[i] + 1] = static_cast<uint32_t>(i + 1);
     }
     for (size_t c = 0; c < conns_.size(); ++c) {
       Conn& conn = conns_[c];
       if (!readable_[c] && !(conn.connection->HasTimers() && !conn.broken)) continue;
+      // Connection c's items: [item_first_[c], item_first_[c + 1]).
+      conn.connection->NoteReady(items_.data() + item_first_[c],
+                                 item_first_[c + 1] - item_first_[c]);
       completions_.clear();
       conn.connection->Receive(&completions_, 2 * options_.window);
       int64_t received = NowNs();

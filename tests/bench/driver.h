@@ -142,8 +142,9 @@ class ThreadDriver {
   std::vector<Conn> conns_;
   std::vector<RequestStream> streams_;
   std::vector<zmq_pollitem_t> items_;
-  std::vector<uint32_t> item_conn_;  // items_[i] belongs to conns_[item_conn_[i]]
-  std::vector<uint8_t> readable_;    // per connection: some item had input
+  std::vector<uint32_t> item_conn_;   // items_[i] belongs to conns_[item_conn_[i]]
+  std::vector<uint8_t> readable_;     // per connection: some item had input
+  std::vector<uint32_t> item_first_;  // connection c's items: [item_first_[c], item_first_[c + 1])
   std::vector<Completion> completions_;
   uint64_t in_flight_ = 0;
   RunStats stats_;

@@ -223,6 +223,13 @@ void SmartConnection::AppendPollItems(std::vector<zmq_pollitem_t>* out) {
   for (Peer& peer : peers_) out->push_back({peer.socket.handle(), 0, ZMQ_POLLIN, 0});
 }
 
+void SmartConnection::NoteReady(const zmq_pollitem_t* items, size_t n) {
+  // items[i] is peers_[i] (AppendPollItems); a peer added since is read.
+  ready_.assign(peers_.size(), 1);
+  for (size_t i = 0; i < n && i < ready_.size(); ++i)
+    ready_[i] = (items[i].revents & ZMQ_POLLIN) != 0;
+}
+
 bool SmartConnection::HasTimers() const {
   return !parked_.empty() || NowNs() - last_map_request_ns_ >= kMapRefreshNs;
 }
@@ -281,6 +288,7 @@ size_t SmartConnection::Receive(std::vector<Completion>* out, size_t max) {
   if (!parked_.empty()) ResendDue(now);
   size_t n = 0;
   for (size_t i = 0; i < peers_.size() && n < max; ++i) {
+    if (i < ready_.size() && !ready_[i]) continue;  // nothing came in on it
     zmq::socket_t& socket = peers_[i].socket;
     while (n < max) {
       auto got = socket.recv(in_, zmq::recv_flags::dontwait);

@@ -79,6 +79,7 @@ class SmartConnection final : public Connection {
   void AppendPollItems(std::vector<zmq_pollitem_t>* out) override;
   // Parked resends, or the periodic map request, due: they need Receive().
   bool HasTimers() const override;
+  void NoteReady(const zmq_pollitem_t* items, size_t n) override;
   size_t Receive(std::vector<Completion>* out, size_t max) override;
   uint64_t stray_replies() const override { return stray_; }
   uint64_t redirected() const override { return redirected_; }
@@ -127,6 +128,7 @@ class SmartConnection final : public Connection {
   size_t map_source_ = 0;         // the peer asked for the map (--endpoint unless it is silent)
   std::vector<SlotState> slots_;  // index = the tag's low 32 bits
   std::deque<Parked> parked_;
+  std::vector<uint8_t> ready_;  // per peer: had input at the last poll (NoteReady)
   msgpack::sbuffer out_;
   zmq::message_t in_;
   uint64_t stray_ = 0, redirected_ = 0, direct_ = 0, fallback_ = 0;
