@@ -238,9 +238,9 @@ class SmartTest(unittest.TestCase):
             "partitions": self.P, "hash": "mix64-fnv1a64", "version": version, "nodes": nodes,
             "parts": [[p, 1] for p in primaries]}}
 
-    def bench(self, endpoint, *extra):
+    def bench(self, endpoint, *extra, connections=2):
         r = run_bench("--endpoint", endpoint, "--smart", "--duration", "0.5", "--warmup", "0.1",
-                      "--connections", "2", "--lists", "50", "--json", *extra)
+                      "--connections", str(connections), "--lists", "50", "--json", *extra)
         self.assertEqual(r.returncode, 0, r.stderr)
         return json.loads(r.stdout), r.stderr
 
@@ -255,10 +255,13 @@ class SmartTest(unittest.TestCase):
         router = self.serve(handler=lambda body: self.map_reply(
             body, 1, primaries, {"n1": a.endpoint, "n2": b.endpoint})
             if body.get("op") == "map" else None)
-        d, stderr = self.bench(router.endpoint)
+        # Two threads of three connections: two hubs, each shared by its
+        # thread's connections (one socket per node per thread).
+        d, stderr = self.bench(router.endpoint, "--threads", "2", connections=6)
         self.assertIn("map version 1", stderr)
         self.assertTrue(d["smart"]["map"])
         self.assertEqual(d["errors_total"], 0)
+        self.assertEqual(d["late_replies"] + d["stray_replies"], 0)
         self.assertGreater(d["ok"], 0)
         self.assertEqual({body["op"] for _, body in router.requests}, {"map", "ping"})
         for node, name in ((a, "n1"), (b, "n2")):

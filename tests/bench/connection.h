@@ -84,8 +84,10 @@ class Connection {
   // What to poll: a ZeroMQ socket or a file descriptor, with ZMQ_POLLIN set;
   // the driver adds ZMQ_POLLOUT when it has requests the transport refused.
   virtual zmq_pollitem_t PollItem() = 0;
-  // Every item to poll, appended to *out; a backend with several sockets
-  // (SmartConnection) overrides it. Receive() is called when any has input.
+  // Every item to poll, appended to *out (none is allowed: a connection
+  // whose sockets another connection polls); a backend with several
+  // sockets (SmartConnection) overrides it. Receive() is called when any
+  // has input.
   virtual void AppendPollItems(std::vector<zmq_pollitem_t>* out) { out->push_back(PollItem()); }
   // Before each Receive(): the items AppendPollItems() gave, with their
   // revents from the last poll, so a backend with several sockets reads

@@ -131,9 +131,11 @@ void ThreadDriver::Pump(Source& source, int64_t until_ns, int64_t timeout_ns) {
 
     items_.clear();
     item_conn_.clear();
+    item_first_.assign(conns_.size() + 1, 0);
     for (size_t c = 0; c < conns_.size(); ++c) {
       const Conn& conn = conns_[c];
       const size_t first = items_.size();
+      item_first_[c] = static_cast<uint32_t>(first);
       conn.connection->AppendPollItems(&items_);
       for (size_t i = first; i < items_.size(); ++i) {
         items_[i].revents = 0;
@@ -151,11 +153,10 @@ void ThreadDriver::Pump(Source& source, int64_t until_ns, int64_t timeout_ns) {
       break;  // only on a closed context or bad items: nothing more to do
     }
 
+    item_first_[conns_.size()] = static_cast<uint32_t>(items_.size());
     readable_.assign(conns_.size(), 0);
-    item_first_.assign(conns_.size() + 1, 0);
     for (size_t i = 0; i < items_.size(); ++i) {
       if (items_[i].revents & ZMQ_POLLIN) readable_[item_conn_[i]] = 1;
-      item_first_[item_conn_[i] + 1] = static_cast<uint32_t>(i + 1);
     }
     for (size_t c = 0; c < conns_.size(); ++c) {
       Conn& conn = conns_[c];

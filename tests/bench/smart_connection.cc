@@ -137,28 +137,32 @@ StatusOr<SmartMap> FetchMap(zmq::context_t& ctx, const std::string& endpoint, in
   }
 }
 
-StatusOr<std::unique_ptr<SmartConnection>> SmartConnection::Open(zmq::context_t& ctx,
-                                                                 const std::string& endpoint,
-                                                                 int hwm, const SmartMap& map,
-                                                                 bool rids, uint32_t index) {
+StatusOr<std::unique_ptr<SmartHub>> SmartHub::Open(zmq::context_t& ctx, const std::string& endpoint,
+                                                   int hwm, const SmartMap& map, uint32_t window) {
   try {
     zmq::socket_t socket = Dealer(ctx, endpoint, hwm);
-    std::unique_ptr<SmartConnection> c(
-        new SmartConnection(ctx, std::move(socket), endpoint, hwm, rids, index));
-    c->Install(map);
-    return c;
+    std::unique_ptr<SmartHub> hub(new SmartHub(ctx, std::move(socket), endpoint, hwm, window));
+    hub->Install(map);
+    return hub;
   } catch (const zmq::error_t& e) {
     return Status(ErrorCode::kUnavailable, "cannot connect to " + endpoint + ": " + e.what());
   }
 }
 
-SmartConnection::SmartConnection(zmq::context_t& ctx, zmq::socket_t endpoint_socket,
-                                 std::string endpoint, int hwm, bool rids, uint32_t index)
-    : ctx_(ctx), hwm_(hwm), rids_(rids), rid_(index), last_map_request_ns_(NowNs()) {
+SmartHub::SmartHub(zmq::context_t& ctx, zmq::socket_t endpoint_socket, std::string endpoint,
+                   int hwm, uint32_t window)
+    : ctx_(ctx), hwm_(hwm), window_(window), last_map_request_ns_(NowNs()) {
   peers_.push_back(Peer{"", std::move(endpoint), std::move(endpoint_socket)});
 }
 
-void SmartConnection::Install(const SmartMap& map) {
+uint32_t SmartHub::Attach() {
+  queues_.emplace_back();
+  queues_.back().reserve(window_);
+  slots_.resize(queues_.size() * window_);
+  return static_cast<uint32_t>(queues_.size() - 1);
+}
+
+void SmartHub::Install(const SmartMap& map) {
   std::unordered_set<std::string_view> live;
   for (const auto& [name, endpoint] : map.nodes) {
     live.insert(name);
@@ -182,13 +186,20 @@ void SmartConnection::Install(const SmartMap& map) {
   map_version_ = map.version;
 }
 
-size_t SmartConnection::PeerOf(uint32_t partition) const {
+size_t SmartHub::PeerOf(uint32_t partition) const {
   return partition < route_.size() ? route_[partition] : 0;
 }
 
-Connection::SendResult SmartConnection::Send(const BenchRequest& b, uint64_t tag) {
-  protocol::Request r = ToRequest(b, tag);
-  if (rids_ && protocol::IsMutating(r.op)) r.rid = rid_.Next();
+Connection::SendResult SmartHub::Send(uint32_t k, const BenchRequest& b, uint64_t tag,
+                                      RidMaker* rid) {
+  // The tag's generation, and the slot made unique in the hub.
+  const uint32_t g = k * window_ + static_cast<uint32_t>(tag);
+  if (static_cast<uint32_t>(tag) >= window_ || g >= slots_.size()) {
+    return Connection::SendResult::kFailed;  // not a tag of this connection's window
+  }
+  const uint64_t wire = (tag >> 32 << 32) | g;
+  protocol::Request r = ToRequest(b, wire);
+  if (rid != nullptr && protocol::IsMutating(r.op)) r.rid = rid->Next();
   out_.clear();
   protocol::EncodeRequest(out_, r);
   const bool routed = b.op != BenchOp::kPing;
@@ -198,43 +209,42 @@ Connection::SendResult SmartConnection::Send(const BenchRequest& b, uint64_t tag
   try {
     auto sent = peers_[peer].socket.send(zmq::const_buffer(out_.data(), out_.size()),
                                          zmq::send_flags::dontwait);
-    if (!sent) return SendResult::kWouldBlock;
+    if (!sent) return Connection::SendResult::kWouldBlock;
   } catch (const zmq::error_t&) {
-    return SendResult::kFailed;
+    return Connection::SendResult::kFailed;
   }
   (peer == 0 ? fallback_ : direct_) += routed;
-  const uint32_t index = static_cast<uint32_t>(tag);
-  if (index >= slots_.size()) slots_.resize(index + 1);
-  SlotState& st = slots_[index];
-  st.tag = tag;
+  SlotState& st = slots_[g];
+  st.wire = wire;
   st.body.assign(out_.data(), out_.size());
   st.partition = partition;
   st.routed = routed;
   st.resendable = routed && (!protocol::IsMutating(r.op) || !r.rid.empty());
   st.redirects = 0;
-  return SendResult::kSent;
+  return Connection::SendResult::kSent;
 }
 
-zmq_pollitem_t SmartConnection::PollItem() {
+zmq_pollitem_t SmartHub::PollItem() {
   return zmq_pollitem_t{peers_[0].socket.handle(), 0, ZMQ_POLLIN, 0};
 }
 
-void SmartConnection::AppendPollItems(std::vector<zmq_pollitem_t>* out) {
+void SmartHub::AppendPollItems(std::vector<zmq_pollitem_t>* out) {
   for (Peer& peer : peers_) out->push_back({peer.socket.handle(), 0, ZMQ_POLLIN, 0});
 }
 
-void SmartConnection::NoteReady(const zmq_pollitem_t* items, size_t n) {
+void SmartHub::NoteReady(const zmq_pollitem_t* items, size_t n) {
   // items[i] is peers_[i] (AppendPollItems); a peer added since is read.
   ready_.assign(peers_.size(), 1);
-  for (size_t i = 0; i < n && i < ready_.size(); ++i)
+  for (size_t i = 0; i < n && i < ready_.size(); ++i) {
     ready_[i] = (items[i].revents & ZMQ_POLLIN) != 0;
+  }
 }
 
-bool SmartConnection::HasTimers() const {
+bool SmartHub::HasTimers() const {
   return !parked_.empty() || NowNs() - last_map_request_ns_ >= kMapRefreshNs;
 }
 
-void SmartConnection::RequestMap(int64_t now_ns, bool force) {
+void SmartHub::RequestMap(int64_t now_ns, bool force) {
   const int64_t since = now_ns - last_map_request_ns_;
   if (since < kMapMinIntervalNs) return;
   if (map_in_flight_) {
@@ -256,17 +266,17 @@ void SmartConnection::RequestMap(int64_t now_ns, bool force) {
   }
 }
 
-void SmartConnection::ResendDue(int64_t now_ns) {
+void SmartHub::ResendDue(int64_t now_ns) {
   for (size_t n = parked_.size(); n > 0; --n) {
     Parked p = parked_.front();
     parked_.pop_front();
-    const uint32_t index = static_cast<uint32_t>(p.tag);
-    if (index >= slots_.size() || slots_[index].tag != p.tag) continue;  // the slot moved on
+    const uint32_t g = static_cast<uint32_t>(p.wire);
+    if (g >= slots_.size() || slots_[g].wire != p.wire) continue;  // the slot moved on
     if (p.due_ns > now_ns) {
       parked_.push_back(p);
       continue;
     }
-    const SlotState& st = slots_[index];
+    const SlotState& st = slots_[g];
     const size_t peer = PeerOf(st.partition);
     bool sent = false;
     try {
@@ -275,24 +285,45 @@ void SmartConnection::ResendDue(int64_t now_ns) {
     } catch (const zmq::error_t&) {
     }
     if (!sent) {
-      parked_.push_back({now_ns + 1'000'000, p.tag});  // full: again in a millisecond
+      parked_.push_back({now_ns + 1'000'000, p.wire});  // full: again in a millisecond
       continue;
     }
     ++(peer == 0 ? fallback_ : direct_);
   }
 }
 
-size_t SmartConnection::Receive(std::vector<Completion>* out, size_t max) {
+void SmartHub::Deliver(uint64_t wire, Outcome outcome) {
+  const uint32_t g = static_cast<uint32_t>(wire);
+  const uint32_t k = g / window_;
+  if (k >= queues_.size()) {
+    ++stray_;
+    return;
+  }
+  // Back to the driver's tag: its generation, the connection's own slot.
+  queues_[k].push_back({(wire >> 32 << 32) | (g % window_), outcome});
+}
+
+size_t SmartHub::Take(uint32_t k, std::vector<Completion>* out, size_t max) {
+  std::vector<Completion>& q = queues_[k];
+  const size_t n = std::min(max, q.size());
+  out->insert(out->end(), q.begin(), q.begin() + static_cast<std::ptrdiff_t>(n));
+  q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(n));
+  return n;
+}
+
+void SmartHub::Pump() {
   int64_t now = NowNs();
   RequestMap(now, /*force=*/false);  // the periodic refresh (or a retry elsewhere)
   if (!parked_.empty()) ResendDue(now);
-  size_t n = 0;
-  for (size_t i = 0; i < peers_.size() && n < max; ++i) {
+  // Bounded: at most every request in flight in the hub, per call.
+  size_t budget = slots_.size() + 16;
+  for (size_t i = 0; i < peers_.size() && budget > 0; ++i) {
     if (i < ready_.size() && !ready_[i]) continue;  // nothing came in on it
     zmq::socket_t& socket = peers_[i].socket;
-    while (n < max) {
+    while (budget > 0) {
       auto got = socket.recv(in_, zmq::recv_flags::dontwait);
       if (!got) break;
+      --budget;
       if (in_.more()) {  // we never send a delimiter: not a reply of ours
         while (in_.more() && socket.recv(in_, zmq::recv_flags::none)) {
         }
@@ -315,35 +346,36 @@ size_t SmartConnection::Receive(std::vector<Completion>* out, size_t max) {
         ++stray_;
         continue;
       }
-      const uint64_t tag = header->id_uint;
+      const uint64_t wire = header->id_uint;
       Outcome outcome = Outcome::kOk;
       if (!header->ok) {
         outcome = header->code == ErrorCode::kOk ? Outcome::kBadReply
                                                  : OutcomeFromErrorCode(header->code);
       }
-      const uint32_t index = static_cast<uint32_t>(tag);
-      if (outcome == Outcome::kUnavailable && index < slots_.size()) {
-        SlotState& st = slots_[index];
+      const uint32_t g = static_cast<uint32_t>(wire);
+      if (outcome == Outcome::kUnavailable && g < slots_.size()) {
+        SlotState& st = slots_[g];
         // "not primary" promises nothing was applied, whatever the op (a
         // router resends those too); another `unavailable` (fenced, no
         // primary yet) is resent only if it is a read or carries a rid.
         const bool not_primary = header->message.starts_with(protocol::kNotPrimaryPrefix);
-        if (st.tag == tag && st.routed && (st.resendable || not_primary) &&
+        if (st.wire == wire && st.routed && (st.resendable || not_primary) &&
             st.redirects < kMaxRedirects) {
-          // Not applied (the protocol's promise for `unavailable`): refresh
-          // the map, and send it again to whoever the map then names.
+          // Refresh the map, and send it again to whoever the map then names.
           ++st.redirects;
           ++redirected_;
-          parked_.push_back({now + std::min(kBackoffNs << (st.redirects - 1), kBackoffMaxNs), tag});
+          parked_.push_back(
+              {now + std::min(kBackoffNs << (st.redirects - 1), kBackoffMaxNs), wire});
           RequestMap(now, /*force=*/true);
           continue;
         }
       }
-      out->push_back({tag, outcome});
-      ++n;
+      Deliver(wire, outcome);
     }
   }
-  return n;
 }
+
+SmartConnection::SmartConnection(std::shared_ptr<SmartHub> hub, bool rids, uint32_t index)
+    : hub_(std::move(hub)), k_(hub_->Attach()), rids_(rids), rid_(index) {}
 
 }  // namespace todo::bench

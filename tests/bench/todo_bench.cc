@@ -8,8 +8,9 @@
 // the barrier's completion step (run by one thread while the others wait)
 // takes the phase decisions:
 // With --smart, main first fetches the partition map from --endpoint and
-// the connections are SmartConnections (one DEALER per node each, requests
-// straight to their partition's primary: smart_connection.h).
+// the connections are SmartConnections: each thread's share one SmartHub
+// (one DEALER per node), requests straight to their partition's primary
+// (smart_connection.h).
 //   1. handshake: every connection pings until answered or --connect-timeout;
 //      if any connection got no reply, everybody stops and we exit 1;
 //   2. preload:   each thread adds --preload entries to its share of lists
@@ -172,6 +173,7 @@ int Main(int argc, char** argv) {
   BenchSummary summary;
   summary.options = &o;
   std::optional<SmartMap> smart_map;
+  std::vector<std::shared_ptr<SmartHub>> smart_hubs;
   if (o.smart) {
     auto map = FetchMap(ctx, o.endpoint, static_cast<int>(o.connect_timeout_s * 1000));
     if (map.ok()) {
@@ -180,10 +182,21 @@ int Main(int argc, char** argv) {
                            ": " + std::to_string(map->nodes.size()) + " nodes, " +
                            std::to_string(map->partitions) + " partitions";
       smart_map = *std::move(map);
-      factory = [&](uint32_t index) -> StatusOr<std::unique_ptr<Connection>> {
-        auto c = SmartConnection::Open(ctx, o.endpoint, hwm, *smart_map, o.rids, index);
-        if (!c.ok()) return c.status();
-        return std::unique_ptr<Connection>(std::move(c).value());
+      // One hub per bench thread (connection c belongs to thread c mod T,
+      // and only that thread touches hubs[c mod T]), shared by its
+      // connections: each node's socket carries up to all their windows.
+      smart_hubs.resize(o.threads);
+      const uint32_t per_thread = (o.connections + o.threads - 1) / o.threads;
+      const int smart_hwm =
+          static_cast<int>(std::max<uint64_t>(1000, 2ull * o.window * per_thread));
+      factory = [&, smart_hwm](uint32_t index) -> StatusOr<std::unique_ptr<Connection>> {
+        std::shared_ptr<SmartHub>& hub = smart_hubs[index % o.threads];
+        if (!hub) {
+          auto h = SmartHub::Open(ctx, o.endpoint, smart_hwm, *smart_map, o.window);
+          if (!h.ok()) return h.status();
+          hub = std::shared_ptr<SmartHub>(std::move(h).value());
+        }
+        return std::unique_ptr<Connection>(new SmartConnection(hub, o.rids, index));
       };
     } else {
       summary.smart_note =
