@@ -7,10 +7,6 @@
 // touched by two threads. The threads meet at a std::barrier between phases;
 // the barrier's completion step (run by one thread while the others wait)
 // takes the phase decisions:
-// With --smart, main first fetches the partition map from --endpoint and
-// the connections are SmartConnections: each thread's share one SmartHub
-// (one DEALER per node), requests straight to their partition's primary
-// (smart_connection.h).
 //   1. handshake: every connection pings until answered or --connect-timeout;
 //      if any connection got no reply, everybody stops and we exit 1;
 //   2. preload:   each thread adds --preload entries to its share of lists
@@ -18,6 +14,11 @@
 //                 and the run is skipped);
 //   3. run:       warmup then the measured window, the same time points for
 //                 every thread; then a bounded drain of what is in flight.
+// With --smart, main first fetches the partition map from --endpoint and
+// the connections are SmartConnections: each thread's share one SmartHub
+// (one DEALER per node), requests straight to their partition's primary
+// (smart_connection.h); the hubs outlive the threads and are closed by main
+// after the join.
 // The main thread samples the process's CPU time at the window's edges (and
 // with --mark-phases says so on stderr, so a caller can sample the servers'
 // CPU time there too) and prints the merged statistics.
