@@ -39,6 +39,24 @@ endpoint (round robin) before it retries. A move, and any timeout, opens a
 new socket; replies still due on the old one are lost (those requests time
 out in collect()).
 
+Skipping the router (smart=True, the default). In replicated mode a router
+or node answers the `map` op: which node is the primary of each partition
+(common/PROTOCOL.md, "map"). The client fetches it from its endpoint on the
+first request for a list, then sends each request for a list straight to
+its partition's primary, over one more socket per node, as Redis Cluster's
+and Kafka's clients do: one hop instead of two. `ping` and `stats` still go
+to the endpoint. On "not primary" (a move or a failover: nothing was
+applied, so it is resent whatever the op, as a router does), `unavailable`
+or a timeout from a node, the client refreshes the map (at most every 20 ms;
+also every `map_refresh` seconds, so a changed epoch is seen) and resends
+to the primary it then names; a node that timed out is avoided for a while
+and its lists go through the endpoint, and with no map at all (static mode,
+whose routers and nodes answer `map` with unknown_op, or no answer)
+everything goes to the endpoint as before. smart=False always uses the
+endpoint; so does CURVE (each node would need its own server key).
+`redirects` counts the requests resent to a refreshed map's primary,
+`direct` those sent straight to a node.
+
 Not thread-safe: use one TodoClient per thread.
 """
 
@@ -54,9 +72,10 @@ import zmq
 import zmq.utils.z85
 
 __all__ = ["TodoClient", "TodoError", "Reply", "READ_OPS", "WRITE_OPS", "new_rid",
-           "parse_endpoints", "read_key_file", "key_or_file", "load_keypair"]
+           "parse_endpoints", "partition_of", "read_key_file", "key_or_file", "load_keypair",
+           "NOT_PRIMARY_PREFIX"]
 
-READ_OPS = frozenset({"entries", "locate", "ping", "stats"})
+READ_OPS = frozenset({"entries", "locate", "ping", "stats", "map"})
 WRITE_OPS = frozenset({"add_entry", "update_entry", "delete_entry"})
 
 # Codes after which a read (or a write with a rid) is retried, and after
@@ -65,6 +84,31 @@ _RETRY_READ_CODES = frozenset({"timeout", "unavailable", "overloaded"})
 _RETRY_WRITE_CODES = frozenset({"overloaded"})
 # Codes after which call() moves to the next endpoint before retrying.
 _FAILOVER_CODES = frozenset({"timeout", "unavailable"})
+# The start of the message of an `unavailable` from a node that is not the
+# partition's primary (nothing applied; common/protocol.h kNotPrimaryPrefix).
+NOT_PRIMARY_PREFIX = "not primary for partition "
+# "not primary" answers resent at most this many times per call, after a
+# back-off doubling from 20 ms to 320 ms (the router's rule).
+_NOT_PRIMARY_TRIES = 6
+# Ops sent to the endpoint even with a map (they name no list, or ask the
+# router itself).
+_ENDPOINT_OPS = frozenset({"ping", "stats", "map"})
+_MASK64 = (1 << 64) - 1
+
+
+def partition_of(list_name, partitions):
+    """The partition of a list: mix64(fnv1a64(name)) mod partitions, over the
+    name's UTF-8 bytes (common/PROTOCOL.md, "map"; common/cluster/map.h)."""
+    h = 0xcbf29ce484222325
+    for b in list_name.encode("utf-8"):
+        h ^= b
+        h = (h * 0x100000001b3) & _MASK64
+    h ^= h >> 30
+    h = (h * 0xbf58476d1ce4e5b9) & _MASK64
+    h ^= h >> 27
+    h = (h * 0x94d049bb133111eb) & _MASK64
+    h ^= h >> 31
+    return h % partitions
 
 
 def new_rid():
@@ -170,12 +214,18 @@ class TodoClient:
         allow-list); curve_publickey is derived from the secret if omitted.
         Giving only some of them raises ValueError. Every endpoint gets the
         same server key (routers of one cluster share it in the examples).
+        CURVE turns `smart` off.
+      smart: in replicated mode, send each request for a list straight to
+        its partition's primary, from the `map` op (see the module doc);
+        False: always through the endpoint.
+      map_refresh: seconds after which the map is fetched again before the
+        next request (default 5; "not primary" refreshes it at once).
       context: an existing zmq.Context to use (default: the global instance).
     """
 
     def __init__(self, endpoint, timeout=5.0, retries=3, *, backoff=0.1, max_backoff=2.0,
                  deadline=30.0, rids=True, curve_serverkey=None, curve_publickey=None,
-                 curve_secretkey=None, context=None):
+                 curve_secretkey=None, smart=True, map_refresh=5.0, context=None):
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
         if retries < 0:
@@ -205,7 +255,33 @@ class TodoClient:
             self._curve = (_bytes(curve_serverkey), _bytes(curve_publickey),
                            _bytes(curve_secretkey))
         self._sock = None
+        # Skipping the router: the map (None: none yet, or none to be had),
+        # whether the endpoints answer `map` at all, per-node sockets.
+        self.smart = bool(smart) and self._curve is None
+        self.map_refresh = float(map_refresh)
+        self._map = None  # {"version", "partitions", "nodes": {name: ep}, "primary": [...]}
+        self._map_unsupported = False  # unknown_op: static mode, never asked again
+        self._map_at = float("-inf")  # when the map was last asked for
+        self._node_socks = {}  # node endpoint -> DEALER
+        self._avoid = {}  # node endpoint -> monotonic time until which it is avoided
+        self._where = {}  # pending request id -> the socket it went on
+        self._last_target = None  # the endpoint of the last submit()
+        self.redirects = 0
+        self.direct = 0
         self._open()
+
+    def _new_socket(self, endpoint):
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        # Pipelining: let many requests and replies queue in the socket.
+        sock.setsockopt(zmq.SNDHWM, 100000)
+        sock.setsockopt(zmq.RCVHWM, 100000)
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError:
+            sock.close(linger=0)
+            raise
+        return sock
 
     def _open(self):
         """Opens a socket to the current endpoint (closing any other)."""
@@ -237,11 +313,15 @@ class TodoClient:
     # --- lifecycle ---
 
     def close(self):
-        """Closes the socket; requests in flight are abandoned."""
+        """Closes the sockets; requests in flight are abandoned."""
         if self._sock is not None:
             self._sock.close(linger=0)
             self._sock = None
+        for sock in self._node_socks.values():
+            sock.close(linger=0)
+        self._node_socks.clear()
         self._pending.clear()
+        self._where.clear()
 
     def __enter__(self):
         return self
@@ -268,8 +348,12 @@ class TodoClient:
         if op in WRITE_OPS and self.rids and "rid" not in body and "rid" not in keys:
             body["rid"] = new_rid()
         data = msgpack.packb(body, use_bin_type=True)
-        self._send(data, time.monotonic() + self.timeout)
+        sock, self._last_target = self._route(op, body.get("list"))
+        self._send(data, time.monotonic() + self.timeout, sock)
         self._pending[request_id] = None
+        self._where[request_id] = sock
+        if sock is not self._sock:
+            self.direct += 1
         return request_id
 
     def collect(self, ids, timeout=None):
@@ -293,14 +377,22 @@ class TodoClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            if self._sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN):
-                self._drain()
-                waiting = {i for i in waiting if self._pending.get(i) is None}
+            socks = {id(s): s for s in (self._where.get(i) for i in waiting)
+                     if s is not None and not s.closed}
+            if not socks:
+                break  # their sockets were closed: those replies are lost
+            poller = zmq.Poller()
+            for sock in socks.values():
+                poller.register(sock, zmq.POLLIN)
+            for sock, _ in poller.poll(max(1, int(remaining * 1000))):
+                self._drain(sock)
+            waiting = {i for i in waiting if self._pending.get(i) is None}
         replies = []
         for request_id in ids:
             body = self._pending.pop(request_id, None)
+            sock = self._where.pop(request_id, None)
             if body is None:
-                replies.append(_timeout_reply(request_id, self.endpoint, seconds))
+                replies.append(_timeout_reply(request_id, self._endpoint_of(sock), seconds))
             else:
                 replies.append(Reply.from_map(request_id, body))
         return replies
@@ -320,6 +412,7 @@ class TodoClient:
         """Gives up on submitted requests; their replies will be discarded."""
         for request_id in ids:
             self._pending.pop(request_id, None)
+            self._where.pop(request_id, None)
 
     # --- one request at a time ---
 
@@ -340,10 +433,13 @@ class TodoClient:
             retry_codes = _RETRY_READ_CODES if op in READ_OPS else frozenset()
         deadline = time.monotonic() + self.deadline
         attempt = 0
+        not_primary = 0
         while True:
             remaining = deadline - time.monotonic()
+            target = None
             try:
                 request_id = self.submit(op, **keys)
+                target = self._last_target
                 reply = self.collect([request_id], timeout=max(0.001, min(self.timeout,
                                                                           remaining)))[0]
             except TodoError as error:  # could not even queue the request
@@ -351,12 +447,30 @@ class TodoClient:
             if reply.ok:
                 return reply.result
             code = reply.error.code
+            direct = target is not None and target in self._node_socks
+            if self.smart and code in _FAILOVER_CODES and keys.get("list") is not None:
+                if direct and code == "timeout":
+                    self._drop_node(target)  # its lists go through the endpoint for a while
+                if (code == "unavailable" and reply.error.message.startswith(NOT_PRIMARY_PREFIX)
+                        and not_primary < _NOT_PRIMARY_TRIES):
+                    # Nothing was applied: resent (any op) to the primary the
+                    # map names after a short wait, as a router does.
+                    delay = min(0.32, 0.02 * (2 ** not_primary))
+                    if time.monotonic() + delay < deadline:
+                        not_primary += 1
+                        self.redirects += 1
+                        time.sleep(delay)
+                        self._refresh_map(force=True)
+                        continue
+                self._refresh_map(force=True)
             if code not in retry_codes or attempt >= self.retries:
                 raise reply.error
             delay = self._backoff_delay(attempt)
             if time.monotonic() + delay >= deadline:
                 raise reply.error
-            if code in _FAILOVER_CODES:
+            if direct:
+                self.redirects += 1  # the map (refreshed above) decides where it goes
+            elif code in _FAILOVER_CODES:
                 # Another router (or a fresh connection to the same one).
                 self.reconnect(next_endpoint=len(self.endpoints) > 1)
             time.sleep(delay)
@@ -384,6 +498,12 @@ class TodoClient:
         return bool(self.call("delete_entry", list=list_name, entry_id=entry_id,
                               **rid)["deleted"])
 
+    def map(self):
+        """The partition map (replicated mode): {"partitions", "hash",
+        "version", "nodes": {name: endpoint}, "parts": [[primary, epoch], ...]}
+        from the endpoint. Raises TodoError("unknown_op") in static mode."""
+        return self.call("map")
+
     def locate(self, list_name):
         """Returns the name of the node that owns the list."""
         return self.call("locate", list=list_name)["node"]
@@ -405,27 +525,110 @@ class TodoClient:
         delay = min(self.max_backoff, self.backoff * (2 ** min(attempt, 30)))
         return delay * random.uniform(0.5, 1.0)
 
-    def _send(self, data, deadline):
+    def _endpoint_of(self, sock):
+        for endpoint, s in self._node_socks.items():
+            if s is sock:
+                return endpoint
+        return self.endpoint
+
+    def _route(self, op, list_name):
+        """(socket, endpoint) for a request: its partition's primary's when
+        there is a map, else the endpoint's."""
+        if not self.smart or list_name is None or op in _ENDPOINT_OPS:
+            return self._sock, self.endpoint
+        now = time.monotonic()
+        if not self._map_unsupported and now - self._map_at >= self.map_refresh:
+            self._refresh_map()
+        m = self._map
+        if m is None or not isinstance(list_name, str):
+            return self._sock, self.endpoint
+        node = m["nodes"].get(m["primary"][partition_of(list_name, m["partitions"])])
+        if node is None or self._avoid.get(node, 0) > now:
+            return self._sock, self.endpoint  # no live primary known: the router decides
+        sock = self._node_socks.get(node)
+        if sock is None:
+            try:
+                sock = self._node_socks[node] = self._new_socket(node)
+            except zmq.ZMQError:
+                return self._sock, self.endpoint
+        return sock, node
+
+    def _drop_node(self, endpoint):
+        """A node that timed out: close its socket (replies due on it are
+        lost) and send its partitions through the endpoint for 2 s, or until
+        a new map names other primaries."""
+        sock = self._node_socks.pop(endpoint, None)
+        if sock is not None:
+            sock.close(linger=0)
+        self._avoid[endpoint] = time.monotonic() + 2.0
+
+    def _refresh_map(self, force=False):
+        """Asks the endpoints (then the nodes of the last map) for the map;
+        at most every 20 ms. unknown_op (static mode) turns it off for good;
+        no answer at all leaves no map (everything goes to the endpoint)."""
+        if not self.smart or self._map_unsupported:
+            return
+        now = time.monotonic()
+        if now - self._map_at < 0.02 or (not force and now - self._map_at < self.map_refresh):
+            return
+        self._map_at = now
+        sources = list(dict.fromkeys(
+            [self.endpoint] + self.endpoints +
+            (list(self._map["nodes"].values()) if self._map else [])))
+        wait_ms = max(1, int(min(self.timeout, 1.0) * 1000))
+        for endpoint in sources[:4]:
+            sock = self._ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            try:
+                sock.connect(endpoint)
+                sock.send(msgpack.packb({"op": "map", "id": 0}, use_bin_type=True))
+                if not sock.poll(wait_ms, zmq.POLLIN):
+                    continue
+                body = msgpack.unpackb(sock.recv(), raw=False)
+            except (zmq.ZMQError, ValueError, msgpack.exceptions.ExtraData):
+                continue
+            finally:
+                sock.close(linger=0)
+            if not isinstance(body, dict):
+                continue
+            if not body.get("ok"):
+                err = body.get("error") or {}
+                if isinstance(err, dict) and err.get("code") == "unknown_op":
+                    self._map_unsupported = True  # static mode
+                    self._map = None
+                    return
+                continue  # e.g. "no cluster map yet": ask the next one
+            parsed = _parse_map(body.get("result"))
+            if parsed is not None:
+                if self._map is None or parsed["primary"] != self._map["primary"]:
+                    self._avoid.clear()  # new primaries: try them
+                self._map = parsed
+                return
+        self._map = None  # nobody answered: through the endpoint until one does
+
+    def _send(self, data, deadline, sock=None):
         """Sends without blocking past `deadline`, draining replies meanwhile."""
+        sock = sock or self._sock
         while True:
             try:
-                self._sock.send(data, zmq.NOBLOCK)
+                sock.send(data, zmq.NOBLOCK)
                 return
             except zmq.Again:
                 pass
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TodoError("timeout", f"could not send to {self.endpoint} within "
+                raise TodoError("timeout", f"could not send to {self._endpoint_of(sock)} within "
                                            f"{self.timeout:g}s (client-side deadline)")
-            events = self._sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN | zmq.POLLOUT)
+            events = sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN | zmq.POLLOUT)
             if events & zmq.POLLIN:
-                self._drain()
+                self._drain(sock)
 
-    def _drain(self):
+    def _drain(self, sock=None):
         """Receives every reply already queued; keeps those still wanted."""
+        sock = sock or self._sock
         while True:
             try:
-                frames = self._sock.recv_multipart(zmq.NOBLOCK)
+                frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             # A reply mirrors the request's framing: [body] or ["", body].
@@ -444,6 +647,20 @@ class TodoClient:
 
 def _bytes(value):
     return value.encode("ascii") if isinstance(value, str) else value
+
+
+def _parse_map(result):
+    """The parts of a `map` result the client uses, or None if malformed."""
+    try:
+        partitions = int(result["partitions"])
+        nodes = {str(k): str(v) for k, v in result["nodes"].items()}
+        primary = [str(p[0]) for p in result["parts"]]
+        if partitions < 1 or len(primary) != partitions:
+            return None
+        return {"version": int(result["version"]), "partitions": partitions, "nodes": nodes,
+                "primary": primary}
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return None
 
 
 # --- CURVE key files (format: common/io/security/keys.h, written by todo-keygen) ---

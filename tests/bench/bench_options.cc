@@ -69,6 +69,10 @@ Status BenchOptions::Validate() {
     return Status::BadRequest("--connect-timeout must be > 0 and at most 3600 seconds");
   }
   if (rids && backend != "zmq") return Status::BadRequest("--rids goes with --backend zmq");
+  if (smart && backend != "zmq") return Status::BadRequest("--smart goes with --backend zmq");
+  if (smart && !(curve_server_key.empty() && curve_key.empty())) {
+    return Status::BadRequest("--smart does not go with --curve-* (each node has its own key)");
+  }
   auto m = ParseMix(mix);
   if (!m.ok()) return m.status();
   parsed_mix = *m;
@@ -126,6 +130,11 @@ std::optional<BenchOptions> ParseBenchFlags(int argc, char** argv, int* exit_cod
   app.add_flag("--rids", o.rids,
                "put a fresh rid (request id, 36 bytes) on every write, as the Python client and "
                "todo do, so that the server records each write for safe retries");
+  app.add_flag("--smart", o.smart,
+               "skip the router: fetch the partition map (`map`) from --endpoint (a router or "
+               "node, replicated mode) and send each request straight to its partition's primary; "
+               "resend reads (and writes with --rids) after 'not primary' or unavailable to the "
+               "refreshed map's primary; without a map (static mode) send to --endpoint");
   app.add_option("--curve-server-key", o.curve_server_key,
                  "CURVE: the server's public key, Z85 or a .pub file (with --curve-key)")
       ->type_name("Z85|FILE");

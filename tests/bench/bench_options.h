@@ -40,6 +40,11 @@ struct BenchOptions {
   bool touch_lists = false;      // only send one entries_all to every list, then exit
   bool mark_phases = false;      // stderr lines at the measured window's start and end
   bool rids = false;             // a fresh rid (request id) on every write (zmq backend)
+  // Skip the router (zmq backend): fetch the partition map from --endpoint
+  // (a router or a node in replicated mode) and send each request straight
+  // to its partition's primary (smart_connection.h); without a map (static
+  // mode, an error), everything goes to --endpoint as without --smart.
+  bool smart = false;
 
   // CurveZMQ (a server run with --curve-secret; zmq backend only):
   std::string curve_server_key;       // --curve-server-key Z85|FILE: the server's public key

@@ -8,6 +8,10 @@
   and unanswered requests as errors (never as throughput), retries preload
   adds refused with overloaded, and sends the same request stream for the
   same seed.
+- SmartTest: --smart against a fake router that answers `map` and fake
+  nodes: requests go straight to their partition's primary, "not primary"
+  is resent to the refreshed map's primary (counted as redirected), and an
+  endpoint without a map (static mode) gets everything, as without --smart.
 - NodeTest: against a real todo-node (skipped if $TODO_NODE_BIN is missing):
   a full mix runs with no error but not_found, --preload leaves exactly K
   entries on every list, and --touch-lists reads every list once.
@@ -50,8 +54,9 @@ class FakeServer:
     `fail_every`-th non-ping request gets `overloaded`, every `drop_every`-th
     gets no reply. Records (frame count, decoded body) of the first requests."""
 
-    def __init__(self, fail_every=0, drop_every=0, keep=20000):
+    def __init__(self, fail_every=0, drop_every=0, keep=20000, handler=None):
         self.fail_every, self.drop_every, self.keep = fail_every, drop_every, keep
+        self.handler = handler  # body -> reply map, or None for the default
         self.requests = []
         self.endpoint = "tcp://127.0.0.1:%d" % free_port()
         self._ctx = zmq.Context()
@@ -73,7 +78,10 @@ class FakeServer:
             body = msgpack.unpackb(frames[-1], raw=False)
             if len(self.requests) < self.keep:
                 self.requests.append((len(frames) - 1, body))
-            if body.get("op") == "ping":
+            reply = self.handler(body) if self.handler else None
+            if reply is not None:
+                pass
+            elif body.get("op") == "ping":
                 reply = {"id": body.get("id"), "ok": True, "result": {"pong": True}}
             else:
                 n += 1
@@ -202,6 +210,97 @@ class FakeServerTest(unittest.TestCase):
         strip = lambda s: [{k: v for k, v in b.items() if k != "id"} for b in s[:n]]
         self.assertEqual(strip(streams[0]), strip(streams[1]))
         self.assertNotEqual(strip(streams[0]), strip(streams[2]))
+
+
+def partition_of(name, partitions):
+    """mix64(fnv1a64(name)) mod partitions (common/PROTOCOL.md, "map")."""
+    mask = (1 << 64) - 1
+    h = 0xcbf29ce484222325
+    for b in name.encode():
+        h = ((h ^ b) * 0x100000001b3) & mask
+    h ^= h >> 30
+    h = (h * 0xbf58476d1ce4e5b9) & mask
+    h ^= h >> 27
+    h = (h * 0x94d049bb133111eb) & mask
+    return (h ^ (h >> 31)) % partitions
+
+
+class SmartTest(unittest.TestCase):
+    P = 4
+
+    def serve(self, **kw):
+        server = FakeServer(**kw)
+        self.addCleanup(server.close)
+        return server
+
+    def map_reply(self, body, version, primaries, nodes):
+        return {"id": body.get("id"), "ok": True, "result": {
+            "partitions": self.P, "hash": "mix64-fnv1a64", "version": version, "nodes": nodes,
+            "parts": [[p, 1] for p in primaries]}}
+
+    def bench(self, endpoint, *extra, connections=2):
+        r = run_bench("--endpoint", endpoint, "--smart", "--duration", "0.5", "--warmup", "0.1",
+                      "--connections", str(connections), "--lists", "50", "--json", *extra)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout), r.stderr
+
+    def test_flag_rules(self):
+        r = run_bench("--smart", "--backend", "redis", "--endpoint", "tcp://127.0.0.1:6379")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--smart goes with --backend zmq", r.stderr)
+
+    def test_requests_go_straight_to_the_primary(self):
+        a, b = self.serve(), self.serve()
+        primaries = ["n1", "n1", "n2", "n2"]
+        router = self.serve(handler=lambda body: self.map_reply(
+            body, 1, primaries, {"n1": a.endpoint, "n2": b.endpoint})
+            if body.get("op") == "map" else None)
+        # Two threads of three connections: two hubs, each shared by its
+        # thread's connections (one socket per node per thread).
+        d, stderr = self.bench(router.endpoint, "--threads", "2", connections=6)
+        self.assertIn("map version 1", stderr)
+        self.assertTrue(d["smart"]["map"])
+        self.assertEqual(d["errors_total"], 0)
+        self.assertEqual(d["late_replies"] + d["stray_replies"], 0)
+        self.assertGreater(d["ok"], 0)
+        self.assertEqual({body["op"] for _, body in router.requests}, {"map", "ping"})
+        for node, name in ((a, "n1"), (b, "n2")):
+            lists = [body["list"] for _, body in node.requests if "list" in body]
+            self.assertTrue(lists, name)
+            self.assertTrue(all(primaries[partition_of(l, self.P)] == name for l in lists), name)
+
+    def test_not_primary_is_resent_to_the_new_primary(self):
+        moved = threading.Event()
+
+        def old_primary(body):
+            if body.get("op") == "ping":
+                return None
+            moved.set()
+            return {"id": body.get("id"), "ok": False, "error": {
+                "code": "unavailable", "message": "not primary for partition 0 (fake)"}}
+
+        a, b = self.serve(handler=old_primary), self.serve()
+        nodes = {"n1": a.endpoint, "n2": b.endpoint}
+        router = self.serve(handler=lambda body: (
+            self.map_reply(body, 2 if moved.is_set() else 1,
+                           ["n2" if moved.is_set() else "n1"] * self.P, nodes))
+            if body.get("op") == "map" else None)
+        d, _ = self.bench(router.endpoint)  # writes without rids too: nothing was applied
+        self.assertEqual(d["errors_total"], 0, d["errors"])
+        self.assertGreater(d["smart"]["redirected"], 0)
+        self.assertGreater(d["ok"], 0)
+        self.assertTrue(any("list" in body for _, body in b.requests))
+
+    def test_no_map_sends_everything_to_the_endpoint(self):
+        router = self.serve(handler=lambda body: {
+            "id": body.get("id"), "ok": False, "error": {
+                "code": "unknown_op", "message": "map is answered in replicated mode only"}}
+            if body.get("op") == "map" else None)
+        d, stderr = self.bench(router.endpoint)
+        self.assertIn("no map (", stderr)
+        self.assertFalse(d["smart"]["map"])
+        self.assertEqual(d["errors_total"], 0)
+        self.assertGreater(sum(1 for _, body in router.requests if "list" in body), 0)
 
 
 @unittest.skipUnless(NODE_BIN and os.access(NODE_BIN, os.X_OK), "todo-node not built")

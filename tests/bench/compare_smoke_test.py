@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Smoke test of tests/bench/compare (never of speed): a --quick run on small
 lists completes, exits 0 and prints the table with a row for every setup,
-and the cost of request ids for the +rid setups.
+the cost of request ids for the +rid setups, and the replicated-smart
+setup (todo-bench --smart, no router) with its paired ratios.
 Exits 77 (skipped) when compare does, i.e. without redis-server.
 
 $TODO_BUILD_DIR names the build dir holding the binaries (ctest sets it).
@@ -32,7 +33,8 @@ def main():
     if not re.search(r"^setup +ops/s .*p99 ms +vs always +paired +cpu s/1k op +busiest process",
                      r.stdout, re.M):
         failures.append("no table header")
-    for setup in ("redis-always", "redis-everysec", "node", "node+rid", "router", "router+rid"):
+    for setup in ("redis-always", "redis-everysec", "node", "node+rid", "router", "router+rid",
+                  "redis-replica", "replicated", "replicated-smart"):
         # name, ops/s, min..max, p99, ratio, paired ratio, cpu per 1k ops, busiest process
         row = r"^%s +\d+ +\d+\.\.\d+ +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +\S+ \d+%%" % (
             re.escape(setup))
@@ -45,6 +47,15 @@ def main():
         if not re.search(r"^  %s +[\d.]+ \([\d.]+\.\.[\d.]+\)  cpu [\d.]+$" % re.escape(setup),
                          r.stdout, re.M):
             failures.append("no rid cost row for " + setup)
+    # Skipping the router: the smart setup had a map, and its paired ratios.
+    if not re.search(r"^round 1 replicated-smart .* smart: \d+ redirected$", r.stdout, re.M):
+        failures.append("replicated-smart ran without a map (or no run line)")
+    for line in (r"^replicated-smart \(preload 0\) vs redis-replica, paired over the rounds: "
+                 r"[\d.]+$",
+                 r"^replicated-smart \(preload 0\) vs replicated \(through the router\), "
+                 r"paired over the rounds: [\d.]+$"):
+        if not re.search(line, r.stdout, re.M):
+            failures.append("no line " + line)
     for f in failures:
         print("FAIL: " + f)
     print("1 passed, 0 failed" if not failures else "0 passed, 1 failed")

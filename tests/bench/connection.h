@@ -84,6 +84,19 @@ class Connection {
   // What to poll: a ZeroMQ socket or a file descriptor, with ZMQ_POLLIN set;
   // the driver adds ZMQ_POLLOUT when it has requests the transport refused.
   virtual zmq_pollitem_t PollItem() = 0;
+  // Every item to poll, appended to *out (none is allowed: a connection
+  // whose sockets another connection polls); a backend with several
+  // sockets (SmartConnection) overrides it. Receive() is called when any
+  // has input.
+  virtual void AppendPollItems(std::vector<zmq_pollitem_t>* out) { out->push_back(PollItem()); }
+  // Before each Receive(): the items AppendPollItems() gave, with their
+  // revents from the last poll, so a backend with several sockets reads
+  // only those with input.
+  virtual void NoteReady(const zmq_pollitem_t* /*items*/, size_t /*n*/) {}
+  // True if Receive() must also be called when nothing came in (a backend
+  // with timers of its own: resends, a periodic request). The driver polls
+  // at least every 10 ms.
+  virtual bool HasTimers() const { return false; }
   // True if the backend holds output it could not write yet (the driver then
   // polls for ZMQ_POLLOUT and calls Flush() when writable).
   virtual bool WantsWrite() const { return false; }
@@ -93,6 +106,9 @@ class Connection {
   virtual size_t Receive(std::vector<Completion>* out, size_t max) = 0;
   // Replies received that could not be matched to any request.
   virtual uint64_t stray_replies() const = 0;
+  // Requests the backend sent again on its own (todo-bench --smart: after a
+  // "not primary" or `unavailable`, to the primary of a refreshed map).
+  virtual uint64_t redirected() const { return 0; }
 };
 
 }  // namespace todo::bench

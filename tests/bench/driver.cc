@@ -32,6 +32,7 @@ void RunStats::Merge(const RunStats& other) {
   warmup_ok += other.warmup_ok;
   late_replies += other.late_replies;
   stray_replies += other.stray_replies;
+  redirected += other.redirected;
   unfinished += other.unfinished;
   broken_connections += other.broken_connections;
 }
@@ -48,7 +49,6 @@ ThreadDriver::ThreadDriver(const Workload& workload, DriverOptions options,
     conn.free.reserve(options_.window);
     for (uint32_t s = options_.window; s-- > 0;) conn.free.push_back(s);
   }
-  items_.resize(conns_.size());
   completions_.reserve(2 * options_.window);
 }
 
@@ -129,14 +129,22 @@ void ThreadDriver::Pump(Source& source, int64_t until_ns, int64_t timeout_ns) {
     if (in_flight_ == 0 && !pending && source.Exhausted()) break;
     if (in_flight_ == 0 && all_broken) break;  // nothing can be sent or answered any more
 
+    items_.clear();
+    item_conn_.clear();
+    item_first_.assign(conns_.size() + 1, 0);
     for (size_t c = 0; c < conns_.size(); ++c) {
       const Conn& conn = conns_[c];
-      items_[c] = conn.connection->PollItem();
-      items_[c].revents = 0;
-      if (conn.broken) {
-        items_[c].events = 0;
-      } else if (conn.blocked || conn.connection->WantsWrite()) {
-        items_[c].events |= ZMQ_POLLOUT;
+      const size_t first = items_.size();
+      item_first_[c] = static_cast<uint32_t>(first);
+      conn.connection->AppendPollItems(&items_);
+      for (size_t i = first; i < items_.size(); ++i) {
+        items_[i].revents = 0;
+        if (conn.broken) {
+          items_[i].events = 0;
+        } else if (conn.blocked || conn.connection->WantsWrite()) {
+          items_[i].events |= ZMQ_POLLOUT;
+        }
+        item_conn_.push_back(static_cast<uint32_t>(c));
       }
     }
     int64_t wait_ns = std::min({until_ns - now, next_expiry_ns - now, kMaxPollNs});
@@ -145,9 +153,17 @@ void ThreadDriver::Pump(Source& source, int64_t until_ns, int64_t timeout_ns) {
       break;  // only on a closed context or bad items: nothing more to do
     }
 
+    item_first_[conns_.size()] = static_cast<uint32_t>(items_.size());
+    readable_.assign(conns_.size(), 0);
+    for (size_t i = 0; i < items_.size(); ++i) {
+      if (items_[i].revents & ZMQ_POLLIN) readable_[item_conn_[i]] = 1;
+    }
     for (size_t c = 0; c < conns_.size(); ++c) {
-      if (!(items_[c].revents & ZMQ_POLLIN)) continue;
       Conn& conn = conns_[c];
+      if (!readable_[c] && !(conn.connection->HasTimers() && !conn.broken)) continue;
+      // Connection c's items: [item_first_[c], item_first_[c + 1]).
+      conn.connection->NoteReady(items_.data() + item_first_[c],
+                                 item_first_[c + 1] - item_first_[c]);
       completions_.clear();
       conn.connection->Receive(&completions_, 2 * options_.window);
       int64_t received = NowNs();
@@ -317,7 +333,10 @@ void ThreadDriver::Run(const Phases& phases) {
   // Every request left has a deadline at most timeout_ns away.
   Pump(source, NowNs() + options_.timeout_ns + 2 * kExpiryCheckNs, options_.timeout_ns);
   stats_.unfinished = in_flight_;
-  for (const Conn& conn : conns_) stats_.stray_replies += conn.connection->stray_replies();
+  for (const Conn& conn : conns_) {
+    stats_.stray_replies += conn.connection->stray_replies();
+    stats_.redirected += conn.connection->redirected();
+  }
 }
 
 }  // namespace todo::bench

@@ -13,7 +13,8 @@
 // threads meet at barriers in todo_bench.cc between Handshake, Preload and
 // Run, and Run's time points are the same for every thread.
 //
-// Memory is fixed after construction: per connection a slot table of
+// Memory is fixed after construction (but for a --smart connection's
+// sockets, one per node): per connection a slot table of
 // `window` entries; per thread one latency histogram per op.
 #pragma once
 
@@ -51,8 +52,9 @@ struct RunStats {
   std::array<uint64_t, kNumOutcomes> preload{};  // preload adds by outcome
   uint64_t late_replies = 0;                     // replies to requests that had timed out
   uint64_t stray_replies = 0;                    // replies matching no request (no id, undecodable)
-  uint64_t unfinished = 0;                       // still unanswered when the final drain gave up
-  uint64_t broken_connections = 0;               // connections whose transport failed
+  uint64_t redirected = 0;  // --smart: requests resent after "not primary"/unavailable (whole run)
+  uint64_t unfinished = 0;  // still unanswered when the final drain gave up
+  uint64_t broken_connections = 0;  // connections whose transport failed
 
   void Merge(const RunStats& other);
 };
@@ -140,6 +142,9 @@ class ThreadDriver {
   std::vector<Conn> conns_;
   std::vector<RequestStream> streams_;
   std::vector<zmq_pollitem_t> items_;
+  std::vector<uint32_t> item_conn_;   // items_[i] belongs to conns_[item_conn_[i]]
+  std::vector<uint8_t> readable_;     // per connection: some item had input
+  std::vector<uint32_t> item_first_;  // connection c's items: [item_first_[c], item_first_[c + 1])
   std::vector<Completion> completions_;
   uint64_t in_flight_ = 0;
   RunStats stats_;

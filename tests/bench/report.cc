@@ -172,6 +172,10 @@ std::string FormatTable(const BenchSummary& s) {
             static_cast<unsigned long long>(s.stats.broken_connections));
   }
   out += '\n';
+  if (s.options->smart) {
+    Appendf(&out, "smart: %s; %llu requests redirected (resent to a refreshed map's primary)\n",
+            s.smart_note.c_str(), static_cast<unsigned long long>(s.stats.redirected));
+  }
   Appendf(&out,
           "bench cpu: %.2f s user+sys (user %.2f, sys %.2f); measured window %.2f s = %.0f%% of "
           "one core\n",
@@ -230,6 +234,13 @@ std::string FormatJson(const BenchSummary& s) {
           static_cast<unsigned long long>(s.stats.stray_replies),
           static_cast<unsigned long long>(s.stats.unfinished),
           static_cast<unsigned long long>(s.stats.broken_connections));
+  if (o.smart) {
+    Appendf(&out,
+            ",\"smart\":{\"map\":%s,\"redirected\":%llu,\"note\":", s.smart_map ? "true" : "false",
+            static_cast<unsigned long long>(s.stats.redirected));
+    JsonString(&out, s.smart_note);
+    out += '}';
+  }
   Appendf(&out,
           ",\"cpu\":{\"user_s\":%.3f,\"sys_s\":%.3f,\"total_s\":%.3f,\"measured_s\":%.3f,"
           "\"measured_core_pct\":%.1f}}",

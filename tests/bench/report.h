@@ -24,6 +24,10 @@ struct BenchSummary {
   double preload_s = 0;   // wall time of the preload phase
   CpuTimes cpu_total;     // the whole process, at the end
   CpuTimes cpu_measured;  // during the measured window only
+  // --smart: what the map gave ("map version 7: 3 nodes, 256 partitions"),
+  // or why there was none (then every request went to --endpoint).
+  bool smart_map = false;
+  std::string smart_note;
 };
 
 // A compact table: throughput, errors by code, latency quantiles per op.

@@ -14,6 +14,11 @@
 //                 and the run is skipped);
 //   3. run:       warmup then the measured window, the same time points for
 //                 every thread; then a bounded drain of what is in flight.
+// With --smart, main first fetches the partition map from --endpoint and
+// the connections are SmartConnections: each thread's share one SmartHub
+// (one DEALER per node), requests straight to their partition's primary
+// (smart_connection.h); the hubs outlive the threads and are closed by main
+// after the join.
 // The main thread samples the process's CPU time at the window's edges (and
 // with --mark-phases says so on stderr, so a caller can sample the servers'
 // CPU time there too) and prints the merged statistics.
@@ -30,6 +35,7 @@
 #include "tests/bench/driver.h"
 #include "tests/bench/redis_connection.h"
 #include "tests/bench/report.h"
+#include "tests/bench/smart_connection.h"
 #include "tests/bench/workload.h"
 #include "tests/bench/zmq_connection.h"
 
@@ -165,6 +171,40 @@ int Main(int argc, char** argv) {
     if (!c.ok()) return c.status();
     return std::unique_ptr<Connection>(std::move(c).value());
   };
+  BenchSummary summary;
+  summary.options = &o;
+  std::optional<SmartMap> smart_map;
+  std::vector<std::shared_ptr<SmartHub>> smart_hubs;
+  if (o.smart) {
+    auto map = FetchMap(ctx, o.endpoint, static_cast<int>(o.connect_timeout_s * 1000));
+    if (map.ok()) {
+      summary.smart_map = true;
+      summary.smart_note = "map version " + std::to_string(map->version) + " from " + o.endpoint +
+                           ": " + std::to_string(map->nodes.size()) + " nodes, " +
+                           std::to_string(map->partitions) + " partitions";
+      smart_map = *std::move(map);
+      // One hub per bench thread (connection c belongs to thread c mod T,
+      // and only that thread touches hubs[c mod T]), shared by its
+      // connections: each node's socket carries up to all their windows.
+      smart_hubs.resize(o.threads);
+      const uint32_t per_thread = (o.connections + o.threads - 1) / o.threads;
+      const int smart_hwm =
+          static_cast<int>(std::max<uint64_t>(1000, 2ull * o.window * per_thread));
+      factory = [&, smart_hwm](uint32_t index) -> StatusOr<std::unique_ptr<Connection>> {
+        std::shared_ptr<SmartHub>& hub = smart_hubs[index % o.threads];
+        if (!hub) {
+          auto h = SmartHub::Open(ctx, o.endpoint, smart_hwm, *smart_map, o.window);
+          if (!h.ok()) return h.status();
+          hub = std::shared_ptr<SmartHub>(std::move(h).value());
+        }
+        return std::unique_ptr<Connection>(new SmartConnection(hub, o.rids, index));
+      };
+    } else {
+      summary.smart_note =
+          "no map (" + map.status().message() + "): every request to " + o.endpoint;
+    }
+    std::fprintf(stderr, "todo-bench: --smart: %s\n", summary.smart_note.c_str());
+  }
   RedisEndpoint redis;
   RedisScripts scripts;
   if (o.backend == "redis") {
@@ -193,8 +233,6 @@ int Main(int argc, char** argv) {
     threads.emplace_back(BenchThread, t, &shared, &barrier, &factory, &workload, &per_thread[t]);
   }
 
-  BenchSummary summary;
-  summary.options = &o;
   bool running = started.get();
   if (running && !o.touch_lists) {
     SleepUntil(shared.phases.measure_start_ns);

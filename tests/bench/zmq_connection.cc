@@ -43,14 +43,14 @@ StatusOr<std::unique_ptr<ZmqConnection>> ZmqConnection::Open(zmq::context_t& ctx
 }
 
 ZmqConnection::ZmqConnection(zmq::socket_t socket, bool rids, uint32_t index)
-    : socket_(std::move(socket)),
-      rids_(rids),
-      rid_base_(ProcessNonce() ^ (uint64_t{index} << 40)) {}
+    : socket_(std::move(socket)), rids_(rids), rid_(index) {}
 
-void ZmqConnection::NextRid() {
+RidMaker::RidMaker(uint32_t index) : base_(ProcessNonce() ^ (uint64_t{index} << 40)) {}
+
+std::string_view RidMaker::Next() {
   // xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx: the base, then the counter.
   static constexpr char kHex[] = "0123456789abcdef";
-  const uint64_t hi = rid_base_, lo = ++rid_count_;
+  const uint64_t hi = base_, lo = ++count_;
   int nibble = 0;
   for (int i = 0; i < 36; ++i) {
     if (i == 8 || i == 13 || i == 18 || i == 23) {
@@ -62,9 +62,10 @@ void ZmqConnection::NextRid() {
     rid_[i] = kHex[(word >> shift) & 15];
     ++nibble;
   }
+  return std::string_view(rid_, sizeof rid_);
 }
 
-Connection::SendResult ZmqConnection::Send(const BenchRequest& b, uint64_t tag) {
+protocol::Request ToRequest(const BenchRequest& b, uint64_t tag) {
   protocol::Request r;
   r.id = protocol::RequestId::Uint(tag);
   r.list = b.list;
@@ -95,9 +96,13 @@ Connection::SendResult ZmqConnection::Send(const BenchRequest& b, uint64_t tag) 
       r.op = protocol::Op::kPing;
       break;
   }
+  return r;
+}
+
+Connection::SendResult ZmqConnection::Send(const BenchRequest& b, uint64_t tag) {
+  protocol::Request r = ToRequest(b, tag);
   if (rids_ && protocol::IsMutating(r.op)) {
-    NextRid();
-    r.rid = std::string_view(rid_, sizeof rid_);
+    r.rid = rid_.Next();
   }
   out_.clear();
   protocol::EncodeRequest(out_, r);

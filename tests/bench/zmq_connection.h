@@ -10,13 +10,31 @@
 #include <memory>
 #include <msgpack/sbuffer.hpp>
 #include <string>
+#include <string_view>
 #include <zmq.hpp>
 
+#include "common/protocol.h"
 #include "common/status.h"
 #include "tests/bench/bench_options.h"
 #include "tests/bench/connection.h"
 
 namespace todo::bench {
+
+// The rids of connection `index`: 36 bytes in a uuid's shape, the first
+// half from a per-process random nonce and the index, the second from a
+// counter (incremented here). Shared with SmartConnection.
+struct RidMaker {
+  explicit RidMaker(uint32_t index);
+  std::string_view Next();
+
+ private:
+  uint64_t base_;
+  uint64_t count_ = 0;
+  char rid_[36];
+};
+
+// The wire request for `b`, with id `tag` (no rid). Its views point into `b`.
+protocol::Request ToRequest(const BenchRequest& b, uint64_t tag);
 
 class ZmqConnection final : public Connection {
  public:
@@ -40,14 +58,10 @@ class ZmqConnection final : public Connection {
 
  private:
   ZmqConnection(zmq::socket_t socket, bool rids, uint32_t index);
-  // Writes the next rid into rid_.
-  void NextRid();
 
   zmq::socket_t socket_;
   const bool rids_;
-  const uint64_t rid_base_;  // nonce ^ connection index
-  uint64_t rid_count_ = 0;
-  char rid_[36];
+  RidMaker rid_;
   msgpack::sbuffer out_;
   zmq::message_t in_;
   uint64_t stray_ = 0;

@@ -126,7 +126,9 @@ class ClientAgainstFakeServerTest(unittest.TestCase):
     def serve(self, handler):
         server = FakeServer(handler)
         self.addCleanup(server.close)
-        client = TodoClient(server.endpoint, timeout=0.3, retries=2, backoff=0.01)
+        # smart=False: these scripted servers are not clusters (no `map`);
+        # SmartClientAgainstFakeServersTest covers skipping the router.
+        client = TodoClient(server.endpoint, timeout=0.3, retries=2, backoff=0.01, smart=False)
         self.addCleanup(client.close)
         return server, client
 
@@ -195,7 +197,8 @@ class ClientAgainstFakeServerTest(unittest.TestCase):
         """A client that sends writes without a rid (v1 behaviour)."""
         server = FakeServer(handler)
         self.addCleanup(server.close)
-        client = TodoClient(server.endpoint, timeout=0.3, retries=2, backoff=0.01, rids=False)
+        client = TodoClient(server.endpoint, timeout=0.3, retries=2, backoff=0.01, rids=False,
+                            smart=False)
         self.addCleanup(client.close)
         return server, client
 
@@ -295,7 +298,8 @@ class ClientAgainstFakeServerTest(unittest.TestCase):
         self.addCleanup(down.close)
         live = FakeServer(lambda b, n: [ok(b, {"id": 3})])
         self.addCleanup(live.close)
-        client = TodoClient(f"{dead}, {down.endpoint}", timeout=0.3, retries=3, backoff=0.01)
+        client = TodoClient(f"{dead}, {down.endpoint}", timeout=0.3, retries=3, backoff=0.01,
+                            smart=False)
         self.addCleanup(client.close)
         self.assertEqual(client.endpoints, [dead, down.endpoint])
         client.endpoints.append(live.endpoint)
@@ -328,7 +332,7 @@ class ClientAgainstFakeServerTest(unittest.TestCase):
 
         server = FakeServer(handler)
         self.addCleanup(server.close)
-        client = TodoClient(server.endpoint, timeout=0.2, retries=0)
+        client = TodoClient(server.endpoint, timeout=0.2, retries=0, smart=False)
         self.addCleanup(client.close)
         with self.assertRaises(TodoError):
             client.ping()
@@ -368,6 +372,97 @@ class ClientAgainstFakeServerTest(unittest.TestCase):
             client.ping()
         self.assertEqual(cm.exception.code, "timeout")
         self.assertLess(time.monotonic() - start, 5.0)  # bounded, not a perf check
+
+
+class SmartClientAgainstFakeServersTest(unittest.TestCase):
+    """Skipping the router, against scripted servers: a fake router that
+    answers `map` (replicated mode) and fake nodes. The real cluster's
+    version is tests/python/test_smart_client.py."""
+
+    def server(self, handler):
+        server = FakeServer(handler)
+        self.addCleanup(server.close)
+        return server
+
+    def client(self, endpoint, **kw):
+        client = TodoClient(endpoint, timeout=0.5, retries=2, backoff=0.01, **kw)
+        self.addCleanup(client.close)
+        return client
+
+    @staticmethod
+    def map_reply(body, version, primary, nodes, partitions=4):
+        return ok(body, {"partitions": partitions, "hash": "mix64-fnv1a64", "version": version,
+                         "nodes": nodes, "parts": [[primary, 1]] * partitions})
+
+    def test_requests_for_lists_go_straight_to_the_primary(self):
+        node = self.server(lambda b, n: [ok(b, [])])
+        router = self.server(lambda b, n: [
+            self.map_reply(b, 1, "n1", {"n1": node.endpoint}) if b["op"] == "map"
+            else ok(b, {"pong": True, "role": "router", "name": "r"})])
+        client = self.client(router.endpoint)
+        self.assertEqual(client.entries("bob"), [])
+        self.assertEqual(client.entries("alice"), [])
+        self.assertEqual(client.ping()["role"], "router")  # no list: the endpoint
+        self.assertEqual([b["op"] for _, b in node.requests], ["entries", "entries"])
+        self.assertEqual([b["op"] for _, b in router.requests], ["map", "ping"])
+        self.assertEqual(client.direct, 2)
+
+    def test_not_primary_refreshes_the_map_and_resends_any_op(self):
+        moved = threading.Event()
+
+        def old_primary(b, n):
+            moved.set()
+            return [err(b, "unavailable", "not primary for partition 2 (its primary is 'n2')")]
+
+        a = self.server(old_primary)
+        b_node = self.server(lambda b, n: [ok(b, {"id": 7})])
+        router = self.server(lambda b, n: [
+            self.map_reply(b, 2, "n2", {"n1": a.endpoint, "n2": b_node.endpoint})
+            if moved.is_set() else self.map_reply(b, 1, "n1", {"n1": a.endpoint,
+                                                               "n2": b_node.endpoint})])
+        client = self.client(router.endpoint, rids=False)  # even a write without a rid
+        self.assertEqual(client.add_entry("bob", "2026-12-19", "x"), 7)
+        self.assertEqual((a.count(), b_node.count()), (1, 1))
+        self.assertEqual(client.redirects, 1)
+        self.assertNotIn("rid", b_node.requests[0][1])
+
+    def test_static_mode_goes_through_the_endpoint_and_asks_once(self):
+        router = self.server(lambda b, n: [
+            err(b, "unknown_op", "map is answered in replicated mode only")
+            if b["op"] == "map" else ok(b, [])])
+        client = self.client(router.endpoint)
+        for _ in range(3):
+            self.assertEqual(client.entries("bob"), [])
+        self.assertEqual([b["op"] for _, b in router.requests], ["map"] + ["entries"] * 3)
+        self.assertEqual(client.direct, 0)
+
+    def test_a_silent_node_is_avoided_and_the_endpoint_used(self):
+        silent = self.server(lambda b, n: [])  # a primary that died
+        router = self.server(lambda b, n: [
+            self.map_reply(b, 1, "n1", {"n1": silent.endpoint}) if b["op"] == "map"
+            else ok(b, [{"id": 1}])])
+        client = self.client(router.endpoint)
+        self.assertEqual(client.entries("bob"), [{"id": 1}])
+        self.assertEqual(silent.count(), 1)
+        self.assertEqual([b["op"] for _, b in router.requests if b["op"] != "map"],
+                         ["entries"])
+
+    def test_smart_false_never_asks_for_the_map(self):
+        router = self.server(lambda b, n: [ok(b, [])])
+        client = self.client(router.endpoint, smart=False)
+        client.entries("bob")
+        self.assertEqual([b["op"] for _, b in router.requests], ["entries"])
+
+    def test_partition_of_matches_the_cluster_hash(self):
+        # The same values as common/cluster/map.h's PartitionOf (unit-tested
+        # there) and tests/replication/repl_lib.partition_of.
+        sys.path.insert(0, os.path.join(REPO, "tests", "replication"))
+        from todo_client import partition_of  # pylint: disable=import-outside-toplevel
+        import repl_lib  # pylint: disable=import-outside-toplevel
+        self.assertEqual((partition_of("alice", 256), partition_of("bob", 256)), (92, 236))
+        for name in ("bob", "alice", "", "ünïcode", "x" * 100):
+            for p in (1, 7, 32, 256):
+                self.assertEqual(partition_of(name, p), repl_lib.partition_of(name, p))
 
 
 # --------------------------------------------------------------------------
