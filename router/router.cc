@@ -901,7 +901,12 @@ void Router::Run(int signal_fd) {
       if (guest_) guest_->StopReading();
     }
     now = Clock::now();
-    if (view_fd_ >= 0 && (items[2].revents & ZMQ_POLLIN)) ApplyView(now);
+    if (view_fd_ >= 0 && (items[2].revents & ZMQ_POLLIN)) {
+      ApplyView(now);
+      // A node that moved got a new socket (EnsureNode): the items must not
+      // keep pointing at the old one, which is gone.
+      build_items();
+    }
     for (size_t i = 0; i + kFirstNode < items.size(); ++i) {
       if (items[kFirstNode + i].revents & ZMQ_POLLIN) ReadNode(i, now);
     }
