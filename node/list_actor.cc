@@ -619,4 +619,23 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   if (changed) tracked_.push_back(Tracked{submitted_, touched});
 }
 
+bool ListActor::TryAnswerRead(const Call& call, std::chrono::steady_clock::time_point now,
+                              zmq::message_t* body) const {
+  if (call.request.op != Op::kEntries || !Idle() || state_ != State::kLoaded) return false;
+  // As HandleOne: no write in flight (acquire) first, then the epoch its
+  // completions may have raised, then the shard's generation.
+  if (inflight.load(std::memory_order_acquire) != 0) return false;
+  if (epoch_ < valid_epoch.load(std::memory_order_acquire)) return false;
+  if (writer_.generation() != generation_) return false;
+  if (table_ != nullptr && (call.term != term_ || !table_->Serves(partition_, term_, now))) {
+    return false;  // a new term, or fenced since admission: the actor decides
+  }
+  const protocol::Request& req = call.request;
+  const std::vector<EntryRef> entries = req.date ? list_.EntriesOn(*req.date) : list_.Entries();
+  if (flight_ != nullptr && flight_->replies_over() && !FitsSmallReply(entries)) return false;
+  *body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeEntries(b, req.id, entries); },
+                     flight_);
+  return true;
+}
+
 }  // namespace todo::node

@@ -109,6 +109,22 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   // Any thread. This actor's memory estimate as last reported to the meter.
   size_t metered_bytes() const { return metered_.load(std::memory_order_relaxed); }
 
+  // The socket loop's fast path for a read: answers `call`, an `entries`,
+  // into *body on the calling thread, without the mailbox, a worker and the
+  // reply queue, when that gives exactly the reply a posted read would get
+  // at once: the actor is Idle() (nothing queued, nothing running), its
+  // whole list is in memory and current (no failed write, no reopened
+  // shard since the load), no write of it is in flight (so the reply shows
+  // only durable changes, and every write accepted before the read), and in
+  // replicated mode it was loaded under the call's term, which it still
+  // serves. False, with nothing changed, otherwise: the caller posts the
+  // call. Socket loop only: it is the only poster, so while the actor is
+  // Idle() no worker touches its state, and Idle()'s acquire makes the last
+  // slice's writes visible here; the next Post() publishes this read to the
+  // next slice. Nothing is written.
+  bool TryAnswerRead(const Call& call, std::chrono::steady_clock::time_point now,
+                     zmq::message_t* body) const;
+
  protected:
   void Handle(std::vector<Call>& batch) override;
 

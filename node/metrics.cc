@@ -4,8 +4,8 @@
 #include <msgpack.hpp>
 
 #include "node/registry.h"
-#include "node/store/rid_filter.h"
 #include "node/replication/shard_replication.h"
+#include "node/store/rid_filter.h"
 #include "node/store/store.h"
 
 namespace todo::node {
@@ -43,6 +43,8 @@ constexpr Scalar kScalars[] = {
     {"replies_sent", "Replies sent.", &NodeCounters::replies_sent},
     {"replies_dropped", "Replies dropped (client gone or not reading).",
      &NodeCounters::replies_dropped},
+    {"fast_reads", "Reads answered on the socket loop, without a hand-off to the list's actor.",
+     &NodeCounters::fast_reads},
 };
 
 }  // namespace

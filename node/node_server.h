@@ -6,11 +6,14 @@
 // Requests are read in bursts, decoded and validated here (a bad request is
 // answered at once, with its envelope echoed), `ping` and `locate` are
 // answered here, and every list op is posted to its list actor through the
-// registry. Everything admitted is counted in flight until its one reply is
-// sent; past --max-inflight, a full mailbox or a full registry, the request
-// is answered `overloaded` at once. Replies are sent with DONTWAIT and
-// ROUTER_MANDATORY: a reply to a vanished or non-reading client is dropped
-// and counted, never blocking the loop.
+// registry, except a read that its list's actor can answer at once on this
+// thread (ListActor::TryAnswerRead: idle actor, list loaded, no write in
+// flight), which skips the mailbox, a worker and the reply queue. Everything
+// posted is counted in flight until its one reply is sent; past
+// --max-inflight, a full mailbox or a full registry, the request is answered
+// `overloaded` at once. Replies are sent with DONTWAIT and ROUTER_MANDATORY:
+// a reply to a vanished or non-reading client is dropped and counted, never
+// blocking the loop.
 // On a signal the loop stops reading requests, keeps sending replies until
 // nothing is in flight (bounded by a drain deadline), and returns.
 #pragma once
@@ -47,6 +50,7 @@ struct NodeCounters {
   uint64_t overloaded = 0;
   uint64_t replies_sent = 0;
   uint64_t replies_dropped = 0;  // client gone or not reading
+  uint64_t fast_reads = 0;       // reads answered on the socket loop (ListActor::TryAnswerRead)
 };
 
 class NodeServer {
@@ -86,6 +90,10 @@ class NodeServer {
                  std::chrono::steady_clock::time_point now = {});
   void SendError(Envelope& envelope, const protocol::RequestId& id, const Status& s);
   void SendReplies();
+  // Sends the reads answered on this thread in the last stage (fast_), after
+  // the replies the workers and writers have queued, so a write's reply
+  // still goes before that of a read that shows it.
+  void SendFastReplies();
   // Replicated mode: the answer to a list request this node can't serve
   // now (not primary, or fenced), or OK with call.partition/term set.
   Status CheckServing(Call& call, std::chrono::steady_clock::time_point now);
@@ -103,6 +111,7 @@ class NodeServer {
   NodeCounters counters_;
   NodeMetrics* metrics_ = nullptr;
   std::vector<Reply> drained_;
+  std::vector<Reply> fast_;  // reads answered on this thread, not yet sent
   // One stage of a burst: calls read, decoded and not yet posted, with their
   // list names' hashes (reused; emptied after each stage).
   std::vector<Call> stage_;

@@ -59,4 +59,9 @@ void ReplyQueue::Drain(std::vector<Reply>* out) {
   signalled_ = false;
 }
 
+bool ReplyQueue::HasReplies() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !queue_.empty();
+}
+
 }  // namespace todo::node

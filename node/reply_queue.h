@@ -33,6 +33,8 @@ class ReplyQueue {
   // Socket loop only: takes everything queued into *out (cleared first) and
   // re-arms the eventfd.
   void Drain(std::vector<Reply>* out);
+  // Any thread: true if a reply is queued (a lock, no syscall).
+  bool HasReplies();
 
  private:
   void Wake();

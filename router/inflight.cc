@@ -7,13 +7,14 @@ namespace todo::router {
 
 InflightTable::InflightTable(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {}
 
-bool InflightTable::Insert(InflightEntry entry) {
+bool InflightTable::Insert(InflightEntry&& entry) {
   if (full()) return false;
   if (last_deadline_ && entry.deadline < *last_deadline_) return false;
   uint64_t seq = entry.seq;
   TimePoint deadline = entry.deadline;
   const uint32_t bytes = entry.bytes;
-  if (!entries_.emplace(seq, std::move(entry)).second) return false;
+  // try_emplace: a refused entry is left as it was (emplace may move it).
+  if (!entries_.try_emplace(seq, std::move(entry)).second) return false;
   bytes_ += bytes;
   order_.push_back({seq, deadline});
   last_deadline_ = deadline;
@@ -29,9 +30,9 @@ InflightEntry* InflightTable::Find(uint64_t seq) {
 std::optional<InflightEntry> InflightTable::Complete(uint64_t seq) {
   auto it = entries_.find(seq);
   if (it == entries_.end()) return std::nullopt;
-  InflightEntry entry = std::move(it->second);
+  std::optional<InflightEntry> entry(std::move(it->second));  // moved once, returned as is
   entries_.erase(it);
-  bytes_ -= entry.bytes;
+  bytes_ -= entry->bytes;
   PopFinished();
   return entry;
 }

@@ -46,8 +46,10 @@ struct InflightEntry {
   std::vector<std::string> envelope;  // the client's frames before the body, identity first
   // Replicated mode: a reference to the request's body (a ZeroMQ message
   // shares its buffer) and the map version it was routed by, so a "not
-  // primary" answer can be forwarded again, to the new primary.
-  zmq::message_t body;
+  // primary" answer can be forwarded again, to the new primary. Empty in
+  // static mode (an optional: moving or dropping an empty one costs no
+  // libzmq call, and an entry moves several times).
+  std::optional<zmq::message_t> body;
   uint64_t map_version = 0;
   uint32_t partition = 0;
   uint8_t not_primary_tries = 0;  // "not primary" answers retried so far
@@ -65,10 +67,10 @@ class InflightTable {
   // The sum of the live entries' `bytes`.
   uint64_t bytes() const { return bytes_; }
 
-  // Adds `entry`. Returns false, and adds nothing, if the table is full, the
-  // seq is already present, or the deadline is earlier than one already
-  // inserted (deadlines must not decrease).
-  bool Insert(InflightEntry entry);
+  // Adds `entry` (moved from only if added). Returns false, and adds nothing, if the table is full,
+  // the seq is already present, or the deadline is earlier than one already inserted (deadlines
+  // must not decrease).
+  bool Insert(InflightEntry&& entry);
 
   // The live entry for `seq`, or nullptr (its deadline stays as it was).
   InflightEntry* Find(uint64_t seq);

@@ -403,7 +403,7 @@ void Router::Resend(uint64_t seq, TimePoint now, bool same_ok) {
         (void)backend.send(f, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
       }
       zmq::message_t body;
-      body.copy(e->body);
+      if (e->body) body.copy(*e->body);
       (void)backend.send(body, zmq::send_flags::dontwait);
     }
   } catch (const zmq::error_t&) {
@@ -626,14 +626,14 @@ void Router::Forward(size_t node, const protocol::Request& request, uint32_t par
   entry.bytes = static_cast<uint32_t>(bytes);
   if (options_.replicated()) {
     // Kept (a reference, not a copy) for one more try on "not primary".
-    entry.body.copy(frames_.back());
+    entry.body.emplace();
+    entry.body->copy(frames_.back());
     entry.map_version = map_version_;
     entry.partition = partition;
   }
   const uint64_t seq = entry.seq;
-  OwnedRequestId id = entry.id;
-  if (!inflight_.Insert(std::move(entry))) {
-    ReplyError(id.view(), ErrorCode::kInternal, "router could not record the request");
+  if (!inflight_.Insert(std::move(entry))) {  // left as it was when refused
+    ReplyError(entry.id.view(), ErrorCode::kInternal, "router could not record the request");
     return;
   }
   // The head: 'R', seq, the client's identity (a ROUTER identity is 1-255
@@ -661,7 +661,7 @@ void Router::Forward(size_t node, const protocol::Request& request, uint32_t par
     spdlog::error("send to node '{}' failed: {}", specs_[node].name, e.what());
   }
   if (!sent) {
-    inflight_.Complete(seq);
+    const OwnedRequestId id = std::move(inflight_.Complete(seq)->id);
     const NodeSpec& n = specs_[node];
     // A full queue, or no connection (ZMQ_IMMEDIATE)? ZeroMQ tells the
     // sender how far the reader has got only every HWM/2 messages, so a
@@ -901,7 +901,12 @@ void Router::Run(int signal_fd) {
       if (guest_) guest_->StopReading();
     }
     now = Clock::now();
-    if (view_fd_ >= 0 && (items[2].revents & ZMQ_POLLIN)) ApplyView(now);
+    if (view_fd_ >= 0 && (items[2].revents & ZMQ_POLLIN)) {
+      ApplyView(now);
+      // A node that moved got a new socket (EnsureNode): the items must not
+      // keep pointing at the old one, which is gone.
+      build_items();
+    }
     for (size_t i = 0; i + kFirstNode < items.size(); ++i) {
       if (items[kFirstNode + i].revents & ZMQ_POLLIN) ReadNode(i, now);
     }
