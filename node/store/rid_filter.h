@@ -49,7 +49,9 @@ class RidFilter {
   // filter (MayContain always "maybe").
   explicit RidFilter(size_t bytes);
 
-  // The filter's key for a record: its list's partition prefix, list and rid.
+  // The filter's key for a record: the first half of its key's hash
+  // (storage::RidKeyHash of the list and rid; the partition prefix `ns`
+  // follows from the list).
   static uint64_t Hash(std::string_view ns, std::string_view list, std::string_view rid);
 
   void Insert(uint64_t hash);
