@@ -24,7 +24,10 @@
 //                and two TTLs, and every key of a shard sorts by drop_at:
 //                expiry deletes from the range's start, and a lookup reads
 //                the few buckets not yet due (RidDropAtFor) with a point
-//                lookup each.
+//                lookup each. (So a record written while the wall clock
+//                ran more than a TTL ahead, and looked up after it stepped
+//                back, is found only by a node started since; the version
+//                1 layout's lookups did not depend on the clock.)
 //     key hash   RidKeyHash(list, rid): MurmurHash3 x64 128 of
 //                u8 len(list) | list | rid. Two distinct pairs share a key
 //                with probability 2^-128 per pair of records (~10^-15 for
