@@ -559,6 +559,9 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   storage::RidRecord record;
   if (with_rid) record = storage::RidRecordFor(req, store_->NowMs());
   bool changed = true;  // false: the write holds only the rid record
+  // An update's result: outlives the branches below, as the record's
+  // result_title views it until AddRidRecord encodes it.
+  std::optional<Entry> updated;
   if (req.op == Op::kAddEntry) {
     const EntryRef e = list_.Add(*req.date, *req.title);
     touched = e.id;
@@ -569,7 +572,8 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     record.new_id = e.id;
     body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeAddResult(b, req.id, e.id); });
   } else if (req.op == Op::kUpdateEntry) {
-    auto e = list_.Update(req.entry_id, req.date, req.title);
+    updated = list_.Update(req.entry_id, req.date, req.title);
+    const std::optional<Entry>& e = updated;
     if (!e) {
       Status nf(ErrorCode::kNotFound, NoSuchEntry(req.entry_id));
       body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeError(b, req.id, nf); });
