@@ -25,7 +25,7 @@
 //
 // Completeness: "no" can be trusted only once every record already on disk
 // is in the filter. Until MarkComplete() (the sweeper calls it after
-// inserting what it finds in the expiry index when the node starts),
+// inserting the records it finds on disk when the node starts),
 // MayContain answers "maybe" for everything. Records that reach the disk
 // any other way (the replicated mode's backups and snapshots) must be
 // inserted by whoever writes them, or the filter left incomplete.

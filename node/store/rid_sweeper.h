@@ -61,7 +61,7 @@ class RidSweeper {
     std::chrono::milliseconds every{std::chrono::seconds(1)};  // 0: no thread (Pass by hand)
     size_t max_per_pass = 2000;                                // per shard
     std::function<uint64_t()> now_ms;                          // wall clock, ms since 1970
-    // The filter to fill from the expiry indexes before the first pass (then
+    // The filter to fill from the records on disk before the first pass (then
     // marked complete) and to rotate every `ttl` (rid_filter.h); optional.
     RidFilter* filter = nullptr;
     // True while version 1 records may exist: swept too, and cleared when
