@@ -1,6 +1,8 @@
 #include "common/storage_format.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <iterator>
 
 #include "common/protocol.h"
@@ -221,6 +223,8 @@ RidRecord RidRecordFor(const protocol::Request& request, uint64_t created_ms) {
   RidRecord r;
   r.op = request.op;
   r.created_ms = created_ms;
+  r.hashed = true;
+  r.args_hash = RidArgsHash(request);
   if (request.op != protocol::Op::kAddEntry) r.entry_id = request.entry_id;
   if (request.op != protocol::Op::kDeleteEntry) {
     r.date = request.date;
@@ -232,6 +236,7 @@ RidRecord RidRecordFor(const protocol::Request& request, uint64_t created_ms) {
 bool SameRequest(const RidRecord& record, const protocol::Request& request) {
   using protocol::Op;
   if (record.op != request.op) return false;
+  if (record.hashed) return record.args_hash == RidArgsHash(request);
   switch (request.op) {
     case Op::kAddEntry:
       return record.date == request.date && record.title == request.title;
@@ -248,6 +253,7 @@ bool SameRequest(const RidRecord& record, const protocol::Request& request) {
 namespace {
 
 constexpr uint8_t kRidVersion = 1;
+constexpr uint8_t kRidHashedVersion = 2;
 constexpr uint8_t kRidHasDate = 1;
 constexpr uint8_t kRidHasTitle = 2;
 
@@ -310,13 +316,8 @@ class Reader {
   bool ok_ = true;
 };
 
-}  // namespace
-
-void RidValueTo(std::string* out, const RidRecord& r) {
-  out->clear();
-  out->push_back(static_cast<char>(kRidVersion));
-  out->push_back(static_cast<char>(RidOpCode(r.op)));
-  PutBe64(out, r.created_ms);
+// The op and arguments of a version 1 value (after its created time).
+void PutRidArgs(std::string* out, const RidRecord& r) {
   switch (r.op) {
     case protocol::Op::kAddEntry:
       PutBe32(out, r.date ? r.date->packed : 0);
@@ -334,6 +335,37 @@ void RidValueTo(std::string* out, const RidRecord& r) {
       PutBe64(out, r.entry_id);
       break;
   }
+}
+
+}  // namespace
+
+uint64_t RidArgsHash(const protocol::Request& request) {
+  RidRecord r;
+  r.op = request.op;
+  if (request.op != protocol::Op::kAddEntry) r.entry_id = request.entry_id;
+  if (request.op != protocol::Op::kDeleteEntry) {
+    r.date = request.date;
+    r.title = request.title;
+  }
+  thread_local std::string buf;
+  buf.clear();
+  buf.push_back(static_cast<char>(RidOpCode(r.op)));
+  PutRidArgs(&buf, r);
+  return Murmur3x64_128(buf, 1).h1;
+}
+
+void RidValueTo(std::string* out, const RidRecord& r) {
+  out->clear();
+  if (r.hashed) {
+    out->push_back(static_cast<char>(kRidHashedVersion));
+    out->push_back(static_cast<char>(RidOpCode(r.op)));
+    PutBe64(out, r.args_hash);
+  } else {
+    out->push_back(static_cast<char>(kRidVersion));
+    out->push_back(static_cast<char>(RidOpCode(r.op)));
+    PutBe64(out, r.created_ms);
+    PutRidArgs(out, r);
+  }
   out->push_back(static_cast<char>(r.outcome));
   if (r.outcome == RidOutcome::kAdded) PutBe64(out, r.new_id);
   if (r.outcome == RidOutcome::kUpdated) {
@@ -349,35 +381,46 @@ StatusOr<RidRecord> DecodeRidValue(std::string_view value) {
   Reader in(value);
   const auto version = static_cast<uint8_t>(in.Be(1));
   if (!in.ok()) return bad("too short");
-  if (version != kRidVersion) {
+  if (version != kRidVersion && version != kRidHashedVersion) {
     return Status::Internal("stored rid record has unknown version " + std::to_string(version));
   }
   RidRecord r;
   const auto op = static_cast<uint8_t>(in.Be(1));
-  r.created_ms = in.Be(8);
-  switch (op) {
-    case 1:
-      r.op = protocol::Op::kAddEntry;
-      r.date = in.ReadDate();
-      r.title = in.ReadTitle();
-      break;
-    case 2: {
-      r.op = protocol::Op::kUpdateEntry;
-      r.entry_id = in.Be(8);
-      const auto has = static_cast<uint8_t>(in.Be(1));
-      if (has == 0 || (has & ~(kRidHasDate | kRidHasTitle)) != 0) return bad("arguments");
-      if (has & kRidHasDate) r.date = in.ReadDate();
-      if (has & kRidHasTitle) r.title = in.ReadTitle();
-      break;
-    }
-    case 3:
-      r.op = protocol::Op::kDeleteEntry;
-      r.entry_id = in.Be(8);
-      break;
-    default:
+  if (version == kRidHashedVersion) {
+    r.hashed = true;
+    r.args_hash = in.Be(8);
+    if (op < 1 || op > 3) {
       if (!in.ok()) return bad("too short");
       return bad("unknown op " + std::to_string(op));
+    }
+    r.op = op == 1 ? protocol::Op::kAddEntry
+                   : (op == 2 ? protocol::Op::kUpdateEntry : protocol::Op::kDeleteEntry);
+  } else {
+    r.created_ms = in.Be(8);
   }
+  if (!r.hashed) switch (op) {
+      case 1:
+        r.op = protocol::Op::kAddEntry;
+        r.date = in.ReadDate();
+        r.title = in.ReadTitle();
+        break;
+      case 2: {
+        r.op = protocol::Op::kUpdateEntry;
+        r.entry_id = in.Be(8);
+        const auto has = static_cast<uint8_t>(in.Be(1));
+        if (has == 0 || (has & ~(kRidHasDate | kRidHasTitle)) != 0) return bad("arguments");
+        if (has & kRidHasDate) r.date = in.ReadDate();
+        if (has & kRidHasTitle) r.title = in.ReadTitle();
+        break;
+      }
+      case 3:
+        r.op = protocol::Op::kDeleteEntry;
+        r.entry_id = in.Be(8);
+        break;
+      default:
+        if (!in.ok()) return bad("too short");
+        return bad("unknown op " + std::to_string(op));
+    }
   const auto outcome = static_cast<uint8_t>(in.Be(1));
   if (!in.ok()) return bad("arguments");
   r.outcome = static_cast<RidOutcome>(outcome);
@@ -407,6 +450,146 @@ StatusOr<RidRecord> DecodeRidValue(std::string_view value) {
   if (!in.ok()) return bad("outcome");
   if (!in.done()) return bad("trailing bytes");
   return r;
+}
+
+namespace {
+
+uint64_t Rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+uint64_t Fmix64(uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ULL;
+  k ^= k >> 33;
+  return k;
+}
+
+uint64_t GetLe64(const unsigned char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+constexpr std::string_view kRidRecordName = "rids";
+
+}  // namespace
+
+RidHash Murmur3x64_128(std::string_view data, uint32_t seed) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
+  const size_t len = data.size();
+  const size_t nblocks = len / 16;
+  uint64_t h1 = seed, h2 = seed;
+  constexpr uint64_t c1 = 0x87c37b91114253d5ULL;
+  constexpr uint64_t c2 = 0x4cf5ad432745937fULL;
+  for (size_t i = 0; i < nblocks; ++i) {
+    uint64_t k1 = GetLe64(bytes + i * 16);
+    uint64_t k2 = GetLe64(bytes + i * 16 + 8);
+    k1 *= c1;
+    k1 = Rotl64(k1, 31);
+    k1 *= c2;
+    h1 ^= k1;
+    h1 = Rotl64(h1, 27);
+    h1 += h2;
+    h1 = h1 * 5 + 0x52dce729;
+    k2 *= c2;
+    k2 = Rotl64(k2, 33);
+    k2 *= c1;
+    h2 ^= k2;
+    h2 = Rotl64(h2, 31);
+    h2 += h1;
+    h2 = h2 * 5 + 0x38495ab5;
+  }
+  const unsigned char* tail = bytes + nblocks * 16;
+  const size_t rest = len & 15;
+  uint64_t k1 = 0, k2 = 0;
+  for (size_t i = rest; i > 8; --i) k2 ^= static_cast<uint64_t>(tail[i - 1]) << (8 * (i - 9));
+  if (rest > 8) {
+    k2 *= c2;
+    k2 = Rotl64(k2, 33);
+    k2 *= c1;
+    h2 ^= k2;
+  }
+  for (size_t i = std::min<size_t>(rest, 8); i > 0; --i) {
+    k1 ^= static_cast<uint64_t>(tail[i - 1]) << (8 * (i - 1));
+  }
+  if (rest > 0) {
+    k1 *= c1;
+    k1 = Rotl64(k1, 31);
+    k1 *= c2;
+    h1 ^= k1;
+  }
+  h1 ^= len;
+  h2 ^= len;
+  h1 += h2;
+  h2 += h1;
+  h1 = Fmix64(h1);
+  h2 = Fmix64(h2);
+  h1 += h2;
+  h2 += h1;
+  return RidHash{h1, h2};
+}
+
+RidHash RidKeyHash(std::string_view list, std::string_view rid) {
+  char buf[1 + 255 + protocol::kMaxRidBytes];
+  const size_t n = std::min<size_t>(list.size(), 255);
+  const size_t r = std::min<size_t>(rid.size(), protocol::kMaxRidBytes);
+  buf[0] = static_cast<char>(static_cast<uint8_t>(n));
+  std::memcpy(buf + 1, list.data(), n);
+  std::memcpy(buf + 1 + n, rid.data(), r);
+  return Murmur3x64_128(std::string_view(buf, 1 + n + r), 0);
+}
+
+uint64_t RidDropAtFor(uint64_t now_ms, uint64_t ttl_ms) {
+  if (ttl_ms == 0) ttl_ms = 1;
+  const uint64_t bucket = now_ms / ttl_ms + 2;
+  if (bucket > UINT64_MAX / ttl_ms) return UINT64_MAX;
+  return bucket * ttl_ms;
+}
+
+void RidRecordKeyTo(std::string* out, std::string_view ns, uint64_t drop_at, const RidHash& hash) {
+  out->clear();
+  AppendReservedPrefix(out, ns, kRidRecordName);
+  PutBe64(out, drop_at);
+  PutBe64(out, hash.h1);
+  PutBe64(out, hash.h2);
+}
+
+std::string RidRecordKey(std::string_view ns, uint64_t drop_at, const RidHash& hash) {
+  std::string k;
+  RidRecordKeyTo(&k, ns, drop_at, hash);
+  return k;
+}
+
+std::optional<ParsedRidRecordKey> ParseRidRecordKey(std::string_view ns, std::string_view key) {
+  const size_t head = ns.size() + 1 + kRidRecordName.size();
+  if (key.size() != head + 24 || !key.starts_with(ns) || key[ns.size()] != '\x00' ||
+      key.substr(ns.size() + 1, kRidRecordName.size()) != kRidRecordName) {
+    return std::nullopt;
+  }
+  ParsedRidRecordKey p;
+  p.drop_at = GetBe(key.substr(head), 8);
+  p.hash.h1 = GetBe(key.substr(head + 8), 8);
+  p.hash.h2 = GetBe(key.substr(head + 16), 8);
+  return p;
+}
+
+std::string RidRecordRangeBegin(std::string_view ns) {
+  std::string k;
+  AppendReservedPrefix(&k, ns, kRidRecordName);
+  return k;
+}
+
+std::string RidRecordRangeEnd(std::string_view ns) {
+  std::string k = RidRecordRangeBegin(ns);
+  k.back() = static_cast<char>(k.back() + 1);  // "rids" -> "ridt"
+  return k;
+}
+
+std::string RidRecordSeekKey(std::string_view ns, uint64_t drop_at) {
+  std::string k = RidRecordRangeBegin(ns);
+  PutBe64(&k, drop_at);
+  return k;
 }
 
 std::string RidExpiryKey(uint64_t created_ms, std::string_view list, std::string_view rid) {
@@ -535,7 +718,9 @@ Status ParseWord(std::string_view value, std::string* out, const char* what) {
   *out = std::string(value);
   return Status::Ok();
 }
-Status ParseCluster(std::string_view v, Manifest* m) { return ParseWord(v, &m->cluster, "cluster"); }
+Status ParseCluster(std::string_view v, Manifest* m) {
+  return ParseWord(v, &m->cluster, "cluster");
+}
 Status ParseNode(std::string_view v, Manifest* m) { return ParseWord(v, &m->node, "node"); }
 Status ParseDataId(std::string_view v, Manifest* m) { return ParseWord(v, &m->data_id, "data_id"); }
 Status ParsePartitions(std::string_view value, Manifest* m) {
@@ -552,8 +737,8 @@ constexpr struct {
   Status (*parse)(std::string_view value, Manifest* m);
   bool replicated;
 } kManifestKeys[] = {
-    {"format", ParseFormat, false},     {"shards", ParseShards, false},
-    {"cluster", ParseCluster, true},    {"node", ParseNode, true},
+    {"format", ParseFormat, false},        {"shards", ParseShards, false},
+    {"cluster", ParseCluster, true},       {"node", ParseNode, true},
     {"partitions", ParsePartitions, true}, {"data_id", ParseDataId, true},
 };
 

@@ -15,37 +15,66 @@
 // never reused.
 //
 // Request-id (rid) records, one per (list, rid) of a write that carried a
-// rid (shared/spec/retries.md), written in the same batch as the change:
-//   rid key      = prefix | 0x02 | rid bytes      (1-64 bytes)
-//                  Under the list's prefix but outside its range, so loading
-//                  a list never reads them; one point lookup finds one.
-//   rid value    = u8 version (1) | u8 op (1 add, 2 update, 3 delete)
-//                  | u64 created (ms since the Unix epoch) | arguments | outcome
-//     arguments, stored as sent (a retry must match them exactly):
-//       add      u32 YYYYMMDD | u16 len | title
-//       update   u64 entry_id | u8 has (1: date, 2: title) | [u32 YYYYMMDD]
-//                | [u16 len | title]
-//       delete   u64 entry_id
+// rid (shared/spec/retries.md), written in the same batch as the change.
+// Since 2026-12 one key each (the "bucketed" layout):
+//   rid key      = 0x00 | "rids" | u64 drop_at | 16-byte key hash
+//     drop_at    the wall-clock ms at or after which the record may be
+//                dropped: records written at `now` go to the bucket
+//                drop_at = (now / ttl + 2) * ttl, so each lives between one
+//                and two TTLs, and every key of a shard sorts by drop_at:
+//                expiry deletes from the range's start, and a lookup reads
+//                the few buckets not yet due (RidDropAtFor) with a point
+//                lookup each. (So a record written while the wall clock
+//                ran more than a TTL ahead, and looked up after it stepped
+//                back, is found only by a node started since; the version
+//                1 layout's lookups did not depend on the clock.)
+//     key hash   RidKeyHash(list, rid): MurmurHash3 x64 128 of
+//                u8 len(list) | list | rid. Two distinct pairs share a key
+//                with probability 2^-128 per pair of records (~10^-15 for
+//                10^12 live records), and then the later one is answered
+//                as the first (with the other's reply). The hash is not
+//                keyed: a client that knows another's (list, rid) can
+//                build a colliding pair, but it could equally send that
+//                (list, rid) itself (any client may write any list).
+//   rid value    = u8 version (2) | u8 op (1 add, 2 update, 3 delete)
+//                  | u64 args hash | outcome
+//     args hash  RidArgsHash(request): the first 64 bits of MurmurHash3 x64
+//                128 (seed 1) of the op and arguments as the version 1
+//                value stores them (below); a rid reused for a different
+//                request is taken for a retry of the first with
+//                probability 2^-64 per reuse.
 //     outcome: u8 code, then
 //       1 added       u64 the new entry's id
 //       2 updated     u32 YYYYMMDD | u16 len | title  (the entry after it)
 //       3 not_found   (update of a missing entry)
 //       4 deleted     5 not deleted (no such entry)
+//   A record is ~45 bytes (29-byte key for 36-byte rids whatever the list's
+//   name) where the version 1 layout wrote ~165 in two keys; LevelDB
+//   compacts every byte several times, which was most of a rid's cost.
+// The version 1 layout (written until 2026-12; still read, swept and
+// counted, so a data dir written before needs no conversion: the store
+// looks up the old key too while the old expiry index is not empty):
+//   rid key      = prefix | 0x02 | rid bytes      (1-64 bytes)
+//   rid value    = u8 version (1) | u8 op | u64 created (ms since the Unix
+//                  epoch) | arguments | outcome (as in version 2)
+//     arguments, stored as sent:
+//       add      u32 YYYYMMDD | u16 len | title
+//       update   u64 entry_id | u8 has (1: date, 2: title) | [u32 YYYYMMDD]
+//                | [u16 len | title]
+//       delete   u64 entry_id
 //   expiry key   = 0x00 | "rid-expiry" | u64 created | u8 len(name) | name | rid
-//                  value empty. The records by age, oldest first: expiry
-//                  scans this index from its start, never the lists. A list
-//                  prefix starts with its length (1-255), so no key starting
-//                  0x00 is a list's.
+//                  value empty: the version 1 records by age.
 //   count key    = 0x00 | "rid-count"              value = 0x01 | u64 records
-//                  Format 1: the number of rid records in the shard, kept
-//                  exactly by the shard's writer in every batch that adds or
-//                  drops one.
+//                  The number of rid records (of both layouts) in the
+//                  shard, kept exactly by the shard's writer in every batch
+//                  that adds or drops one.
+// A list prefix starts with its length (1-255), so no key starting 0x00 is
+// a list's.
 // Format 2 (below) puts the partition prefix `ns` before every one of these
-// keys too: the records and the partition's own expiry index (ns | 0x00 |
-// "rid-expiry" | ...) lie inside the partition's range (after its meta key,
-// `ns`, and before its lists), so a snapshot of a partition carries its
-// records and index. Every key is built by AppendListPrefix or
-// AppendReservedPrefix (storage_format.cc).
+// keys too: the records (ns | 0x00 | "rids" | ...) and the version 1
+// expiry index (ns | 0x00 | "rid-expiry" | ...) lie inside the partition's range (after its meta
+// key, `ns`, and before its lists), so a snapshot of a partition carries its records and index.
+// Every key is built by AppendListPrefix or AppendReservedPrefix (storage_format.cc).
 //
 // Besides the lists, each shard holds one bookkeeping key, the commit
 // counter (CommitKey(): a single 0x00 byte, which no list key can be, as a
@@ -130,8 +159,8 @@ StatusOr<uint64_t> DecodeMetaValue(std::string_view value);
 
 // --- rid records ---
 
-// The rid record key of (list, rid); `ns` is the list's partition prefix
-// (format 2; "" in format 1), as for the list's other keys.
+// The version 1 rid record key of (list, rid); `ns` is the list's
+// partition prefix (format 2; "" in format 1), as for the list's other keys.
 std::string RidKey(std::string_view list, std::string_view rid);
 std::string RidKey(std::string_view ns, std::string_view list, std::string_view rid);
 void RidKeyTo(std::string* out, std::string_view ns, std::string_view list, std::string_view rid);
@@ -148,8 +177,12 @@ enum class RidOutcome : uint8_t {
 // One rid record. Views point into the request, or into the stored value.
 struct RidRecord {
   protocol::Op op = protocol::Op::kAddEntry;  // add_entry, update_entry or delete_entry
-  uint64_t created_ms = 0;                    // when it was written (wall clock)
-  // The arguments, as sent.
+  uint64_t created_ms = 0;                    // when it was written (wall clock; version 1 only)
+  // Version 2 (hashed): the arguments are kept as RidArgsHash only.
+  bool hashed = false;
+  uint64_t args_hash = 0;
+  // Version 1: the arguments, as sent. Version 2: as the request had them
+  // when the record is made (RidRecordFor); not stored, not decoded.
   uint64_t entry_id = 0;                  // update, delete
   std::optional<Date> date;               // add; update if it had one
   std::optional<std::string_view> title;  // add; update if it had one
@@ -160,21 +193,55 @@ struct RidRecord {
   std::string_view result_title;  // kUpdated
 };
 
-// A record of `request`'s arguments (its op, entry_id, date, title), with
+// A version 2 record of `request` (its op, args hash and arguments), with
 // no outcome yet.
 RidRecord RidRecordFor(const protocol::Request& request, uint64_t created_ms);
 // True if `request` is the same operation with the same arguments as the
-// one `record` was written for (its list and rid aside).
+// one `record` was written for (its list and rid aside): by the args hash
+// for a version 2 record, byte for byte for a version 1 record.
 bool SameRequest(const RidRecord& record, const protocol::Request& request);
 
-// Encodes a record (the op's arguments must be set as the op needs them).
+// Encodes a record: version 2 if record.hashed, else version 1 (the op's
+// arguments must then be set as the op needs them).
 void RidValueTo(std::string* out, const RidRecord& record);
-// Checks the version, the op, the arguments (a real date, a title of
-// 1-1024 bytes of UTF-8), the outcome's code against the op, and the size.
+// Either version. Checks the version, the op, the arguments (version 1: a
+// real date, a title of 1-1024 bytes of UTF-8), the outcome's code against
+// the op, and the size.
 StatusOr<RidRecord> DecodeRidValue(std::string_view value);
 
-// The expiry index: records by creation time. In format 2 each partition
-// has its own (`ns` first), inside the partition's key range.
+// --- version 2 record keys (see the layout above) ---
+struct RidHash {
+  uint64_t h1 = 0, h2 = 0;
+  bool operator==(const RidHash&) const = default;
+};
+// MurmurHash3 x64 128 of `data` with `seed` (the reference algorithm: the
+// stored keys depend on it never changing).
+RidHash Murmur3x64_128(std::string_view data, uint32_t seed);
+RidHash RidKeyHash(std::string_view list, std::string_view rid);
+// The op and arguments of a write (add, update or delete), hashed.
+uint64_t RidArgsHash(const protocol::Request& request);
+// The bucket (its drop_at) of a record written at `now_ms` with the TTL
+// `ttl_ms` (> 0): (now / ttl + 2) * ttl, saturating. A lookup at now_ms
+// reads the buckets drop_at - ttl, drop_at and drop_at + ttl (the last for a
+// writer whose clock ran up to a TTL ahead, e.g. a previous primary).
+uint64_t RidDropAtFor(uint64_t now_ms, uint64_t ttl_ms);
+std::string RidRecordKey(std::string_view ns, uint64_t drop_at, const RidHash& hash);
+void RidRecordKeyTo(std::string* out, std::string_view ns, uint64_t drop_at, const RidHash& hash);
+struct ParsedRidRecordKey {
+  uint64_t drop_at = 0;
+  RidHash hash;
+};
+// nullopt if `key` is not a well-formed version 2 record key (of `ns`).
+std::optional<ParsedRidRecordKey> ParseRidRecordKey(std::string_view ns, std::string_view key);
+// [begin, end) covering every version 2 record key (of `ns`); SeekKey(t):
+// where the buckets with drop_at >= t start.
+std::string RidRecordRangeBegin(std::string_view ns = {});
+std::string RidRecordRangeEnd(std::string_view ns = {});
+std::string RidRecordSeekKey(std::string_view ns, uint64_t drop_at);
+
+// Version 1: the record key of (list, rid) is RidKey above, and the expiry
+// index holds the records by creation time. In format 2 each partition has
+// its own (`ns` first), inside the partition's key range.
 std::string RidExpiryKey(uint64_t created_ms, std::string_view list, std::string_view rid);
 std::string RidExpiryKey(std::string_view ns, uint64_t created_ms, std::string_view list,
                          std::string_view rid);

@@ -319,17 +319,18 @@ std::string NoSuchEntry(uint64_t entry_id) {
 }
 
 // The reply a write's record says it got, with the retry's own id.
-void EncodeRecordedReply(msgpack::sbuffer& b, const protocol::RequestId& id,
+// `entry_id`: the retry's, which is the first request's (same arguments).
+void EncodeRecordedReply(msgpack::sbuffer& b, const protocol::RequestId& id, uint64_t entry_id,
                          const storage::RidRecord& r) {
   switch (r.outcome) {
     case storage::RidOutcome::kAdded:
       protocol::EncodeAddResult(b, id, r.new_id);
       return;
     case storage::RidOutcome::kUpdated:
-      protocol::EncodeEntry(b, id, EntryRef(r.entry_id, r.result_date, r.result_title));
+      protocol::EncodeEntry(b, id, EntryRef(entry_id, r.result_date, r.result_title));
       return;
     case storage::RidOutcome::kNotFound:
-      protocol::EncodeError(b, id, ErrorCode::kNotFound, NoSuchEntry(r.entry_id));
+      protocol::EncodeError(b, id, ErrorCode::kNotFound, NoSuchEntry(entry_id));
       return;
     case storage::RidOutcome::kDeleted:
     case storage::RidOutcome::kNotDeleted:
@@ -362,7 +363,8 @@ zmq::message_t ReplyFromRecord(std::string_view list, const protocol::Request& r
     return EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeError(b, req.id, refused); });
   }
   writer->CountRidHit();
-  return EncodeBody([&](msgpack::sbuffer& b) { EncodeRecordedReply(b, req.id, *record); });
+  return EncodeBody(
+      [&](msgpack::sbuffer& b) { EncodeRecordedReply(b, req.id, req.entry_id, *record); });
 }
 
 // A retry whose original write was still in flight in its actor: answered
@@ -371,9 +373,10 @@ zmq::message_t ReplyFromRecord(std::string_view list, const protocol::Request& r
 // Owns copies of what it needs: the request's body is gone by then.
 class RidRetryReply final : public store::LateReply {
  public:
-  RidRetryReply(std::string_view ns, std::string_view list, const protocol::Request& req,
-                store::ShardWriter* writer)
-      : key_(storage::RidKey(ns, list, req.rid)),
+  RidRetryReply(const store::Store* store, std::string_view ns, std::string_view list,
+                const protocol::Request& req, store::ShardWriter* writer)
+      : store_(store),
+        ns_(ns),
         list_(list),
         rid_(req.rid),
         id_(protocol::OwnedRequestId::From(req.id)),
@@ -389,9 +392,7 @@ class RidRetryReply final : public store::LateReply {
     req.id = id_.view();
     if (title_) req.title = *title_;
     std::string value;
-    leveldb::ReadOptions ro;
-    ro.verify_checksums = true;  // as every read of the store
-    leveldb::Status s = db->Get(ro, key_, &value);
+    leveldb::Status s = store_->GetRid(db, ns_, list_, rid_, store_->NowMs(), &value);
     if (s.ok()) return ReplyFromRecord(list_, req, value, writer_);
     // Only if another rid in flight had the same 64-bit hash: this one was
     // never applied.
@@ -404,7 +405,8 @@ class RidRetryReply final : public store::LateReply {
   }
 
  private:
-  const std::string key_;
+  const store::Store* const store_;
+  const std::string ns_;
   const std::string list_;
   const std::string rid_;
   const protocol::OwnedRequestId id_;
@@ -443,7 +445,7 @@ bool ListActor::AnswerFromRecord(Call& call, uint64_t rid_hash, std::vector<Repl
     }
     store::WriteOp op;
     op.barrier = true;
-    op.late_reply = std::make_unique<RidRetryReply>(ns_, name_, req, &writer_);
+    op.late_reply = std::make_unique<RidRetryReply>(store_, ns_, name_, req, &writer_);
     Submit(call, std::move(op), zmq::message_t(), writes);
     return true;
   }
@@ -462,10 +464,8 @@ void ListActor::AddRidRecord(const protocol::Request& req, uint64_t rid_hash,
                              const storage::RidRecord& record, store::WriteOp* op) {
   thread_local std::string key, value;
   storage::RidValueTo(&value, record);
-  storage::RidKeyTo(&key, ns_, name_, req.rid);
+  store_->RidRecordKeyTo(&key, ns_, name_, req.rid, record.created_ms);
   op->batch.Put(key, value);
-  storage::RidExpiryKeyTo(&key, ns_, record.created_ms, name_, req.rid);
-  op->batch.Put(key, std::string_view());
   op->rid_delta = 1;
   // Before the write can reach the disk: a lookup that trusts the filter
   // must find "maybe" from now on.
@@ -559,6 +559,9 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   storage::RidRecord record;
   if (with_rid) record = storage::RidRecordFor(req, store_->NowMs());
   bool changed = true;  // false: the write holds only the rid record
+  // An update's result: outlives the branches below, as the record's
+  // result_title views it until AddRidRecord encodes it.
+  std::optional<Entry> updated;
   if (req.op == Op::kAddEntry) {
     const EntryRef e = list_.Add(*req.date, *req.title);
     touched = e.id;
@@ -569,7 +572,8 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
     record.new_id = e.id;
     body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeAddResult(b, req.id, e.id); });
   } else if (req.op == Op::kUpdateEntry) {
-    auto e = list_.Update(req.entry_id, req.date, req.title);
+    updated = list_.Update(req.entry_id, req.date, req.title);
+    const std::optional<Entry>& e = updated;
     if (!e) {
       Status nf(ErrorCode::kNotFound, NoSuchEntry(req.entry_id));
       body = EncodeBody([&](msgpack::sbuffer& b) { protocol::EncodeError(b, req.id, nf); });

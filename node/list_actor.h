@@ -28,14 +28,15 @@
 // here, in the actor's order: first the store's in-memory filter (a rid it
 // doesn't know has no record: a first request, the usual case, costs no
 // lookup), then the writes with a rid this actor has in flight
-// (rid_order_), then the list's rid record on disk (one point lookup,
-// Store::ReadRid; the list itself is not read). A retry (same op and
+// (rid_order_), then the list's rid record on disk (a point lookup per
+// bucket not yet due, Store::ReadRid; the list itself is not read). A retry (same op and
 // arguments) is not applied: it is answered from the record, with its own
 // id, behind the writes in flight; a retry of a write still in flight gets
 // its reply when that write is durable, from the record it wrote (a
-// store::LateReply; `internal` if the write fails). A rid used for another request is bad_request. A first request is
-// applied as usual, and its record (arguments and outcome) and expiry index
-// entry go in the same write op, hence the same LevelDB batch, as its change;
+// store::LateReply; `internal` if the write fails). A rid used for another request is bad_request.
+// A first request is applied as usual, and its record (a hash of its op and arguments, and its
+// outcome: one key) goes in the same write op, hence the same LevelDB batch,
+// as its change;
 // update_entry of a missing entry and delete_entry of one write just the
 // record. A request refused before it is applied leaves none. rid_order_
 // holds at most this actor's writes in flight (trimmed as they complete, cleared
@@ -162,7 +163,7 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   bool AnswerFromRecord(Call& call, uint64_t rid_hash, std::vector<Reply>* now,
                         std::vector<store::WriteOp>* writes);
   // A first request with a rid: puts its record (with `record`'s outcome)
-  // and its expiry index entry into `op`, and tells the store's filter.
+  // into `op`, and tells the store's filter.
   void AddRidRecord(const protocol::Request& req, uint64_t rid_hash,
                     const storage::RidRecord& record, store::WriteOp* op);
   // After Submit() of that op: remembers the rid's hash as in flight.

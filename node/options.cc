@@ -171,8 +171,9 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
   app.add_flag("--no-sync", no_sync, "do not fsync writes (tests and benchmarks only)");
   std::string rid_ttl = "24h";
   app.add_option("--rid-ttl", rid_ttl,
-                 "keep the records of writes with a rid (request id) at least this long, then "
-                 "drop them: a duration such as 86400, 90m, 24h (units ms, s, m, h, d; 1s-365d)")
+                 "keep the records of writes with a rid (request id) at least this long (and "
+                 "less than twice), then drop them: a duration such as 86400, 90m, 24h (units ms, "
+                 "s, m, h, d; 1s-365d)")
       ->capture_default_str();
   app.add_option("--rid-filter-mb", o.rid_filter_mb,
                  "memory (MiB) for the filter that spares first writes with a rid a disk lookup "

@@ -2,6 +2,8 @@
 
 #include <functional>
 
+#include "common/storage_format.h"
+
 namespace todo::store {
 namespace {
 
@@ -33,9 +35,10 @@ RidFilter::RidFilter(size_t bytes) : blocks_(bytes / (kWords * sizeof(uint64_t))
   for (size_t i = 0; i < blocks_ * kWords; ++i) bits_[i].store(0, std::memory_order_relaxed);
 }
 
-uint64_t RidFilter::Hash(std::string_view ns, std::string_view list, std::string_view rid) {
-  const std::hash<std::string_view> h;
-  return Mix(Mix(h(list) ^ (h(ns) << 1)) + h(rid));
+uint64_t RidFilter::Hash(std::string_view /*ns*/, std::string_view list, std::string_view rid) {
+  // The record key's hash (its first half), so that the filter can be
+  // filled from the keys on disk. `ns` is a function of the list.
+  return storage::RidKeyHash(list, rid).h1;
 }
 
 RidFilter::Word* RidFilter::Half(int generation, uint64_t hash) const {

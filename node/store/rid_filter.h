@@ -25,7 +25,7 @@
 //
 // Completeness: "no" can be trusted only once every record already on disk
 // is in the filter. Until MarkComplete() (the sweeper calls it after
-// inserting what it finds in the expiry index when the node starts),
+// inserting the records it finds on disk when the node starts),
 // MayContain answers "maybe" for everything. Records that reach the disk
 // any other way (the replicated mode's backups and snapshots) must be
 // inserted by whoever writes them, or the filter left incomplete.
@@ -49,7 +49,9 @@ class RidFilter {
   // filter (MayContain always "maybe").
   explicit RidFilter(size_t bytes);
 
-  // The filter's key for a record: its list's partition prefix, list and rid.
+  // The filter's key for a record: the first half of its key's hash
+  // (storage::RidKeyHash of the list and rid; the partition prefix `ns`
+  // follows from the list).
   static uint64_t Hash(std::string_view ns, std::string_view list, std::string_view rid);
 
   void Insert(uint64_t hash);

@@ -70,14 +70,27 @@ void RidSweeper::TendFilter(uint64_t now_ms) {
         return;  // never marked complete
       }
       std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
-      const std::string end = storage::RidExpiryRangeEnd();
-      for (it->Seek(storage::RidExpiryRangeBegin()); it->Valid() && it->key().compare(end) < 0;
-           it->Next()) {
+      // The records not yet due (the lookups never read the others).
+      const std::string end = storage::RidRecordRangeEnd();
+      for (it->Seek(storage::RidRecordSeekKey({}, now_ms + 1));
+           it->Valid() && it->key().compare(end) < 0; it->Next()) {
         auto parsed =
-            storage::ParseRidExpiryKey(std::string_view(it->key().data(), it->key().size()));
+            storage::ParseRidRecordKey({}, std::string_view(it->key().data(), it->key().size()));
         if (parsed) {
-          filter->Insert(RidFilter::Hash({}, parsed->list, parsed->rid));
+          filter->Insert(parsed->hash.h1);
           ++found;
+        }
+      }
+      if (options_.legacy == nullptr || options_.legacy->load(std::memory_order_relaxed)) {
+        const std::string legacy_end = storage::RidExpiryRangeEnd();
+        for (it->Seek(storage::RidExpiryRangeBegin());
+             it->Valid() && it->key().compare(legacy_end) < 0; it->Next()) {
+          auto parsed =
+              storage::ParseRidExpiryKey(std::string_view(it->key().data(), it->key().size()));
+          if (parsed) {
+            filter->Insert(RidFilter::Hash({}, parsed->list, parsed->rid));
+            ++found;
+          }
         }
       }
       if (!it->status().ok()) {
@@ -110,6 +123,58 @@ size_t RidSweeper::Pass(uint64_t now_ms) {
   return n;
 }
 
+bool RidSweeper::TakeLegacy(size_t index, const ShardDb& shard, uint64_t now_ms, size_t budget,
+                            WriteOp* op, size_t* entries, size_t* records, bool* empty) {
+  ShardState& st = state_[index];
+  const uint64_t ttl = static_cast<uint64_t>(options_.ttl.count());
+  // Version 1 records created at or before this are expired.
+  const std::string limit = storage::RidExpirySeekKey(now_ms - ttl + 1);
+  const std::string end = storage::RidExpiryRangeEnd();
+  const bool from_start = st.legacy_cursor.empty();
+  std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
+  std::string value, last_key;
+  it->Seek(from_start ? storage::RidExpiryRangeBegin() : st.legacy_cursor);
+  *empty = from_start && (!it->Valid() || it->key().compare(end) >= 0);
+  bool ok = true;
+  for (; it->Valid() && *entries < budget && it->key().compare(limit) < 0; it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    if (auto parsed = storage::ParseRidExpiryKey(key)) {
+      const std::string record_key = storage::RidKey(parsed->list, parsed->rid);
+      leveldb::Status s = shard.db->Get(VerifiedReads(), record_key, &value);
+      if (s.ok()) {
+        auto record = storage::DecodeRidValue(value);
+        // Dropped only if it is the record this entry was written for.
+        if (!record.ok() || record->created_ms == parsed->created_ms) {
+          op->batch.Delete(record_key);
+          ++*records;
+        }
+      } else if (!s.IsNotFound()) {
+        spdlog::warn("shard {}: rid sweep: cannot read a record: {}; next pass", index,
+                     s.ToString());
+        ok = false;
+        break;
+      }
+    } else {
+      spdlog::warn("shard {}: rid sweep: dropping a malformed expiry index key ({} bytes)", index,
+                   key.size());
+    }
+    op->batch.Delete(key);
+    ++*entries;
+    last_key.assign(key);
+  }
+  if (!it->status().ok()) {
+    spdlog::warn("shard {}: rid sweep: scan failed: {}; next pass", index, it->status().ToString());
+    *empty = false;
+    ok = false;
+  }
+  // Where the next scan starts once this op is queued: after its last entry.
+  if (!last_key.empty()) {
+    st.next_legacy_cursor = last_key;
+    st.next_legacy_cursor.push_back('\0');
+  }
+  return ok;
+}
+
 void RidSweeper::Loop() {
   pthread_setname_np(pthread_self(), "todo-rid-sweep");
   std::unique_lock<std::mutex> lock(mu_);
@@ -136,42 +201,40 @@ size_t RidSweeper::PassShard(size_t index, uint64_t now_ms, bool* full) {
   const uint64_t ttl = static_cast<uint64_t>(options_.ttl.count());
   if (now_ms < ttl) return 0;
   // A failed write of ours (the records are still there) or a periodic
-  // restart: scan from the oldest entry again.
+  // restart: scan from the start again.
   const uint64_t epoch = st.owner->valid_epoch.load(std::memory_order_acquire);
-  if (epoch != st.used_epoch || ++st.passes % kRestartEvery == 0) st.cursor.clear();
-  // Records created at or before this are expired.
-  const std::string limit = storage::RidExpirySeekKey(now_ms - ttl + 1);
+  if (epoch != st.used_epoch || ++st.passes % kRestartEvery == 0) {
+    st.cursor.clear();
+    st.legacy_cursor.clear();
+  }
+  // The buckets due at now_ms sort before this.
+  const std::string limit = storage::RidRecordSeekKey({}, now_ms + 1);
 
   WriteOp op;
   size_t entries = 0, records = 0;
   std::string last_key;
+  st.next_legacy_cursor.clear();
   {
     const ShardDb& shard = *shards_[index];
     std::shared_lock<std::shared_mutex> lock(shard.mu);
     if (!shard.db) return 0;  // being reopened by its writer: next pass
+    bool legacy_empty = false;
+    if (options_.legacy != nullptr && options_.legacy->load(std::memory_order_relaxed)) {
+      if (!TakeLegacy(index, shard, now_ms, options_.max_per_pass, &op, &entries, &records,
+                      &legacy_empty)) {
+        legacy_empty = false;
+      }
+      st.legacy_empty = legacy_empty;
+    }
     std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
-    std::string value;
-    it->Seek(st.cursor.empty() ? storage::RidExpiryRangeBegin() : st.cursor);
+    it->Seek(st.cursor.empty() ? storage::RidRecordRangeBegin() : st.cursor);
     for (; it->Valid() && entries < options_.max_per_pass && it->key().compare(limit) < 0;
          it->Next()) {
       const std::string_view key(it->key().data(), it->key().size());
-      if (auto parsed = storage::ParseRidExpiryKey(key)) {
-        const std::string record_key = storage::RidKey(parsed->list, parsed->rid);
-        leveldb::Status s = shard.db->Get(VerifiedReads(), record_key, &value);
-        if (s.ok()) {
-          auto record = storage::DecodeRidValue(value);
-          // Dropped only if it is the record this entry was written for.
-          if (!record.ok() || record->created_ms == parsed->created_ms) {
-            op.batch.Delete(record_key);
-            ++records;
-          }
-        } else if (!s.IsNotFound()) {
-          spdlog::warn("shard {}: rid sweep: cannot read a record: {}; next pass", index,
-                       s.ToString());
-          break;
-        }
+      if (storage::ParseRidRecordKey({}, key)) {
+        ++records;
       } else {
-        spdlog::warn("shard {}: rid sweep: dropping a malformed expiry index key ({} bytes)", index,
+        spdlog::warn("shard {}: rid sweep: dropping a malformed rid record key ({} bytes)", index,
                      key.size());
       }
       op.batch.Delete(key);
@@ -183,6 +246,16 @@ size_t RidSweeper::PassShard(size_t index, uint64_t now_ms, bool* full) {
                    it->status().ToString());
     }
   }
+  if (options_.legacy != nullptr && options_.legacy->load(std::memory_order_relaxed)) {
+    // Every shard's old index empty from its start: no version 1 record is
+    // left (records and their entries are dropped in the same batch).
+    bool all_empty = true;
+    for (const ShardState& s : state_) all_empty &= s.legacy_empty;
+    if (all_empty) {
+      options_.legacy->store(false, std::memory_order_relaxed);
+      spdlog::info("rid records of the version 1 layout: none left");
+    }
+  }
   if (entries == 0) return 0;
   if (!writers_[index]->TryReserve()) return 0;  // the writer is full: next pass
   *full = entries >= options_.max_per_pass;
@@ -191,9 +264,12 @@ size_t RidSweeper::PassShard(size_t index, uint64_t now_ms, bool* full) {
   op.silent = true;
   op.rid_delta = -static_cast<int32_t>(records);
   st.used_epoch = epoch;
-  // Where the next scan starts: just after the last entry taken.
-  st.cursor = last_key;
-  st.cursor.push_back('\0');
+  // Where the next scan starts: just after the last key taken.
+  if (!last_key.empty()) {
+    st.cursor = last_key;
+    st.cursor.push_back('\0');
+  }
+  if (!st.next_legacy_cursor.empty()) st.legacy_cursor = st.next_legacy_cursor;
   st.owner->inflight.fetch_add(1, std::memory_order_relaxed);
   std::vector<WriteOp> ops;
   ops.push_back(std::move(op));

@@ -1,40 +1,44 @@
 // RidSweeper: drops rid records (common/storage_format.h) once they are
-// older than --rid-ttl, in the background and at bounded cost.
+// due (at least --rid-ttl old), in the background and at bounded cost.
 //
 // Design: one thread ("todo-rid-sweep") runs a pass every `every`. A pass
-// visits each shard: it scans the shard's expiry index (the records by
-// creation time, oldest first: never the lists) from where its last pass
-// stopped, takes at most `max_per_pass` entries created at or before
-// now - ttl, checks each one's record with a point lookup, and queues one
-// write op to the shard's writer that deletes those records and their index
-// entries (rid_delta = -n, so the writer's exact count follows). The deletes
-// go through the writer's queue like any client write, so they are ordered
-// with the list actors' writes and share their group commits; the thread
-// never writes to LevelDB itself. A shard's pass is skipped while its
-// previous op is still queued (nothing is deleted twice), and when the
-// writer's queue is full (the deletes wait for the next pass). A pass that
-// took max_per_pass entries is followed by the next one 20 ms later, so a
-// backlog drains while each pass stays small.
+// visits each shard: it scans the shard's rid records, which sort by the
+// time their bucket is due (drop_at), from where its last pass stopped,
+// takes at most `max_per_pass` keys due at now, and queues one write op to
+// the shard's writer that deletes them (rid_delta = -n, so the writer's
+// exact count follows). While version 1 records may exist (`legacy`), the
+// same pass first takes from the version 1 expiry index (oldest first)
+// the entries created at or before now - ttl and the records they name
+// (each checked with a point lookup), within the same budget; once a scan
+// of every shard's old index from its start finds nothing, `legacy` is
+// cleared. The deletes go through the writer's queue like any client
+// write, so they are ordered with the list actors' writes and share their
+// group commits; the thread never writes to LevelDB itself. A shard's pass
+// is skipped while its previous op is still queued (nothing is deleted
+// twice), and when the writer's queue is full (the deletes wait for the
+// next pass). A pass that took max_per_pass keys is followed by the next
+// one 20 ms later, so a backlog drains while each pass stays small.
 //
-// Why dropping is safe: a record is written only by a first request, one
-// that found none on disk and none in flight in its list's actor, so an
-// index entry belongs to exactly one record; and the record is dropped only
-// if it still carries the entry's creation time. A retry that arrives while
-// the delete is queued still finds the record; one after it is a first
-// request again (the documented contract after the TTL).
+// Why dropping is safe: a record's bucket is due only once every record in
+// it is at least ttl old, and lookups (Store::GetRid) never read a bucket
+// that is due, so a record is "dropped" for the clients the moment its
+// bucket is due, whether or not its delete has reached the disk yet: a
+// retry after that is a first request (the documented contract after the
+// TTL), whose new record goes to a newer bucket.
 //
 // The filter (rid_filter.h): before its first pass the sweeper inserts
-// every record the expiry indexes hold (one scan of them, at start, not per
-// pass) and marks the filter complete; then it rotates the filter's
-// generations every ttl.
+// every record not yet due (one scan of the rid keys, and of the version 1
+// index, at start, not per pass) and marks the filter complete; then it
+// rotates the filter's generations every ttl.
 //
-// Bounds: a pass reads at most max_per_pass index entries and records per
-// shard (plus the tombstones of its own recent deletes, which it skips by
-// starting at its cursor), and its op holds their keys. The cursor starts
-// over from the oldest entry after a failed write and every 64 passes, so
-// an entry written behind it (a wall clock that stepped back) is found.
+// Bounds: a pass reads at most max_per_pass keys (and version 1 records)
+// per shard (plus the tombstones of its own recent deletes, which it skips
+// by starting at its cursor), and its op holds their keys. The cursors start
+// over from the range's start after a failed write and every 64 passes, so
+// a key written behind them is found.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -57,9 +61,12 @@ class RidSweeper {
     std::chrono::milliseconds every{std::chrono::seconds(1)};  // 0: no thread (Pass by hand)
     size_t max_per_pass = 2000;                                // per shard
     std::function<uint64_t()> now_ms;                          // wall clock, ms since 1970
-    // The filter to fill from the expiry indexes before the first pass (then
+    // The filter to fill from the records on disk before the first pass (then
     // marked complete) and to rotate every `ttl` (rid_filter.h); optional.
     RidFilter* filter = nullptr;
+    // True while version 1 records may exist: swept too, and cleared when
+    // none is left. Optional.
+    std::atomic<bool>* legacy = nullptr;
   };
 
   // `shards` and `writers` (one per shard) must outlive the sweeper.
@@ -83,13 +90,21 @@ class RidSweeper {
  private:
   struct ShardState {
     std::shared_ptr<WriteOwner> owner = std::make_shared<WriteOwner>();
-    std::string cursor;       // the index key the next scan starts at ("" = the start)
-    uint64_t used_epoch = 0;  // the owner's valid_epoch when the last op was queued
+    std::string cursor;              // the record key the next scan starts at ("" = the start)
+    std::string legacy_cursor;       // the same in the version 1 expiry index
+    std::string next_legacy_cursor;  // where it moves once the pass's op is queued
+    uint64_t used_epoch = 0;         // the owner's valid_epoch when the last op was queued
     uint32_t passes = 0;
+    bool legacy_empty = false;  // the last scan of the old index from its start found nothing
   };
   // One shard's pass; returns the records whose deletes it queued, and sets
   // *full if it took max_per_pass entries.
   size_t PassShard(size_t index, uint64_t now_ms, bool* full);
+  // Version 1: adds to *op the deletes of at most `budget` expired index
+  // entries and their records; sets *entries, *records, and *empty if the
+  // index had nothing from its start. False if a read failed.
+  bool TakeLegacy(size_t index, const ShardDb& shard, uint64_t now_ms, size_t budget, WriteOp* op,
+                  size_t* entries, size_t* records, bool* empty);
   // Before the first pass: every record on disk into the filter, then the
   // filter marked complete. Then, every ttl, its generations rotated.
   void TendFilter(uint64_t now_ms);

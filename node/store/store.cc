@@ -400,6 +400,9 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     dbs.push_back(store->shards_[i].get());
     writers.push_back(store->writers_[i].get());
   }
+  store->rid_ttl_ms_ = std::max<uint64_t>(1, static_cast<uint64_t>(options.rid_ttl.count()));
+  store->FindRidBuckets();
+  ro.legacy = &store->legacy_rids_;
   store->rid_filter_ = std::make_unique<RidFilter>(options.rid_filter_bytes);
   // Static mode: the sweeper fills the filter from the disk and marks it
   // complete. In the replicated mode records also arrive from primaries
@@ -442,6 +445,79 @@ StatusOr<bool> Store::ReadRid(std::string_view list, std::string_view rid,
   return ReadRid(list, rid, RidFilter::Hash(KeyNs(list), list, rid), value);
 }
 
+void Store::FindRidBuckets() {
+  // Static mode: the buckets present, one seek each (a handful: normally
+  // the two or three of the current TTL's grid), and whether the version 1
+  // index holds anything. Replicated mode: a primary running an older
+  // version may still write version 1 records, so they are always looked
+  // up, and its buckets are the grid's (the TTL is the cluster's).
+  if (replicated()) {
+    legacy_rids_.store(true, std::memory_order_relaxed);
+    return;
+  }
+  const uint64_t now = NowMs();
+  const uint64_t grid = storage::RidDropAtFor(now, rid_ttl_ms_);
+  std::set<uint64_t> extra;
+  bool legacy = false;
+  for (const auto& shard : shards_) {
+    std::unique_ptr<leveldb::Iterator> it(shard->db->NewIterator(VerifiedReads()));
+    const std::string end = storage::RidRecordRangeEnd();
+    for (it->Seek(storage::RidRecordRangeBegin()); it->Valid() && it->key().compare(end) < 0;) {
+      auto parsed =
+          storage::ParseRidRecordKey({}, std::string_view(it->key().data(), it->key().size()));
+      if (!parsed || parsed->drop_at == UINT64_MAX) break;
+      const uint64_t d = parsed->drop_at;
+      if (d > now && d != grid && d != grid - rid_ttl_ms_ && d != grid + rid_ttl_ms_) {
+        extra.insert(d);
+      }
+      it->Seek(storage::RidRecordSeekKey({}, d + 1));
+    }
+    it->Seek(storage::RidExpiryRangeBegin());
+    if (it->Valid() && it->key().compare(storage::RidExpiryRangeEnd()) < 0) legacy = true;
+  }
+  rid_extra_buckets_.assign(extra.rbegin(), extra.rend());
+  if (rid_extra_buckets_.size() > 16) {
+    // Only if the clock or the TTL changed many times: keep the newest.
+    spdlog::warn("rid records in {} buckets off the TTL's grid; looking up the newest 16",
+                 rid_extra_buckets_.size());
+    rid_extra_buckets_.resize(16);
+  }
+  legacy_rids_.store(legacy, std::memory_order_relaxed);
+  if (legacy) spdlog::info("rid records of the version 1 layout on disk: read until they expire");
+}
+
+void Store::RidRecordKeyTo(std::string* out, std::string_view ns, std::string_view list,
+                           std::string_view rid, uint64_t now_ms) const {
+  storage::RidRecordKeyTo(out, ns, storage::RidDropAtFor(now_ms, rid_ttl_ms_),
+                          storage::RidKeyHash(list, rid));
+}
+
+leveldb::Status Store::GetRid(leveldb::DB* db, std::string_view ns, std::string_view list,
+                              std::string_view rid, uint64_t now_ms, std::string* value) const {
+  // The buckets not yet due, newest first: a pair applied again after its
+  // record aged past the TTL has its newest record found first.
+  const uint64_t grid = storage::RidDropAtFor(now_ms, rid_ttl_ms_);
+  uint64_t buckets[3 + 16];
+  size_t n = 0;
+  if (grid != UINT64_MAX) buckets[n++] = grid + rid_ttl_ms_;
+  buckets[n++] = grid;
+  buckets[n++] = grid - rid_ttl_ms_;
+  for (uint64_t d : rid_extra_buckets_) {
+    if (d > now_ms) buckets[n++] = d;
+  }
+  if (n > 3) std::sort(buckets, buckets + n, std::greater<uint64_t>());
+  const storage::RidHash hash = storage::RidKeyHash(list, rid);
+  thread_local std::string key;
+  for (size_t i = 0; i < n; ++i) {
+    storage::RidRecordKeyTo(&key, ns, buckets[i], hash);
+    leveldb::Status s = db->Get(VerifiedReads(), key, value);
+    if (!s.IsNotFound()) return s;
+  }
+  if (!legacy_rids_.load(std::memory_order_relaxed)) return leveldb::Status::NotFound("no record");
+  storage::RidKeyTo(&key, ns, list, rid);
+  return db->Get(VerifiedReads(), key, value);
+}
+
 StatusOr<bool> Store::ReadRid(std::string_view list, std::string_view rid, uint64_t hash,
                               std::string* value) const {
   const uint32_t index = ShardFor(list);
@@ -452,9 +528,7 @@ StatusOr<bool> Store::ReadRid(std::string_view list, std::string_view rid, uint6
                             " unavailable: " + shard.down_reason + "; the request was not applied");
   }
   if (!rid_filter_->MayContain(hash)) return false;
-  thread_local std::string key;
-  storage::RidKeyTo(&key, KeyNs(list), list, rid);
-  leveldb::Status s = shard.db->Get(VerifiedReads(), key, value);
+  leveldb::Status s = GetRid(shard.db.get(), KeyNs(list), list, rid, NowMs(), value);
   if (s.ok()) return true;
   if (s.IsNotFound()) return false;
   // A damaged block (or an unreadable table): counted and reported as any

@@ -98,7 +98,8 @@ struct StoreOptions {
   // that has no record (every first write with a rid) skip the tables that
   // can't hold it; ~1% false positives at 10 bits.
   int bloom_bits_per_key = 10;
-  // Rid records (common/storage_format.h) are kept at least this long, then
+  // Rid records (common/storage_format.h) are kept at least this long (and
+  // less than twice as long: they are dropped a bucket at a time), then
   // dropped by the sweeper (rid_sweeper.h).
   std::chrono::milliseconds rid_ttl = std::chrono::hours(24);
   // The sweeper's pass interval (0: no sweeper thread; tests call
@@ -157,8 +158,10 @@ class Store {
   // the counter or the last key is corrupt.
   StatusOr<uint64_t> LoadNextId(std::string_view list) const;
 
-  // Any thread. The rid record of (list, rid), read with one point lookup
-  // into *value: true if there is one, false if not; internal as for Load.
+  // Any thread. The rid record of (list, rid), read with a point lookup
+  // per bucket not yet due (at most three, newest first, plus the version 1
+  // key while such records may exist: see common/storage_format.h) into
+  // *value: true if there is one, false if not; internal as for Load.
   // When the in-memory filter (rid_filter.h) knows there is none, the disk
   // is not read.
   StatusOr<bool> ReadRid(std::string_view list, std::string_view rid, std::string* value) const;
@@ -166,6 +169,14 @@ class Store {
   // list and the rid), which the caller has computed.
   StatusOr<bool> ReadRid(std::string_view list, std::string_view rid, uint64_t hash,
                          std::string* value) const;
+  // The same lookup (without the filter) in `db`, a shard's open DB, at
+  // wall-clock now_ms: OK with *value, NotFound, or LevelDB's error. For the
+  // writer thread's late replies, which hold the DB already.
+  leveldb::Status GetRid(leveldb::DB* db, std::string_view ns, std::string_view list,
+                         std::string_view rid, uint64_t now_ms, std::string* value) const;
+  // The key of (list, rid)'s record written at now_ms, into *out.
+  void RidRecordKeyTo(std::string* out, std::string_view ns, std::string_view list,
+                      std::string_view rid, uint64_t now_ms) const;
   // Any thread, before the write of a rid record is handed to a writer:
   // tells the filter the record (of that hash) may exist from now on.
   void NoteRid(uint64_t hash);
@@ -200,10 +211,22 @@ class Store {
   // The internal error for a failed read of `list` in shard `index`
   // (`what`: why), logged; `leveldb_error`: LevelDB's own (a checksum, an
   // unreadable table), so the shard's tables are checked for the file.
+  // Open: fills rid_extra_buckets_ and legacy_rids_ (static mode: a seek
+  // per bucket on disk; see there).
+  void FindRidBuckets();
   Status ReadFailure(uint32_t index, std::string_view list, const std::string& what,
                      bool leveldb_error) const;
 
   StoreOptions options_;
+  uint64_t rid_ttl_ms_ = 1;
+  // Rid buckets found at open that are not on the current TTL's grid (the
+  // TTL changed, or the clock stepped back): looked up too until due.
+  // Written by Open only.
+  std::vector<uint64_t> rid_extra_buckets_;
+  // True while version 1 rid records may exist (static mode: found at open,
+  // cleared by the sweeper once the old index is empty; replicated mode:
+  // always, as a primary may still write them).
+  std::atomic<bool> legacy_rids_{false};
   uint32_t partitions_ = 0;
   std::string data_id_;
   int lock_fd_ = -1;
@@ -213,7 +236,7 @@ class Store {
   std::vector<std::unique_ptr<ShardDb>> shards_;
   std::vector<std::unique_ptr<ShardWriter>> writers_;
   std::unique_ptr<RidFilter> rid_filter_;
-  std::unique_ptr<RidSweeper> sweeper_;  // after the writers: stopped and destroyed first
+  std::unique_ptr<RidSweeper> sweeper_;      // after the writers: stopped and destroyed first
   std::unique_ptr<TableCheck> table_check_;  // uses env_ (destroyed after it)
   // Failed reads per shard (for the log's rate limit).
   mutable std::unique_ptr<std::atomic<uint64_t>[]> read_failures_;

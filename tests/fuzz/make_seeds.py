@@ -167,6 +167,14 @@ def expiry_key(created_ms, name, rid):
     return b"\x00rid-expiry" + struct.pack(">Q", created_ms) + prefix(name) + rid
 
 
+def rid_record_key(drop_at, h1, h2):
+    return b"\x00rids" + struct.pack(">QQQ", drop_at, h1, h2)
+
+
+def rid_value2(op, args_hash, outcome):
+    return bytes([2, op]) + struct.pack(">Q", args_hash) + outcome
+
+
 def storage_seeds():
     g = b"groceries"
     return {
@@ -207,6 +215,17 @@ def storage_seeds():
         "rid-value-delete": rid_value(3, 5, struct.pack(">Q", 3), b"\x05"),
         "rid-expiry-key": expiry_key(2**40, b"list", b"8e03978e-40d5-43e8-bc93-6894a57f9324"),
         "rid-count": b"\x01" + struct.pack(">Q", 12345),
+        # Version 2 (bucketed) rid records: one key each, hashed.
+        "list-with-rid-records-v2":
+            record(entry_key(g, 1), entry_value(20260301, b"milk")) +
+            record(rid_record_key(172800000, 2**63 + 5, 7),
+                   rid_value2(1, 2**64 - 1, b"\x01" + struct.pack(">Q", 1))),
+        "rid-record-key": rid_record_key(2**40, 1, 2**64 - 1),
+        "rid-value2-add": rid_value2(1, 12345, b"\x01" + struct.pack(">Q", 9)),
+        "rid-value2-update": rid_value2(2, 0, b"\x02" + struct.pack(">I", 20260101) +
+                                        struct.pack(">H", 1) + b"t"),
+        "rid-value2-update-not-found": rid_value2(2, 1, b"\x03"),
+        "rid-value2-delete": rid_value2(3, 2, b"\x04"),
         "manifest": b"todo-node data directory\nformat 1\nshards 4\n",
         "manifest-bad-shards": b"todo-node data directory\nformat 1\nshards 0\n",
         "manifest-unknown-key": b"todo-node data directory\n\nshards 1024\nformat 1\nx 1\n",

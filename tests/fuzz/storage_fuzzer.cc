@@ -3,7 +3,8 @@
 //
 // The whole input goes through ParseKey, DecodeEntryValue, DecodeMetaValue,
 // DecodeCommitValue, ParseCommitted, the rid record decoders
-// (DecodeRidValue, ParseRidExpiryKey, DecodeRidCount) and ParseManifest;
+// (DecodeRidValue of both versions, ParseRidRecordKey, ParseRidExpiryKey,
+// DecodeRidCount) and ParseManifest;
 // whatever decodes must encode back to the same bytes (the manifest: to
 // text that parses equal).
 //
@@ -62,6 +63,10 @@ void CheckDecoders(std::string_view in) {
   if (auto key = ParseRidExpiryKey(in)) {
     FUZZ_CHECK(!key->list.empty() && key->rid.size() <= protocol::kMaxRidBytes);
     FUZZ_CHECK(RidExpiryKey(key->created_ms, key->list, key->rid) == in);
+  }
+  if (auto key = ParseRidRecordKey({}, in)) {
+    FUZZ_CHECK(RidRecordKey({}, key->drop_at, key->hash) == in);
+    FUZZ_CHECK(!ParseKey(in).has_value() && !ParseRidExpiryKey(in).has_value());
   }
   if (auto count = DecodeRidCount(in); count.ok()) FUZZ_CHECK(EncodeRidCount(*count) == in);
   if (auto c = DecodeCommitValue(in); c.ok()) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -351,12 +352,23 @@ protocol::Request DeleteRequest(uint64_t entry_id) {
   return r;
 }
 
+// `a` decoded, `b` as encoded.
 void ExpectSameRecord(const RidRecord& a, const RidRecord& b) {
   EXPECT_EQ(a.op, b.op);
-  EXPECT_EQ(a.created_ms, b.created_ms);
-  EXPECT_EQ(a.entry_id, b.entry_id);
-  EXPECT_EQ(a.date, b.date);
-  EXPECT_EQ(a.title, b.title);
+  EXPECT_EQ(a.hashed, b.hashed);
+  if (b.hashed) {
+    // Version 2 keeps the arguments' hash only.
+    EXPECT_EQ(a.args_hash, b.args_hash);
+    EXPECT_EQ(a.created_ms, 0u);
+    EXPECT_EQ(a.entry_id, 0u);
+    EXPECT_FALSE(a.date.has_value());
+    EXPECT_FALSE(a.title.has_value());
+  } else {
+    EXPECT_EQ(a.created_ms, b.created_ms);
+    EXPECT_EQ(a.entry_id, b.entry_id);
+    EXPECT_EQ(a.date, b.date);
+    EXPECT_EQ(a.title, b.title);
+  }
   EXPECT_EQ(a.outcome, b.outcome);
   EXPECT_EQ(a.new_id, b.new_id);
   if (a.outcome == RidOutcome::kUpdated) {
@@ -365,7 +377,14 @@ void ExpectSameRecord(const RidRecord& a, const RidRecord& b) {
   }
 }
 
-std::vector<RidRecord> SampleRecords(const std::string& long_title) {
+// A record as the version 1 layout stored it (arguments as sent).
+RidRecord V1(RidRecord r) {
+  r.hashed = false;
+  r.args_hash = 0;
+  return r;
+}
+
+std::vector<RidRecord> SampleRecords2(const std::string& long_title) {
   std::vector<RidRecord> out;
   RidRecord add = RidRecordFor(AddRequest(long_title), 1'700'000'000'123);
   add.outcome = RidOutcome::kAdded;
@@ -393,24 +412,116 @@ std::vector<RidRecord> SampleRecords(const std::string& long_title) {
   return out;
 }
 
+// Version 2 records (RidRecordFor's), or their version 1 twins.
+std::vector<RidRecord> SampleRecords(const std::string& long_title, bool v1 = false) {
+  std::vector<RidRecord> out = SampleRecords2(long_title);
+  if (v1) {
+    for (RidRecord& r : out) r = V1(r);
+  }
+  return out;
+}
+
 TEST(RidValueTest, RoundTripsEveryOpAndOutcome) {
   const std::string long_title(1024, 't');
-  for (const RidRecord& want : SampleRecords(long_title)) {
-    std::string value;
-    RidValueTo(&value, want);
-    EXPECT_EQ(static_cast<uint8_t>(value[0]), 1);
-    auto got = DecodeRidValue(value);
-    ASSERT_TRUE(got.ok()) << got.status().ToString();
-    ExpectSameRecord(*got, want);
-    // Decoding points into the value; encoding it again gives the same bytes.
-    std::string again;
-    RidValueTo(&again, *got);
-    EXPECT_EQ(again, value);
+  for (bool v1 : {false, true}) {
+    for (const RidRecord& want : SampleRecords(long_title, v1)) {
+      std::string value;
+      RidValueTo(&value, want);
+      EXPECT_EQ(static_cast<uint8_t>(value[0]), v1 ? 1 : 2);
+      auto got = DecodeRidValue(value);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      ExpectSameRecord(*got, want);
+      // Decoding points into the value; encoding it again gives the same bytes.
+      std::string again;
+      RidValueTo(&again, *got);
+      EXPECT_EQ(again, value);
+    }
   }
 }
 
-TEST(RidValueTest, ArgumentsAreStoredExactly) {
+TEST(RidValueTest, Version2StoresTheArgumentsHashAndTheOutcome) {
   RidRecord r = RidRecordFor(AddRequest("milk"), 42);
+  r.outcome = RidOutcome::kAdded;
+  r.new_id = 7;
+  // The hash of what version 1 stored: op, date, title.
+  EXPECT_EQ(r.args_hash, Murmur3x64_128(std::string("\x01"
+                                                    "\x01\x34\xd7\x65"
+                                                    "\x00\x04milk",
+                                                    11),
+                                        1)
+                             .h1);
+  std::string v;
+  RidValueTo(&v, r);
+  std::string want("\x02\x01", 2);  // version, op
+  for (int i = 7; i >= 0; --i) want.push_back(static_cast<char>(r.args_hash >> (8 * i)));
+  want += std::string("\x01\0\0\0\0\0\0\0\x07", 9);  // added, id 7
+  EXPECT_EQ(v, want);
+  EXPECT_EQ(v.size(), 19u);
+}
+
+TEST(RidValueTest, Murmur3MatchesTheReferenceAndTheKeyHashCoversListAndRid) {
+  // MurmurHash3_x64_128 (Appleby's reference), seed 0.
+  EXPECT_EQ(Murmur3x64_128("", 0), (RidHash{0, 0}));
+  const RidHash fox = Murmur3x64_128("The quick brown fox jumps over the lazy dog", 0);
+  EXPECT_EQ(fox.h1, 0xe34bbc7bbc071b6cULL);
+  EXPECT_EQ(fox.h2, 0x7a433ca9c49a9347ULL);
+  // Every tail length hashes differently.
+  std::set<uint64_t> seen;
+  for (size_t n = 0; n <= 33; ++n) seen.insert(Murmur3x64_128(std::string(n, 'a'), 0).h1);
+  EXPECT_EQ(seen.size(), 34u);
+  EXPECT_NE(RidKeyHash("ab", "c"), RidKeyHash("a", "bc"));
+  EXPECT_EQ(RidKeyHash("l", "r"), RidKeyHash("l", "r"));
+}
+
+TEST(RidKeyTest, Version2KeysSortByDropTimeAndStayInTheirRange) {
+  const RidHash h{0x0102030405060708ULL, 0x1112131415161718ULL};
+  EXPECT_EQ(RidRecordKey({}, 0x2122232425262728ULL, h),
+            std::string("\x00rids"
+                        "\x21\x22\x23\x24\x25\x26\x27\x28"
+                        "\x01\x02\x03\x04\x05\x06\x07\x08"
+                        "\x11\x12\x13\x14\x15\x16\x17\x18",
+                        29));
+  const std::string ns = PartitionPrefix(3);
+  for (std::string_view n : {std::string_view(), std::string_view(ns)}) {
+    const std::string k = RidRecordKey(n, 500, h);
+    auto p = ParseRidRecordKey(n, k);
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(p->drop_at, 500u);
+    EXPECT_EQ(p->hash, h);
+    EXPECT_TRUE(BytewiseLess()(RidRecordRangeBegin(n), k));
+    EXPECT_TRUE(BytewiseLess()(k, RidRecordRangeEnd(n)));
+    EXPECT_TRUE(BytewiseLess()(RidRecordSeekKey(n, 500), k));
+    EXPECT_TRUE(BytewiseLess()(k, RidRecordSeekKey(n, 501)));
+    EXPECT_TRUE(BytewiseLess()(RidRecordKey(n, 499, RidHash{~0ULL, ~0ULL}), k));
+    // Not a key of another range.
+    EXPECT_FALSE(ParseRidExpiryKey(n, k).has_value());
+    EXPECT_FALSE(ParseKey(k).has_value());
+    EXPECT_FALSE(ParseRidRecordKey(n, k.substr(0, k.size() - 1)).has_value());
+    EXPECT_FALSE(ParseRidRecordKey(n, k + "x").has_value());
+  }
+  EXPECT_FALSE(ParseRidRecordKey(ns, RidRecordKey({}, 500, h)).has_value());
+  // Apart from the version 1 index and count, and from the commit counter.
+  EXPECT_TRUE(BytewiseLess()(RidExpiryRangeEnd(), RidRecordRangeBegin()));
+  EXPECT_TRUE(BytewiseLess()(RidCountKey(), RidRecordRangeBegin()));
+  EXPECT_TRUE(BytewiseLess()(CommitKey(), RidRecordRangeBegin()));
+}
+
+TEST(RidKeyTest, ARecordsBucketIsDueBetweenOneAndTwoTtlsAfterItWasWritten) {
+  const uint64_t ttl = 1000;
+  for (uint64_t now :
+       {uint64_t{0}, uint64_t{1}, uint64_t{999}, uint64_t{1000}, uint64_t{1'700'000'000'123}}) {
+    const uint64_t d = RidDropAtFor(now, ttl);
+    EXPECT_EQ(d % ttl, 0u);
+    EXPECT_GE(d, now + ttl) << now;
+    EXPECT_LE(d, now + 2 * ttl) << now;
+  }
+  EXPECT_EQ(RidDropAtFor(1'000'000, 1000), 1'002'000u);
+  EXPECT_EQ(RidDropAtFor(1'000'999, 1000), 1'002'000u);
+  EXPECT_EQ(RidDropAtFor(UINT64_MAX - 5, 1000), UINT64_MAX);
+}
+
+TEST(RidValueTest, ArgumentsAreStoredExactly) {
+  RidRecord r = V1(RidRecordFor(AddRequest("milk"), 42));
   r.outcome = RidOutcome::kAdded;
   r.new_id = 7;
   std::string v;
@@ -423,49 +534,60 @@ TEST(RidValueTest, ArgumentsAreStoredExactly) {
 }
 
 TEST(RidValueTest, SameRequestComparesOpAndEveryArgument) {
-  const RidRecord add = RidRecordFor(AddRequest("milk"), 1);
-  EXPECT_TRUE(SameRequest(add, AddRequest("milk")));
-  EXPECT_FALSE(SameRequest(add, AddRequest("milk ")));
-  protocol::Request other_date = AddRequest("milk");
-  other_date.date = ParseDate("2024-03-01");
-  EXPECT_FALSE(SameRequest(add, other_date));
-  EXPECT_FALSE(SameRequest(add, DeleteRequest(1)));
-  // The list and the rid are the key's, not compared here; nor is the id.
-  protocol::Request other_id = AddRequest("milk");
-  other_id.id = protocol::RequestId::Uint(99);
-  EXPECT_TRUE(SameRequest(add, other_id));
+  for (bool v1 : {false, true}) {
+    SCOPED_TRACE(v1 ? "version 1" : "version 2");
+    auto RidRecordFor = [&](const protocol::Request& r, uint64_t t) {
+      RidRecord rec = storage::RidRecordFor(r, t);
+      return v1 ? V1(rec) : rec;
+    };
+    const RidRecord add = RidRecordFor(AddRequest("milk"), 1);
+    EXPECT_TRUE(SameRequest(add, AddRequest("milk")));
+    EXPECT_FALSE(SameRequest(add, AddRequest("milk ")));
+    protocol::Request other_date = AddRequest("milk");
+    other_date.date = ParseDate("2024-03-01");
+    EXPECT_FALSE(SameRequest(add, other_date));
+    EXPECT_FALSE(SameRequest(add, DeleteRequest(1)));
+    // The list and the rid are the key's, not compared here; nor is the id.
+    protocol::Request other_id = AddRequest("milk");
+    other_id.id = protocol::RequestId::Uint(99);
+    EXPECT_TRUE(SameRequest(add, other_id));
 
-  const RidRecord upd = RidRecordFor(UpdateRequest(3, "2026-01-01", std::nullopt), 1);
-  EXPECT_TRUE(SameRequest(upd, UpdateRequest(3, "2026-01-01", std::nullopt)));
-  EXPECT_FALSE(SameRequest(upd, UpdateRequest(4, "2026-01-01", std::nullopt)));
-  EXPECT_FALSE(SameRequest(upd, UpdateRequest(3, "2026-01-02", std::nullopt)));
-  // A key given or not is an argument too.
-  EXPECT_FALSE(SameRequest(upd, UpdateRequest(3, "2026-01-01", "t")));
-  const RidRecord upd_title = RidRecordFor(UpdateRequest(3, std::nullopt, "t"), 1);
-  EXPECT_FALSE(SameRequest(upd_title, UpdateRequest(3, "2026-01-01", "t")));
-  EXPECT_TRUE(SameRequest(upd_title, UpdateRequest(3, std::nullopt, "t")));
+    const RidRecord upd = RidRecordFor(UpdateRequest(3, "2026-01-01", std::nullopt), 1);
+    EXPECT_TRUE(SameRequest(upd, UpdateRequest(3, "2026-01-01", std::nullopt)));
+    EXPECT_FALSE(SameRequest(upd, UpdateRequest(4, "2026-01-01", std::nullopt)));
+    EXPECT_FALSE(SameRequest(upd, UpdateRequest(3, "2026-01-02", std::nullopt)));
+    // A key given or not is an argument too.
+    EXPECT_FALSE(SameRequest(upd, UpdateRequest(3, "2026-01-01", "t")));
+    const RidRecord upd_title = RidRecordFor(UpdateRequest(3, std::nullopt, "t"), 1);
+    EXPECT_FALSE(SameRequest(upd_title, UpdateRequest(3, "2026-01-01", "t")));
+    EXPECT_TRUE(SameRequest(upd_title, UpdateRequest(3, std::nullopt, "t")));
 
-  const RidRecord del = RidRecordFor(DeleteRequest(5), 1);
-  EXPECT_TRUE(SameRequest(del, DeleteRequest(5)));
-  EXPECT_FALSE(SameRequest(del, DeleteRequest(6)));
-  EXPECT_FALSE(SameRequest(del, UpdateRequest(5, std::nullopt, "t")));
+    const RidRecord del = RidRecordFor(DeleteRequest(5), 1);
+    EXPECT_TRUE(SameRequest(del, DeleteRequest(5)));
+    EXPECT_FALSE(SameRequest(del, DeleteRequest(6)));
+    EXPECT_FALSE(SameRequest(del, UpdateRequest(5, std::nullopt, "t")));
+  }
 }
 
 TEST(RidValueTest, RejectsCorruptValues) {
   const std::string long_title(1024, 't');
   std::vector<std::string> bad = {std::string(), std::string("\x01", 1),
                                   std::string("\x02\x01", 2)};
-  for (const RidRecord& r : SampleRecords(long_title)) {
-    std::string v;
-    RidValueTo(&v, r);
-    for (size_t cut = 0; cut < v.size(); ++cut) bad.push_back(v.substr(0, cut));  // truncated
-    bad.push_back(v + '\0');                                                      // trailing
-    std::string wrong_op = v;
-    wrong_op[1] = 9;
-    bad.push_back(wrong_op);
-    std::string wrong_version = v;
-    wrong_version[0] = 2;
-    bad.push_back(wrong_version);
+  for (bool v1 : {false, true}) {
+    for (const RidRecord& r : SampleRecords(long_title, v1)) {
+      std::string v;
+      RidValueTo(&v, r);
+      for (size_t cut = 0; cut < v.size(); ++cut) bad.push_back(v.substr(0, cut));  // truncated
+      bad.push_back(v + '\0');                                                      // trailing
+      std::string wrong_op = v;
+      wrong_op[1] = 9;
+      bad.push_back(wrong_op);
+      wrong_op[1] = 0;
+      bad.push_back(wrong_op);
+      std::string wrong_version = v;
+      wrong_version[0] = 3;
+      bad.push_back(wrong_version);
+    }
   }
   // An outcome that doesn't belong to the op, and one that doesn't exist.
   RidRecord add = RidRecordFor(AddRequest("milk"), 1);
@@ -482,8 +604,14 @@ TEST(RidValueTest, RejectsCorruptValues) {
   std::string v;
   RidValueTo(&v, del);
   bad.push_back(v);
-  // A bad date, a bad title, an update with neither, an added id of 0.
-  add = RidRecordFor(AddRequest("bad \xff"), 1);
+  // Version 1: a bad date, a bad title, an update with neither, an added id
+  // of 0 (and the same id in version 2).
+  RidRecord add2 = RidRecordFor(AddRequest("milk"), 1);
+  add2.outcome = RidOutcome::kAdded;
+  add2.new_id = 0;
+  RidValueTo(&v, add2);
+  bad.push_back(v);
+  add = V1(RidRecordFor(AddRequest("bad \xff"), 1));
   add.outcome = RidOutcome::kAdded;
   add.new_id = 1;
   RidValueTo(&v, add);
@@ -496,7 +624,7 @@ TEST(RidValueTest, RejectsCorruptValues) {
   add.new_id = 0;
   RidValueTo(&v, add);
   bad.push_back(v);
-  RidRecord upd = RidRecordFor(UpdateRequest(1, std::nullopt, std::nullopt), 1);
+  RidRecord upd = V1(RidRecordFor(UpdateRequest(1, std::nullopt, std::nullopt), 1));
   upd.outcome = RidOutcome::kNotFound;
   RidValueTo(&v, upd);
   bad.push_back(v);

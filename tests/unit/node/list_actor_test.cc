@@ -894,22 +894,30 @@ TEST_F(RidTest, RecordsExpireAfterTheTtlAndTheRetryIsThenAFirstRequest) {
   auto a = NewActor("l");
   std::vector<std::string> rids;
   for (int i = 0; i < 5; ++i) rids.push_back("r" + std::to_string(i));
+  // Written in [1'000'000, 1'001'000): their bucket is due at 1'002'000.
   for (int i = 0; i < 5; ++i) Post(*a, WithRid(Add("l", "2026-01-01", "t", 1 + i), rids[i]));
   Run(5);
-  now += 500;
+  now = 1'000'999;
+  Post(*a, WithRid(Add("l", "2026-01-01", "t", 100), rids[0]));  // a retry: from disk
+  auto r = Run(1);
+  EXPECT_EQ(NewId(r[100]), 1u);
+  now = 1'001'000;  // the next bucket, due at 1'003'000
   Post(*a, WithRid(Add("l", "2026-01-01", "later", 6), "late"));
   Run(1);
   EXPECT_EQ(store_->writer(shard).stats().rid_records.load(), 6u);
-  // Kept for at least the TTL.
-  now = 1'000'999;
+  // Kept for at least the TTL: nothing is due before 1'002'000.
+  now = 1'001'999;
   EXPECT_EQ(store_->SweepRids(now), 0u);
-  // Then dropped, at most rid_sweep_max per pass, oldest first.
-  now = 1'001'000;
+  Post(*a, WithRid(Add("l", "2026-01-01", "t", 101), rids[4]));  // still answered
+  r = Run(1);
+  EXPECT_EQ(NewId(r[101]), 5u);
+  // Then dropped a bucket at a time, at most rid_sweep_max per pass.
+  now = 1'002'000;
   EXPECT_EQ(store_->SweepRids(now), 3u);
   ASSERT_TRUE(todo::testing::WaitFor([&] { return !store_->SweepInFlight(); }));
   EXPECT_EQ(store_->SweepRids(now), 2u);
   ASSERT_TRUE(todo::testing::WaitFor([&] { return !store_->SweepInFlight(); }));
-  EXPECT_EQ(store_->SweepRids(now), 0u);  // "late" is younger
+  EXPECT_EQ(store_->SweepRids(now), 0u);  // "late" is in a younger bucket
   const store::WriterStats& st = store_->writer(shard).stats();
   EXPECT_EQ(st.rid_expired.load(), 5u);
   EXPECT_EQ(st.rid_records.load(), 1u);
@@ -918,7 +926,7 @@ TEST_F(RidTest, RecordsExpireAfterTheTtlAndTheRetryIsThenAFirstRequest) {
   // The contract after the TTL: a retry is a first request again.
   Post(*a, WithRid(Add("l", "2026-01-01", "t", 7), rids[0]));
   Post(*a, WithRid(Add("l", "2026-01-01", "later", 8), "late"));  // still kept
-  auto r = Run(2);
+  r = Run(2);
   EXPECT_EQ(NewId(r[7]), 7u);
   EXPECT_EQ(NewId(r[8]), 6u);
   // The count is on disk: a reopened store reads it.
@@ -926,6 +934,67 @@ TEST_F(RidTest, RecordsExpireAfterTheTtlAndTheRetryIsThenAFirstRequest) {
   Reopen(o);
   ASSERT_TRUE(todo::testing::WaitFor(
       [&] { return store_->writer(shard).stats().rid_records.load() == 2u; }));
+  // A reopened store with another TTL still finds the records of the old
+  // one's buckets until they are due.
+  o.rid_ttl = std::chrono::milliseconds(700);
+  Reopen(o);
+  auto b = NewActor("l");
+  Post(*b, WithRid(Add("l", "2026-01-01", "later", 9), "late"));
+  r = Run(1);
+  EXPECT_EQ(NewId(r[9]), 6u);
+  EXPECT_EQ(Stats("l").rid_hits.load(), 1u);
+}
+
+TEST_F(RidTest, RecordsOfTheVersion1LayoutAreStillReadAndExpire) {
+  std::atomic<uint64_t> now{5'000'000};
+  store_.reset();
+  store::StoreOptions o;
+  o.sync = false;
+  o.shards = 1;
+  o.rid_ttl = std::chrono::milliseconds(1000);
+  o.rid_sweep_every = std::chrono::milliseconds(0);
+  o.now_ms = [&] { return now.load(); };
+  Open(o);
+  auto a = NewActor("l");
+  Post(*a, Add("l", "2026-01-01", "old", 1));
+  Run(1);
+  a.reset();
+  // What a node of the version 1 layout wrote for an add with rid "old":
+  // the record, its expiry index entry and the count.
+  {
+    protocol::Request req = Add("l", "2026-01-01", "old", 1);
+    storage::RidRecord rec = storage::RidRecordFor(req, now.load());
+    rec.hashed = false;
+    rec.outcome = storage::RidOutcome::kAdded;
+    rec.new_id = 1;
+    std::string value;
+    storage::RidValueTo(&value, rec);
+    leveldb::WriteBatch b;
+    b.Put(storage::RidKey("l", "old"), value);
+    b.Put(storage::RidExpiryKey(now.load(), "l", "old"), "");
+    b.Put(storage::RidCountKey(), storage::EncodeRidCount(1));
+    ASSERT_TRUE(store_->shard_db(0).db->Write(leveldb::WriteOptions(), &b).ok());
+  }
+  Reopen(o);
+  EXPECT_EQ(Stats("l").rid_records.load(), 1u);
+  auto b = NewActor("l");
+  Post(*b, WithRid(Add("l", "2026-01-01", "old", 2), "old"));    // a retry: answered
+  Post(*b, WithRid(Add("l", "2026-01-01", "other", 3), "old"));  // another request
+  auto r = Run(2);
+  EXPECT_EQ(NewId(r[2]), 1u);
+  EXPECT_EQ(Code(r[3]), "bad_request");
+  // Swept with the version 1 index once older than the TTL.
+  now += 999;
+  EXPECT_EQ(store_->SweepRids(now), 0u);
+  now += 1;
+  EXPECT_EQ(store_->SweepRids(now), 1u);
+  ASSERT_TRUE(todo::testing::WaitFor([&] { return !store_->SweepInFlight(); }));
+  EXPECT_EQ(Stats("l").rid_records.load(), 0u);
+  EXPECT_EQ(Stats("l").rid_expired.load(), 1u);
+  Post(*b, WithRid(Add("l", "2026-01-01", "old", 4), "old"));  // a first request again
+  r = Run(1);
+  EXPECT_EQ(NewId(r[4]), 2u);
+  EXPECT_EQ(OnDisk("l", 5), (std::vector<std::string>{"1:old", "2:old"}));
 }
 
 }  // namespace

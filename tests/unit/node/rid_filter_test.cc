@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "common/storage_format.h"
+
 namespace todo::store {
 namespace {
 
@@ -36,10 +38,13 @@ TEST(RidFilterTest, NoFalseNegativesAndFewFalsePositives) {
   EXPECT_EQ(f.inserted(), 100000u);
 }
 
-TEST(RidFilterTest, TheKeyCoversNamespaceListAndRid) {
+TEST(RidFilterTest, TheKeyIsTheRecordKeysHashOfListAndRid) {
   EXPECT_NE(RidFilter::Hash("", "ab", "c"), RidFilter::Hash("", "a", "bc"));
-  EXPECT_NE(RidFilter::Hash("", "l", "r"), RidFilter::Hash(std::string("\0\1", 2), "l", "r"));
   EXPECT_EQ(RidFilter::Hash("", "l", "r"), RidFilter::Hash("", "l", "r"));
+  // What the sweeper reads back from a record's key when it fills the filter.
+  EXPECT_EQ(RidFilter::Hash("", "l", "r"), storage::RidKeyHash("l", "r").h1);
+  // The partition prefix follows from the list: not hashed.
+  EXPECT_EQ(RidFilter::Hash("", "l", "r"), RidFilter::Hash(std::string("\0\1", 2), "l", "r"));
 }
 
 TEST(RidFilterTest, ARotationKeepsThePreviousGenerationTheNextDropsIt) {
