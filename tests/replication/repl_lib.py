@@ -490,6 +490,21 @@ class WriteLoad(threading.Thread):
             return out
 
 
+def call(ctx, endpoint, req, timeout=5.0):
+    """One request on a fresh DEALER; the decoded reply, or None after
+    `timeout` seconds."""
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    try:
+        s.connect(endpoint)
+        s.send(msgpack.packb(req))
+        if s.poll(int(timeout * 1000)):
+            return msgpack.unpackb(s.recv(), raw=False)
+        return None
+    finally:
+        s.close()
+
+
 def verify(client, load, context=""):
     """Reads every list back from its primary and checks every acknowledged
     write: there, with its title, ids unique, acked ones in send order.

@@ -29,17 +29,7 @@ DATE = "2026-12-19"
 PER_LIST = 5
 
 
-def call(ctx, endpoint, req, timeout=5.0):
-    s = ctx.socket(zmq.DEALER)
-    s.setsockopt(zmq.LINGER, 0)
-    try:
-        s.connect(endpoint)
-        s.send(msgpack.packb(req))
-        if s.poll(int(timeout * 1000)):
-            return msgpack.unpackb(s.recv(), raw=False)
-        return None
-    finally:
-        s.close()
+call = rl.call
 
 
 def call_until_ok(ctx, endpoint, req, deadline_s=30.0):

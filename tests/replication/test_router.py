@@ -14,23 +14,12 @@ import threading
 import time
 import urllib.request
 
-import msgpack
 import zmq
 
 import repl_lib as rl
 
 
-def call(ctx, endpoint, req, timeout=5.0):
-    s = ctx.socket(zmq.DEALER)
-    s.setsockopt(zmq.LINGER, 0)
-    try:
-        s.connect(endpoint)
-        s.send(msgpack.packb(req))
-        if s.poll(int(timeout * 1000)):
-            return msgpack.unpackb(s.recv(), raw=False)
-        return None
-    finally:
-        s.close()
+call = rl.call
 
 
 def scenario(wd):
