@@ -11,7 +11,7 @@
 #include <set>
 #include <zmq.hpp>
 
-#include "common/cluster/balance.h"
+#include "common/cluster/health.h"
 #include "common/cluster/map.h"
 #include "common/io/cluster_watcher.h"
 #include "common/names.h"
@@ -89,14 +89,14 @@ Moves CountMoves(const io::ClusterSnapshot& snap) {
   for (uint32_t p = 0; p < map.parts.size(); ++p) {
     if (!map.parts[p].move_to.empty() || !map.parts[p].handoff.empty()) m.in_progress.push_back(p);
   }
-  std::vector<std::string> active;
   for (const cluster::Member& mb : map.members) {
     if (mb.leaving) m.leaving.push_back(mb.name);
     if (mb.data_id.empty()) m.joining.push_back(mb.name);
-    if (!mb.leaving && !mb.data_id.empty() && snap.alive.contains(mb.name))
-      active.push_back(mb.name);
   }
-  m.remaining = cluster::PlanMoves(map, active).moves.size();
+  // The same count the router's /metrics exports (todo_cluster_moves_remaining).
+  m.remaining = cluster::SummarizeHealth(map, [&](const std::string& n) {
+                  return snap.alive.contains(n);
+                }).moves_remaining;
   return m;
 }
 
