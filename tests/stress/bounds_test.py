@@ -30,7 +30,6 @@ built ($TODO_BUILD_DIR), 1 on any failed check.
 
 import argparse
 import os
-import shutil
 import socket
 import struct
 import sys
@@ -219,17 +218,6 @@ def run_target(checks, ctx, target, label):
                  f"{label}: still serving")
 
 
-class Checks:
-    def __init__(self):
-        self.failures = []
-
-    def check(self, ok, what, detail=""):
-        print(f"  {'ok  ' if ok else 'FAIL'} {what}{': ' + detail if detail else ''}", flush=True)
-        if not ok:
-            self.failures.append(f"{what}: {detail}")
-        return ok
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keep", action="store_true", help="keep the data and logs")
@@ -240,7 +228,7 @@ def main():
     work = tempfile.mkdtemp(prefix="todo-bounds-")
     print(f"work dir {work}")
     ctx = zmq.Context()
-    checks = Checks()
+    checks = sl.Checks()
     procs = []
     t0 = time.monotonic()
     try:
@@ -272,14 +260,7 @@ def main():
             if p.alive():
                 p.kill9()
         ctx.destroy(linger=0)
-    print(f"{len(checks.failures)} failed checks ({time.monotonic() - t0:.0f} s)")
-    for f in checks.failures:
-        print("  FAILED: " + f)
-    if checks.failures or args.keep:
-        print(f"logs kept in {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    return 1 if checks.failures else 0
+    return checks.report(work, args.keep, t0)
 
 
 if __name__ == "__main__":

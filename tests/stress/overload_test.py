@@ -47,7 +47,6 @@ import argparse
 import collections
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -62,19 +61,6 @@ import stress_lib as sl  # noqa: E402  pylint: disable=wrong-import-position
 RSS_LIMIT_KIB = 256 * 1024
 CORRUPT_TOOL = os.environ.get(
     "TODO_CORRUPT_RECORD", os.path.join(sl.BUILD_DIR, "tests", "stress", "todo-corrupt-record"))
-
-
-class Checks:
-    """Collects results; each check prints one line."""
-
-    def __init__(self):
-        self.failures = []
-
-    def check(self, ok, what, detail=""):
-        print(f"  {'ok  ' if ok else 'FAIL'} {what}{': ' + detail if detail else ''}", flush=True)
-        if not ok:
-            self.failures.append(f"{what}: {detail}")
-        return ok
 
 
 class Cluster:
@@ -725,7 +711,7 @@ def main():
     work = tempfile.mkdtemp(prefix="todo-overload-")
     print(f"work dir {work}")
     ctx = zmq.Context()
-    checks = Checks()
+    checks = sl.Checks()
     cluster = Cluster(work, ctx)
     t0 = time.monotonic()
     try:
@@ -741,14 +727,7 @@ def main():
     finally:
         cluster.stop_all()
         ctx.destroy(linger=0)
-    print(f"{len(checks.failures)} failed checks ({time.monotonic() - t0:.0f} s)")
-    for f in checks.failures:
-        print("  FAILED: " + f)
-    if checks.failures or args.keep:
-        print(f"logs kept in {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    return 1 if checks.failures else 0
+    return checks.report(work, args.keep, t0)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ and stopped by pid; every wait is bounded.
 import argparse
 import collections
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -36,17 +35,6 @@ import stress_lib as sl  # noqa: E402  pylint: disable=wrong-import-position
 
 RSS_LIMIT_KIB = 256 * 1024
 TTL_S = 8
-
-
-class Checks:
-    def __init__(self):
-        self.failures = []
-
-    def check(self, ok, what, detail=""):
-        print(f"  {'ok  ' if ok else 'FAIL'} {what}{': ' + detail if detail else ''}", flush=True)
-        if not ok:
-            self.failures.append(f"{what}: {detail}")
-        return ok
 
 
 def stats(ctx, port):
@@ -130,7 +118,7 @@ def main():
     work = tempfile.mkdtemp(prefix="todo-rid-flood-")
     print(f"work dir {work}")
     ctx = zmq.Context()
-    checks = Checks()
+    checks = sl.Checks()
     node = None
     t0 = time.monotonic()
     try:
@@ -209,14 +197,7 @@ def main():
         if node is not None and node.alive():
             node.kill9()
         ctx.destroy(linger=0)
-    print(f"{len(checks.failures)} failed checks ({time.monotonic() - t0:.0f} s)")
-    for f in checks.failures:
-        print("  FAILED: " + f)
-    if checks.failures or args.keep:
-        print(f"logs kept in {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    return 1 if checks.failures else 0
+    return checks.report(work, args.keep, t0)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The binaries are looked up in $TODO_BUILD_DIR (default <repo>/build).
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -269,3 +270,29 @@ def node_exit_counters(log):
         return None
     keys = ("requests", "bad", "overloaded", "replies", "dropped")
     return dict(zip(keys, map(int, found[-1])))
+
+
+class Checks:
+    """Collects a script's results; each check prints one line, and
+    report() prints the failures and cleans up the work dir."""
+
+    def __init__(self):
+        self.failures = []
+
+    def check(self, ok, what, detail=""):
+        print(f"  {'ok  ' if ok else 'FAIL'} {what}{': ' + detail if detail else ''}", flush=True)
+        if not ok:
+            self.failures.append(f"{what}: {detail}")
+        return ok
+
+    def report(self, work, keep, t0):
+        """Prints the outcome, removes `work` unless something failed or
+        `keep`; the script's exit status."""
+        print(f"{len(self.failures)} failed checks ({time.monotonic() - t0:.0f} s)")
+        for f in self.failures:
+            print("  FAILED: " + f)
+        if self.failures or keep:
+            print(f"logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+        return 1 if self.failures else 0
