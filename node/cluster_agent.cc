@@ -96,10 +96,11 @@ std::string Hex(int64_t v) {
 
 void ClusterAgent::OnSnapshot(const std::shared_ptr<const io::ClusterSnapshot>& snap) {
   std::lock_guard<std::mutex> lock(snapshot_mu_);
-  // The live peers' replication endpoints.
-  std::map<std::string, std::string> peers;
+  // The live peers' replication addresses.
+  std::map<std::string, ReplIo::PeerAddress> peers;
   for (const auto& [name, info] : snap->alive) {
-    if (name != options_.name) peers[name] = info.repl_endpoint;
+    if (name != options_.name)
+      peers[name] = ReplIo::PeerAddress{info.repl_endpoint, info.curve_key};
   }
   io_->SetPeers(std::move(peers));
   if (snap->map) {
@@ -131,8 +132,8 @@ void ClusterAgent::OnSnapshot(const std::shared_ptr<const io::ClusterSnapshot>& 
 }
 
 void ClusterAgent::Announce(int64_t lease_id) {
-  cluster::NodeInfo n{options_.name, options_.data_id, Hex(lease_id), options_.endpoint,
-                      options_.repl_endpoint};
+  cluster::NodeInfo n{options_.name,     options_.data_id,       Hex(lease_id),
+                      options_.endpoint, options_.repl_endpoint, options_.curve_key};
   auto r = etcd_->Put(keys_.Node(options_.name), io::FormatNodeInfo(n), lease_id);
   if (!r.ok()) {
     spdlog::warn("etcd: cannot announce '{}' yet: {}", options_.name, r.status().message());

@@ -48,6 +48,7 @@ class ClusterAgent {
     std::string cluster = "todo";
     std::string endpoint;       // advertised for clients
     std::string repl_endpoint;  // advertised for the other nodes
+    std::string curve_key;      // its CURVE public key (Z85), "" if plaintext
     std::string data_id;
     std::chrono::milliseconds lease{2000};
     bool host_controller = true;

@@ -125,6 +125,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<io::EtcdClient> etcd, lease_etcd;
   std::unique_ptr<node::PartitionTable> table;
   zmq::context_t repl_ctx(1);
+  // CURVE on the replication port: its own ZAP handler (ZAP is per
+  // context), with the same allow-list; outlives the port (declared first).
+  std::unique_ptr<security::ZapHandler> repl_zap;
   std::unique_ptr<node::ReplIo> repl_io;
   node::ReplContext repl;
   io::ClusterView view;
@@ -160,6 +163,13 @@ int main(int argc, char** argv) {
     node::ReplIo::Options ro;
     ro.listen = o.repl_listen.empty() ? DefaultReplListen(o.listen) : o.repl_listen;
     ro.self = o.name;
+    ro.curve = o.curve;
+    auto zap = security::StartZapHandler(&repl_ctx, o.curve);
+    if (!zap.ok()) {
+      spdlog::error("replication port: {}", zap.status().message());
+      return 1;
+    }
+    repl_zap = std::move(zap).value();
     repl_io = std::make_unique<node::ReplIo>(ro, &repl_ctx);
     if (Status s = repl_io->Bind(); !s.ok()) {
       spdlog::error("{}", s.message());
@@ -228,6 +238,7 @@ int main(int argc, char** argv) {
       ao.repl_endpoint =
           o.repl_advertise.empty() ? Advertised(repl_io->endpoint(), advertise) : o.repl_advertise;
       ao.data_id = store->data_id();
+      if (o.curve.enabled()) ao.curve_key = security::EncodeZ85Key(o.curve.keys->public_key);
       ao.lease = std::chrono::milliseconds(o.lease_ms);
       ao.host_controller = o.controller;
       ao.max_moves = o.max_moves;

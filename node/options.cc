@@ -207,7 +207,9 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
       ->capture_default_str();
   bool no_controller = false;
   app.add_flag("--no-controller", no_controller, "never host the cluster's controller");
-  security::AddCurveFlags(app, &o.curve, "clients (the routers)");
+  security::AddCurveFlags(app, &o.curve,
+                          "clients (the routers; in replicated mode also the other nodes, "
+                          "whose replication connections the same list admits)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {

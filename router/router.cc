@@ -222,7 +222,14 @@ Status Router::Start() {
 
 // --- Replicated mode: the map from etcd ---
 
-size_t Router::EnsureNode(const std::string& name, const std::string& endpoint, TimePoint now) {
+size_t Router::EnsureNode(const cluster::NodeInfo& info, TimePoint now) {
+  const std::string& name = info.name;
+  const std::string& endpoint = info.endpoint;
+  // CurveZMQ: the node's key is the one it announced in etcd.
+  std::optional<security::CurveKey> key;
+  if (!info.curve_key.empty()) {
+    if (auto k = security::DecodeZ85Key(info.curve_key); k.ok()) key = *k;
+  }
   auto it = node_index_.find(name);
   size_t i;
   if (it == node_index_.end()) {
@@ -231,19 +238,42 @@ size_t Router::EnsureNode(const std::string& name, const std::string& endpoint, 
     NodeSpec spec;
     spec.name = name;
     spec.endpoint = endpoint;
+    spec.server_key = key;
     specs_.push_back(std::move(spec));
     outstanding_.push_back(0);
     node_index_[name] = i;
   } else {
     i = it->second;
-    if (specs_[i].endpoint == endpoint) return i;
-    // Moved: a fresh connection (requests in flight on the old one expire).
+    if (specs_[i].endpoint == endpoint && specs_[i].server_key == key) return i;
+    // Moved, or a new key: a fresh connection (requests in flight on the old
+    // one expire).
     backends_[i] = MakeBackend(*ctx_);
     specs_[i].endpoint = endpoint;
+    specs_[i].server_key = key;
+  }
+  if (options_.curve.enabled() && !key) {
+    // Never plaintext beside CURVE: the node stays unreachable (its lists
+    // answer unavailable) until it runs with a key.
+    spdlog::error(
+        "node '{}' at {} runs without CurveZMQ and this router with it: not connecting (give "
+        "every node --curve-secret, or none)",
+        name, endpoint);
+    return i;
+  }
+  if (!options_.curve.enabled() && key) {
+    spdlog::warn(
+        "node '{}' at {} runs with CurveZMQ and this router without: it will not answer (start "
+        "the router with --curve-secret, its key on the nodes' --curve-allow)",
+        name, endpoint);
+  }
+  if (Status s = security::SecureClientSocket(*backends_[i], options_.curve, key); !s.ok()) {
+    spdlog::error("node '{}': {}", name, s.message());
+    return i;
   }
   try {
     backends_[i]->connect(endpoint);
-    spdlog::info("node '{}' at {}", name, endpoint);
+    spdlog::info("node '{}' at {}{}", name, endpoint,
+                 key && options_.curve.enabled() ? " (CURVE)" : "");
   } catch (const zmq::error_t& e) {
     spdlog::error("cannot connect to node '{}' at {}: {}", name, endpoint, e.what());
   }
@@ -257,7 +287,7 @@ void Router::ApplyView(TimePoint now) {
   if (version == view_seen_) return;
   view_seen_ = version;
   auto snap = view_->Get();
-  for (const auto& [name, info] : snap->alive) EnsureNode(name, info.endpoint, now);
+  for (const auto& [name, info] : snap->alive) EnsureNode(info, now);
   // A node whose lease is gone is fenced (or dead): it acknowledges nothing
   // more. Its requests in flight are answered now, `timeout` (outcome
   // unknown: it may have applied them), not at their deadline, so clients

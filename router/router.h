@@ -173,7 +173,9 @@ class Router {
   // new connection, and the partition -> primary table is rebuilt; parked
   // requests go out again.
   void ApplyView(TimePoint now);
-  size_t EnsureNode(const std::string& name, const std::string& endpoint, TimePoint now);
+  // The node's index; connects (again) when it is new, moved or has a new
+  // CURVE key, and not at all when CURVE is on here and the node has no key.
+  size_t EnsureNode(const cluster::NodeInfo& info, TimePoint now);
   // A node answered "not primary" (nothing applied): forward it again, at
   // once if the map names another primary, else parked until a newer map
   // arrives or a short back-off ends (a new primary that has not yet seen

@@ -58,6 +58,10 @@ struct NodeInfo {
   std::string incarnation;  // its process's current lease (hex id)
   std::string endpoint;
   std::string repl_endpoint;
+  // Its CurveZMQ public key (40 characters of Z85) when it runs with
+  // --curve-secret: the key its client and replication ports prove, which
+  // routers and peers expect. "" when it speaks plaintext.
+  std::string curve_key;
   bool operator==(const NodeInfo&) const = default;
 };
 

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/io/security/keys.h"
 #include "common/names.h"
 
 namespace todo::io {
@@ -18,12 +19,13 @@ ClusterKeys::ClusterKeys(std::string_view cluster)
       controller(prefix + "controller") {}
 
 std::string FormatNodeInfo(const cluster::NodeInfo& n) {
-  return json{{"name", n.name},
-              {"data_id", n.data_id},
-              {"incarnation", n.incarnation},
-              {"endpoint", n.endpoint},
-              {"repl_endpoint", n.repl_endpoint}}
-      .dump();
+  json j{{"name", n.name},
+         {"data_id", n.data_id},
+         {"incarnation", n.incarnation},
+         {"endpoint", n.endpoint},
+         {"repl_endpoint", n.repl_endpoint}};
+  if (!n.curve_key.empty()) j["curve_key"] = n.curve_key;
+  return j.dump();
 }
 
 namespace {
@@ -55,6 +57,14 @@ StatusOr<cluster::NodeInfo> ParseNodeInfo(std::string_view text) {
   if (!IsValidNodeName(n.name)) return Status::BadRequest("name '" + n.name + "' is not valid");
   if (!IsValidEndpoint(n.endpoint) || !IsValidEndpoint(n.repl_endpoint)) {
     return Status::BadRequest("an endpoint is not valid");
+  }
+  auto key = Str(j, "curve_key", /*required=*/false);
+  if (!key.ok()) return key.status();
+  if (!key->empty()) {
+    if (auto k = security::DecodeZ85Key(*key); !k.ok()) {
+      return Status::BadRequest("curve_key: " + k.status().message());
+    }
+    n.curve_key = *std::move(key);
   }
   return n;
 }

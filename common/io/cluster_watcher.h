@@ -7,7 +7,8 @@
 //   map              the cluster map, JSON (common/cluster/map.h); changed
 //                    only by compare-and-swap on its mod_revision
 //   nodes/<name>     a live node, bound to its lease: {"name", "data_id",
-//                    "endpoint", "repl_endpoint", "pid"}
+//                    "endpoint", "repl_endpoint", "incarnation", and
+//                    "curve_key" (Z85) when it runs with CurveZMQ}
 //   reports/<name>   a primary's requests to the controller, bound to its
 //                    lease: {"reports": [{"kind": "lagging"|"caught_up"|"drained",
 //                    "p": P, "replica": NAME, "epoch": E}, ...]}

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 
 #include "common/cluster/repl_wire.h"
 #include "node/replication/shard_inbox.h"
@@ -40,6 +41,7 @@ ReplIo::~ReplIo() {
 }
 
 Status ReplIo::Bind() {
+  if (Status s = security::SecureServerSocket(router_, options_.curve); !s.ok()) return s;
   try {
     router_.bind(options_.listen);
     bound_ = router_.get(zmq::sockopt::last_endpoint);
@@ -66,11 +68,11 @@ void ReplIo::Wake() {
   (void)!write(wake_fd_, &one, sizeof one);
 }
 
-void ReplIo::SetPeers(std::map<std::string, std::string> endpoints) {
+void ReplIo::SetPeers(std::map<std::string, PeerAddress> peers) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (endpoints == wanted_peers_) return;
-    wanted_peers_ = std::move(endpoints);
+    if (peers == wanted_peers_) return;
+    wanted_peers_ = std::move(peers);
     peers_changed_ = true;
   }
   Wake();
@@ -101,7 +103,7 @@ size_t ReplIo::queued_bytes(const std::string& peer) const {
 }
 
 void ReplIo::ApplyPeers() {
-  std::map<std::string, std::string> wanted;
+  std::map<std::string, PeerAddress> wanted;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!peers_changed_) return;
@@ -110,8 +112,8 @@ void ReplIo::ApplyPeers() {
   }
   for (auto it = peers_.begin(); it != peers_.end();) {
     auto w = wanted.find(it->first);
-    if (w == wanted.end() || w->second != it->second.endpoint) {
-      spdlog::info("replication: peer '{}' ({}) gone", it->first, it->second.endpoint);
+    if (w == wanted.end() || w->second != it->second.address) {
+      spdlog::info("replication: peer '{}' ({}) gone", it->first, it->second.address.endpoint);
       size_t dropped = 0;
       for (const std::string& f : it->second.pending) dropped += f.size();
       {
@@ -123,10 +125,32 @@ void ReplIo::ApplyPeers() {
       ++it;
     }
   }
-  for (const auto& [name, endpoint] : wanted) {
+  for (const auto& [name, address] : wanted) {
     if (name == options_.self || peers_.contains(name)) continue;
+    const std::string& endpoint = address.endpoint;
+    std::optional<security::CurveKey> server_key;
+    if (options_.curve.enabled()) {
+      if (address.curve_key.empty()) {
+        spdlog::error(
+            "replication: peer '{}' ({}) runs without CurveZMQ and this node with it: not "
+            "connecting (give every node --curve-secret, or none)",
+            name, endpoint);
+        continue;
+      }
+      auto key = security::DecodeZ85Key(address.curve_key);
+      if (!key.ok()) {  // ParseNodeInfo checked it; never expected
+        spdlog::error("replication: peer '{}': bad curve_key: {}", name, key.status().message());
+        continue;
+      }
+      server_key = *key;
+    } else if (!address.curve_key.empty()) {
+      spdlog::warn(
+          "replication: peer '{}' ({}) runs with CurveZMQ and this node without: its "
+          "replication port will not let this node in",
+          name, endpoint);
+    }
     Peer p;
-    p.endpoint = endpoint;
+    p.address = address;
     p.dealer = std::make_unique<zmq::socket_t>(*ctx_, zmq::socket_type::dealer);
     p.dealer->set(zmq::sockopt::routing_id, options_.self);
     p.dealer->set(zmq::sockopt::linger, 0);
@@ -138,13 +162,17 @@ void ReplIo::ApplyPeers() {
     p.dealer->set(zmq::sockopt::heartbeat_ivl, 500);
     p.dealer->set(zmq::sockopt::heartbeat_timeout, 2000);
     p.dealer->set(zmq::sockopt::heartbeat_ttl, 4000);
+    if (Status s = security::SecureClientSocket(*p.dealer, options_.curve, server_key); !s.ok()) {
+      spdlog::error("replication: peer '{}': {}", name, s.message());
+      continue;
+    }
     try {
       p.dealer->connect(endpoint);
     } catch (const zmq::error_t& e) {
       spdlog::error("replication: cannot connect to peer '{}' at {}: {}", name, endpoint, e.what());
       continue;
     }
-    spdlog::info("replication: peer '{}' at {}", name, endpoint);
+    spdlog::info("replication: peer '{}' at {}{}", name, endpoint, server_key ? " (CURVE)" : "");
     peers_.emplace(name, std::move(p));
   }
 }

@@ -17,6 +17,14 @@
 // bound stops this thread reading (TCP pushes back on the peer). A peer
 // that can't be written to (its ZeroMQ queue full) keeps its frames here,
 // retried on POLLOUT.
+//
+// CurveZMQ (options.curve enabled, i.e. the node runs with --curve-secret):
+// the ROUTER is a CURVE server with the node's keypair, its ZAP handler (on
+// this socket's context, started by the caller) letting in the node's
+// --curve-allow keys, which then must list the other nodes; each DEALER is
+// a CURVE client with the node's keypair expecting the peer's announced
+// public key. A peer that announces no key is not connected to (logged):
+// never plaintext beside CURVE.
 #pragma once
 
 #include <atomic>
@@ -30,6 +38,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/io/security/curve.h"
 #include "common/status.h"
 
 namespace todo::node {
@@ -43,6 +52,14 @@ class ReplIo {
     std::string self;                    // this node's name (the DEALERs' routing id)
     size_t max_queued_bytes = 64 << 20;  // per peer, frames waiting to be sent
     int64_t max_frame_bytes = 64 << 20;  // inbound frames at most
+    security::CurveConfig curve;         // enabled: CURVE both ways (above)
+  };
+  // Where a peer's replication port is, and the CURVE key it proves ("" if
+  // it runs plaintext).
+  struct PeerAddress {
+    std::string endpoint;
+    std::string curve_key;  // Z85
+    bool operator==(const PeerAddress&) const = default;
   };
   enum class Via : uint8_t {
     kDealer,  // to a backup, on our DEALER to it
@@ -63,9 +80,10 @@ class ReplIo {
   void Start();
   void Stop();
 
-  // Thread-safe. The peers' replication endpoints (from the map's live
-  // nodes): DEALERs are connected to new ones, closed for gone ones.
-  void SetPeers(std::map<std::string, std::string> endpoints);
+  // Thread-safe. The peers' replication addresses (from the live nodes'
+  // announcements): DEALERs are connected to new ones, closed for gone or
+  // changed ones.
+  void SetPeers(std::map<std::string, PeerAddress> peers);
   // Thread-safe. Queues a frame for `peer`; false (nothing queued) if the
   // peer has more than max_queued_bytes waiting, or is unknown (kDealer).
   bool Send(const std::string& peer, Via via, std::string frame);
@@ -86,7 +104,7 @@ class ReplIo {
     std::string frame;
   };
   struct Peer {
-    std::string endpoint;
+    PeerAddress address;
     std::unique_ptr<zmq::socket_t> dealer;
     std::deque<std::string> pending;  // frames not yet accepted by ZeroMQ
   };
@@ -113,7 +131,7 @@ class ReplIo {
   mutable std::mutex mu_;
   std::vector<Outgoing> outgoing_;                   // guarded by mu_
   std::map<std::string, size_t> queued_;             // guarded by mu_: bytes per peer
-  std::map<std::string, std::string> wanted_peers_;  // guarded by mu_
+  std::map<std::string, PeerAddress> wanted_peers_;  // guarded by mu_
   bool peers_changed_ = false;                       // guarded by mu_
   bool signalled_ = false;                           // guarded by mu_
   std::map<std::string, Peer> peers_;                // loop thread only

@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "stress"))
 import stress_lib as sl  # noqa: E402  (Process, free_ports, wait_until)
 
+REPO = sl.REPO
 BUILD_DIR = sl.BUILD_DIR
 NODE_BIN = sl.NODE_BIN
 ROUTER_BIN = sl.ROUTER_BIN
@@ -171,7 +172,7 @@ class Cluster:
 
     def __init__(self, workdir, etcd, nodes=3, replicas=2, partitions=32, min_insync=1,
                  node_flags=(), router=False, host="127.0.0.1", cluster_name="todo",
-                 router_flags=()):
+                 router_flags=(), node_extra=None):
         self.workdir = workdir
         self.etcd = etcd
         self.replicas = replicas
@@ -180,6 +181,8 @@ class Cluster:
         self.host = host
         self.cluster_name = cluster_name
         self.node_flags = list(node_flags)
+        # name -> flags for that node alone (e.g. its own --curve-secret)
+        self.node_extra = {n: list(f) for n, f in (node_extra or {}).items()}
         self.names = [f"n{i + 1}" for i in range(nodes)]
         ports = sl.free_ports(nodes + 1)
         self.ports = dict(zip(self.names, ports))
@@ -211,7 +214,7 @@ class Cluster:
     def node_argv(self, name, extra=()):
         return [NODE_BIN, "--name", name, "--listen", self.endpoint(name), "--data",
                 self.data_dir(name), "--etcd", self.etcd.all_endpoints, "--cluster-name",
-                self.cluster_name, *self.node_flags, *extra]
+                self.cluster_name, *self.node_flags, *self.node_extra.get(name, ()), *extra]
 
     def start_node(self, name, extra=()):
         os.makedirs(self.data_dir(name), exist_ok=True)

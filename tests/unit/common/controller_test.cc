@@ -40,7 +40,7 @@ class ControllerTest : public ::testing::Test {
   }
 
   void Alive(const std::string& n, const std::string& data_id, const std::string& inc = "1") {
-    in_.alive[n] = NodeInfo{n, data_id, inc, "tcp://" + n, "tcp://" + n + "-repl"};
+    in_.alive[n] = NodeInfo{n, data_id, inc, "tcp://" + n, "tcp://" + n + "-repl", ""};
   }
   void Dead(const std::string& n) { in_.alive.erase(n); }
 

@@ -16,8 +16,12 @@ namespace {
 using json = nlohmann::ordered_json;
 
 cluster::NodeInfo Info(const std::string& name) {
-  return {name, "data-" + name, "1", "tcp://127.0.0.1:700" + name.substr(1),
-          "tcp://127.0.0.1:710" + name.substr(1)};
+  return {name,
+          "data-" + name,
+          "1",
+          "tcp://127.0.0.1:700" + name.substr(1),
+          "tcp://127.0.0.1:710" + name.substr(1),
+          ""};
 }
 
 // 3 members, 8 partitions, R = 2; every replica in sync, all alive.
