@@ -96,6 +96,13 @@ void PrimaryPartition::SetMap(uint64_t epoch, const Partition& part, int64_t now
       sessions_.push_back(Session{});
       s = &sessions_.back();
       s->replica = r;
+      if (retained_from_ == start_.seq + 1) {
+        // A replica may hold exactly where this term began (after a
+        // hand-off or a failover, every in-sync one does): keep the records
+        // from there until its first answer, or it would get a snapshot.
+        s->resume_from = start_.seq + 1;
+        s->resume_until_ms = now + options_.resume_window_ms;
+      }
       StartProbe(s, now, out);
     }
     const bool in_sync = part.IsInSync(r);

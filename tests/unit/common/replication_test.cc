@@ -332,6 +332,21 @@ TEST_F(PrimaryTest, SnapshotEndNeverAcknowledgedIsProbedAgain) {
   EXPECT_EQ(primary_.min_needed(), 12u);
 }
 
+TEST_F(PrimaryTest, NewPrimaryKeepsTheRecordsItsBackupsNeedUntilTheyAnswer) {
+  // A hand-off: this term starts at (1, 10), where b stands too.
+  PrimaryPartition p{7, "a", 2, Position{1, 10}, {}};
+  p.SetMap(2, Part({"a", "b"}, {"a", "b"}, 2, 2), now_, &out_);
+  for (int i = 0; i < 3; ++i) p.Append(now_);
+  p.OnDurable(13);
+  // Writes come before b's answer to the probe: kept for it.
+  EXPECT_EQ(p.min_needed(), 11u);
+  out_ = {};
+  p.OnState("b", p.sessions()[0].id, Position{1, 10}, true, false, now_, &out_);
+  EXPECT_TRUE(out_.snapshots.empty());
+  ASSERT_EQ(out_.tails.size(), 1u);
+  EXPECT_EQ(out_.tails[0].second, 11u);
+}
+
 TEST_F(PrimaryTest, RemovedReplicaSessionIsCancelled) {
   primary_.SetMap(1, Part({"a", "b"}, {"a", "b"}), now_, &out_);
   Write(1);
