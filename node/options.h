@@ -67,6 +67,7 @@ struct NodeOptions {
   size_t catchup_rate_mb = 32;        // --catchup-rate-mb: MiB/s of snapshots sent, at most
   size_t retained_mb = 256;           // --retained-mb: records kept for backups to resume
                                       // from (all the partitions of the node)
+  size_t max_incoming_snapshots = 2;  // --max-incoming-snapshots: snapshots received at once
   bool controller = true;             // --no-controller: never host the controller
   size_t max_moves = 4;               // --max-moves: partitions moving at once (as controller)
   bool replicated() const { return !etcd.empty(); }

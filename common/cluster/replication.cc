@@ -183,6 +183,16 @@ void PrimaryPartition::OnState(const std::string& replica, uint64_t session, Pos
                                bool complete, bool refused, int64_t now, Outbox* out) {
   Session* s = Find(replica);
   if (s == nullptr || s->id != session) return;
+  if (s->mode == Mode::kIdle) return;  // waiting to probe again
+  if (s->mode == Mode::kSnapshot) {
+    // The backup refused the snapshot (it receives as many as it takes at
+    // once) or lost a chunk: try again after a pause, not at once, so a
+    // busy target is not fed a first chunk every round trip.
+    s->mode = Mode::kIdle;
+    s->retry_at_ms = now + options_.probe_retry_ms;
+    out->cancelled.push_back(replica);
+    return;
+  }
   if (s->mode != Mode::kProbing) {
     // The backup lost the thread of this session (a gap, a restart): start
     // again from what it holds.

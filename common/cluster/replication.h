@@ -221,6 +221,16 @@ class BackupPartition {
   // After the caller has applied and synced everything accepted so far:
   // the seq to acknowledge.
   uint64_t acked() const { return state_.applied.seq; }
+  // Receiving a snapshot in the current session (its first chunk taken).
+  bool snapshotting() const { return snapshotting_; }
+  // The target's bound on snapshots received at once: a snapshot's first
+  // chunk is taken only while fewer than `limit` other partitions of the
+  // node (its shard's share) are receiving one; otherwise the caller
+  // answers with its state, and the primary tries again after
+  // probe_retry_ms.
+  static bool AdmitSnapshot(size_t others_receiving, size_t limit) {
+    return others_receiving < limit;
+  }
 
  private:
   bool Current(const std::string& from, uint64_t leader_epoch, uint64_t session) const;

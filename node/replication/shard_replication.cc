@@ -371,6 +371,7 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
       AnswerState(p, peer, m.session, v != V::kAccept);
       return;
     case ReplType::kAppend: {
+      if (m.session != 0 && m.session == b.broken_session) return;  // refused or broken
       // Every key of every record must be in p's range: a primary can't
       // write outside the partition it leads.
       bool ok = true;
@@ -430,6 +431,19 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
         b.broken_session = m.session;
         AnswerState(p, peer, m.session, false);
         return;
+      }
+      if (m.flag1 && m.leader_epoch == b.sm.state().leader_epoch) {
+        size_t receiving = 0;
+        for (const auto& [q, other] : backups_) receiving += q != p && other->sm.snapshotting();
+        const size_t limit = std::max<size_t>(
+            1, ctx_->options.max_incoming_snapshots / std::max<uint32_t>(1, ctx_->shards));
+        if (!cluster::BackupPartition::AdmitSnapshot(receiving, limit)) {
+          // Busy: the primary tries again later; the rest of this session
+          // is dropped quietly.
+          b.broken_session = m.session;
+          AnswerState(p, peer, m.session, false);
+          return;
+        }
       }
       v = b.sm.OnChunk(peer, m.leader_epoch, m.session, m.flag1);
       if (v != V::kAccept) break;

@@ -63,6 +63,9 @@ struct ReplOptions {
   // partitions that retain the most are cut first (oldest records first)
   // down to a common level.
   size_t retained_total_bytes = size_t{256} << 20;
+  // Snapshots received at once, per node (--max-incoming-snapshots), each
+  // shard an equal share (at least 1).
+  size_t max_incoming_snapshots = 2;
 };
 
 // Shared by every shard of the node; set up before the writers start.

@@ -347,6 +347,44 @@ TEST_F(PrimaryTest, NewPrimaryKeepsTheRecordsItsBackupsNeedUntilTheyAnswer) {
   EXPECT_EQ(out_.tails[0].second, 11u);
 }
 
+TEST_F(PrimaryTest, SnapshotRefusedByABusyTargetIsRetriedAfterAPause) {
+  primary_.SetMap(1, Part({"a", "c"}, {"a"}), now_, &out_);
+  const uint64_t sid = Session("c");
+  primary_.OnState("c", sid, Position{0, 0}, true, false, now_, &out_);
+  ASSERT_EQ(S("c").mode, Mode::kSnapshot);
+  // c refuses the first chunk (it receives its limit of snapshots): its
+  // state comes back in the middle of the snapshot.
+  out_ = {};
+  primary_.OnState("c", sid, Position{0, 0}, true, false, now_, &out_);
+  EXPECT_EQ(out_.cancelled, std::vector<std::string>{"c"});  // stop sending chunks
+  EXPECT_TRUE(out_.probes.empty());                          // not at once
+  EXPECT_EQ(S("c").mode, Mode::kIdle);
+  // Late answers of the session change nothing.
+  out_ = {};
+  primary_.OnState("c", sid, Position{0, 0}, true, false, now_, &out_);
+  EXPECT_TRUE(out_.empty());
+  now_ += 499;
+  primary_.Tick(now_, &out_);
+  EXPECT_TRUE(out_.probes.empty());
+  now_ += 1;
+  primary_.Tick(now_, &out_);
+  ASSERT_EQ(out_.probes.size(), 1u);
+}
+
+TEST(BackupTest, TakesAFewSnapshotsAtOnce) {
+  EXPECT_TRUE(BackupPartition::AdmitSnapshot(0, 2));
+  EXPECT_TRUE(BackupPartition::AdmitSnapshot(1, 2));
+  EXPECT_FALSE(BackupPartition::AdmitSnapshot(2, 2));
+  BackupPartition b{3, {}};
+  EXPECT_FALSE(b.snapshotting());
+  ASSERT_EQ(b.OnProbe("a", 1, 5), BackupPartition::Verdict::kAccept);
+  ASSERT_EQ(b.OnChunk("a", 1, 5, true), BackupPartition::Verdict::kAccept);
+  EXPECT_TRUE(b.snapshotting());
+  // A new probe (the primary starts over) frees the slot.
+  ASSERT_EQ(b.OnProbe("a", 1, 6), BackupPartition::Verdict::kAccept);
+  EXPECT_FALSE(b.snapshotting());
+}
+
 TEST_F(PrimaryTest, RemovedReplicaSessionIsCancelled) {
   primary_.SetMap(1, Part({"a", "b"}, {"a", "b"}), now_, &out_);
   Write(1);
