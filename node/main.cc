@@ -181,6 +181,8 @@ int main(int argc, char** argv) {
     repl.io = repl_io.get();
     repl.options.repl_timeout_ms = o.repl_timeout_ms;
     repl.options.catchup_bytes_per_sec = static_cast<double>(o.catchup_rate_mb) * 1048576.0;
+    repl.options.retained_total_bytes = o.retained_mb << 20;
+    repl.options.max_incoming_snapshots = o.max_incoming_snapshots;
   }
 
   store::StoreOptions so;

@@ -118,6 +118,12 @@ Status NodeOptions::Validate() const {
     if (catchup_rate_mb < 1 || catchup_rate_mb > 100000) {
       return Status::BadRequest("--catchup-rate-mb must be 1-100000");
     }
+    if (retained_mb < 1 || retained_mb > 65536) {
+      return Status::BadRequest("--retained-mb must be 1-65536");
+    }
+    if (max_incoming_snapshots < 1 || max_incoming_snapshots > 1024) {
+      return Status::BadRequest("--max-incoming-snapshots must be 1-1024");
+    }
     if (max_moves < 1 || max_moves > 1024) return Status::BadRequest("--max-moves must be 1-1024");
   } else {
     for (const auto& [flag, value] :
@@ -201,6 +207,15 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
       ->capture_default_str();
   app.add_option("--catchup-rate-mb", o.catchup_rate_mb,
                  "MiB/s at most of snapshots sent to replicas catching up")
+      ->capture_default_str();
+  app.add_option("--retained-mb", o.retained_mb,
+                 "MiB at most (the whole node) of recent writes kept so that a backup that fell "
+                 "behind resumes from them instead of a new snapshot (4 MiB a partition at most; "
+                 "past this, the partitions keeping the most are cut first)")
+      ->capture_default_str();
+  app.add_option("--max-incoming-snapshots", o.max_incoming_snapshots,
+                 "snapshots this node receives at once (a joining node is not fed every move at "
+                 "once); the others' primaries try again after a pause")
       ->capture_default_str();
   app.add_option("--max-moves", o.max_moves,
                  "as the cluster's controller: partitions moving at once (balancing, draining)")

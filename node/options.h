@@ -65,6 +65,9 @@ struct NodeOptions {
   int64_t repl_timeout_ms = 1000;     // --repl-timeout-ms: a backup slower than this leaves
                                       // the in-sync set
   size_t catchup_rate_mb = 32;        // --catchup-rate-mb: MiB/s of snapshots sent, at most
+  size_t retained_mb = 256;           // --retained-mb: records kept for backups to resume
+                                      // from (all the partitions of the node)
+  size_t max_incoming_snapshots = 2;  // --max-incoming-snapshots: snapshots received at once
   bool controller = true;             // --no-controller: never host the controller
   size_t max_moves = 4;               // --max-moves: partitions moving at once (as controller)
   bool replicated() const { return !etcd.empty(); }

@@ -30,11 +30,31 @@ PrimaryPartition::Session* PrimaryPartition::Find(const std::string& replica) {
   return nullptr;
 }
 
+namespace {
+// The first record a tail session lacks: after what it acknowledged, or
+// after its snapshot's end until it acknowledges that.
+uint64_t TailNeeds(const PrimaryPartition::Session& s) {
+  return std::max(s.acked, s.snapshot_end) + 1;
+}
+}  // namespace
+
+void PrimaryPartition::LeaveTail(Session* s, int64_t now) {
+  if (s->mode == Mode::kTail) {
+    s->resume_from = TailNeeds(*s);
+    s->resume_until_ms = now + options_.resume_window_ms;
+  } else if (s->mode == Mode::kSnapshot) {
+    s->resume_from = 0;  // a half-sent snapshot starts over
+  }
+  // kProbing, kIdle: keeps the resume point it has.
+}
+
 void PrimaryPartition::StartProbe(Session* s, int64_t now, Outbox* out) {
+  LeaveTail(s, now);
   s->id = ++next_session_;
   s->mode = Mode::kProbing;
   s->last_sent_ms = now;
   s->snapshot_end = 0;
+  s->sync_at = 0;
   out->probes.emplace_back(s->replica, s->id);
 }
 
@@ -76,6 +96,13 @@ void PrimaryPartition::SetMap(uint64_t epoch, const Partition& part, int64_t now
       sessions_.push_back(Session{});
       s = &sessions_.back();
       s->replica = r;
+      if (retained_from_ == start_.seq + 1) {
+        // A replica may hold exactly where this term began (after a
+        // hand-off or a failover, every in-sync one does): keep the records
+        // from there until its first answer, or it would get a snapshot.
+        s->resume_from = start_.seq + 1;
+        s->resume_until_ms = now + options_.resume_window_ms;
+      }
       StartProbe(s, now, out);
     }
     const bool in_sync = part.IsInSync(r);
@@ -121,24 +148,31 @@ void PrimaryPartition::OnDurable(uint64_t seq) {
 void PrimaryPartition::OnTrimmed(uint64_t from, int64_t now, Outbox* out) {
   retained_from_ = std::max(retained_from_, from);
   for (Session& s : sessions_) {
-    if (s.mode == Mode::kTail && s.acked + 1 < retained_from_) {
+    if (s.mode == Mode::kTail && TailNeeds(s) < retained_from_) {
       // It still needs records that are gone: start over (snapshot).
       StartProbe(&s, now, out);
+      s.resume_from = 0;
+    } else if (s.mode != Mode::kTail && s.resume_from != 0 && s.resume_from < retained_from_) {
+      s.resume_from = 0;  // it will resume by snapshot
     }
   }
 }
 
 void PrimaryPartition::OnAck(const std::string& replica, uint64_t session, uint64_t seq,
                              bool complete, int64_t now) {
-  (void)now;
   Session* s = Find(replica);
   if (s == nullptr || s->id != session) return;
+  s->last_ack_ms = now;  // alive, even while it applies a snapshot
   // Acks of a half-applied snapshot say nothing about what the backup holds.
   if (s->mode != Mode::kTail || !complete) return;
   s->acked = std::max(s->acked, seq);
-  if (!s->in_sync && s->required_from == kNotRequired && s->acked >= last_.seq) {
-    // Caught up with everything written so far: from the next record on its
-    // ack is needed, so it stays caught up.
+  if (!s->in_sync && s->required_from == kNotRequired && s->acked >= s->sync_at) {
+    // It holds what it lacked when its tail began; what was written since
+    // is on its way to it (the tail carries every record). From the next
+    // record on its ack is needed, so it stays caught up; it is reported
+    // once it acknowledges everything before that (MaybeCaughtUp). Under
+    // a steady write load this converges, where waiting for an ack of the
+    // very last record written might not.
     EnterSyncMode(s, last_.seq);
   }
   MaybeCaughtUp(s);
@@ -149,6 +183,16 @@ void PrimaryPartition::OnState(const std::string& replica, uint64_t session, Pos
                                bool complete, bool refused, int64_t now, Outbox* out) {
   Session* s = Find(replica);
   if (s == nullptr || s->id != session) return;
+  if (s->mode == Mode::kIdle) return;  // waiting to probe again
+  if (s->mode == Mode::kSnapshot) {
+    // The backup refused the snapshot (it receives as many as it takes at
+    // once) or lost a chunk: try again after a pause, not at once, so a
+    // busy target is not fed a first chunk every round trip.
+    s->mode = Mode::kIdle;
+    s->retry_at_ms = now + options_.probe_retry_ms;
+    out->cancelled.push_back(replica);
+    return;
+  }
   if (s->mode != Mode::kProbing) {
     // The backup lost the thread of this session (a gap, a restart): start
     // again from what it holds.
@@ -173,9 +217,12 @@ void PrimaryPartition::OnState(const std::string& replica, uint64_t session, Pos
       tail = true;  // a record of this term that we still hold the rest after
     }
   }
+  s->resume_from = 0;
   if (tail) {
     s->mode = Mode::kTail;
     s->acked = theirs.seq;
+    s->sync_at = last_.seq;
+    s->last_ack_ms = now;
     out->tails.emplace_back(replica, theirs.seq + 1);
     if (!s->in_sync && s->required_from == kNotRequired && s->acked >= last_.seq) {
       EnterSyncMode(s, last_.seq);
@@ -195,7 +242,12 @@ void PrimaryPartition::OnSnapshotEnd(const std::string& replica, uint64_t sessio
   s->snapshot_end = seq;
   s->last_sent_ms = now;
   s->acked = 0;  // until the backup acknowledges the end, complete
-  EnterSyncMode(s, seq);
+  // Not required yet: the backup may have megabytes of chunks still to
+  // apply, and client writes must not wait for that (nor may it be taken
+  // for lagging meanwhile). Once it acknowledges the end it enters sync
+  // mode (OnAck).
+  s->sync_at = seq;
+  s->last_ack_ms = now;
 }
 
 void PrimaryPartition::OnSessionBroken(const std::string& replica, int64_t now, Outbox* out) {
@@ -207,6 +259,7 @@ void PrimaryPartition::OnSessionBroken(const std::string& replica, int64_t now, 
     return;
   }
   s->required_from = kNotRequired;
+  LeaveTail(s, now);
   s->mode = Mode::kIdle;
   s->retry_at_ms = now + options_.probe_retry_ms;
   out->cancelled.push_back(replica);
@@ -214,10 +267,18 @@ void PrimaryPartition::OnSessionBroken(const std::string& replica, int64_t now, 
 
 void PrimaryPartition::Tick(int64_t now, Outbox* out) {
   for (Session& s : sessions_) {
+    if (s.mode != Mode::kTail && s.resume_from != 0 && now >= s.resume_until_ms) {
+      s.resume_from = 0;  // kept long enough: its records may go
+    }
+  }
+  for (Session& s : sessions_) {
     if (s.mode == Mode::kProbing && now - s.last_sent_ms >= options_.probe_retry_ms) {
       StartProbe(&s, now, out);  // a new id: a late answer to the old probe is ignored
     } else if (s.mode == Mode::kIdle && now >= s.retry_at_ms) {
       StartProbe(&s, now, out);
+    } else if (s.mode == Mode::kTail && !s.in_sync && s.required_from == kNotRequired &&
+               now - s.last_ack_ms >= options_.stall_ms) {
+      StartProbe(&s, now, out);  // e.g. its snapshot's end was lost: resume from the tail
     }
   }
   // Lag: a required backup that has not acknowledged a record appended
@@ -236,6 +297,7 @@ void PrimaryPartition::Tick(int64_t now, Outbox* out) {
     if (s.lagging && !s.in_sync && s.reported_epoch == 0 && s.required_from != kNotRequired) {
       s.lagging = false;
       s.required_from = kNotRequired;
+      LeaveTail(&s, now);
       s.mode = Mode::kIdle;
       s.retry_at_ms = now + options_.probe_retry_ms;
       out->cancelled.push_back(s.replica);
@@ -257,7 +319,11 @@ uint64_t PrimaryPartition::committed() const {
 uint64_t PrimaryPartition::min_needed() const {
   uint64_t m = last_.seq + 1;
   for (const Session& s : sessions_) {
-    if (s.mode == Mode::kTail) m = std::min(m, s.acked + 1);
+    if (s.mode == Mode::kTail) {
+      m = std::min(m, TailNeeds(s));
+    } else if (s.resume_from != 0) {
+      m = std::min(m, s.resume_from);
+    }
   }
   return m;
 }

@@ -46,6 +46,13 @@ class PrimaryPartition {
   struct Options {
     int64_t repl_timeout_ms = 1000;  // a required backup slower than this is reported lagging
     int64_t probe_retry_ms = 500;    // a probe (or a snapshot's end) unanswered this long is resent
+    // A session that leaves the tail (lag, a broken queue, a gap) keeps the
+    // records it needs to resume by tail this long (min_needed() counts
+    // them); then, or once they are trimmed, it resumes by snapshot.
+    int64_t resume_window_ms = 60000;
+    // A tail session not yet in sync mode (nothing waits for it) that
+    // acknowledges nothing this long starts over with a probe.
+    int64_t stall_ms = 10000;
   };
 
   enum class Mode : uint8_t {
@@ -67,6 +74,15 @@ class PrimaryPartition {
     uint64_t snapshot_end = 0;    // the seq the snapshot ended at (sync mode from after it)
     uint64_t reported_epoch = 0;  // caught up reported at this map epoch (0: not)
     bool lagging = false;         // reported lagging at the current epoch
+    // kTail and not yet in sync mode: once it has acknowledged this seq (what
+    // it lacked when its tail began: the snapshot's end, or the last record
+    // then), its acks are required from the next record on.
+    uint64_t sync_at = 0;
+    int64_t last_ack_ms = 0;  // its last acknowledgement (or its tail's start)
+    // Not in kTail: the first seq it needs to resume by tail (0: none, it
+    // resumes by snapshot), kept until resume_until_ms.
+    uint64_t resume_from = 0;
+    int64_t resume_until_ms = 0;
   };
   static constexpr uint64_t kNotRequired = UINT64_MAX;
 
@@ -127,7 +143,9 @@ class PrimaryPartition {
 
   // Every record with seq <= committed() may be acknowledged to its client.
   uint64_t committed() const;
-  // The lowest seq a session may still need resent (retention bound).
+  // The lowest seq a session may still need resent (retention bound): the
+  // first record a tail session lacks, and the resume point of a session
+  // out of the tail within its resume window.
   uint64_t min_needed() const;
   // The primary's requests to the controller (level-triggered: reported
   // until a map answers them).
@@ -136,6 +154,9 @@ class PrimaryPartition {
  private:
   Session* Find(const std::string& replica);
   void StartProbe(Session* s, int64_t now, Outbox* out);
+  // A session leaves the tail (to probe again or pause): remembers where
+  // it can resume.
+  void LeaveTail(Session* s, int64_t now);
   // From the record after `after` on, the session's acks are required.
   void EnterSyncMode(Session* s, uint64_t after);
   // Marks a session in sync mode that holds every record before it as
@@ -200,6 +221,16 @@ class BackupPartition {
   // After the caller has applied and synced everything accepted so far:
   // the seq to acknowledge.
   uint64_t acked() const { return state_.applied.seq; }
+  // Receiving a snapshot in the current session (its first chunk taken).
+  bool snapshotting() const { return snapshotting_; }
+  // The target's bound on snapshots received at once: a snapshot's first
+  // chunk is taken only while fewer than `limit` other partitions of the
+  // node (its shard's share) are receiving one; otherwise the caller
+  // answers with its state, and the primary tries again after
+  // probe_retry_ms.
+  static bool AdmitSnapshot(size_t others_receiving, size_t limit) {
+    return others_receiving < limit;
+  }
 
  private:
   bool Current(const std::string& from, uint64_t leader_epoch, uint64_t session) const;

@@ -371,6 +371,7 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
       AnswerState(p, peer, m.session, v != V::kAccept);
       return;
     case ReplType::kAppend: {
+      if (m.session != 0 && m.session == b.broken_session) return;  // refused or broken
       // Every key of every record must be in p's range: a primary can't
       // write outside the partition it leads.
       bool ok = true;
@@ -430,6 +431,19 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
         b.broken_session = m.session;
         AnswerState(p, peer, m.session, false);
         return;
+      }
+      if (m.flag1 && m.leader_epoch == b.sm.state().leader_epoch) {
+        size_t receiving = 0;
+        for (const auto& [q, other] : backups_) receiving += q != p && other->sm.snapshotting();
+        const size_t limit = std::max<size_t>(
+            1, ctx_->options.max_incoming_snapshots / std::max<uint32_t>(1, ctx_->shards));
+        if (!cluster::BackupPartition::AdmitSnapshot(receiving, limit)) {
+          // Busy: the primary tries again later; the rest of this session
+          // is dropped quietly.
+          b.broken_session = m.session;
+          AnswerState(p, peer, m.session, false);
+          return;
+        }
       }
       v = b.sm.OnChunk(peer, m.leader_epoch, m.session, m.flag1);
       if (v != V::kAccept) break;
@@ -503,13 +517,12 @@ void ShardReplication::Execute(uint32_t p, Primary& pr, PrimaryPartition::Outbox
     spdlog::info("{}catching up '{}' by snapshot (session {})", Pfx(p), replica, session);
     // The first chunk goes at once: the backup learns the session is a
     // snapshot before any record of it.
-    SendChunk(p, pr, replica, snap);
+    SendChunk(p, pr, replica, snap, now);
   }
-  (void)now;
 }
 
 bool ShardReplication::SendChunk(uint32_t p, Primary& pr, const std::string& replica,
-                                 Snapshot& snap) {
+                                 Snapshot& snap, Clock::time_point now) {
   const std::string prefix = storage::PartitionPrefix(p);
   const std::string end = storage::PartitionRangeEnd(p);
   std::unique_ptr<leveldb::Iterator> it(db_->db->NewIterator(leveldb::ReadOptions()));
@@ -554,14 +567,13 @@ bool ShardReplication::SendChunk(uint32_t p, Primary& pr, const std::string& rep
   Add(Out(replica, ReplIo::Via::kDealer), [&](msgpack::sbuffer& b) {
     cluster::EncodeEnd(b, p, le, snap.session, last.epoch, last.seq);
   });
-  pr.sm.OnSnapshotEnd(replica, snap.session, last.seq, 0);
+  pr.sm.OnSnapshotEnd(replica, snap.session, last.seq, Ms(now));
   spdlog::info("{}snapshot to '{}' sent, up to seq {}", Pfx(p), replica, last.seq);
   snap.cursor.clear();
   return true;
 }
 
 void ShardReplication::SendChunks(uint32_t p, Primary& pr, Clock::time_point now) {
-  (void)now;
   for (auto it = pr.snaps.begin(); it != pr.snaps.end();) {
     Snapshot& snap = it->second;
     for (int i = 0; i < kChunksPerTick && !snap.cursor.empty(); ++i) {
@@ -571,7 +583,7 @@ void ShardReplication::SendChunks(uint32_t p, Primary& pr, Clock::time_point now
         break;
       }
       chunk_tokens_ -= static_cast<double>(ctx_->options.chunk_bytes);
-      if (!SendChunk(p, pr, it->first, snap)) break;
+      if (!SendChunk(p, pr, it->first, snap, now)) break;
     }
     if (snap.cursor.empty()) {
       it = pr.snaps.erase(it);
@@ -599,12 +611,12 @@ void ShardReplication::Complete(uint32_t p, Primary& pr, Clock::time_point now,
   (void)p;
 }
 
-void ShardReplication::TrimLog(uint32_t p, Primary& pr, Clock::time_point now) {
-  // Records every tail session has, then the oldest past the byte bound
-  // (a session that still needs those starts over).
+void ShardReplication::TrimLog(uint32_t p, Primary& pr, Clock::time_point now, size_t cap) {
+  // Records no session needs (every tail session has them, no paused one
+  // will resume from them), then the oldest past the byte bound (a session
+  // that still needs those starts over).
   const uint64_t needed = pr.sm.min_needed();
-  while (!pr.log.empty() &&
-         (pr.log.front().first < needed || pr.log_bytes > ctx_->options.retained_bytes)) {
+  while (!pr.log.empty() && (pr.log.front().first < needed || pr.log_bytes > cap)) {
     pr.log_bytes -= pr.log.front().second.size();
     pr.log.pop_front();
   }
@@ -613,6 +625,33 @@ void ShardReplication::TrimLog(uint32_t p, Primary& pr, Clock::time_point now) {
     PrimaryPartition::Outbox out;
     pr.sm.OnTrimmed(from, Ms(now), &out);
     Execute(p, pr, out, now);
+  }
+}
+
+void ShardReplication::TrimToBudget(Clock::time_point now) {
+  const size_t budget = ctx_->options.retained_total_bytes / std::max<uint32_t>(1, ctx_->shards);
+  std::vector<size_t> sizes;
+  size_t total = 0;
+  for (const auto& [p, pr] : primaries_) {
+    sizes.push_back(pr->log_bytes);
+    total += pr->log_bytes;
+  }
+  if (total <= budget) return;
+  // The level L with sum(min(size, L)) <= budget: the biggest logs are cut
+  // to it, so a replica that is gone (its sessions paused) loses its
+  // records before a partition that keeps only what its tails need.
+  std::sort(sizes.begin(), sizes.end());
+  size_t level = 0, below = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const size_t rest = sizes.size() - i;  // logs of at least sizes[i]
+    if (below + sizes[i] * rest > budget) {
+      level = (budget - below) / rest;
+      break;
+    }
+    below += sizes[i];
+  }
+  for (auto& [p, pr] : primaries_) {
+    if (pr->log_bytes > level) TrimLog(p, *pr, now, level);
   }
 }
 
@@ -647,8 +686,9 @@ void ShardReplication::Tick(Clock::time_point now, store::Group* group, std::vec
       pr->held.pop_front();
     }
     Complete(p, *pr, now, done);
-    TrimLog(p, *pr, now);
+    TrimLog(p, *pr, now, ctx_->options.retained_bytes);
   }
+  TrimToBudget(now);
   PublishReports();
 }
 
@@ -811,7 +851,7 @@ void ShardReplication::AfterCommit(std::vector<WriteOp>& ops, Clock::time_point 
   sequenced_.clear();
   for (auto& [p, pr] : primaries_) {
     Complete(p, *pr, now, done);
-    if (!pr->log.empty()) TrimLog(p, *pr, now);
+    if (!pr->log.empty()) TrimLog(p, *pr, now, ctx_->options.retained_bytes);
   }
   // Backups: acknowledge what is now durable, and answer probes with it.
   for (uint32_t p : backup_dirty_) {

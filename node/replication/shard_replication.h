@@ -58,7 +58,14 @@ struct ReplOptions {
   size_t chunk_bytes = 64 << 10;        // snapshot chunk size
   size_t window_bytes = 4 << 20;        // snapshot bytes queued to a peer at most
   double catchup_bytes_per_sec = 64e6;  // per node (--catchup-rate-mb), shared by the shards
-  size_t retained_bytes = 4 << 20;      // per partition, records kept for resends
+  size_t retained_bytes = 4 << 20;      // per partition, records kept for resends at most
+  // Per node (--retained-mb), each shard an equal share: past it, the
+  // partitions that retain the most are cut first (oldest records first)
+  // down to a common level.
+  size_t retained_total_bytes = size_t{256} << 20;
+  // Snapshots received at once, per node (--max-incoming-snapshots), each
+  // shard an equal share (at least 1).
+  size_t max_incoming_snapshots = 2;
 };
 
 // Shared by every shard of the node; set up before the writers start.
@@ -168,9 +175,13 @@ class ShardReplication {
                Clock::time_point now);
   // Sends the next chunks of p's snapshots (within the rate and window).
   void SendChunks(uint32_t p, Primary& pr, Clock::time_point now);
-  bool SendChunk(uint32_t p, Primary& pr, const std::string& replica, Snapshot& snap);
+  bool SendChunk(uint32_t p, Primary& pr, const std::string& replica, Snapshot& snap,
+                 Clock::time_point now);
   void Complete(uint32_t p, Primary& pr, Clock::time_point now, std::vector<Done>* done);
-  void TrimLog(uint32_t p, Primary& pr, Clock::time_point now);
+  // Drops the records no session needs, then the oldest past `cap` bytes.
+  void TrimLog(uint32_t p, Primary& pr, Clock::time_point now, size_t cap);
+  // Keeps the shard's records within its share of the node's budget.
+  void TrimToBudget(Clock::time_point now);
   void PublishReports();
   // Deletes (a bounded batch a tick) the copies of partitions this node no
   // longer holds.

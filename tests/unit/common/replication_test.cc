@@ -123,15 +123,22 @@ TEST_F(PrimaryTest, CatchUpBySnapshotThenReportedCaughtUp) {
   Write(2);  // 16, 17
   primary_.OnAck("c", Session("c"), 17, /*complete=*/false, now_);
   EXPECT_EQ(primary_.committed(), 17u);
-  // The snapshot ends after 17: c is required from 18 on.
+  // The snapshot ends after 17. c may still have chunks to apply: nothing
+  // waits for it, and the records after 17 are kept for it.
   primary_.OnSnapshotEnd("c", Session("c"), 17, now_);
   EXPECT_EQ(S("c").mode, Mode::kTail);
-  EXPECT_EQ(S("c").required_from, 18u);
-  Write(1);                              // 18
-  EXPECT_EQ(primary_.committed(), 17u);  // waits for c
-  EXPECT_TRUE(primary_.Reports().empty());
-  primary_.OnAck("c", Session("c"), 18, true, now_);
+  EXPECT_EQ(S("c").required_from, PrimaryPartition::kNotRequired);
+  EXPECT_EQ(primary_.min_needed(), 18u);
+  Write(1);  // 18
   EXPECT_EQ(primary_.committed(), 18u);
+  // c acknowledges the end: its acks are required from the next record on.
+  primary_.OnAck("c", Session("c"), 17, true, now_);
+  EXPECT_EQ(S("c").required_from, 19u);
+  EXPECT_TRUE(primary_.Reports().empty());  // 18 not yet acknowledged
+  Write(1);                                 // 19
+  EXPECT_EQ(primary_.committed(), 18u);     // waits for c
+  primary_.OnAck("c", Session("c"), 19, true, now_);
+  EXPECT_EQ(primary_.committed(), 19u);
   auto reports = primary_.Reports();
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].kind, Kind::kCaughtUp);
@@ -208,6 +215,174 @@ TEST_F(PrimaryTest, BackupThatLostTheThreadIsProbedAgain) {
   out_ = {};
   primary_.OnState("b", Session("b"), Position{1, 10}, true, false, now_, &out_);
   EXPECT_EQ(out_.snapshots, std::vector<std::string>{"b"});
+}
+
+TEST_F(PrimaryTest, SlowSnapshotEndUnderWritesConvergesWithoutAnotherSnapshot) {
+  // The issue-17 livelock: a backup applying a big snapshot acknowledges
+  // its end later than the lag timeout while clients keep writing.
+  primary_.SetMap(1, Part({"a", "c"}, {"a"}), now_, &out_);
+  primary_.OnState("c", Session("c"), Position{0, 0}, true, false, now_, &out_);
+  const uint64_t sid = Session("c");
+  Write(3);  // 11..13, sent filtered to the keys already sent
+  primary_.OnSnapshotEnd("c", sid, 13, now_);
+  for (int i = 0; i < 50; ++i) {  // 5 s of writes, no ack from c
+    Write(2);
+    now_ += 100;
+    out_ = {};
+    primary_.Tick(now_, &out_);
+    EXPECT_TRUE(out_.probes.empty());
+    EXPECT_EQ(primary_.committed(), primary_.last().seq);  // nobody waits for c
+  }
+  EXPECT_TRUE(primary_.Reports().empty());
+  EXPECT_EQ(primary_.min_needed(), 14u);  // what c needs after the snapshot is kept
+  // c gets through its backlog: the end, then everything but the newest.
+  primary_.OnAck("c", sid, 13, true, now_);
+  const uint64_t from = primary_.last().seq + 1;
+  EXPECT_EQ(S("c").required_from, from);
+  Write(1);
+  primary_.OnAck("c", sid, from - 1, true, now_);
+  EXPECT_EQ(primary_.Reports().size(), 1u);  // caught up
+  EXPECT_EQ(primary_.committed(), from - 1);
+  primary_.OnAck("c", sid, from, true, now_);
+  EXPECT_EQ(primary_.committed(), from);
+  EXPECT_EQ(S("c").id, sid);  // one session, one snapshot
+}
+
+TEST_F(PrimaryTest, BackupLetGoForLagResumesFromTheTailItLeft) {
+  primary_.SetMap(1, Part({"a", "c"}, {"a"}), now_, &out_);
+  // Identical: in sync mode and reported caught up at once.
+  primary_.OnState("c", Session("c"), Position{1, 10}, true, false, now_, &out_);
+  Write(1);  // 11
+  primary_.OnAck("c", Session("c"), 11, true, now_);
+  EXPECT_EQ(primary_.min_needed(), 12u);
+  // c lags, and the map moves on without taking it in: it is let go.
+  Write(2);  // 12, 13, never acknowledged
+  now_ += 1000;
+  primary_.Tick(now_, &out_);
+  out_ = {};
+  primary_.SetMap(2, Part({"a", "c"}, {"a"}, 2), now_, &out_);
+  EXPECT_NE(S("c").mode, Mode::kTail);
+  EXPECT_EQ(primary_.committed(), 13u);  // nothing waits for c
+  // Its records are kept for it (it lacks 12 on).
+  EXPECT_EQ(primary_.min_needed(), 12u);
+  out_ = {};
+  now_ += 600;
+  primary_.Tick(now_, &out_);
+  ASSERT_EQ(out_.probes.size(), 1u);
+  out_ = {};
+  primary_.OnState("c", Session("c"), Position{1, 11}, true, false, now_, &out_);
+  EXPECT_TRUE(out_.snapshots.empty());
+  ASSERT_EQ(out_.tails.size(), 1u);
+  EXPECT_EQ(out_.tails[0].second, 12u);
+}
+
+TEST_F(PrimaryTest, PausedSessionReleasesItsRecordsAfterTheResumeWindow) {
+  PrimaryPartition p{7, "a", 1, Position{1, 10}, {1000, 500, /*resume_window_ms=*/5000}};
+  p.SetMap(1, Part({"a", "b"}, {"a"}), now_, &out_);
+  for (int i = 0; i < 3; ++i) p.Append(now_);
+  p.OnDurable(13);
+  // b lacks 11..13: a tail, not yet in sync mode.
+  p.OnState("b", p.sessions()[0].id, Position{1, 10}, true, false, now_, &out_);
+  EXPECT_EQ(p.sessions()[0].mode, Mode::kTail);
+  // The queue to b overflowed: it pauses, needing 11 on.
+  p.OnSessionBroken("b", now_, &out_);
+  EXPECT_EQ(p.sessions()[0].mode, Mode::kIdle);
+  EXPECT_EQ(p.min_needed(), 11u);
+  // b stays away (it is dead, say): after the window its records may go.
+  for (int t = 0; t < 10; ++t) {
+    now_ += 600;
+    out_ = {};
+    p.Tick(now_, &out_);  // probes unanswered
+  }
+  EXPECT_EQ(p.min_needed(), 14u);
+}
+
+TEST_F(PrimaryTest, TrimmingPastAResumePointMeansASnapshot) {
+  primary_.SetMap(1, Part({"a", "b"}, {"a"}), now_, &out_);
+  Write(3);
+  primary_.OnState("b", Session("b"), Position{1, 10}, true, false, now_, &out_);
+  primary_.OnSessionBroken("b", now_, &out_);
+  EXPECT_EQ(S("b").mode, Mode::kIdle);
+  EXPECT_EQ(primary_.min_needed(), 11u);
+  // The node's budget cuts the records b needed.
+  primary_.OnTrimmed(12, now_, &out_);
+  EXPECT_EQ(primary_.min_needed(), 14u);
+  now_ += 600;
+  out_ = {};
+  primary_.Tick(now_, &out_);
+  ASSERT_EQ(out_.probes.size(), 1u);
+  out_ = {};
+  primary_.OnState("b", Session("b"), Position{1, 10}, true, false, now_, &out_);
+  EXPECT_EQ(out_.snapshots, std::vector<std::string>{"b"});
+}
+
+TEST_F(PrimaryTest, SnapshotEndNeverAcknowledgedIsProbedAgain) {
+  primary_.SetMap(1, Part({"a", "c"}, {"a"}), now_, &out_);
+  primary_.OnState("c", Session("c"), Position{0, 0}, true, false, now_, &out_);
+  Write(1);
+  primary_.OnSnapshotEnd("c", Session("c"), 11, now_);
+  out_ = {};
+  now_ += 9999;
+  primary_.Tick(now_, &out_);
+  EXPECT_TRUE(out_.probes.empty());
+  now_ += 1;
+  primary_.Tick(now_, &out_);
+  ASSERT_EQ(out_.probes.size(), 1u);
+  // It may resume after the snapshot's end if it holds it.
+  EXPECT_EQ(primary_.min_needed(), 12u);
+}
+
+TEST_F(PrimaryTest, NewPrimaryKeepsTheRecordsItsBackupsNeedUntilTheyAnswer) {
+  // A hand-off: this term starts at (1, 10), where b stands too.
+  PrimaryPartition p{7, "a", 2, Position{1, 10}, {}};
+  p.SetMap(2, Part({"a", "b"}, {"a", "b"}, 2, 2), now_, &out_);
+  for (int i = 0; i < 3; ++i) p.Append(now_);
+  p.OnDurable(13);
+  // Writes come before b's answer to the probe: kept for it.
+  EXPECT_EQ(p.min_needed(), 11u);
+  out_ = {};
+  p.OnState("b", p.sessions()[0].id, Position{1, 10}, true, false, now_, &out_);
+  EXPECT_TRUE(out_.snapshots.empty());
+  ASSERT_EQ(out_.tails.size(), 1u);
+  EXPECT_EQ(out_.tails[0].second, 11u);
+}
+
+TEST_F(PrimaryTest, SnapshotRefusedByABusyTargetIsRetriedAfterAPause) {
+  primary_.SetMap(1, Part({"a", "c"}, {"a"}), now_, &out_);
+  const uint64_t sid = Session("c");
+  primary_.OnState("c", sid, Position{0, 0}, true, false, now_, &out_);
+  ASSERT_EQ(S("c").mode, Mode::kSnapshot);
+  // c refuses the first chunk (it receives its limit of snapshots): its
+  // state comes back in the middle of the snapshot.
+  out_ = {};
+  primary_.OnState("c", sid, Position{0, 0}, true, false, now_, &out_);
+  EXPECT_EQ(out_.cancelled, std::vector<std::string>{"c"});  // stop sending chunks
+  EXPECT_TRUE(out_.probes.empty());                          // not at once
+  EXPECT_EQ(S("c").mode, Mode::kIdle);
+  // Late answers of the session change nothing.
+  out_ = {};
+  primary_.OnState("c", sid, Position{0, 0}, true, false, now_, &out_);
+  EXPECT_TRUE(out_.empty());
+  now_ += 499;
+  primary_.Tick(now_, &out_);
+  EXPECT_TRUE(out_.probes.empty());
+  now_ += 1;
+  primary_.Tick(now_, &out_);
+  ASSERT_EQ(out_.probes.size(), 1u);
+}
+
+TEST(BackupTest, TakesAFewSnapshotsAtOnce) {
+  EXPECT_TRUE(BackupPartition::AdmitSnapshot(0, 2));
+  EXPECT_TRUE(BackupPartition::AdmitSnapshot(1, 2));
+  EXPECT_FALSE(BackupPartition::AdmitSnapshot(2, 2));
+  BackupPartition b{3, {}};
+  EXPECT_FALSE(b.snapshotting());
+  ASSERT_EQ(b.OnProbe("a", 1, 5), BackupPartition::Verdict::kAccept);
+  ASSERT_EQ(b.OnChunk("a", 1, 5, true), BackupPartition::Verdict::kAccept);
+  EXPECT_TRUE(b.snapshotting());
+  // A new probe (the primary starts over) frees the slot.
+  ASSERT_EQ(b.OnProbe("a", 1, 6), BackupPartition::Verdict::kAccept);
+  EXPECT_FALSE(b.snapshotting());
 }
 
 TEST_F(PrimaryTest, RemovedReplicaSessionIsCancelled) {

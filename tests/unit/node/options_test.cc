@@ -62,5 +62,28 @@ TEST(NodeOptionsTest, RidFilterRange) {
   EXPECT_NE(o.Validate().message().find("--rid-filter-mb"), std::string::npos);
 }
 
+TEST(NodeOptionsTest, ReplicationRetentionAndIncomingSnapshotRanges) {
+  NodeOptions o;
+  o.name = "n1";
+  o.listen = "tcp://127.0.0.1:7001";
+  o.data = "/tmp/x";
+  o.etcd = "http://127.0.0.1:2379";  // replicated mode: its flags are checked
+  EXPECT_EQ(o.retained_mb, 256u);
+  EXPECT_EQ(o.max_incoming_snapshots, 2u);
+  ASSERT_TRUE(o.Validate().ok()) << o.Validate().message();
+  for (size_t bad : {size_t{0}, size_t{65537}}) {
+    o.retained_mb = bad;
+    EXPECT_NE(o.Validate().message().find("--retained-mb"), std::string::npos) << bad;
+  }
+  o.retained_mb = 1;
+  EXPECT_TRUE(o.Validate().ok());
+  for (size_t bad : {size_t{0}, size_t{1025}}) {
+    o.max_incoming_snapshots = bad;
+    EXPECT_NE(o.Validate().message().find("--max-incoming-snapshots"), std::string::npos) << bad;
+  }
+  o.max_incoming_snapshots = 1;
+  EXPECT_TRUE(o.Validate().ok());
+}
+
 }  // namespace
 }  // namespace todo::node
