@@ -149,15 +149,16 @@ void ReplIo::ApplyPeers() {
   }
 }
 
-void ReplIo::TakeOutgoing() {
+void ReplIo::TakeOutgoing(bool woken) {
   std::vector<Outgoing> out;
-  {
+  if (woken) {
+    // Read before taking the queue: a Send after the swap writes it again.
+    uint64_t v;
+    (void)!read(wake_fd_, &v, sizeof v);
     std::lock_guard<std::mutex> lock(mu_);
     out.swap(outgoing_);
     signalled_ = false;
   }
-  uint64_t v;
-  (void)!read(wake_fd_, &v, sizeof v);
   for (Outgoing& o : out) {
     if (o.via == Via::kRouter) {
       router_pending_.emplace_back(std::move(o.peer), std::move(o.frame));
@@ -233,8 +234,9 @@ void ReplIo::Dispatch(const std::string& peer, bool from_backup, zmq::message_t&
   if (msgs.empty() || inboxes_.empty()) return;
   auto shared = std::make_shared<zmq::message_t>(std::move(frame));
   const size_t n = inboxes_.size();
+  gathered_.resize(n);
   if (n == 1) {
-    inboxes_[0]->Post(
+    gathered_[0].push_back(
         ReplEvent{peer, from_backup, shared, std::move(msgs), nullptr, shared->size()});
     return;
   }
@@ -242,8 +244,14 @@ void ReplIo::Dispatch(const std::string& peer, bool from_backup, zmq::message_t&
   for (auto& m : msgs) by_shard[m.partition % n].push_back(std::move(m));
   for (size_t i = 0; i < n; ++i) {
     if (by_shard[i].empty()) continue;
-    inboxes_[i]->Post(ReplEvent{peer, from_backup, shared, std::move(by_shard[i]), nullptr,
-                                shared->size() / n + 1});
+    gathered_[i].push_back(ReplEvent{peer, from_backup, shared, std::move(by_shard[i]), nullptr,
+                                     shared->size() / n + 1});
+  }
+}
+
+void ReplIo::PostGathered() {
+  for (size_t i = 0; i < gathered_.size() && i < inboxes_.size(); ++i) {
+    inboxes_[i]->PostAll(gathered_[i]);
   }
 }
 
@@ -311,7 +319,7 @@ void ReplIo::Loop() {
       if (e.num() != EINTR) spdlog::error("replication: poll failed: {}", e.what());
       continue;
     }
-    TakeOutgoing();
+    TakeOutgoing((items[0].revents & ZMQ_POLLIN) != 0);
     if (items[1].revents & ZMQ_POLLIN) ReadRouter();
     for (size_t i = 0; i < names.size(); ++i) {
       auto it = peers_.find(names[i]);
@@ -319,6 +327,8 @@ void ReplIo::Loop() {
       if (items[2 + i].revents & ZMQ_POLLOUT) Flush(it->first, it->second);
       if (items[2 + i].revents & ZMQ_POLLIN) ReadDealer(it->first, it->second);
     }
+    // Everything this poll brought, one hand-off per shard.
+    PostGathered();
   }
 }
 

@@ -123,11 +123,14 @@ ShardWriter::ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capac
   if (repl != nullptr) {
     repl_ = std::make_unique<node::ShardReplication>(repl, index, shard);
     repl_->inbox().SetWaker([this] {
+      bool was;
       {
         std::lock_guard<std::mutex> lock(mu_);
+        was = control_pending_;
         control_pending_ = true;
       }
-      cv_.notify_one();
+      // Already pending: the writer was woken for it and hasn't taken it yet.
+      if (!was) cv_.notify_one();
     });
     thread_ = std::thread([this] { LoopReplicated(); });
   } else {
