@@ -221,18 +221,21 @@ void ReplIo::Flush(const std::string& name, Peer& peer) {
 void ReplIo::Dispatch(const std::string& peer, bool from_backup, zmq::message_t& frame) {
   counters_.frames_in.fetch_add(1, std::memory_order_relaxed);
   counters_.bytes_in.fetch_add(frame.size(), std::memory_order_relaxed);
+  // Moved to the heap first, then decoded: the messages' views point into
+  // its bytes, and a small frame (ZeroMQ keeps up to 33 bytes inside the
+  // message object) would move with the object, leaving them dangling.
+  auto shared = std::make_shared<zmq::message_t>(std::move(frame));
   std::vector<cluster::ReplMessage> msgs;
   Status s = cluster::DecodeReplFrame(
-      std::string_view(static_cast<const char*>(frame.data()), frame.size()), &msgs);
+      std::string_view(static_cast<const char*>(shared->data()), shared->size()), &msgs);
   if (!s.ok()) {
     counters_.bad_frames.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("replication: bad frame from '{}' ({} bytes): {}", peer, frame.size(),
+    spdlog::warn("replication: bad frame from '{}' ({} bytes): {}", peer, shared->size(),
                  s.message());
     // The messages before the damage are still whole; the rest is dropped
     // (a gap the backup detects, or a probe the primary resends).
   }
   if (msgs.empty() || inboxes_.empty()) return;
-  auto shared = std::make_shared<zmq::message_t>(std::move(frame));
   const size_t n = inboxes_.size();
   gathered_.resize(n);
   if (n == 1) {
