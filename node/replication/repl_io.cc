@@ -177,15 +177,16 @@ void ReplIo::ApplyPeers() {
   }
 }
 
-void ReplIo::TakeOutgoing() {
+void ReplIo::TakeOutgoing(bool woken) {
   std::vector<Outgoing> out;
-  {
+  if (woken) {
+    // Read before taking the queue: a Send after the swap writes it again.
+    uint64_t v;
+    (void)!read(wake_fd_, &v, sizeof v);
     std::lock_guard<std::mutex> lock(mu_);
     out.swap(outgoing_);
     signalled_ = false;
   }
-  uint64_t v;
-  (void)!read(wake_fd_, &v, sizeof v);
   for (Outgoing& o : out) {
     if (o.via == Via::kRouter) {
       router_pending_.emplace_back(std::move(o.peer), std::move(o.frame));
@@ -248,21 +249,25 @@ void ReplIo::Flush(const std::string& name, Peer& peer) {
 void ReplIo::Dispatch(const std::string& peer, bool from_backup, zmq::message_t& frame) {
   counters_.frames_in.fetch_add(1, std::memory_order_relaxed);
   counters_.bytes_in.fetch_add(frame.size(), std::memory_order_relaxed);
+  // Moved to the heap first, then decoded: the messages' views point into
+  // its bytes, and a small frame (ZeroMQ keeps up to 33 bytes inside the
+  // message object) would move with the object, leaving them dangling.
+  auto shared = std::make_shared<zmq::message_t>(std::move(frame));
   std::vector<cluster::ReplMessage> msgs;
   Status s = cluster::DecodeReplFrame(
-      std::string_view(static_cast<const char*>(frame.data()), frame.size()), &msgs);
+      std::string_view(static_cast<const char*>(shared->data()), shared->size()), &msgs);
   if (!s.ok()) {
     counters_.bad_frames.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("replication: bad frame from '{}' ({} bytes): {}", peer, frame.size(),
+    spdlog::warn("replication: bad frame from '{}' ({} bytes): {}", peer, shared->size(),
                  s.message());
     // The messages before the damage are still whole; the rest is dropped
     // (a gap the backup detects, or a probe the primary resends).
   }
   if (msgs.empty() || inboxes_.empty()) return;
-  auto shared = std::make_shared<zmq::message_t>(std::move(frame));
   const size_t n = inboxes_.size();
+  gathered_.resize(n);
   if (n == 1) {
-    inboxes_[0]->Post(
+    gathered_[0].push_back(
         ReplEvent{peer, from_backup, shared, std::move(msgs), nullptr, shared->size()});
     return;
   }
@@ -270,8 +275,14 @@ void ReplIo::Dispatch(const std::string& peer, bool from_backup, zmq::message_t&
   for (auto& m : msgs) by_shard[m.partition % n].push_back(std::move(m));
   for (size_t i = 0; i < n; ++i) {
     if (by_shard[i].empty()) continue;
-    inboxes_[i]->Post(ReplEvent{peer, from_backup, shared, std::move(by_shard[i]), nullptr,
-                                shared->size() / n + 1});
+    gathered_[i].push_back(ReplEvent{peer, from_backup, shared, std::move(by_shard[i]), nullptr,
+                                     shared->size() / n + 1});
+  }
+}
+
+void ReplIo::PostGathered() {
+  for (size_t i = 0; i < gathered_.size() && i < inboxes_.size(); ++i) {
+    inboxes_[i]->PostAll(gathered_[i]);
   }
 }
 
@@ -339,7 +350,7 @@ void ReplIo::Loop() {
       if (e.num() != EINTR) spdlog::error("replication: poll failed: {}", e.what());
       continue;
     }
-    TakeOutgoing();
+    TakeOutgoing((items[0].revents & ZMQ_POLLIN) != 0);
     if (items[1].revents & ZMQ_POLLIN) ReadRouter();
     for (size_t i = 0; i < names.size(); ++i) {
       auto it = peers_.find(names[i]);
@@ -347,6 +358,8 @@ void ReplIo::Loop() {
       if (items[2 + i].revents & ZMQ_POLLOUT) Flush(it->first, it->second);
       if (items[2 + i].revents & ZMQ_POLLIN) ReadDealer(it->first, it->second);
     }
+    // Everything this poll brought, one hand-off per shard.
+    PostGathered();
   }
 }
 

@@ -40,10 +40,9 @@
 
 #include "common/io/security/curve.h"
 #include "common/status.h"
+#include "node/replication/shard_inbox.h"
 
 namespace todo::node {
-
-class ShardInbox;
 
 class ReplIo {
  public:
@@ -111,12 +110,15 @@ class ReplIo {
 
   void Loop();
   void Wake();
-  void TakeOutgoing();
+  // Takes the frames Send() queued (if the eventfd said so) and sends them.
+  void TakeOutgoing(bool woken);
   void Flush(const std::string& name, Peer& peer);
   void ReadRouter();
   void ReadDealer(const std::string& name, Peer& peer);
-  // Decodes a frame and posts its messages to the shards.
+  // Decodes a frame and gathers its messages by shard (posted by PostGathered).
   void Dispatch(const std::string& peer, bool from_backup, zmq::message_t& frame);
+  // Posts what Dispatch gathered: one lock and one wake-up per shard.
+  void PostGathered();
   void ApplyPeers();
 
   const Options options_;
@@ -136,6 +138,7 @@ class ReplIo {
   bool signalled_ = false;                           // guarded by mu_
   std::map<std::string, Peer> peers_;                // loop thread only
   std::vector<std::pair<std::string, std::string>> router_pending_;  // loop thread only
+  std::vector<std::vector<ReplEvent>> gathered_;  // loop thread only: by shard, not yet posted
   Counters counters_;
 };
 

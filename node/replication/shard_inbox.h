@@ -59,6 +59,20 @@ class ShardInbox {
     }
     if (wake_) wake_();
   }
+  // Posts every event of `es` (moved from, then cleared) under one lock
+  // and with one wake-up: the ReplIo thread gathers what one poll brought.
+  void PostAll(std::vector<ReplEvent>& es) {
+    if (es.empty()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (ReplEvent& e : es) {
+        bytes_.fetch_add(e.bytes, std::memory_order_relaxed);
+        events_.push_back(std::move(e));
+      }
+    }
+    es.clear();
+    if (wake_) wake_();
+  }
   // The owner: everything posted so far, in order.
   void Take(std::vector<ReplEvent>* out) {
     out->clear();

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <msgpack/sbuffer.hpp>
 
 #include "common/protocol.h"
@@ -90,12 +91,16 @@ std::string& ShardReplication::Out(const std::string& peer, ReplIo::Via via) {
 }
 
 namespace {
-// Appends an encoded message to a frame being built.
+// Appends an encoded message to a frame being built. The encoding buffer is
+// the writer thread's, reused (a fresh sbuffer mallocs 8 KiB per message);
+// one that grew past 1 MiB (a big resend) is given back.
 template <typename F>
 void Add(std::string& frame, F&& encode) {
-  msgpack::sbuffer b;
+  thread_local msgpack::sbuffer b;
+  b.clear();
   encode(b);
   frame.append(b.data(), b.size());
+  if (b.size() > (1 << 20)) std::free(b.release());
 }
 }  // namespace
 

@@ -24,6 +24,8 @@
 //  6. AfterCommit: local durability; writes whose records every required
 //     backup has acknowledged complete; backups acknowledge what they
 //     applied (and answer probes with their now durable position).
+// The writes that 1-3 completed (acknowledged by the backups, refused, timed
+// out) are answered by the writer before 5, the rest after 6.
 // A client write is "held" from 3 until it is committed (PrimaryPartition::
 // committed) or fails; it keeps its writer slot meanwhile, so the writer
 // queue bounds held writes too.

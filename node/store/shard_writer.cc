@@ -123,11 +123,14 @@ ShardWriter::ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capac
   if (repl != nullptr) {
     repl_ = std::make_unique<node::ShardReplication>(repl, index, shard);
     repl_->inbox().SetWaker([this] {
+      bool was;
       {
         std::lock_guard<std::mutex> lock(mu_);
+        was = control_pending_;
         control_pending_ = true;
       }
-      cv_.notify_one();
+      // Already pending: the writer was woken for it and hasn't taken it yet.
+      if (!was) cv_.notify_one();
     });
     thread_ = std::thread([this] { LoopReplicated(); });
   } else {
@@ -591,6 +594,25 @@ void ShardWriter::LoopReplicated() {
   std::vector<node::Reply> replies;
   std::vector<WriteOp*> finished;
   Group group;
+  // Answers the writes ShardReplication is done with (in their order) and
+  // empties `done`.
+  auto release = [&] {
+    for (auto& d : done) {
+      if (d.error.ok()) {
+        if (d.op.late_reply) d.op.reply.body = d.op.late_reply->Make(shard_->db.get());
+        replies.push_back(std::move(d.op.reply));
+      } else {
+        if (d.invalidate) d.op.owner->Invalidate(d.op.epoch);
+        replies.push_back(
+            node::Reply{std::move(d.op.reply.envelope), node::EncodeBody([&](msgpack::sbuffer& b) {
+                          protocol::EncodeError(b, d.op.id.view(), d.error);
+                        })});
+      }
+      finished.push_back(&d.op);
+    }
+    Finish(&replies, finished);
+    done.clear();
+  };
   for (;;) {
     bool stopping;
     {
@@ -621,6 +643,10 @@ void ShardWriter::LoopReplicated() {
     repl_->Tick(now, &group, &done);
     repl_->Sequence(ops, now, &group, &done);
     repl_->Flush();
+    // Writes the backups' acks just completed (and refusals) are answered
+    // now, not after this group's fsync: their own fsync was an earlier
+    // group's, so nothing here waits for it.
+    release();
     if (!group.empty()) {
       // The shard's commit counter (storage_format.h), as in static mode.
       commit_value_ = storage::EncodeCommitValue(commit_ + 1);
@@ -665,20 +691,7 @@ void ShardWriter::LoopReplicated() {
       }
       if (!more) repl_->Stop(&done);
     }
-    for (auto& d : done) {
-      if (d.error.ok()) {
-        if (d.op.late_reply) d.op.reply.body = d.op.late_reply->Make(shard_->db.get());
-        replies.push_back(std::move(d.op.reply));
-      } else {
-        if (d.invalidate) d.op.owner->Invalidate(d.op.epoch);
-        replies.push_back(
-            node::Reply{std::move(d.op.reply.envelope), node::EncodeBody([&](msgpack::sbuffer& b) {
-                          protocol::EncodeError(b, d.op.id.view(), d.error);
-                        })});
-      }
-      finished.push_back(&d.op);
-    }
-    Finish(&replies, finished);
+    release();
     // After the replies: the recording's fsync delays no acknowledgement.
     if (sync_ && commit_ > recorded_ && (stopping || Clock::now() >= next_record_)) {
       RecordCommitted();
