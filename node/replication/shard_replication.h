@@ -92,7 +92,11 @@ struct PartitionStats {
 
 class ShardReplication {
  public:
-  ShardReplication(const ReplContext* ctx, uint32_t shard, store::ShardDb* db);
+  // `stats` (optional, the writer's; must outlive this): the rid records
+  // that records from a primary write (rid_written) and drop (rid_expired)
+  // on this backup are counted there.
+  ShardReplication(const ReplContext* ctx, uint32_t shard, store::ShardDb* db,
+                   store::WriterStats* stats = nullptr);
   ~ShardReplication();
 
   ShardInbox& inbox() { return inbox_; }
@@ -182,6 +186,7 @@ class ShardReplication {
   const ReplContext* const ctx_;
   const uint32_t shard_;
   store::ShardDb* const db_;
+  store::WriterStats* const writer_stats_;
   ShardInbox inbox_;
   const Clock::time_point epoch_zero_;
   Clock::time_point next_tick_{};

@@ -409,11 +409,22 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
   // and snapshots, which don't tell the filter: it stays incomplete, and
   // every first write looks up the disk.
   ro.filter = store->replicated() ? nullptr : store->rid_filter_.get();
+  if (store->replicated() && options.repl != nullptr && options.repl->table != nullptr) {
+    // A partition's records are dropped by its primary only, through the
+    // replicated write path (with the partition and the term it serves it
+    // under), so its backups drop them too (rid_sweeper.h).
+    ro.partitions = store->partitions_;
+    const node::PartitionTable* table = options.repl->table;
+    ro.term_of = [table](uint32_t p) -> uint64_t {
+      if (p >= table->partitions()) return 0;
+      const uint64_t term = table->serving(p);
+      return term != 0 && table->lease_valid(std::chrono::steady_clock::now()) ? term : 0;
+    };
+  }
   store->sweeper_ = std::make_unique<RidSweeper>(std::move(dbs), std::move(writers), ro);
-  // Static mode only, for now: in the replicated mode a partition's
-  // records must be dropped by its primary, through the replicated write
-  // path (with a partition and a term), so its backups drop them too.
-  if (!store->replicated()) store->sweeper_->Start();
+  // A replicated store without a partition table (tests of the store
+  // alone) has no primary to drop its records: no sweeper thread.
+  if (!store->replicated() || ro.term_of) store->sweeper_->Start();
   return store;
 }
 
