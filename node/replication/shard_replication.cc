@@ -8,6 +8,7 @@
 
 #include "common/protocol.h"
 #include "node/store/mutations.h"
+#include "node/store/rid_filter.h"
 
 namespace todo::node {
 
@@ -396,12 +397,16 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
               group->Delete(k);
             }
             // The primary's rid records, written and dropped (by its
-            // sweeper) here as any record: counted for `stats`.
-            if (writer_stats_ != nullptr && storage::ParseRidRecordKey(prefix, k)) {
-              ++(put ? rid_puts : rid_deletes);
+            // sweeper) here as any record: into the filter, and counted
+            // for `stats`.
+            if (put) {
+              rid_puts += NoteRidPut(prefix, k);
+            } else if (storage::ParseRidRecordKey(prefix, k)) {
+              ++rid_deletes;
             }
           });
         }
+        if (writer_stats_ == nullptr) rid_puts = rid_deletes = 0;
         if (rid_puts > 0) writer_stats_->rid_written.fetch_add(rid_puts, std::memory_order_relaxed);
         if (rid_deletes > 0)
           writer_stats_->rid_expired.fetch_add(rid_deletes, std::memory_order_relaxed);
@@ -455,7 +460,10 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
         if (j < m.items.size() && m.items[j] == k) continue;
         group->Delete(group->Own(std::string(k)));
       }
-      for (size_t i = 0; i < m.items.size(); i += 2) group->Put(m.items[i], m.items[i + 1]);
+      for (size_t i = 0; i < m.items.size(); i += 2) {
+        group->Put(m.items[i], m.items[i + 1]);
+        NoteRidPut(prefix, m.items[i]);
+      }
       b.expected_from = to;
       backup_dirty_.push_back(p);
       break;
@@ -471,6 +479,24 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
       return;
   }
   if (v == V::kResync) AnswerState(p, peer, m.session, m.leader_epoch < b.sm.state().leader_epoch);
+}
+
+bool ShardReplication::NoteRidPut(const std::string& prefix, std::string_view key) {
+  if (key.size() <= prefix.size() + 1) return false;
+  if (key[prefix.size()] == '\x00') {
+    auto parsed = storage::ParseRidRecordKey(prefix, key);
+    if (!parsed) return false;
+    if (ctx_->rid_filter != nullptr) ctx_->rid_filter->Insert(parsed->hash.h1);
+    return true;
+  }
+  // Version 1: prefix | u8 len | list | 0x02 | rid.
+  const size_t len = static_cast<uint8_t>(key[prefix.size()]);
+  const size_t tag = prefix.size() + 1 + len;
+  if (ctx_->rid_filter != nullptr && key.size() > tag + 1 && key[tag] == '\x02') {
+    ctx_->rid_filter->Insert(
+        store::RidFilter::Hash(prefix, key.substr(prefix.size() + 1, len), key.substr(tag + 1)));
+  }
+  return false;
 }
 
 // --- The primary's work ---

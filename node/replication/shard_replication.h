@@ -49,6 +49,10 @@
 #include "node/store/group.h"
 #include "node/store/shard_writer.h"
 
+namespace todo::store {
+class RidFilter;
+}  // namespace todo::store
+
 namespace todo::node {
 
 struct ReplOptions {
@@ -69,6 +73,10 @@ struct ReplContext {
   PartitionTable* table = nullptr;
   ReplIo* io = nullptr;
   ReplOptions options;
+  // The store's rid filter (node/store/rid_filter.h), set by Store::Open:
+  // every rid record a backup writes (records and snapshot chunks from its
+  // primary) is inserted, so the filter can be trusted here too.
+  store::RidFilter* rid_filter = nullptr;
 };
 
 // Per-partition figures for `stats`, /metrics and status (copied out under
@@ -166,6 +174,9 @@ class ShardReplication {
                   std::vector<Done>* done);
   void FromPrimary(const std::string& peer, const cluster::ReplMessage& m, store::Group* group);
   void AnswerState(uint32_t p, const std::string& peer, uint64_t session, bool refused);
+  // A key a backup puts in partition p (`prefix`): if it is a rid record's
+  // (either layout), into the filter; true if it is a version 2 record's.
+  bool NoteRidPut(const std::string& prefix, std::string_view key);
 
   // Carries out what a PrimaryPartition asked for.
   void Execute(uint32_t p, Primary& pr, cluster::PrimaryPartition::Outbox& out,

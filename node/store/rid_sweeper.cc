@@ -70,26 +70,39 @@ void RidSweeper::TendFilter(uint64_t now_ms) {
         return;  // never marked complete
       }
       std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
-      // The records not yet due (the lookups never read the others).
-      const std::string end = storage::RidRecordRangeEnd();
-      for (it->Seek(storage::RidRecordSeekKey({}, now_ms + 1));
-           it->Valid() && it->key().compare(end) < 0; it->Next()) {
-        auto parsed =
-            storage::ParseRidRecordKey({}, std::string_view(it->key().data(), it->key().size()));
-        if (parsed) {
-          filter->Insert(parsed->hash.h1);
-          ++found;
+      // Static mode: the shard's records (no prefix); replicated mode: those
+      // of each of its partitions (prefixed by the partition). Records
+      // that backups write meanwhile are inserted by their writers.
+      std::vector<std::string> spaces;
+      if (options_.term_of) {
+        for (size_t p = i; p < options_.partitions; p += shards_.size()) {
+          spaces.push_back(storage::PartitionPrefix(static_cast<uint32_t>(p)));
         }
+      } else {
+        spaces.emplace_back();
       }
-      if (options_.legacy == nullptr || options_.legacy->load(std::memory_order_relaxed)) {
-        const std::string legacy_end = storage::RidExpiryRangeEnd();
-        for (it->Seek(storage::RidExpiryRangeBegin());
-             it->Valid() && it->key().compare(legacy_end) < 0; it->Next()) {
+      for (const std::string& ns : spaces) {
+        // The records not yet due (the lookups never read the others).
+        const std::string end = storage::RidRecordRangeEnd(ns);
+        for (it->Seek(storage::RidRecordSeekKey(ns, now_ms + 1));
+             it->Valid() && it->key().compare(end) < 0; it->Next()) {
           auto parsed =
-              storage::ParseRidExpiryKey(std::string_view(it->key().data(), it->key().size()));
+              storage::ParseRidRecordKey(ns, std::string_view(it->key().data(), it->key().size()));
           if (parsed) {
-            filter->Insert(RidFilter::Hash({}, parsed->list, parsed->rid));
+            filter->Insert(parsed->hash.h1);
             ++found;
+          }
+        }
+        if (options_.legacy == nullptr || options_.legacy->load(std::memory_order_relaxed)) {
+          const std::string legacy_end = storage::RidExpiryRangeEnd(ns);
+          for (it->Seek(storage::RidExpiryRangeBegin(ns));
+               it->Valid() && it->key().compare(legacy_end) < 0; it->Next()) {
+            auto parsed = storage::ParseRidExpiryKey(
+                ns, std::string_view(it->key().data(), it->key().size()));
+            if (parsed) {
+              filter->Insert(RidFilter::Hash(ns, parsed->list, parsed->rid));
+              ++found;
+            }
           }
         }
       }

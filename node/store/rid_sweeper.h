@@ -49,7 +49,9 @@
 // it to the backups, which apply it as any record, and writes it. A
 // partition's cursor starts over when its term changes (a new primary
 // sweeps what the old one left). Version 1 records are not swept in this
-// mode (none is written by this version), and the filter is not used.
+// mode (none is written by this version). The filter is filled at start
+// from every partition's records on this node; what backups write later
+// their writers insert (rid_filter.h).
 #pragma once
 
 #include <atomic>

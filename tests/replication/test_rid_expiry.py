@@ -12,6 +12,7 @@ With --rid-ttl 2s (records live 2-4 s):
   what it was written, the primary as many as it wrote, each backup as
   many as it holds for the primary's partitions.
 - Nothing else is lost: every list still holds both entries.
+- The in-memory rid filter is in use (first writes skip the disk lookup).
 - A retry within the TTL is answered from the record (the same entry id);
   after the failover (the victim kill -9ed) a retry of an expired rid
   is applied as new on the new primary (a second entry), and the new
@@ -115,6 +116,10 @@ def scenario(wd):
             assert r and r["ok"] and r["result"]["id"] == eid, (name, r, eid)
         written = wait_counts(ctx, cluster, want, "written", 15)
         rl.log(f"rid records written: {written}")
+        # The in-memory filter is in use in this mode too: the first writes
+        # skipped the disk lookup (a false positive may not).
+        v = rids(ctx, cluster, victim)
+        assert v["filter_bytes"] > 0 and v["lookups_skipped"] >= LISTS // 2, v
 
         # Expired everywhere they were written: the victim by its sweeper,
         # the backups by applying its deletes.
@@ -142,6 +147,10 @@ def scenario(wd):
             r = call_until_ok(ctx, router, {"op": "entries", "list": name})
             titles = sorted(e["title"] for e in r["result"])
             assert titles == ["old", "old", "plain"], (name, r)
+        # Within the TTL, retried again: answered from the new record.
+        for name in mine[:5]:
+            r = call_until_ok(ctx, router, first[name][0])
+            assert r["ok"] and r["result"]["id"] == renewed[name], (name, r, renewed[name])
         # The new primaries expire the records written under them too.
         m2 = call_until_ok(ctx, router, {"op": "map"})["result"]
         leaders = {}
