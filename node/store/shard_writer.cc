@@ -131,11 +131,11 @@ ShardWriter::ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capac
     });
     thread_ = std::thread([this] { LoopReplicated(); });
   } else {
-    // Format 1 only: the count key is the shard's (see the header).
-    thread_ = std::thread([this] {
-      LoadRidCount();
-      Loop();
-    });
+    // Format 1 only: the count key is the shard's (see the header). Read
+    // before the thread starts, so `stats` has it as soon as the store is
+    // open.
+    LoadRidCount();
+    thread_ = std::thread([this] { Loop(); });
   }
 }
 

@@ -507,6 +507,11 @@ void Store::RidRecordKeyTo(std::string* out, std::string_view ns, std::string_vi
                           storage::RidKeyHash(list, rid));
 }
 
+void Store::RidRecordKeyTo(std::string* out, std::string_view ns, const storage::RidHash& hash,
+                           uint64_t now_ms) const {
+  storage::RidRecordKeyTo(out, ns, storage::RidDropAtFor(now_ms, rid_ttl_ms_), hash);
+}
+
 leveldb::Status Store::GetRid(leveldb::DB* db, std::string_view ns, std::string_view list,
                               std::string_view rid, uint64_t now_ms, std::string* value) const {
   // The buckets not yet due, newest first: a pair applied again after its
