@@ -12,7 +12,11 @@ namespace todo::storage {
 namespace {
 
 void PutBe64(std::string* out, uint64_t v) {
-  for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  // One append of the big-endian bytes (not eight push_backs: this is on
+  // every write's path, several times with a rid).
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * (7 - i))) & 0xff);
+  out->append(b, 8);
 }
 
 uint64_t GetBe(std::string_view s, int n) {

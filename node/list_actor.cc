@@ -464,7 +464,8 @@ void ListActor::AddRidRecord(const protocol::Request& req, uint64_t rid_hash,
                              const storage::RidRecord& record, store::WriteOp* op) {
   thread_local std::string key, value;
   storage::RidValueTo(&value, record);
-  store_->RidRecordKeyTo(&key, ns_, name_, req.rid, record.created_ms);
+  (void)req;
+  store_->RidRecordKeyTo(&key, ns_, rid_key_hash_, record.created_ms);
   op->batch.Put(key, value);
   op->rid_delta = 1;
   // Before the write can reach the disk: a lookup that trusts the filter
@@ -506,7 +507,10 @@ void ListActor::HandleOne(Call& call, std::vector<Reply>* now,
   }
   const protocol::Request& req = call.request;
   const bool with_rid = !req.rid.empty() && protocol::IsMutating(req.op);
-  const uint64_t rid_hash = with_rid ? store::RidFilter::Hash(ns_, name_, req.rid) : 0;
+  // The record key's hash, computed once: its first half is the filter's
+  // and the in-flight key (RidFilter::Hash), the whole is the record's key.
+  if (with_rid) rid_key_hash_ = storage::RidKeyHash(name_, req.rid);
+  const uint64_t rid_hash = with_rid ? rid_key_hash_.h1 : 0;
   if (with_rid && AnswerFromRecord(call, rid_hash, now, writes)) return;
   if (req.op == Op::kAddEntry && state_ != State::kLoaded) {
     AddCounted(call, rid_hash, now, writes);

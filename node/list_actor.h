@@ -170,6 +170,9 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   void TrackRid(uint64_t rid_hash);
   // True if a write with a rid of this hash is in flight.
   bool RidInFlight(uint64_t rid_hash) const;
+  // The record key hash (storage::RidKeyHash) of the write with a rid being
+  // handled: set by HandleOne, read by AddRidRecord.
+  storage::RidHash rid_key_hash_{};
   // Sends `body` for `call`: at once, or behind the in-flight writes.
   void Answer(Call& call, zmq::message_t body, std::vector<Reply>* now,
               std::vector<store::WriteOp>* writes);

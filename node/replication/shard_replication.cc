@@ -9,6 +9,7 @@
 
 #include "common/protocol.h"
 #include "node/store/mutations.h"
+#include "node/store/rid_filter.h"
 
 namespace todo::node {
 
@@ -77,8 +78,9 @@ struct ShardReplication::Backup {
   uint64_t broken_session = 0;  // a chunk of it failed: its later chunks are dropped quietly
 };
 
-ShardReplication::ShardReplication(const ReplContext* ctx, uint32_t shard, store::ShardDb* db)
-    : ctx_(ctx), shard_(shard), db_(db), epoch_zero_(Clock::now()) {}
+ShardReplication::ShardReplication(const ReplContext* ctx, uint32_t shard, store::ShardDb* db,
+                                   store::WriterStats* stats)
+    : ctx_(ctx), shard_(shard), db_(db), writer_stats_(stats), epoch_zero_(Clock::now()) {}
 
 ShardReplication::~ShardReplication() = default;
 
@@ -392,6 +394,7 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
       }
       v = b.sm.OnAppend(peer, m.leader_epoch, m.session, m.b, m.items.size());
       if (v == V::kAccept) {
+        uint64_t rid_puts = 0, rid_deletes = 0;
         for (std::string_view r : m.items) {
           store::Mutations::ForEachIn(r, [&](bool put, std::string_view k, std::string_view val) {
             if (put) {
@@ -399,8 +402,20 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
             } else {
               group->Delete(k);
             }
+            // The primary's rid records, written and dropped (by its
+            // sweeper) here as any record: into the filter, and counted
+            // for `stats`.
+            if (put) {
+              rid_puts += NoteRidPut(prefix, k);
+            } else if (storage::ParseRidRecordKey(prefix, k)) {
+              ++rid_deletes;
+            }
           });
         }
+        if (writer_stats_ == nullptr) rid_puts = rid_deletes = 0;
+        if (rid_puts > 0) writer_stats_->rid_written.fetch_add(rid_puts, std::memory_order_relaxed);
+        if (rid_deletes > 0)
+          writer_stats_->rid_expired.fetch_add(rid_deletes, std::memory_order_relaxed);
         backup_dirty_.push_back(p);
       }
       break;
@@ -464,7 +479,10 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
         if (j < m.items.size() && m.items[j] == k) continue;
         group->Delete(group->Own(std::string(k)));
       }
-      for (size_t i = 0; i < m.items.size(); i += 2) group->Put(m.items[i], m.items[i + 1]);
+      for (size_t i = 0; i < m.items.size(); i += 2) {
+        group->Put(m.items[i], m.items[i + 1]);
+        NoteRidPut(prefix, m.items[i]);
+      }
       b.expected_from = to;
       backup_dirty_.push_back(p);
       break;
@@ -480,6 +498,24 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
       return;
   }
   if (v == V::kResync) AnswerState(p, peer, m.session, m.leader_epoch < b.sm.state().leader_epoch);
+}
+
+bool ShardReplication::NoteRidPut(const std::string& prefix, std::string_view key) {
+  if (key.size() <= prefix.size() + 1) return false;
+  if (key[prefix.size()] == '\x00') {
+    auto parsed = storage::ParseRidRecordKey(prefix, key);
+    if (!parsed) return false;
+    if (ctx_->rid_filter != nullptr) ctx_->rid_filter->Insert(parsed->hash.h1);
+    return true;
+  }
+  // Version 1: prefix | u8 len | list | 0x02 | rid.
+  const size_t len = static_cast<uint8_t>(key[prefix.size()]);
+  const size_t tag = prefix.size() + 1 + len;
+  if (ctx_->rid_filter != nullptr && key.size() > tag + 1 && key[tag] == '\x02') {
+    ctx_->rid_filter->Insert(
+        store::RidFilter::Hash(prefix, key.substr(prefix.size() + 1, len), key.substr(tag + 1)));
+  }
+  return false;
 }
 
 // --- The primary's work ---
@@ -534,10 +570,21 @@ bool ShardReplication::SendChunk(uint32_t p, Primary& pr, const std::string& rep
   std::vector<std::pair<std::string, std::string>> kvs;
   size_t bytes = 0;
   bool at_end = true;
+  // Rid records due now are dropped for the clients already (lookups never
+  // read a due bucket; the partition's sweeper deletes them soon): a
+  // snapshot carries only live ones, and the backup drops the due ones it
+  // has in the chunk's range as it drops any key the chunk lacks.
+  const std::string rids_due = storage::RidRecordSeekKey(
+      prefix, static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count()) +
+                  1);
+  const std::string rids_begin = storage::RidRecordRangeBegin(prefix);
   for (it->Seek(snap.cursor); it->Valid(); it->Next()) {
     std::string_view k(it->key().data(), it->key().size());
     if (!end.empty() && k >= std::string_view(end)) break;
     if (k == prefix) continue;  // the meta key: each replica writes its own
+    if (k >= std::string_view(rids_begin) && k < std::string_view(rids_due)) continue;
     if (bytes >= ctx_->options.chunk_bytes) {
       at_end = false;
       break;

@@ -51,6 +51,10 @@
 #include "node/store/group.h"
 #include "node/store/shard_writer.h"
 
+namespace todo::store {
+class RidFilter;
+}  // namespace todo::store
+
 namespace todo::node {
 
 struct ReplOptions {
@@ -78,6 +82,10 @@ struct ReplContext {
   PartitionTable* table = nullptr;
   ReplIo* io = nullptr;
   ReplOptions options;
+  // The store's rid filter (node/store/rid_filter.h), set by Store::Open:
+  // every rid record a backup writes (records and snapshot chunks from its
+  // primary) is inserted, so the filter can be trusted here too.
+  store::RidFilter* rid_filter = nullptr;
 };
 
 // Per-partition figures for `stats`, /metrics and status (copied out under
@@ -101,7 +109,11 @@ struct PartitionStats {
 
 class ShardReplication {
  public:
-  ShardReplication(const ReplContext* ctx, uint32_t shard, store::ShardDb* db);
+  // `stats` (optional, the writer's; must outlive this): the rid records
+  // that records from a primary write (rid_written) and drop (rid_expired)
+  // on this backup are counted there.
+  ShardReplication(const ReplContext* ctx, uint32_t shard, store::ShardDb* db,
+                   store::WriterStats* stats = nullptr);
   ~ShardReplication();
 
   ShardInbox& inbox() { return inbox_; }
@@ -171,6 +183,9 @@ class ShardReplication {
                   std::vector<Done>* done);
   void FromPrimary(const std::string& peer, const cluster::ReplMessage& m, store::Group* group);
   void AnswerState(uint32_t p, const std::string& peer, uint64_t session, bool refused);
+  // A key a backup puts in partition p (`prefix`): if it is a rid record's
+  // (either layout), into the filter; true if it is a version 2 record's.
+  bool NoteRidPut(const std::string& prefix, std::string_view key);
 
   // Carries out what a PrimaryPartition asked for.
   void Execute(uint32_t p, Primary& pr, cluster::PrimaryPartition::Outbox& out,
@@ -195,6 +210,7 @@ class ShardReplication {
   const ReplContext* const ctx_;
   const uint32_t shard_;
   store::ShardDb* const db_;
+  store::WriterStats* const writer_stats_;
   ShardInbox inbox_;
   const Clock::time_point epoch_zero_;
   Clock::time_point next_tick_{};

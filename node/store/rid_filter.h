@@ -27,8 +27,12 @@
 // is in the filter. Until MarkComplete() (the sweeper calls it after
 // inserting the records it finds on disk when the node starts),
 // MayContain answers "maybe" for everything. Records that reach the disk
-// any other way (the replicated mode's backups and snapshots) must be
-// inserted by whoever writes them, or the filter left incomplete.
+// any other way are inserted by whoever writes them: in the replicated mode
+// a backup's shard writer inserts each rid record it applies, from its
+// primary's records and from snapshot chunks (ShardReplication), so that
+// the filter is complete there too once the node's own records are in
+// (the sweeper scans every partition's) and it can lead a partition with
+// the same cheap first writes.
 //
 // Thread-safety: Insert, MayContain and the counters from any thread (the
 // bits are relaxed atomics: a pair is inserted and looked for by its list's

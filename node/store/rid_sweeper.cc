@@ -30,7 +30,7 @@ RidSweeper::RidSweeper(std::vector<ShardDb*> shards, std::vector<ShardWriter*> w
     : shards_(std::move(shards)),
       writers_(std::move(writers)),
       options_(std::move(options)),
-      state_(shards_.size()) {}
+      state_(options_.term_of ? options_.partitions : shards_.size()) {}
 
 RidSweeper::~RidSweeper() { Stop(); }
 
@@ -70,26 +70,39 @@ void RidSweeper::TendFilter(uint64_t now_ms) {
         return;  // never marked complete
       }
       std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
-      // The records not yet due (the lookups never read the others).
-      const std::string end = storage::RidRecordRangeEnd();
-      for (it->Seek(storage::RidRecordSeekKey({}, now_ms + 1));
-           it->Valid() && it->key().compare(end) < 0; it->Next()) {
-        auto parsed =
-            storage::ParseRidRecordKey({}, std::string_view(it->key().data(), it->key().size()));
-        if (parsed) {
-          filter->Insert(parsed->hash.h1);
-          ++found;
+      // Static mode: the shard's records (no prefix); replicated mode: those
+      // of each of its partitions (prefixed by the partition). Records
+      // that backups write meanwhile are inserted by their writers.
+      std::vector<std::string> spaces;
+      if (options_.term_of) {
+        for (size_t p = i; p < options_.partitions; p += shards_.size()) {
+          spaces.push_back(storage::PartitionPrefix(static_cast<uint32_t>(p)));
         }
+      } else {
+        spaces.emplace_back();
       }
-      if (options_.legacy == nullptr || options_.legacy->load(std::memory_order_relaxed)) {
-        const std::string legacy_end = storage::RidExpiryRangeEnd();
-        for (it->Seek(storage::RidExpiryRangeBegin());
-             it->Valid() && it->key().compare(legacy_end) < 0; it->Next()) {
+      for (const std::string& ns : spaces) {
+        // The records not yet due (the lookups never read the others).
+        const std::string end = storage::RidRecordRangeEnd(ns);
+        for (it->Seek(storage::RidRecordSeekKey(ns, now_ms + 1));
+             it->Valid() && it->key().compare(end) < 0; it->Next()) {
           auto parsed =
-              storage::ParseRidExpiryKey(std::string_view(it->key().data(), it->key().size()));
+              storage::ParseRidRecordKey(ns, std::string_view(it->key().data(), it->key().size()));
           if (parsed) {
-            filter->Insert(RidFilter::Hash({}, parsed->list, parsed->rid));
+            filter->Insert(parsed->hash.h1);
             ++found;
+          }
+        }
+        if (options_.legacy == nullptr || options_.legacy->load(std::memory_order_relaxed)) {
+          const std::string legacy_end = storage::RidExpiryRangeEnd(ns);
+          for (it->Seek(storage::RidExpiryRangeBegin(ns));
+               it->Valid() && it->key().compare(legacy_end) < 0; it->Next()) {
+            auto parsed = storage::ParseRidExpiryKey(
+                ns, std::string_view(it->key().data(), it->key().size()));
+            if (parsed) {
+              filter->Insert(RidFilter::Hash(ns, parsed->list, parsed->rid));
+              ++found;
+            }
           }
         }
       }
@@ -195,6 +208,15 @@ void RidSweeper::Loop() {
 
 size_t RidSweeper::PassShard(size_t index, uint64_t now_ms, bool* full) {
   *full = false;
+  if (options_.term_of) {
+    size_t n = 0;
+    for (size_t p = index; p < options_.partitions; p += shards_.size()) {
+      bool part_full = false;
+      n += PassPartition(static_cast<uint32_t>(p), now_ms, &part_full);
+      *full |= part_full;
+    }
+    return n;
+  }
   ShardState& st = state_[index];
   // The last pass's deletes still queued: they are not visible yet.
   if (st.owner->inflight.load(std::memory_order_acquire) > 0) return 0;
@@ -270,6 +292,75 @@ size_t RidSweeper::PassShard(size_t index, uint64_t now_ms, bool* full) {
     st.cursor.push_back('\0');
   }
   if (!st.next_legacy_cursor.empty()) st.legacy_cursor = st.next_legacy_cursor;
+  st.owner->inflight.fetch_add(1, std::memory_order_relaxed);
+  std::vector<WriteOp> ops;
+  ops.push_back(std::move(op));
+  writers_[index]->Submit(ops);
+  return records;
+}
+
+size_t RidSweeper::PassPartition(uint32_t p, uint64_t now_ms, bool* full) {
+  *full = false;
+  ShardState& st = state_[p];
+  // The last pass's deletes still queued (or held for the backups'
+  // acknowledgements): they are not visible yet.
+  if (st.owner->inflight.load(std::memory_order_acquire) > 0) return 0;
+  const uint64_t ttl = static_cast<uint64_t>(options_.ttl.count());
+  if (now_ms < ttl) return 0;
+  // Only the primary drops its partition's records, under its current term.
+  const uint64_t term = options_.term_of(p);
+  if (term == 0) return 0;
+  const uint64_t epoch = st.owner->valid_epoch.load(std::memory_order_acquire);
+  // A new term (the records another primary left), a refused or failed op
+  // of ours (its records are still there), or a periodic restart: scan from
+  // the partition's start again.
+  if (term != st.term || epoch != st.used_epoch || ++st.passes % kRestartEvery == 0) {
+    st.cursor.clear();
+  }
+  const size_t index = p % shards_.size();
+  const std::string ns = storage::PartitionPrefix(p);
+  // The buckets due at now_ms sort before this.
+  const std::string limit = storage::RidRecordSeekKey(ns, now_ms + 1);
+  WriteOp op;
+  size_t entries = 0, records = 0;
+  std::string last_key;
+  {
+    const ShardDb& shard = *shards_[index];
+    std::shared_lock<std::shared_mutex> lock(shard.mu);
+    if (!shard.db) return 0;
+    std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
+    it->Seek(st.cursor.empty() ? storage::RidRecordRangeBegin(ns) : st.cursor);
+    for (; it->Valid() && entries < options_.max_per_pass && it->key().compare(limit) < 0;
+         it->Next()) {
+      const std::string_view key(it->key().data(), it->key().size());
+      if (storage::ParseRidRecordKey(ns, key)) {
+        ++records;
+      } else {
+        spdlog::warn("partition {}: rid sweep: dropping a malformed rid record key ({} bytes)", p,
+                     key.size());
+      }
+      op.batch.Delete(key);
+      ++entries;
+      last_key.assign(key);
+    }
+    if (!it->status().ok()) {
+      spdlog::warn("partition {}: rid sweep: scan failed: {}; next pass", p,
+                   it->status().ToString());
+    }
+  }
+  if (entries == 0) return 0;
+  if (!writers_[index]->TryReserve()) return 0;  // the writer is full: next pass
+  *full = entries >= options_.max_per_pass;
+  op.owner = st.owner;
+  op.epoch = epoch;
+  op.partition = p;
+  op.term = term;
+  op.silent = true;
+  op.rid_delta = -static_cast<int32_t>(records);
+  st.used_epoch = epoch;
+  st.term = term;
+  st.cursor = last_key;
+  st.cursor.push_back('\0');
   st.owner->inflight.fetch_add(1, std::memory_order_relaxed);
   std::vector<WriteOp> ops;
   ops.push_back(std::move(op));

@@ -36,6 +36,22 @@
 // by starting at its cursor), and its op holds their keys. The cursors start
 // over from the range's start after a failed write and every 64 passes, so
 // a key written behind them is found.
+//
+// Replicated mode (Options::term_of set): a partition's records must be
+// dropped by its primary through the replicated write path, or its replicas
+// diverge. So a pass visits, in each shard, the partitions this node leads
+// now (term_of(p) != 0: primary under a term, lease current), each on its
+// own cursor, and queues per partition one op of at most max_per_pass
+// deletes, tagged with the partition and that term: the shard writer
+// sequences it like a client write (ShardReplication::Sequence refuses it,
+// silently, if the node is no longer primary under that term, its lease
+// has lapsed, the partition is handing off or has too few in sync), sends
+// it to the backups, which apply it as any record, and writes it. A
+// partition's cursor starts over when its term changes (a new primary
+// sweeps what the old one left). Version 1 records are not swept in this
+// mode (none is written by this version). The filter is filled at start
+// from every partition's records on this node; what backups write later
+// their writers insert (rid_filter.h).
 #pragma once
 
 #include <atomic>
@@ -67,6 +83,11 @@ class RidSweeper {
     // True while version 1 records may exist: swept too, and cleared when
     // none is left. Optional.
     std::atomic<bool>* legacy = nullptr;
+    // Replicated mode (see above): the number of partitions (partition p
+    // lives in shard p % shards), and the term under which this node may
+    // write p now (0: it may not). Called from the sweeper's thread.
+    uint32_t partitions = 0;
+    std::function<uint64_t(uint32_t)> term_of;
   };
 
   // `shards` and `writers` (one per shard) must outlive the sweeper.
@@ -96,10 +117,13 @@ class RidSweeper {
     uint64_t used_epoch = 0;         // the owner's valid_epoch when the last op was queued
     uint32_t passes = 0;
     bool legacy_empty = false;  // the last scan of the old index from its start found nothing
+    uint64_t term = 0;          // replicated mode: the term of the last op queued
   };
   // One shard's pass; returns the records whose deletes it queued, and sets
   // *full if it took max_per_pass entries.
   size_t PassShard(size_t index, uint64_t now_ms, bool* full);
+  // Replicated mode: the same for partition p, if this node leads it now.
+  size_t PassPartition(uint32_t p, uint64_t now_ms, bool* full);
   // Version 1: adds to *op the deletes of at most `budget` expired index
   // entries and their records; sets *entries, *records, and *empty if the
   // index had nothing from its start. False if a read failed.
@@ -113,7 +137,7 @@ class RidSweeper {
   const std::vector<ShardDb*> shards_;
   const std::vector<ShardWriter*> writers_;
   const Options options_;
-  std::vector<ShardState> state_;  // the pass's thread only
+  std::vector<ShardState> state_;  // the pass's thread only (by shard, or by partition)
   bool filled_ = false;            // the pass's thread only
   uint64_t generation_start_ms_ = 0;
 

@@ -121,7 +121,7 @@ ShardWriter::ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capac
       recorded_(shard->commit) {
   TestCrashHook();  // parsed (and announced) once, before any write
   if (repl != nullptr) {
-    repl_ = std::make_unique<node::ShardReplication>(repl, index, shard);
+    repl_ = std::make_unique<node::ShardReplication>(repl, index, shard, &stats_);
     repl_->inbox().SetWaker([this] {
       bool was;
       {
@@ -134,11 +134,11 @@ ShardWriter::ShardWriter(ShardDb* shard, uint32_t index, bool sync, size_t capac
     });
     thread_ = std::thread([this] { LoopReplicated(); });
   } else {
-    // Format 1 only: the count key is the shard's (see the header).
-    thread_ = std::thread([this] {
-      LoadRidCount();
-      Loop();
-    });
+    // Format 1 only: the count key is the shard's (see the header). Read
+    // before the thread starts, so `stats` has it as soon as the store is
+    // open.
+    LoadRidCount();
+    thread_ = std::thread([this] { Loop(); });
   }
 }
 
@@ -598,7 +598,18 @@ void ShardWriter::LoopReplicated() {
   // empties `done`.
   auto release = [&] {
     for (auto& d : done) {
-      if (d.error.ok()) {
+      if (d.error.ok() && d.op.rid_delta > 0) {
+        stats_.rid_written.fetch_add(static_cast<uint64_t>(d.op.rid_delta),
+                                     std::memory_order_relaxed);
+      } else if (d.error.ok() && d.op.rid_delta < 0) {
+        stats_.rid_expired.fetch_add(static_cast<uint64_t>(-int64_t{d.op.rid_delta}),
+                                     std::memory_order_relaxed);
+      }
+      if (d.op.silent) {
+        // The rid sweeper's deletes: no reply; a refused one is taken up
+        // again from its partition's start (its owner's epoch moves on).
+        if (!d.error.ok()) d.op.owner->Invalidate(d.op.epoch);
+      } else if (d.error.ok()) {
         if (d.op.late_reply) d.op.reply.body = d.op.late_reply->Make(shard_->db.get());
         replies.push_back(std::move(d.op.reply));
       } else {

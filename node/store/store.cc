@@ -384,6 +384,9 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
     }
   }
   if (options.repl != nullptr) options.repl->shards = store->options_.shards;
+  store->rid_filter_ = std::make_unique<RidFilter>(options.rid_filter_bytes);
+  // Replicated mode: the backups insert the records they receive.
+  if (options.repl != nullptr) options.repl->rid_filter = store->rid_filter_.get();
   for (uint32_t i = 0; i < store->options_.shards; ++i) {
     store->writers_.push_back(std::make_unique<ShardWriter>(
         store->shards_[i].get(), i, options.sync, options.writer_queue, options.max_batch, replies,
@@ -403,17 +406,29 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
   store->rid_ttl_ms_ = std::max<uint64_t>(1, static_cast<uint64_t>(options.rid_ttl.count()));
   store->FindRidBuckets();
   ro.legacy = &store->legacy_rids_;
-  store->rid_filter_ = std::make_unique<RidFilter>(options.rid_filter_bytes);
-  // Static mode: the sweeper fills the filter from the disk and marks it
-  // complete. In the replicated mode records also arrive from primaries
-  // and snapshots, which don't tell the filter: it stays incomplete, and
-  // every first write looks up the disk.
-  ro.filter = store->replicated() ? nullptr : store->rid_filter_.get();
+  // The sweeper fills the filter from the disk and marks it complete. In
+  // the replicated mode records also arrive from primaries and snapshots:
+  // the shard writers insert those as they write them (ReplContext::
+  // rid_filter), so the filter holds them too. (A replicated store without
+  // a partition table, in tests, has no sweeper thread: its filter stays
+  // incomplete, and every lookup reads the disk.)
+  ro.filter = store->rid_filter_.get();
+  if (store->replicated() && options.repl != nullptr && options.repl->table != nullptr) {
+    // A partition's records are dropped by its primary only, through the
+    // replicated write path (with the partition and the term it serves it
+    // under), so its backups drop them too (rid_sweeper.h).
+    ro.partitions = store->partitions_;
+    const node::PartitionTable* table = options.repl->table;
+    ro.term_of = [table](uint32_t p) -> uint64_t {
+      if (p >= table->partitions()) return 0;
+      const uint64_t term = table->serving(p);
+      return term != 0 && table->lease_valid(std::chrono::steady_clock::now()) ? term : 0;
+    };
+  }
   store->sweeper_ = std::make_unique<RidSweeper>(std::move(dbs), std::move(writers), ro);
-  // Static mode only, for now: in the replicated mode a partition's
-  // records must be dropped by its primary, through the replicated write
-  // path (with a partition and a term), so its backups drop them too.
-  if (!store->replicated()) store->sweeper_->Start();
+  // A replicated store without a partition table (tests of the store
+  // alone) has no primary to drop its records: no sweeper thread.
+  if (!store->replicated() || ro.term_of) store->sweeper_->Start();
   return store;
 }
 
@@ -490,6 +505,11 @@ void Store::RidRecordKeyTo(std::string* out, std::string_view ns, std::string_vi
                            std::string_view rid, uint64_t now_ms) const {
   storage::RidRecordKeyTo(out, ns, storage::RidDropAtFor(now_ms, rid_ttl_ms_),
                           storage::RidKeyHash(list, rid));
+}
+
+void Store::RidRecordKeyTo(std::string* out, std::string_view ns, const storage::RidHash& hash,
+                           uint64_t now_ms) const {
+  storage::RidRecordKeyTo(out, ns, storage::RidDropAtFor(now_ms, rid_ttl_ms_), hash);
 }
 
 leveldb::Status Store::GetRid(leveldb::DB* db, std::string_view ns, std::string_view list,

@@ -177,6 +177,9 @@ class Store {
   // The key of (list, rid)'s record written at now_ms, into *out.
   void RidRecordKeyTo(std::string* out, std::string_view ns, std::string_view list,
                       std::string_view rid, uint64_t now_ms) const;
+  // The same with (list, rid)'s storage::RidKeyHash, computed by the caller.
+  void RidRecordKeyTo(std::string* out, std::string_view ns, const storage::RidHash& hash,
+                      uint64_t now_ms) const;
   // Any thread, before the write of a rid record is handed to a writer:
   // tells the filter the record (of that hash) may exist from now on.
   void NoteRid(uint64_t hash);
