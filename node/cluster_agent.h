@@ -53,7 +53,7 @@ class ClusterAgent {
     std::chrono::milliseconds lease{2000};
     bool host_controller = true;
     int64_t never_joined_grace_ms = 10000;
-    size_t max_moves = 2;
+    size_t max_moves = 1;
   };
 
   // Every pointer outlives the agent. `etcd` serves the watch, the

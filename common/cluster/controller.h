@@ -92,7 +92,7 @@ struct ControllerInput {
 
 struct ControllerOptions {
   int64_t never_joined_grace_ms = 10000;
-  size_t max_moves = 2;  // partitions moving at once, cluster-wide
+  size_t max_moves = 1;  // partitions moving at once, cluster-wide
 };
 
 // State the controller keeps between decisions (its start time).
