@@ -240,6 +240,23 @@ class Cluster:
         self.router = sl.Process("r1", argv, os.path.join(self.workdir, "r1.log")).start()
         return self.router
 
+    @property
+    def router_endpoint(self):
+        return f"tcp://{self.host}:{self.router_port}"
+
+    def wait_router_map(self, ctx, timeout=15):
+        """Waits (bounded) until the router answers the `map` op; the map."""
+        got = {}
+
+        def ready():
+            r = call(ctx, self.router_endpoint, {"op": "map"}, 1)
+            if r and r.get("ok"):
+                got["map"] = r["result"]
+            return "map" in got
+
+        assert sl.wait_until(ready, timeout, 0.2), "the router never had a map"
+        return got["map"]
+
     def kill9(self, name):
         self.procs[name].kill9()
 
@@ -506,6 +523,24 @@ def call(ctx, endpoint, req, timeout=5.0):
         return None
     finally:
         s.close()
+
+
+def call_until_ok(ctx, endpoint, req, deadline_s=30.0):
+    """Sends `req` (same rid every time) until an answer other than
+    timeout/unavailable/overloaded, with back-off, as the spec's clients do;
+    the answer. AssertionError after `deadline_s`."""
+    end = time.monotonic() + deadline_s
+    pause = 0.05
+    last = None
+    while time.monotonic() < end:
+        last = call(ctx, endpoint, req, timeout=3.0)
+        if last is not None:
+            code = None if last.get("ok") else last["error"]["code"]
+            if code not in ("timeout", "unavailable", "overloaded"):
+                return last
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
+    raise AssertionError(f"{req} never answered within {deadline_s} s: last {last}")
 
 
 def verify(client, load, context=""):

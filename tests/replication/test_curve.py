@@ -78,7 +78,7 @@ def scenario(wd):
 
         pub, secret = load_keypair(keys["alice"])
         r1_pub, _ = load_keypair(keys["r1"])
-        router_ep = f"tcp://127.0.0.1:{cluster.router_port}"
+        router_ep = cluster.router_endpoint
         client = TodoClient(router_ep, timeout=2.0, retries=8, deadline=30.0,
                             curve_serverkey=r1_pub, curve_publickey=pub, curve_secretkey=secret,
                             context=ctx)

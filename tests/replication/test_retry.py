@@ -32,21 +32,7 @@ PER_LIST = 5
 call = rl.call
 
 
-def call_until_ok(ctx, endpoint, req, deadline_s=30.0):
-    """Sends `req` (same rid every time) until an answer other than
-    timeout/unavailable/overloaded, as the spec's clients do; the answer."""
-    end = time.monotonic() + deadline_s
-    pause = 0.05
-    last = None
-    while time.monotonic() < end:
-        last = call(ctx, endpoint, req, timeout=3.0)
-        if last is not None:
-            code = None if last.get("ok") else last["error"]["code"]
-            if code not in ("timeout", "unavailable", "overloaded"):
-                return last
-        time.sleep(pause)
-        pause = min(pause * 2, 0.5)
-    raise AssertionError(f"{req} never answered within {deadline_s} s: last {last}")
+call_until_ok = rl.call_until_ok
 
 
 def once(name, k):
@@ -65,10 +51,8 @@ def scenario(wd):
     ctx = zmq.Context()
     try:
         cluster.start()
-        router = f"tcp://127.0.0.1:{cluster.router_port}"
-        assert rl.sl.wait_until(lambda: (call(ctx, router, {"op": "map"}, 1) or {}).get("ok"),
-                                15, 0.2), "the router never had a map"
-        m = call(ctx, router, {"op": "map"})["result"]
+        router = cluster.router_endpoint
+        m = cluster.wait_router_map(ctx)
         victim = m["parts"][0][0]
         victim_ep = cluster.endpoint(victim)
         mine = [f"r{i}" for i in range(4000)

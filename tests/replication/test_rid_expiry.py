@@ -32,21 +32,7 @@ TTL = "2s"
 call = rl.call
 
 
-def call_until_ok(ctx, endpoint, req, deadline_s=30.0):
-    """Sends `req` (same rid every time) until an answer other than
-    timeout/unavailable/overloaded; the answer."""
-    end = time.monotonic() + deadline_s
-    pause = 0.05
-    last = None
-    while time.monotonic() < end:
-        last = call(ctx, endpoint, req, timeout=3.0)
-        if last is not None:
-            code = None if last.get("ok") else last["error"]["code"]
-            if code not in ("timeout", "unavailable", "overloaded"):
-                return last
-        time.sleep(pause)
-        pause = min(pause * 2, 0.5)
-    raise AssertionError(f"{req} never answered within {deadline_s} s: last {last}")
+call_until_ok = rl.call_until_ok
 
 
 def rids(ctx, cluster, name):
@@ -78,10 +64,8 @@ def scenario(wd):
     ctx = zmq.Context()
     try:
         cluster.start()
-        router = f"tcp://127.0.0.1:{cluster.router_port}"
-        assert rl.sl.wait_until(lambda: (call(ctx, router, {"op": "map"}, 1) or {}).get("ok"),
-                                15, 0.2), "the router never had a map"
-        m = call(ctx, router, {"op": "map"})["result"]
+        router = cluster.router_endpoint
+        m = cluster.wait_router_map(ctx)
         victim = m["parts"][0][0]
         victim_ep = cluster.endpoint(victim)
         mine = [f"x{i}" for i in range(2000)
@@ -89,8 +73,7 @@ def scenario(wd):
         assert len(mine) == LISTS, f"only {len(mine)} lists on {victim}"
         # Where each record lives: the victim, and its partition's backups.
         st = cluster.status()
-        replicas = {p["partition"] if "partition" in p else i: p["replicas"]
-                    for i, p in enumerate(st["partitions"])}
+        replicas = {p["partition"]: p["replicas"] for p in st["partitions"]}
         want = {n: 0 for n in cluster.names}
         for name in mine:
             p = rl.partition_of(name, PARTITIONS)

@@ -30,10 +30,8 @@ def scenario(wd):
     load = None
     try:
         cluster.start()
-        router = f"tcp://127.0.0.1:{cluster.router_port}"
-        assert rl.sl.wait_until(lambda: (call(ctx, router, {"op": "map"}, 1) or {}).get("ok"),
-                                15, 0.2), "the router never had a map"
-        m = call(ctx, router, {"op": "map"})["result"]
+        router = cluster.router_endpoint
+        m = cluster.wait_router_map(ctx)
         assert m["partitions"] == 32 and len(m["parts"]) == 32, m
         loc = call(ctx, router, {"op": "locate", "list": "alice"})["result"]
         assert loc["partition"] == rl.partition_of("alice", 32), loc
@@ -94,9 +92,8 @@ def scenario_moves(wd):
     gauges = MetricsWatcher(http_port)
     try:
         cluster.start()
-        router = f"tcp://127.0.0.1:{cluster.router_port}"
-        assert rl.sl.wait_until(lambda: (call(ctx, router, {"op": "map"}, 1) or {}).get("ok"),
-                                15, 0.2), "the router never had a map"
+        router = cluster.router_endpoint
+        cluster.wait_router_map(ctx)
         assert rl.sl.wait_until(lambda: gauges.scrape().get("todo_cluster_partitions_ok") == 32,
                                 15, 0.3), f"the router's gauges: {gauges.last}"
         gauges.start()
@@ -169,9 +166,8 @@ def scenario_endpoints(wd):
     ctx = zmq.Context()
     try:
         cluster.start()
-        router = f"tcp://127.0.0.1:{cluster.router_port}"
-        assert rl.sl.wait_until(lambda: (call(ctx, router, {"op": "map"}, 1) or {}).get("ok"),
-                                15, 0.2), "the router never had a map"
+        router = cluster.router_endpoint
+        cluster.wait_router_map(ctx)
         lists = {}  # partition -> a list name in it
         i = 0
         while len(lists) < 32:
