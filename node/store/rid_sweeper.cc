@@ -248,25 +248,8 @@ size_t RidSweeper::PassShard(size_t index, uint64_t now_ms, bool* full) {
       }
       st.legacy_empty = legacy_empty;
     }
-    std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
-    it->Seek(st.cursor.empty() ? storage::RidRecordRangeBegin() : st.cursor);
-    for (; it->Valid() && entries < options_.max_per_pass && it->key().compare(limit) < 0;
-         it->Next()) {
-      const std::string_view key(it->key().data(), it->key().size());
-      if (storage::ParseRidRecordKey({}, key)) {
-        ++records;
-      } else {
-        spdlog::warn("shard {}: rid sweep: dropping a malformed rid record key ({} bytes)", index,
-                     key.size());
-      }
-      op.batch.Delete(key);
-      ++entries;
-      last_key.assign(key);
-    }
-    if (!it->status().ok()) {
-      spdlog::warn("shard {}: rid sweep: scan failed: {}; next pass", index,
-                   it->status().ToString());
-    }
+    ScanDue(shard.db.get(), {}, st.cursor, limit, "shard " + std::to_string(index), &op, &entries,
+            &records, &last_key);
   }
   if (options_.legacy != nullptr && options_.legacy->load(std::memory_order_relaxed)) {
     // Every shard's old index empty from its start: no version 1 record is
@@ -279,23 +262,14 @@ size_t RidSweeper::PassShard(size_t index, uint64_t now_ms, bool* full) {
     }
   }
   if (entries == 0) return 0;
-  if (!writers_[index]->TryReserve()) return 0;  // the writer is full: next pass
+  if (!SubmitDeletes(index, st, epoch, records, std::move(op))) return 0;  // full: next pass
   *full = entries >= options_.max_per_pass;
-  op.owner = st.owner;
-  op.epoch = epoch;
-  op.silent = true;
-  op.rid_delta = -static_cast<int32_t>(records);
-  st.used_epoch = epoch;
   // Where the next scan starts: just after the last key taken.
   if (!last_key.empty()) {
     st.cursor = last_key;
     st.cursor.push_back('\0');
   }
   if (!st.next_legacy_cursor.empty()) st.legacy_cursor = st.next_legacy_cursor;
-  st.owner->inflight.fetch_add(1, std::memory_order_relaxed);
-  std::vector<WriteOp> ops;
-  ops.push_back(std::move(op));
-  writers_[index]->Submit(ops);
   return records;
 }
 
@@ -328,44 +302,56 @@ size_t RidSweeper::PassPartition(uint32_t p, uint64_t now_ms, bool* full) {
     const ShardDb& shard = *shards_[index];
     std::shared_lock<std::shared_mutex> lock(shard.mu);
     if (!shard.db) return 0;
-    std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
-    it->Seek(st.cursor.empty() ? storage::RidRecordRangeBegin(ns) : st.cursor);
-    for (; it->Valid() && entries < options_.max_per_pass && it->key().compare(limit) < 0;
-         it->Next()) {
-      const std::string_view key(it->key().data(), it->key().size());
-      if (storage::ParseRidRecordKey(ns, key)) {
-        ++records;
-      } else {
-        spdlog::warn("partition {}: rid sweep: dropping a malformed rid record key ({} bytes)", p,
-                     key.size());
-      }
-      op.batch.Delete(key);
-      ++entries;
-      last_key.assign(key);
-    }
-    if (!it->status().ok()) {
-      spdlog::warn("partition {}: rid sweep: scan failed: {}; next pass", p,
-                   it->status().ToString());
-    }
+    ScanDue(shard.db.get(), ns, st.cursor, limit, "partition " + std::to_string(p), &op, &entries,
+            &records, &last_key);
   }
   if (entries == 0) return 0;
-  if (!writers_[index]->TryReserve()) return 0;  // the writer is full: next pass
-  *full = entries >= options_.max_per_pass;
-  op.owner = st.owner;
-  op.epoch = epoch;
   op.partition = p;
   op.term = term;
-  op.silent = true;
-  op.rid_delta = -static_cast<int32_t>(records);
-  st.used_epoch = epoch;
+  if (!SubmitDeletes(index, st, epoch, records, std::move(op))) return 0;  // full: next pass
+  *full = entries >= options_.max_per_pass;
   st.term = term;
   st.cursor = last_key;
   st.cursor.push_back('\0');
+  return records;
+}
+
+void RidSweeper::ScanDue(leveldb::DB* db, const std::string& ns, const std::string& cursor,
+                         const std::string& limit, std::string_view where, WriteOp* op,
+                         size_t* entries, size_t* records, std::string* last_key) const {
+  std::unique_ptr<leveldb::Iterator> it(db->NewIterator(VerifiedReads()));
+  it->Seek(cursor.empty() ? storage::RidRecordRangeBegin(ns) : cursor);
+  for (; it->Valid() && *entries < options_.max_per_pass && it->key().compare(limit) < 0;
+       it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    if (storage::ParseRidRecordKey(ns, key)) {
+      ++*records;
+    } else {
+      spdlog::warn("{}: rid sweep: dropping a malformed rid record key ({} bytes)", where,
+                   key.size());
+    }
+    op->batch.Delete(key);
+    ++*entries;
+    last_key->assign(key);
+  }
+  if (!it->status().ok()) {
+    spdlog::warn("{}: rid sweep: scan failed: {}; next pass", where, it->status().ToString());
+  }
+}
+
+bool RidSweeper::SubmitDeletes(size_t index, ShardState& st, uint64_t epoch, size_t records,
+                               WriteOp op) {
+  if (!writers_[index]->TryReserve()) return false;
+  op.owner = st.owner;
+  op.epoch = epoch;
+  op.silent = true;
+  op.rid_delta = -static_cast<int32_t>(records);
+  st.used_epoch = epoch;
   st.owner->inflight.fetch_add(1, std::memory_order_relaxed);
   std::vector<WriteOp> ops;
   ops.push_back(std::move(op));
   writers_[index]->Submit(ops);
-  return records;
+  return true;
 }
 
 }  // namespace todo::store

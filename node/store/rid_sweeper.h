@@ -124,6 +124,19 @@ class RidSweeper {
   size_t PassShard(size_t index, uint64_t now_ms, bool* full);
   // Replicated mode: the same for partition p, if this node leads it now.
   size_t PassPartition(uint32_t p, uint64_t now_ms, bool* full);
+  // Adds to *op the deletes of the rid records of namespace `ns` ("" in
+  // static mode) from `cursor` (its start if empty) up to `limit`, while
+  // *entries < max_per_pass; counts them in *entries (every key) and
+  // *records (the well-formed ones: a malformed key is logged, naming
+  // `where`, and dropped too); *last_key is the last key taken. Under the
+  // shard's lock.
+  void ScanDue(leveldb::DB* db, const std::string& ns, const std::string& cursor,
+               const std::string& limit, std::string_view where, WriteOp* op, size_t* entries,
+               size_t* records, std::string* last_key) const;
+  // Queues `op` (deleting `records` records) on shard `index`'s writer for
+  // `st`, as the sweeper's own silent write under the owner's `epoch`;
+  // false (nothing queued) if the writer is full.
+  bool SubmitDeletes(size_t index, ShardState& st, uint64_t epoch, size_t records, WriteOp op);
   // Version 1: adds to *op the deletes of at most `budget` expired index
   // entries and their records; sets *entries, *records, and *empty if the
   // index had nothing from its start. False if a read failed.
