@@ -164,7 +164,8 @@ def test_add_node(cluster, router):
             rounds += 1
             if balanced():
                 break
-            assert time.monotonic() < deadline, "moves not done within 180 s"
+            assert time.monotonic() < deadline, \
+                "moves not done within 180 s\n" + cluster.unsettled_story()
         rl.log(f"add-node: {rounds} rounds of 40 writes + 40 reads during the moves, all "
                f"answered; redirects {c.redirects}")
         c._refresh_map(force=True)  # pylint: disable=protected-access

@@ -275,6 +275,45 @@ class Cluster:
             return None
         return json.loads(done.stdout)
 
+    def log_lines(self, needles, lines=15):
+        """For an assertion message: each node's last lines containing any
+        of `needles`."""
+        out = []
+        for name in self.names:
+            path = os.path.join(self.workdir, f"{name}.log")
+            try:
+                with open(path, errors="replace") as fh:
+                    hits = [ln.rstrip() for ln in fh if any(n in ln for n in needles)]
+            except OSError:
+                continue
+            out.extend(f"  {ln}" for ln in hits[-lines:])
+        return "\n".join(out)
+
+    def unsettled_story(self, lines=12):
+        """For an assertion message: the partitions not settled (fewer than R
+        replicas in sync, or moving) and, from every node's log, the last
+        lines about each, so a CI failure shows its cause in its first lines."""
+        st = self.status()
+        if st is None:
+            return "(todo-admin status failed)"
+        moving = {m["partition"] for m in st["moves"]["in_progress"]}
+        bad = [p for p in st["partitions"]
+               if len(p["replicas"]) != self.replicas or p["in_sync"] != p["replicas"]
+               or p["partition"] in moving]
+        out = [f"moves: {json.dumps(st['moves'])}", f"not in sync: {json.dumps(st['not_in_sync'])}"]
+        for p in bad[:4]:
+            out.append(json.dumps(p, sort_keys=True))
+            tag = f"partition {p['partition']}:"
+            for name in self.names:
+                path = os.path.join(self.workdir, f"{name}.log")
+                try:
+                    with open(path, errors="replace") as fh:
+                        hits = [ln.rstrip() for ln in fh if tag in ln]
+                except OSError:
+                    continue
+                out.extend(f"  {ln}" for ln in hits[-lines:])
+        return "\n".join(out)
+
     def in_sync(self, alive_only=True):
         """True if every partition has R replicas, all alive and in sync."""
         st = self.status()
