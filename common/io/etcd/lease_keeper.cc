@@ -90,7 +90,7 @@ milliseconds LeaseKeeper::Margin(int64_t ttl_s) const {
 
 milliseconds LeaseKeeper::Interval(int64_t ttl_s) const {
   if (options_.keepalive_interval.count() > 0) return options_.keepalive_interval;
-  return milliseconds(ttl_s * 1000 / 4);
+  return milliseconds(ttl_s * 1000 / 8);
 }
 
 void LeaseKeeper::Lose(int64_t id) {

@@ -3,8 +3,12 @@
 //
 // Design: the thread grants a lease of Options::ttl (rounded up to whole
 // seconds; etcd may raise it to its minimum, and the granted TTL is what
-// counts), then renews it every keepalive_interval (default: a quarter of
-// the granted TTL). After each renewal etcd answers with TTL > 0, the
+// counts), then renews it every keepalive_interval (default: an eighth of
+// the granted TTL: when etcd's raft leader dies, no renewal succeeds until
+// the others elect a new one, about an election timeout; renewing every
+// TTL/8 instead of TTL/4 leaves a 2 s lease ~0.5 s more of validity to
+// cover that, so a node is not fenced for an etcd member's loss; a
+// renewal is one small request to etcd's lessor). After each renewal etcd answers with TTL > 0, the
 // keeper sets
 //
 //     valid_until = (steady time the renewal was *sent*) + TTL - margin
@@ -48,7 +52,7 @@ class LeaseKeeper {
 
   struct Options {
     std::chrono::milliseconds ttl{2000};  // rounded up to whole seconds
-    // 0: the granted TTL / 4.
+    // 0: the granted TTL / 8.
     std::chrono::milliseconds keepalive_interval{0};
     // Subtracted from each validity; 0: max(200 ms, granted TTL / 10).
     std::chrono::milliseconds margin{0};
