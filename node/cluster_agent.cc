@@ -30,7 +30,10 @@ ClusterAgent::ClusterAgent(Options options, io::EtcdClient* etcd, io::EtcdClient
       keys_(options_.cluster),
       election_(etcd, keys_.controller) {}
 
-ClusterAgent::~ClusterAgent() { Stop(); }
+ClusterAgent::~ClusterAgent() {
+  Stop();
+  table_->set_lease_keeper(nullptr);  // the keeper goes with us
+}
 
 void ClusterAgent::Wake() {
   {
@@ -54,10 +57,11 @@ Status ClusterAgent::Start() {
           }
         } else {
           spdlog::warn("etcd: lease {:x} lost: not serving until a new lease is announced", id);
-          table_->set_lease_valid_until({});
+          table_->set_serving_lease(0);
         }
         Wake();
       });
+  table_->set_lease_keeper(lease_.get());
   if (Status s = lease_->Start(); !s.ok()) return s;
   watcher_ = std::make_unique<io::ClusterWatcher>(
       etcd_, options_.cluster, view_,
@@ -69,7 +73,7 @@ Status ClusterAgent::Start() {
 
 void ClusterAgent::Stop() {
   // Fence first: nothing is served from here on.
-  table_->set_lease_valid_until({});
+  table_->set_serving_lease(0);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_ && !thread_.joinable()) return;
@@ -252,16 +256,17 @@ void ClusterAgent::Loop() {
       granted = granted_lease_;
     }
     const auto now = std::chrono::steady_clock::now();
-    // Fencing: the table follows the keeper (whose validity has a margin).
-    // While the lease is not announced (a new lease, our key not yet
-    // written), the node serves nothing.
+    // Fencing: the table reads the keeper's validity (which has a margin)
+    // live, for the lease we are announced under; while the lease is not
+    // announced (a new lease, our key not yet written), the node serves
+    // nothing.
     const int64_t id = lease_->lease_id();
     if (id != 0 && id == granted && announced_lease_ != id) Announce(id);
     if (id != 0 && announced_lease_ == id) {
-      table_->set_lease_valid_until(lease_->valid_until());
+      table_->set_serving_lease(id);
       PublishReports(id);
     } else {
-      table_->set_lease_valid_until({});
+      table_->set_serving_lease(0);
     }
     RunController(now);
   }

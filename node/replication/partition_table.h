@@ -7,7 +7,12 @@
 //    writer owning the partition sets serving(p) = term once it is ready to
 //    sequence writes for it, and 0 the moment it is not primary any more;
 //  - its etcd lease was renewed less than the TTL ago by its own monotonic
-//    clock, less a safety margin: lease_valid_until, kept by the lease keeper.
+//    clock, less a safety margin: the lease keeper's valid_until(), read
+//    live, for the lease the node is announced under (set_serving_lease).
+//    Read from the keeper, not copied by the cluster agent: the agent's
+//    thread also makes slow etcd calls (reports, the controller's
+//    campaign), and while one waited out an etcd election the copy went
+//    stale and fenced a node whose lease the keeper had renewed.
 // A request carries the term it was admitted under; a writer sequences it
 // only under that same term, so a write admitted before a change of
 // primary can never be applied after it.
@@ -19,6 +24,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+
+#include "common/io/etcd/lease_keeper.h"
 
 namespace todo::node {
 
@@ -39,12 +46,17 @@ class PartitionTable {
     serving_[p].store(term, std::memory_order_release);
   }
 
-  // The lease (any thread).
-  bool lease_valid(Clock::time_point now) const {
-    return now.time_since_epoch().count() < lease_valid_until_.load(std::memory_order_acquire);
+  // The lease (any thread). `keeper` (not owned, outlives the table) is set
+  // once, before anything is served; `id` is the lease the node is
+  // announced under (0: none: nothing is served).
+  void set_lease_keeper(const io::LeaseKeeper* keeper) {
+    keeper_.store(keeper, std::memory_order_release);
   }
-  void set_lease_valid_until(Clock::time_point t) {
-    lease_valid_until_.store(t.time_since_epoch().count(), std::memory_order_release);
+  void set_serving_lease(int64_t id) { serving_lease_.store(id, std::memory_order_release); }
+  bool lease_valid(Clock::time_point now) const {
+    const int64_t id = serving_lease_.load(std::memory_order_acquire);
+    const io::LeaseKeeper* keeper = keeper_.load(std::memory_order_acquire);
+    return id != 0 && keeper != nullptr && keeper->lease_id() == id && now < keeper->valid_until();
   }
   // Serves p now under `term`: primary at that term, with a current lease.
   bool Serves(uint32_t p, uint64_t term, Clock::time_point now) const {
@@ -54,7 +66,8 @@ class PartitionTable {
  private:
   const uint32_t partitions_;
   std::unique_ptr<std::atomic<uint64_t>[]> serving_;
-  std::atomic<Clock::rep> lease_valid_until_{0};
+  std::atomic<const io::LeaseKeeper*> keeper_{nullptr};
+  std::atomic<int64_t> serving_lease_{0};
 };
 
 }  // namespace todo::node
