@@ -45,6 +45,9 @@ std::optional<std::string> Base64Decode(std::string_view text);
 // `revision` 0 = the latest.
 std::string RangeBody(std::string_view key, std::string_view range_end, int64_t limit = 0,
                       bool keys_only = false, bool count_only = false, int64_t revision = 0);
+// /v3/kv/range of the one key in [key, range_end) written last (the
+// highest mod_revision), keys only.
+std::string NewestKeyBody(std::string_view key, std::string_view range_end);
 std::string PutBody(std::string_view key, std::string_view value, int64_t lease);  // /v3/kv/put
 std::string DeleteBody(std::string_view key, std::string_view range_end);  // /v3/kv/deleterange
 std::string TxnBody(const TxnRequest& txn);                                // /v3/kv/txn

@@ -144,6 +144,13 @@ std::string RangeBody(std::string_view key, std::string_view range_end, int64_t 
   return RangeJson(key, range_end, limit, keys_only, count_only, revision).dump();
 }
 
+std::string NewestKeyBody(std::string_view key, std::string_view range_end) {
+  json j = RangeJson(key, range_end, 1, /*keys_only=*/true, /*count_only=*/false, 0);
+  j["sort_order"] = "DESCEND";
+  j["sort_target"] = "MOD";
+  return j.dump();
+}
+
 std::string PutBody(std::string_view key, std::string_view value, int64_t lease) {
   return PutJson(key, value, lease).dump();
 }

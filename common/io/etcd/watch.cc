@@ -106,10 +106,10 @@ void EtcdWatch::Loop() {
   ended_.store(true, std::memory_order_release);
 }
 
-Status EtcdWatch::Probe(const EtcdEndpoint& ep) {
+StatusOr<int64_t> EtcdWatch::Probe(const EtcdEndpoint& ep) {
   HttpStream probe(stop_fd_);
   auto deadline = Clock::now() + attempt_timeout();
-  std::string body = codec::RangeBody(options_.key, options_.range_end, 1, /*keys_only=*/true);
+  std::string body = codec::NewestKeyBody(options_.key, options_.range_end);
   if (Status s = probe.Open(ep.host, ep.port, "POST", "/v3/kv/range", body, "", deadline);
       !s.ok()) {
     return s;
@@ -120,8 +120,9 @@ Status EtcdWatch::Probe(const EtcdEndpoint& ep) {
     return Status(ErrorCode::kUnavailable, "probe answered HTTP " + std::to_string(probe.status()));
   }
   auto j = nlohmann::json::parse(answer, nullptr, false);
-  if (auto r = codec::DecodeRange(j); !r.ok()) return r.status();
-  return Status::Ok();
+  auto r = codec::DecodeRange(j);
+  if (!r.ok()) return r.status();
+  return r->kvs.empty() ? int64_t{0} : r->kvs.front().mod_revision;
 }
 
 EtcdWatch::End EtcdWatch::StreamOnce(size_t index, Status* why) {
@@ -156,6 +157,7 @@ EtcdWatch::End EtcdWatch::StreamOnce(size_t index, Status* why) {
   bool created = false;
   std::string buffer;  // received, not yet a whole line
   auto idle_since = Clock::now();
+  int64_t undelivered = 0;  // a revision the last probe saw and the stream had not delivered
   while (true) {
     auto read_deadline = created ? idle_since + options_.probe_interval : deadline;
     Status error;
@@ -187,9 +189,23 @@ EtcdWatch::End EtcdWatch::StreamOnce(size_t index, Status* why) {
                                                  std::to_string(attempt_timeout().count()) + " ms");
           return End::kReconnect;
         }
-        if (Status s = Probe(ep); !s.ok()) {
-          *why = Status(s.code(), "probe failed: " + s.message());
-          return End::kReconnect;
+        {
+          auto newest = Probe(ep);
+          if (!newest.ok()) {
+            *why = Status(newest.status().code(), "probe failed: " + newest.status().message());
+            return End::kReconnect;
+          }
+          if (undelivered != 0 && next_revision() <= undelivered) {
+            *why =
+                Status(ErrorCode::kUnavailable,
+                       "the stream fell silent: etcd has revision " + std::to_string(undelivered) +
+                           " of the watched keys, the stream delivered up to " +
+                           std::to_string(next_revision() - 1));
+            return End::kReconnect;
+          }
+          // Seen now, not yet delivered: it may be on its way; at the next
+          // probe it must have arrived.
+          undelivered = *newest >= next_revision() ? *newest : 0;
         }
         idle_since = Clock::now();
         break;

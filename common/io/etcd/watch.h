@@ -12,8 +12,13 @@
 // probe_interval the thread probes its endpoint with a linearizable read
 // (which needs the raft leader) on a second connection: a frozen member, or
 // one cut off from the others, would otherwise leave the watch silent
-// forever. (etcd's own progress notifications come every 10 minutes by
-// default; they are not requested.) If the revision to resume from has
+// forever. The probe reads the watched key written last: if its revision is
+// one the stream has not delivered, at this probe and still at the next,
+// the stream has fallen silent while etcd moved on, and it is dropped and
+// reopened from the last revision delivered (a safety net: nothing should
+// stall a healthy stream, but a watch that misses the cluster's map
+// freezes a node's view of it). (etcd's own progress notifications come
+// every 10 minutes by default; they are not requested.) If the revision to resume from has
 // been compacted, the watch reports it and ends: the owner re-reads what it
 // watches (e.g. GetPrefix) and starts a new watch at that read's
 // revision + 1.
@@ -102,7 +107,9 @@ class EtcdWatch {
   End StreamOnce(size_t index, Status* why);
   // Handles one line; kStop for compaction or failure, *why for a broken stream.
   bool HandleLine(const std::string& line, size_t index, bool* created, End* end, Status* why);
-  Status Probe(const EtcdEndpoint& ep);
+  // The mod_revision of the watched key written last (0: none), read
+  // linearizably from `ep`.
+  StatusOr<int64_t> Probe(const EtcdEndpoint& ep);
   void Report(WatchUpdate update);
   // Sleeps up to `d`; true if asked to stop meanwhile.
   bool SleepUnlessStopped(std::chrono::milliseconds d);

@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -275,6 +276,65 @@ TEST(EtcdWatchFakeTest, AnIdleEndpointThatFailsAProbeIsLeft) {
   EXPECT_NE(lost->status.message().find("probe failed"), std::string::npos)
       << lost->status.message();
   EXPECT_EQ(w.next_revision(), 5);  // from now: after the created header's revision
+}
+
+TEST(EtcdWatchFakeTest, AStreamThatFallsSilentWhileEtcdMovesOnIsReopened) {
+  // The stream is created, then says nothing; the probe (the watched key
+  // written last) shows revision 9: after two probes that saw it
+  // undelivered, the watch drops the stream and asks again from revision 5.
+  std::atomic<int> watches{0};
+  FakeHttpServer s([&](const std::string& request) {
+    if (request.find("/v3/watch") != std::string::npos) {
+      ++watches;
+      return Reply{FakeHttpServer::Chunked(200, {Line(kCreated)}, "", false), /*hold=*/true};
+    }
+    EXPECT_NE(request.find(R"("sort_target":"MOD")"), std::string::npos) << request;
+    return Reply{FakeHttpServer::Answer(
+        200,
+        R"({"header":{"revision":"9"},"kvs":[{"key":"cC8x","mod_revision":"9"}],"count":"3"})")};
+  });
+  auto client = ClientOf({s.url()});
+  Updates updates;
+  EtcdWatch::Options o = EtcdWatch::Options::Prefix("p/");
+  o.probe_interval = milliseconds(200);
+  EtcdWatch w(client.get(), o, [&](const WatchUpdate& u) { updates.Add(u); });
+  ASSERT_TRUE(w.Start().ok());
+  size_t at = 0;
+  ASSERT_TRUE(updates.WaitFor(WatchUpdate::Kind::kConnected, &at).has_value());
+  auto lost = updates.WaitFor(WatchUpdate::Kind::kConnectionLost, &at);
+  ASSERT_TRUE(lost.has_value());
+  EXPECT_NE(lost->status.message().find("fell silent"), std::string::npos)
+      << lost->status.message();
+  ASSERT_TRUE(updates.WaitFor(WatchUpdate::Kind::kConnected, &at).has_value());
+  EXPECT_GE(watches.load(), 2);
+}
+
+TEST(EtcdWatchFakeTest, AnIdleStreamWithNothingNewIsKept) {
+  // The probe shows the newest key at revision 3, before the watch began:
+  // nothing is missing, the stream stays.
+  std::atomic<int> watches{0};
+  std::atomic<int> probes{0};
+  FakeHttpServer s([&](const std::string& request) {
+    if (request.find("/v3/watch") != std::string::npos) {
+      ++watches;
+      return Reply{FakeHttpServer::Chunked(200, {Line(kCreated)}, "", false), /*hold=*/true};
+    }
+    ++probes;
+    return Reply{FakeHttpServer::Answer(
+        200, R"({"header":{"revision":"4"},"kvs":[{"key":"cC8x","mod_revision":"3"}]})")};
+  });
+  auto client = ClientOf({s.url()});
+  Updates updates;
+  EtcdWatch::Options o = EtcdWatch::Options::Prefix("p/");
+  o.probe_interval = milliseconds(100);
+  EtcdWatch w(client.get(), o, [&](const WatchUpdate& u) { updates.Add(u); });
+  ASSERT_TRUE(w.Start().ok());
+  size_t at = 0;
+  ASSERT_TRUE(updates.WaitFor(WatchUpdate::Kind::kConnected, &at).has_value());
+  for (int i = 0; i < 200 && probes.load() < 4; ++i) std::this_thread::sleep_for(milliseconds(10));
+  EXPECT_GE(probes.load(), 4);
+  EXPECT_FALSE(updates.WaitFor(WatchUpdate::Kind::kConnectionLost, &at, milliseconds(100)));
+  EXPECT_EQ(watches.load(), 1);
 }
 
 }  // namespace
