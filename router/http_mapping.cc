@@ -146,8 +146,12 @@ Status SetRid(const HeaderValues& idempotency_key, OwnedRequest* r) {
 }
 
 // A reply unpacked once into a per-thread zone: valid until the next
-// UnpackReply() on the same thread. (A msgpack::object_handle would allocate
-// an 8 KiB zone per reply, and the HTTP API decodes one per request.)
+// UnpackReply() on the same thread, and only while the body it was unpacked
+// from lives (its strings view the body, they are not copied). (A
+// msgpack::object_handle would allocate an 8 KiB zone per reply, and the
+// HTTP API decodes one per request.)
+constexpr size_t kReplyZoneBytes = 64 * 1024;
+
 struct UnpackedReply {
   bool ok = false;
   ErrorCode code = ErrorCode::kOk;          // when !ok
@@ -162,12 +166,17 @@ StatusOr<UnpackedReply> UnpackReply(std::string_view body) {
     return Status::Internal("unreadable reply: " + std::string(why));
   };
   try {
-    thread_local msgpack::zone zone(1024);
+    // One chunk large enough for a list's entries: clear() frees every chunk
+    // but the first, so a smaller one meant a malloc and a free per reply.
+    thread_local msgpack::zone zone(kReplyZoneBytes);
     zone.clear();
     size_t off = 0;
     const msgpack::unpack_limit limit(/*array=*/body.size(), /*map=*/body.size() / 2);
+    // Strings (and bins, exts) view the body instead of being copied into the
+    // zone: every caller is done with the reply before the body goes.
+    auto view_body = [](msgpack::type::object_type, size_t, void*) { return true; };
     msgpack::object o =
-        msgpack::unpack(zone, body.data(), body.size(), off, nullptr, nullptr, limit);
+        msgpack::unpack(zone, body.data(), body.size(), off, view_body, nullptr, limit);
     if (off != body.size()) return unreadable("trailing bytes after the reply");
     if (o.type != msgpack::type::MAP) return unreadable("reply is not a map");
     UnpackedReply r;
