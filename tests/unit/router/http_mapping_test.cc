@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <msgpack.hpp>
 
 namespace todo::router::http {
@@ -184,6 +185,81 @@ TEST(BookEntriesReply, OneLinePerEntryEachEndingInNewline) {
   EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
   EXPECT_EQ(r.body, "2026-12-19 Dentist\n2026-12-19 Movies and popcorn\n");
   EXPECT_EQ(BookEntriesReply(EntriesReply({})).body, "");
+}
+
+// Replies packed by hand, in shapes the node does not send today (extra and
+// repeated fields, bins, long strings, 16-bit counts, keys that are not
+// strings): the hot path's own reader must answer as the general decoder.
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+std::string Packed(const std::function<void(Packer&)>& pack) {
+  msgpack::sbuffer b;
+  Packer p(b);
+  pack(p);
+  return Body(b);
+}
+
+TEST(BookEntriesReply, ReadsEveryShapeTheGeneralDecoderReads) {
+  const std::string long_title(300, 't');  // str16
+  std::string body = Packed([&](Packer& p) {
+    p.pack_map(5);
+    p.pack(7);  // a key that is not a string: skipped
+    p.pack(std::vector<int>{1, 2, 3});
+    p.pack("ok").pack(false);
+    p.pack("result");
+    p.pack_array(20);  // array16
+    for (int i = 0; i < 20; ++i) {
+      p.pack_map(i == 0 ? 17 : 4);  // map16 for the first
+      p.pack("id").pack(uint64_t{1} << 40);
+      p.pack("date").pack("2026-12-18");  // replaced by the one below
+      p.pack("date");
+      if (i == 1) {
+        p.pack_bin(10).pack_bin_body("2026-12-19", 10);
+      } else {
+        p.pack("2026-12-19");
+      }
+      p.pack("title").pack(i == 2 ? long_title : "Dentist " + std::to_string(i));
+      for (int j = 0; i == 0 && j < 13; ++j) p.pack("x" + std::to_string(j)).pack(-1.5);
+    }
+    p.pack("ok").pack(true);  // the last "ok" counts
+    p.pack("id").pack(7);
+  });
+  std::string want;
+  for (int i = 0; i < 20; ++i) {
+    want += "2026-12-19 " + (i == 2 ? long_title : "Dentist " + std::to_string(i)) + "\n";
+  }
+  HttpReply r = BookEntriesReply(body);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, want);
+  EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
+}
+
+TEST(BookEntriesReply, WhatTheHotPathDoesNotTakeGetsTheGeneralAnswer) {
+  const std::string good = EntriesReply({MakeEntry(1, "2026-12-19", "Dentist")});
+  // Cut anywhere, or with a byte after it: unreadable, 500.
+  for (size_t n = 0; n < good.size(); ++n) {
+    EXPECT_EQ(BookEntriesReply(good.substr(0, n)).status, 500) << n;
+    EXPECT_EQ(BookAddEntryReply(good.substr(0, n)).status, 500) << n;
+  }
+  EXPECT_EQ(BookEntriesReply(good + '\x01').status, 500);
+  // An entry whose title is a number; a result that is not a list.
+  auto entry_title_number = Packed([](Packer& p) {
+    p.pack_map(2);
+    p.pack("ok").pack(true);
+    p.pack("result").pack_array(1);
+    p.pack_map(2).pack("date").pack("2026-12-19").pack("title").pack(5);
+  });
+  HttpReply bad = BookEntriesReply(entry_title_number);
+  EXPECT_EQ(bad.status, 500);
+  EXPECT_EQ(bad.body, "entry without a date or title in the reply\n");
+  auto not_a_list =
+      Packed([](Packer& p) { p.pack_map(2).pack("ok").pack(true).pack("result").pack_map(0); });
+  EXPECT_EQ(BookEntriesReply(not_a_list).body, "entries result is not a list\n");
+  // "ok" false, or no "ok": the general path's answers.
+  EXPECT_EQ(BookEntriesReply(ErrorReply(ErrorCode::kNotFound, "no")).status, 404);
+  auto no_ok = Packed([](Packer& p) { p.pack_map(1).pack("result").pack_array(0); });
+  EXPECT_EQ(BookEntriesReply(no_ok).status, 500);
+  EXPECT_EQ(BookAddEntryReply(no_ok).status, 500);
 }
 
 TEST(BookAddEntryReply, IsExactlyOK) {
