@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cstdlib>
 #include <msgpack.hpp>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
