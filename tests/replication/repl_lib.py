@@ -350,6 +350,7 @@ class SmartClient:
         self.nodes = {}     # name -> endpoint
         self.primary = []   # partition -> name
         self.map_at = 0.0
+        self.map_from = None  # the endpoint that answered the last map
 
     def sock(self, endpoint):
         s = self.socks.get(endpoint)
@@ -365,7 +366,13 @@ class SmartClient:
         if time.monotonic() - self.map_at < 0.1:
             return bool(self.primary)
         self.map_at = time.monotonic()
-        for ep in list(self.nodes.values()) + self.seed_endpoints:
+        # The endpoint that answered last first: a dead node (still in the
+        # map's node list) costs a whole timeout each time it is tried.
+        order = list(self.nodes.values()) + self.seed_endpoints
+        if self.map_from in order:
+            order.remove(self.map_from)
+            order.insert(0, self.map_from)
+        for ep in order:
             s = self.ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
             try:
@@ -377,6 +384,7 @@ class SmartClient:
                         res = r["result"]
                         self.nodes = dict(res["nodes"])
                         self.primary = [p[0] for p in res["parts"]]
+                        self.map_from = ep
                         return True
             finally:
                 s.close()
@@ -467,6 +475,7 @@ class WriteLoad(threading.Thread):
         poller = zmq.Poller()
         polled = set()
         outstanding = {}   # req id -> (name, k, t, endpoint)
+        stale = False      # an error said the map may have changed
         busy = set()
         next_id = 1
         free = list(self.lists)
@@ -514,8 +523,7 @@ class WriteLoad(threading.Thread):
                             if code in ("unavailable", "overloaded", "bad_request"):
                                 self.refused[name].add(k)
                         if code in ("unavailable", "timeout"):
-                            c.map_at = 0
-                            c.refresh(timeout=0.2)
+                            stale = True
             # A request waiting long: the map may have changed (a primary
             # died; its requests sit in a queue to nobody).
             now = time.monotonic()
@@ -528,6 +536,12 @@ class WriteLoad(threading.Thread):
                 free.insert(0, name)
                 with self.lock:
                     self.errors["client_timeout"] = self.errors.get("client_timeout", 0) + 1
+                stale = True
+            # One refresh for all the errors of this turn: one per error (32
+            # requests to a dead node answered at once) kept this thread
+            # from reading answers, and so from timing acks, for seconds.
+            if stale:
+                stale = False
                 c.map_at = 0
                 c.refresh(timeout=0.2)
 
