@@ -203,7 +203,7 @@ TEST_F(ClusterFailureTest, KillNineMakesListsUnavailableAndRestartKeepsAcknowled
   for (auto t0 = Clock::now(); burst.answered() < 30 && Since(t0) < kCallTimeout;) {
     check_burst(burst.Poll(Millis(1)));
   }
-  ASSERT_TRUE(vnode.process->Signal(SIGSTOP));
+  ASSERT_TRUE(vnode.process->Freeze());
   for (int i = 0; i < 20; ++i) {
     const std::string& list = vlists[i % vlists.size()];
     const std::string title = list + " frozen " + std::to_string(i);
@@ -326,7 +326,7 @@ TEST_F(ClusterFailureTest, FrozenNodeGetsTimeoutsAtTheDeadlineAndNoLateDuplicate
   const std::vector<std::string> olists = OtherLists(*cluster_, victim, "freeze-o", 2);
 
   Tracker t(router);
-  ASSERT_TRUE(vnode.process->Signal(SIGSTOP));
+  ASSERT_TRUE(vnode.process->Freeze());
   const auto t_stop = Clock::now();
   for (int i = 0; i < 20; ++i) {
     const std::string& list = vlists[i % vlists.size()];
@@ -431,7 +431,7 @@ TEST_F(ClusterFailureTest, MaxInflightAnswersOverloadedAtOnceAndAppliesNothing) 
 
   // The node is frozen: the first 10 requests stay in flight until their
   // deadline, the other 20 find the router full.
-  ASSERT_TRUE(vnode.process->Signal(SIGSTOP));
+  ASSERT_TRUE(vnode.process->Freeze());
   Tracker t(router);
   for (int i = 1; i <= 3 * kMaxInflight; ++i) {
     t.Send(AddReq(list, "2026-12-01", "req " + std::to_string(i)), "add", list,
@@ -468,7 +468,7 @@ TEST_F(ClusterFailureTest, MaxInflightMbAnswersOverloadedAtOnceAndAppliesNothing
   ClusterNode& vnode = cluster_->node(0);
   const std::string list = cluster_->ListsOwnedBy(vnode.name, "inflight-mb", 1)[0];
 
-  ASSERT_TRUE(vnode.process->Signal(SIGSTOP));
+  ASSERT_TRUE(vnode.process->Freeze());
   Tracker t(router);
   constexpr int kRequests = 30;
   for (int i = 1; i <= kRequests; ++i) {

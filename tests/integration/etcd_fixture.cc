@@ -6,9 +6,6 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -196,39 +193,7 @@ void EtcdCluster::Stop(size_t i) {
   }
 }
 
-namespace {
-
-// Whether every thread of `pid` is stopped ('T' in /proc/PID/task/*/stat).
-bool AllThreadsStopped(pid_t pid) {
-  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
-  std::error_code ec;
-  size_t seen = 0;
-  for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
-    std::ifstream in(t.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    // "pid (comm) S ...": the state follows the last ')'.
-    const auto close = stat.rfind(')');
-    if (close == std::string::npos || close + 2 >= stat.size()) return false;
-    if (stat[close + 2] != 'T' && stat[close + 2] != 't') return false;
-    ++seen;
-  }
-  return !ec && seen > 0;
-}
-
-}  // namespace
-
-bool EtcdCluster::Pause(size_t i) {
-  if (!members_[i].process || !members_[i].process->Signal(SIGSTOP)) return false;
-  // kill() returns before the group stop completes: until the thread that
-  // took SIGSTOP runs (on a busy VM, milliseconds later), the others go on
-  // answering. A test that "freezes" a member must not race that window.
-  const auto deadline = Clock::now() + Millis(5000);
-  while (!AllThreadsStopped(members_[i].process->pid())) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(Millis(1));
-  }
-  return true;
-}
+bool EtcdCluster::Pause(size_t i) { return members_[i].process && members_[i].process->Freeze(); }
 
 bool EtcdCluster::Resume(size_t i) {
   return members_[i].process && members_[i].process->Signal(SIGCONT);

@@ -66,7 +66,7 @@ class EtcdCluster {
 
   void Kill(size_t i);    // SIGKILL and reap
   void Stop(size_t i);    // SIGTERM, then SIGKILL after 10 s
-  bool Pause(size_t i);   // SIGSTOP
+  bool Pause(size_t i);   // Process::Freeze: SIGSTOP, returns once every thread stopped
   bool Resume(size_t i);  // SIGCONT
   // Starts a stopped or killed member again on its data and ports; waits
   // up to `timeout` until it is healthy. "" on success, else why.

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -213,6 +214,37 @@ bool Process::Running() { return !TryReap(WNOHANG); }
 bool Process::Signal(int sig) {
   if (status_ || pid_ <= 0) return false;
   return kill(pid_, sig) == 0;
+}
+
+namespace {
+
+// Whether every thread of `pid` is stopped ('T' in /proc/PID/task/*/stat).
+bool AllThreadsStopped(pid_t pid) {
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  size_t seen = 0;
+  for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream in(t.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // "pid (comm) S ...": the state follows the last ')'.
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 >= stat.size()) return false;
+    if (stat[close + 2] != 'T' && stat[close + 2] != 't') return false;
+    ++seen;
+  }
+  return !ec && seen > 0;
+}
+
+}  // namespace
+
+bool Process::Freeze(Millis timeout) {
+  if (!Signal(SIGSTOP)) return false;
+  const auto deadline = Clock::now() + timeout;
+  while (!AllThreadsStopped(pid_)) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(Millis(1));
+  }
+  return true;
 }
 
 std::optional<ExitStatus> Process::WaitExit(Millis timeout) {

@@ -109,6 +109,13 @@ class Process {
   bool Running();
   // Sends `sig`; false if the child is already reaped or kill() fails.
   bool Signal(int sig);
+  // SIGSTOP, then waits (up to `timeout`) until every thread of the child
+  // is stopped; false if it could not be signalled or did not stop in time.
+  // kill() returns before the group stop completes: until the thread that
+  // took the signal runs (on a busy VM, milliseconds later) the others go on
+  // working, and a "frozen" process could still answer a request. Resume
+  // with Signal(SIGCONT).
+  bool Freeze(Millis timeout = Millis(5000));
   // Waits up to `timeout` for the child to exit and reaps it. Returns its
   // status, or nullopt if it is still running. Idempotent once exited.
   std::optional<ExitStatus> WaitExit(Millis timeout);
