@@ -276,8 +276,8 @@ class Cluster:
         return json.loads(done.stdout)
 
     def log_lines(self, needles, lines=15):
-        """For an assertion message: each node's last lines containing any
-        of `needles`."""
+        """For an assertion message: each node's last `lines` lines that
+        contain any of `needles`."""
         out = []
         for name in self.names:
             path = os.path.join(self.workdir, f"{name}.log")
@@ -303,15 +303,7 @@ class Cluster:
         out = [f"moves: {json.dumps(st['moves'])}", f"not in sync: {json.dumps(st['not_in_sync'])}"]
         for p in bad[:4]:
             out.append(json.dumps(p, sort_keys=True))
-            tag = f"partition {p['partition']}:"
-            for name in self.names:
-                path = os.path.join(self.workdir, f"{name}.log")
-                try:
-                    with open(path, errors="replace") as fh:
-                        hits = [ln.rstrip() for ln in fh if tag in ln]
-                except OSError:
-                    continue
-                out.extend(f"  {ln}" for ln in hits[-lines:])
+            out.append(self.log_lines((f"partition {p['partition']}:",), lines))
         return "\n".join(out)
 
     def in_sync(self, alive_only=True):
