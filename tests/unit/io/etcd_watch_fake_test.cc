@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -152,6 +153,42 @@ std::string Line(const std::string& json) { return json + "\n"; }
 
 const char kCreated[] = R"({"result":{"header":{"revision":"4"},"created":true}})";
 
+// A server whose watch stream is created, then says nothing (held open);
+// every other request (the idle probes) gets `probe`. Counts both.
+struct SilentWatchServer {
+  explicit SilentWatchServer(Reply probe)
+      : server([this, probe](const std::string& request) {
+          if (request.find("/v3/watch") != std::string::npos) {
+            ++watches;
+            return Reply{FakeHttpServer::Chunked(200, {Line(kCreated)}, "", false),
+                         /*hold=*/true};
+          }
+          ++probes;
+          std::lock_guard<std::mutex> lock(mu);
+          last_probe = request;
+          return probe;
+        }) {}
+  std::string LastProbe() {
+    std::lock_guard<std::mutex> lock(mu);
+    return last_probe;
+  }
+  std::atomic<int> watches{0};
+  std::atomic<int> probes{0};
+  std::mutex mu;
+  std::string last_probe;  // guarded by mu
+  FakeHttpServer server;   // last: it stops first
+};
+
+// A watch of "p/" on `server` whose idle stream is probed every `interval`,
+// reporting into `updates`.
+std::unique_ptr<EtcdWatch> ProbedWatch(EtcdClient* client, milliseconds interval,
+                                       Updates* updates) {
+  EtcdWatch::Options o = EtcdWatch::Options::Prefix("p/");
+  o.probe_interval = interval;
+  return std::make_unique<EtcdWatch>(client, o,
+                                     [updates](const WatchUpdate& u) { updates->Add(u); });
+}
+
 TEST(EtcdWatchFakeTest, RefusedWatchFailsAndEnds) {
   FakeHttpServer s([](const std::string&) {
     return Reply{FakeHttpServer::Answer(
@@ -257,48 +294,31 @@ TEST(EtcdWatchFakeTest, CompactionIsReportedAndEndsTheWatch) {
 }
 
 TEST(EtcdWatchFakeTest, AnIdleEndpointThatFailsAProbeIsLeft) {
-  FakeHttpServer s([](const std::string& request) {
-    if (request.find("/v3/watch") != std::string::npos) {
-      return Reply{FakeHttpServer::Chunked(200, {Line(kCreated)}, "", false), /*hold=*/true};
-    }
-    return Reply{FakeHttpServer::Answer(503, "frozen", "text/plain")};  // the probe
-  });
-  auto client = ClientOf({s.url()});
+  SilentWatchServer s(Reply{FakeHttpServer::Answer(503, "frozen", "text/plain")});
+  auto client = ClientOf({s.server.url()});
   Updates updates;
-  EtcdWatch::Options o = EtcdWatch::Options::Prefix("p/");
-  o.probe_interval = milliseconds(200);
-  EtcdWatch w(client.get(), o, [&](const WatchUpdate& u) { updates.Add(u); });
-  ASSERT_TRUE(w.Start().ok());
+  auto w = ProbedWatch(client.get(), milliseconds(200), &updates);
+  ASSERT_TRUE(w->Start().ok());
   size_t at = 0;
   ASSERT_TRUE(updates.WaitFor(WatchUpdate::Kind::kConnected, &at).has_value());
   auto lost = updates.WaitFor(WatchUpdate::Kind::kConnectionLost, &at);
   ASSERT_TRUE(lost.has_value());
   EXPECT_NE(lost->status.message().find("probe failed"), std::string::npos)
       << lost->status.message();
-  EXPECT_EQ(w.next_revision(), 5);  // from now: after the created header's revision
+  EXPECT_EQ(w->next_revision(), 5);  // from now: after the created header's revision
 }
 
 TEST(EtcdWatchFakeTest, AStreamThatFallsSilentWhileEtcdMovesOnIsReopened) {
   // The stream is created, then says nothing; the probe (the watched key
   // written last) shows revision 9: after two probes that saw it
   // undelivered, the watch drops the stream and asks again from revision 5.
-  std::atomic<int> watches{0};
-  FakeHttpServer s([&](const std::string& request) {
-    if (request.find("/v3/watch") != std::string::npos) {
-      ++watches;
-      return Reply{FakeHttpServer::Chunked(200, {Line(kCreated)}, "", false), /*hold=*/true};
-    }
-    EXPECT_NE(request.find(R"("sort_target":"MOD")"), std::string::npos) << request;
-    return Reply{FakeHttpServer::Answer(
-        200,
-        R"({"header":{"revision":"9"},"kvs":[{"key":"cC8x","mod_revision":"9"}],"count":"3"})")};
-  });
-  auto client = ClientOf({s.url()});
+  SilentWatchServer s(Reply{FakeHttpServer::Answer(
+      200,
+      R"({"header":{"revision":"9"},"kvs":[{"key":"cC8x","mod_revision":"9"}],"count":"3"})")});
+  auto client = ClientOf({s.server.url()});
   Updates updates;
-  EtcdWatch::Options o = EtcdWatch::Options::Prefix("p/");
-  o.probe_interval = milliseconds(200);
-  EtcdWatch w(client.get(), o, [&](const WatchUpdate& u) { updates.Add(u); });
-  ASSERT_TRUE(w.Start().ok());
+  auto w = ProbedWatch(client.get(), milliseconds(200), &updates);
+  ASSERT_TRUE(w->Start().ok());
   size_t at = 0;
   ASSERT_TRUE(updates.WaitFor(WatchUpdate::Kind::kConnected, &at).has_value());
   auto lost = updates.WaitFor(WatchUpdate::Kind::kConnectionLost, &at);
@@ -306,35 +326,28 @@ TEST(EtcdWatchFakeTest, AStreamThatFallsSilentWhileEtcdMovesOnIsReopened) {
   EXPECT_NE(lost->status.message().find("fell silent"), std::string::npos)
       << lost->status.message();
   ASSERT_TRUE(updates.WaitFor(WatchUpdate::Kind::kConnected, &at).has_value());
-  EXPECT_GE(watches.load(), 2);
+  EXPECT_GE(s.watches.load(), 2);
+  const std::string probe = s.LastProbe();
+  EXPECT_NE(probe.find(R"("sort_target":"MOD")"), std::string::npos) << probe;
 }
 
 TEST(EtcdWatchFakeTest, AnIdleStreamWithNothingNewIsKept) {
   // The probe shows the newest key at revision 3, before the watch began:
   // nothing is missing, the stream stays.
-  std::atomic<int> watches{0};
-  std::atomic<int> probes{0};
-  FakeHttpServer s([&](const std::string& request) {
-    if (request.find("/v3/watch") != std::string::npos) {
-      ++watches;
-      return Reply{FakeHttpServer::Chunked(200, {Line(kCreated)}, "", false), /*hold=*/true};
-    }
-    ++probes;
-    return Reply{FakeHttpServer::Answer(
-        200, R"({"header":{"revision":"4"},"kvs":[{"key":"cC8x","mod_revision":"3"}]})")};
-  });
-  auto client = ClientOf({s.url()});
+  SilentWatchServer s(Reply{FakeHttpServer::Answer(
+      200, R"({"header":{"revision":"4"},"kvs":[{"key":"cC8x","mod_revision":"3"}]})")});
+  auto client = ClientOf({s.server.url()});
   Updates updates;
-  EtcdWatch::Options o = EtcdWatch::Options::Prefix("p/");
-  o.probe_interval = milliseconds(100);
-  EtcdWatch w(client.get(), o, [&](const WatchUpdate& u) { updates.Add(u); });
-  ASSERT_TRUE(w.Start().ok());
+  auto w = ProbedWatch(client.get(), milliseconds(100), &updates);
+  ASSERT_TRUE(w->Start().ok());
   size_t at = 0;
   ASSERT_TRUE(updates.WaitFor(WatchUpdate::Kind::kConnected, &at).has_value());
-  for (int i = 0; i < 200 && probes.load() < 4; ++i) std::this_thread::sleep_for(milliseconds(10));
-  EXPECT_GE(probes.load(), 4);
+  for (int i = 0; i < 200 && s.probes.load() < 4; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_GE(s.probes.load(), 4);
   EXPECT_FALSE(updates.WaitFor(WatchUpdate::Kind::kConnectionLost, &at, milliseconds(100)));
-  EXPECT_EQ(watches.load(), 1);
+  EXPECT_EQ(s.watches.load(), 1);
 }
 
 }  // namespace
