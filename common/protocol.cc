@@ -3,6 +3,7 @@
 #include <cstring>
 #include <msgpack.hpp>
 
+#include "common/msgpack_reader.h"
 #include "common/utf8.h"
 
 namespace todo::protocol {
@@ -265,25 +266,14 @@ std::string TypeError(std::string_view key, std::string_view want, Type got) {
 // trailing bytes): the general parser then decides, with its error message.
 class FlatMapScanner {
  public:
-  explicit FlatMapScanner(std::string_view body)
-      : p_(reinterpret_cast<const unsigned char*>(body.data())), end_(p_ + body.size()) {}
+  explicit FlatMapScanner(std::string_view body) : r_(body) {}
 
   bool Scan(Field* fields) {
     uint64_t n;
-    if (!Avail(1)) return false;
-    const unsigned char tag = *p_++;
-    if ((tag & 0xf0) == 0x80) {
-      n = tag & 0x0f;
-    } else if (tag == 0xde) {
-      if (!Be(2, &n)) return false;
-    } else if (tag == 0xdf) {
-      if (!Be(4, &n)) return false;
-    } else {
-      return false;
-    }
+    if (!r_.Map(&n)) return false;
     for (uint64_t i = 0; i < n; ++i) {
       std::string_view key;
-      if (!Str(&key)) return false;
+      if (!r_.Str(&key)) return false;  // a key that is not a str
       const Key k = LookupKey(key);
       Field f;
       if (!Value(&f)) return false;
@@ -291,73 +281,40 @@ class FlatMapScanner {
       if (fields[k].type != Type::kAbsent) return false;  // duplicate: the visitor's error
       fields[k] = f;
     }
-    return p_ == end_;
+    return r_.done();
   }
 
  private:
-  bool Avail(uint64_t n) const { return static_cast<uint64_t>(end_ - p_) >= n; }
-  // A big-endian unsigned of `bytes` bytes.
-  bool Be(int bytes, uint64_t* out) {
-    if (!Avail(static_cast<uint64_t>(bytes))) return false;
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) v = (v << 8) | *p_++;
-    *out = v;
-    return true;
-  }
-  bool Bytes(uint64_t n, std::string_view* out) {
-    if (!Avail(n)) return false;
-    *out = std::string_view(reinterpret_cast<const char*>(p_), n);
-    p_ += n;
-    return true;
-  }
-  // A str (a key): fixstr, str 8, 16 or 32.
-  bool Str(std::string_view* out) {
-    if (!Avail(1)) return false;
-    const unsigned char tag = *p_;
-    uint64_t n;
-    if ((tag & 0xe0) == 0xa0) {
-      ++p_;
-      n = tag & 0x1f;
-    } else if (tag >= 0xd9 && tag <= 0xdb) {
-      ++p_;
-      if (!Be(1 << (tag - 0xd9), &n)) return false;
-    } else {
-      return false;
-    }
-    return Bytes(n, out);
-  }
   bool Value(Field* f) {
-    if (!Avail(1)) return false;
-    const unsigned char tag = *p_;
+    uint8_t tag;
+    if (!r_.Peek(&tag)) return false;
     uint64_t v;
     if (tag <= 0x7f) {  // positive fixint
-      ++p_;
+      r_.Skip(1);
       *f = Field{Type::kUint, {}, tag};
     } else if (tag >= 0xe0) {  // negative fixint
-      ++p_;
+      r_.Skip(1);
       *f = Field{Type::kNegInt, {}, 0};
-    } else if ((tag & 0xe0) == 0xa0 || (tag >= 0xd9 && tag <= 0xdb)) {
+    } else if (r_.PeekStr()) {
       f->type = Type::kStr;
-      return Str(&f->str);
+      return r_.Str(&f->str);
     } else if (tag >= 0xc4 && tag <= 0xc6) {  // bin 8, 16, 32
-      ++p_;
-      if (!Be(1 << (tag - 0xc4), &v)) return false;
       f->type = Type::kBin;
-      return Bytes(v, &f->str);
+      return r_.Str(&f->str, /*bin=*/true);
     } else if (tag == 0xc0) {
-      ++p_;
+      r_.Skip(1);
       *f = Field{Type::kNil, {}, 0};
     } else if (tag == 0xc2 || tag == 0xc3) {
-      ++p_;
+      r_.Skip(1);
       *f = Field{Type::kBool, {}, 0};
     } else if (tag >= 0xcc && tag <= 0xcf) {  // uint 8, 16, 32, 64
-      ++p_;
-      if (!Be(1 << (tag - 0xcc), &v)) return false;
+      r_.Skip(1);
+      if (!r_.Number(size_t{1} << (tag - 0xcc), &v)) return false;
       *f = Field{Type::kUint, {}, v};
     } else if (tag >= 0xd0 && tag <= 0xd3) {  // int 8, 16, 32, 64
-      ++p_;
+      r_.Skip(1);
       const int bytes = 1 << (tag - 0xd0);
-      if (!Be(bytes, &v)) return false;
+      if (!r_.Number(static_cast<size_t>(bytes), &v)) return false;
       // Sign-extended; a non-negative value is the same integer as a uint.
       const int64_t sv = bytes == 8
                              ? static_cast<int64_t>(v)
@@ -370,8 +327,7 @@ class FlatMapScanner {
     return true;
   }
 
-  const unsigned char* p_;
-  const unsigned char* const end_;
+  MsgpackReader r_;
 };
 
 }  // namespace

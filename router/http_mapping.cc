@@ -2,6 +2,7 @@
 
 #include <msgpack.hpp>
 
+#include "common/msgpack_reader.h"
 #include "common/utf8.h"
 
 namespace todo::router::http {
@@ -219,196 +220,12 @@ bool IsString(const msgpack::object& o) {
   return o.type == msgpack::type::STR || o.type == msgpack::type::BIN;
 }
 
-// A bounds-checked reader of raw msgpack for the book's hot path (a
-// successful reply): it takes what GET /entries and POST /add_entry need and
-// skips the rest without building objects. Every method is false on what it
-// does not take -- another type, or bytes that end too soon -- and then the
-// caller leaves the reply to UnpackReply(), which says what was wrong.
-class FastReader {
- public:
-  explicit FastReader(std::string_view b) : p_(b.data()), end_(b.data() + b.size()) {}
-  bool done() const { return p_ == end_; }
-
-  bool Map(uint64_t* n) {
-    if (!Need(1)) return false;
-    const uint8_t t = Byte(0);
-    if ((t & 0xf0) == 0x80) return Skip(1), *n = t & 0x0f, true;
-    if (t == 0xde) return Skip(1) && Number(2, n);
-    if (t == 0xdf) return Skip(1) && Number(4, n);
-    return false;
-  }
-  bool Array(uint64_t* n) {
-    if (!Need(1)) return false;
-    const uint8_t t = Byte(0);
-    if ((t & 0xf0) == 0x90) return Skip(1), *n = t & 0x0f, true;
-    if (t == 0xdc) return Skip(1) && Number(2, n);
-    if (t == 0xdd) return Skip(1) && Number(4, n);
-    return false;
-  }
-  bool PeekStr() const { return Need(1) && StrLenBytes(Byte(0)) >= 0; }
-  bool PeekStrOrBin() const {
-    return Need(1) && (StrLenBytes(Byte(0)) >= 0 || BinLenBytes(Byte(0)) >= 0);
-  }
-  bool PeekBool() const { return Need(1) && (Byte(0) == 0xc2 || Byte(0) == 0xc3); }
-  bool Bool(bool* b) {
-    if (!PeekBool()) return false;
-    *b = Byte(0) == 0xc3;
-    return Skip(1);
-  }
-  // A str (or, with `bin`, a bin) into *s, viewing the input.
-  bool Str(std::string_view* s, bool bin = false) {
-    if (!Need(1)) return false;
-    const uint8_t t = Byte(0);
-    uint64_t len = 0;
-    if ((t & 0xe0) == 0xa0) {
-      len = t & 0x1f;
-      Skip(1);
-    } else {
-      int bytes = StrLenBytes(t);
-      if (bytes < 0 && bin) bytes = BinLenBytes(t);
-      if (bytes <= 0 || !Skip(1) || !Number(static_cast<size_t>(bytes), &len)) return false;
-    }
-    if (!Need(len)) return false;
-    *s = std::string_view(p_, static_cast<size_t>(len));
-    p_ += len;
-    return true;
-  }
-  // Skips one whole value (nested ones too; each step eats a byte, so a
-  // lying count ends at the input's end).
-  bool SkipValue() {
-    uint64_t values = 1;
-    while (values > 0) {
-      --values;
-      if (!Need(1)) return false;
-      const uint8_t t = Byte(0);
-      Skip(1);
-      uint64_t len = 0;
-      if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) continue;
-      if (t <= 0x8f) {
-        values += 2 * uint64_t{t & 0x0fu};
-      } else if (t <= 0x9f) {
-        values += t & 0x0fu;
-      } else if (t <= 0xbf) {
-        if (!Skip(t & 0x1fu)) return false;
-      } else {
-        switch (t) {
-          case 0xc4:
-          case 0xd9:
-            if (!Number(1, &len) || !Skip(len)) return false;
-            break;
-          case 0xc5:
-          case 0xda:
-            if (!Number(2, &len) || !Skip(len)) return false;
-            break;
-          case 0xc6:
-          case 0xdb:
-            if (!Number(4, &len) || !Skip(len)) return false;
-            break;
-          case 0xc7:
-            if (!Number(1, &len) || !Skip(len + 1)) return false;
-            break;
-          case 0xc8:
-            if (!Number(2, &len) || !Skip(len + 1)) return false;
-            break;
-          case 0xc9:
-            if (!Number(4, &len) || !Skip(len + 1)) return false;
-            break;
-          case 0xcc:
-          case 0xd0:
-            if (!Skip(1)) return false;
-            break;
-          case 0xcd:
-          case 0xd1:
-            if (!Skip(2)) return false;
-            break;
-          case 0xca:
-          case 0xce:
-          case 0xd2:
-            if (!Skip(4)) return false;
-            break;
-          case 0xcb:
-          case 0xcf:
-          case 0xd3:
-            if (!Skip(8)) return false;
-            break;
-          case 0xd4:
-            if (!Skip(2)) return false;
-            break;
-          case 0xd5:
-            if (!Skip(3)) return false;
-            break;
-          case 0xd6:
-            if (!Skip(5)) return false;
-            break;
-          case 0xd7:
-            if (!Skip(9)) return false;
-            break;
-          case 0xd8:
-            if (!Skip(17)) return false;
-            break;
-          case 0xdc:
-            if (!Number(2, &len)) return false;
-            values += len;
-            break;
-          case 0xdd:
-            if (!Number(4, &len)) return false;
-            values += len;
-            break;
-          case 0xde:
-            if (!Number(2, &len)) return false;
-            values += 2 * len;
-            break;
-          case 0xdf:
-            if (!Number(4, &len)) return false;
-            values += 2 * len;
-            break;
-          default:
-            return false;  // 0xc1: never used
-        }
-      }
-    }
-    return true;
-  }
-
- private:
-  static int StrLenBytes(uint8_t t) {
-    if ((t & 0xe0) == 0xa0) return 0;
-    if (t == 0xd9) return 1;
-    if (t == 0xda) return 2;
-    if (t == 0xdb) return 4;
-    return -1;
-  }
-  static int BinLenBytes(uint8_t t) {
-    if (t == 0xc4) return 1;
-    if (t == 0xc5) return 2;
-    if (t == 0xc6) return 4;
-    return -1;
-  }
-  bool Need(uint64_t n) const { return static_cast<uint64_t>(end_ - p_) >= n; }
-  uint8_t Byte(size_t i) const { return static_cast<uint8_t>(p_[i]); }
-  bool Skip(uint64_t n) {
-    if (!Need(n)) return false;
-    p_ += n;
-    return true;
-  }
-  bool Number(size_t bytes, uint64_t* v) {
-    if (!Need(bytes)) return false;
-    *v = 0;
-    for (size_t i = 0; i < bytes; ++i) *v = (*v << 8) | Byte(i);
-    p_ += bytes;
-    return true;
-  }
-
-  const char* p_;
-  const char* end_;
-};
-
 // A successful reply (a map whose last boolean "ok" is true, nothing after
-// it) read by FastReader, with *result positioned at its last "result" (if
+// it) read by a MsgpackReader, with *result positioned at its last "result" (if
 // any). False for anything else: an error reply, or one UnpackReply() would
 // find wrong, is left to it.
-bool FastOkReply(std::string_view body, std::optional<FastReader>* result) {
-  FastReader r(body);
+bool FastOkReply(std::string_view body, std::optional<MsgpackReader>* result) {
+  MsgpackReader r(body);
   uint64_t n = 0;
   if (!r.Map(&n)) return false;
   bool ok = false;
@@ -434,9 +251,9 @@ bool FastOkReply(std::string_view body, std::optional<FastReader>* result) {
 // BookEntriesReply's answer for a successful reply whose entries all have
 // a date and a title; nullopt for anything else (left to the general path).
 std::optional<HttpReply> FastBookEntriesReply(std::string_view body) {
-  std::optional<FastReader> result;
+  std::optional<MsgpackReader> result;
   if (!FastOkReply(body, &result) || !result) return std::nullopt;
-  FastReader& r = *result;
+  MsgpackReader& r = *result;
   uint64_t n = 0;
   if (!r.Array(&n)) return std::nullopt;
   std::string text;
@@ -722,7 +539,7 @@ HttpReply BookEntriesReply(std::string_view reply_body) {
 }
 
 HttpReply BookAddEntryReply(std::string_view reply_body) {
-  std::optional<FastReader> result;
+  std::optional<MsgpackReader> result;
   if (FastOkReply(reply_body, &result)) return Text(200, "OK");
   auto reply = UnpackReply(reply_body);
   if (!reply.ok()) return BookError(reply.status());
