@@ -547,11 +547,20 @@ class WriteLoad(threading.Thread):
 
     def first_acks_after(self, t0, lists):
         """For each list, the time of its first ack after t0 (None if none)."""
+        # Acks are appended in the order the load thread takes them, so
+        # their times only grow: walk back from the newest, never over the
+        # whole history (a scan of every ack, every 20 ms while a caller
+        # waits, held the lock long enough to delay the load's own acks, and
+        # more so with each kill as the history grew).
         with self.lock:
             out = {}
             for name in lists:
-                times = [t for (_, _, t) in self.acked[name] if t >= t0]
-                out[name] = min(times) if times else None
+                first = None
+                for (_, _, t) in reversed(self.acked[name]):
+                    if t < t0:
+                        break
+                    first = t
+                out[name] = first
             return out
 
 
