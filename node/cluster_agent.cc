@@ -204,9 +204,9 @@ void ClusterAgent::RunController(std::chrono::steady_clock::time_point now) {
     if (!r.ok() || !r->won) return;
     leadership_ = r->holder;
     leader_.store(true);
-    controller_.emplace(
-        cluster::ControllerOptions{options_.never_joined_grace_ms, options_.max_moves},
-        SteadyMs(now));
+    controller_.emplace(cluster::ControllerOptions{options_.never_joined_grace_ms,
+                                                   options_.max_moves, options_.max_handoffs},
+                        SteadyMs(now));
     decided_view_ = UINT64_MAX;
     spdlog::info("controller: elected ('{}' holds {})", options_.name, keys_.controller);
   }

@@ -54,6 +54,7 @@ class ClusterAgent {
     bool host_controller = true;
     int64_t never_joined_grace_ms = 10000;
     size_t max_moves = 1;
+    size_t max_handoffs = 16;
   };
 
   // Every pointer outlives the agent. `etcd` serves the watch, the

@@ -244,6 +244,7 @@ int main(int argc, char** argv) {
       ao.lease = std::chrono::milliseconds(o.lease_ms);
       ao.host_controller = o.controller;
       ao.max_moves = o.max_moves;
+      ao.max_handoffs = o.max_handoffs;
       agent = std::make_unique<node::ClusterAgent>(ao, etcd.get(), lease_etcd.get(), table.get(),
                                                    &view, store.get(), repl_io.get());
       serving = node::ReplicatedServing{table.get(), &view, repl.partitions};

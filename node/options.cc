@@ -125,6 +125,9 @@ Status NodeOptions::Validate() const {
       return Status::BadRequest("--max-incoming-snapshots must be 1-1024");
     }
     if (max_moves < 1 || max_moves > 1024) return Status::BadRequest("--max-moves must be 1-1024");
+    if (max_handoffs < 1 || max_handoffs > 4096) {
+      return Status::BadRequest("--max-handoffs must be 1-4096");
+    }
   } else {
     for (const auto& [flag, value] :
          {std::pair{"--advertise", &advertise}, std::pair{"--repl-listen", &repl_listen},
@@ -219,6 +222,10 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
       ->capture_default_str();
   app.add_option("--max-moves", o.max_moves,
                  "as the cluster's controller: partitions moving at once (balancing, draining)")
+      ->capture_default_str();
+  app.add_option("--max-handoffs", o.max_handoffs,
+                 "as the cluster's controller: leadership-only moves at once (a primary handing "
+                 "its role to an in-sync backup; no data copied)")
       ->capture_default_str();
   bool no_controller = false;
   app.add_flag("--no-controller", no_controller, "never host the cluster's controller");

@@ -70,6 +70,8 @@ struct NodeOptions {
   size_t max_incoming_snapshots = 2;  // --max-incoming-snapshots: snapshots received at once
   bool controller = true;             // --no-controller: never host the controller
   size_t max_moves = 1;               // --max-moves: partitions moving at once (as controller)
+  size_t max_handoffs = 16;           // --max-handoffs: leadership-only moves at once (as
+                                      // controller)
   bool replicated() const { return !etcd.empty(); }
 
   // CurveZMQ (common/io/security/curve.h): --curve-secret (the node's server

@@ -203,7 +203,8 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
   }
 
   // 6. Moves: finish the ones in progress, then start new ones.
-  size_t moving = 0;
+  size_t moving = 0;       // data moves (a new replica catching up, then maybe a hand-off)
+  size_t handing_off = 0;  // leadership-only moves: no data copied
   bool repairing = false;
   for (size_t p = 0; p < n_parts; ++p) {
     Partition& part = next.parts[p];
@@ -241,7 +242,11 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
         }
       }
     }
-    if (!part.move_to.empty() || !part.handoff.empty()) ++moving;
+    if (!part.move_to.empty()) {
+      ++moving;
+    } else if (!part.handoff.empty()) {
+      ++handing_off;
+    }
   }
   // Members leaving that hold nothing any more leave.
   for (auto it = next.members.begin(); it != next.members.end();) {
@@ -254,14 +259,17 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
       ++it;
     }
   }
-  if (!repairing && moving < options_.max_moves) {
+  if (!repairing && (moving < options_.max_moves || handing_off < options_.max_handoffs)) {
     std::vector<std::string> active;
     for (const Member& m : next.members) {
       if (!m.leaving && !m.data_id.empty() && in.alive.contains(m.name)) active.push_back(m.name);
     }
     BalancePlan plan = PlanMoves(next, active);
     for (const Move& m : plan.moves) {
-      if (moving >= options_.max_moves) break;
+      if (moving >= options_.max_moves && handing_off >= options_.max_handoffs) break;
+      if (m.role_only ? handing_off >= options_.max_handoffs : moving >= options_.max_moves) {
+        continue;
+      }
       Partition& part = next.parts[m.partition];
       if (!part.move_to.empty() || !part.handoff.empty() || !part.HasReplica(m.from) ||
           dead(m.from) || dead(part.primary()) || !part.IsInSync(part.primary())) {
@@ -272,6 +280,7 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
         part.handoff = m.to;
         d.log.push_back(Where(m.partition) + "leadership moves: '" + m.from + "' hands off to '" +
                         m.to + "'");
+        ++handing_off;
       } else {
         if (part.HasReplica(m.to)) continue;
         part.replicas.push_back(m.to);
@@ -279,8 +288,8 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
         part.move_to = m.to;
         d.log.push_back(Where(m.partition) + "moving from '" + m.from + "' to '" + m.to +
                         "' (catching up from '" + part.primary() + "')");
+        ++moving;
       }
-      ++moving;
     }
   }
 

@@ -35,7 +35,8 @@
 //     leads: the primary drains and reports `drained`, rule 4, then the new
 //     one leads at a new leader epoch); a move whose new replica died is
 //     abandoned, one whose old replica died is over. Then new moves start,
-//     at most `max_moves` at a time. A member leaving that holds nothing any
+//     at most `max_moves` data moves and `max_handoffs` leadership-only
+//     moves at a time. A member leaving that holds nothing any
 //     more leaves the members.
 // Stale reports (another epoch, or from a node that is no longer primary)
 // are ignored: the primary reports again under the new epoch if it must.
@@ -92,7 +93,16 @@ struct ControllerInput {
 
 struct ControllerOptions {
   int64_t never_joined_grace_ms = 10000;
-  size_t max_moves = 1;  // partitions moving at once, cluster-wide
+  // Data moves at once, cluster-wide: a new replica catching up (snapshot
+  // and tail), then the old one leaving, after a hand-off if it led.
+  size_t max_moves = 1;
+  // Leadership-only moves at once, cluster-wide (balance.h, role_only): the
+  // primary drains, then an in-sync backup leads. They copy nothing, so they
+  // don't wait behind each other: after a restart the returning node takes
+  // its share of leadership back in one round instead of one partition per
+  // map version, which would otherwise still be running when the next
+  // failure comes.
+  size_t max_handoffs = 16;
 };
 
 // State the controller keeps between decisions (its start time).

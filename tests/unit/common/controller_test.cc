@@ -287,19 +287,22 @@ TEST_F(ControllerTest, AddingAMemberMovesPartitionsUntilBalanced) {
   added.version += 1;
   ASSERT_TRUE(store_->Cas(store_->Read().second, added));
   Alive("n4", "data-n4");
-  size_t max_moving = 0;
+  size_t max_moving = 0, max_handing_off = 0;
   PlayPrimaries(
       this, [&] { return map(); }, [&](std::vector<NodeReport> r) { in_.reports = std::move(r); },
       [&] {
         bool changed = Step().next.has_value();
-        size_t moving = 0;
+        size_t moving = 0, handing_off = 0;
         for (const Partition& p : map().parts) {
-          moving += (!p.move_to.empty() || !p.handoff.empty()) ? 1 : 0;
+          moving += !p.move_to.empty() ? 1 : 0;
+          handing_off += (p.move_to.empty() && !p.handoff.empty()) ? 1 : 0;
         }
         max_moving = std::max(max_moving, moving);
+        max_handing_off = std::max(max_handing_off, handing_off);
         return changed;
       });
-  EXPECT_LE(max_moving, ControllerOptions{}.max_moves);
+  EXPECT_EQ(max_moving, ControllerOptions{}.max_moves);
+  EXPECT_LE(max_handing_off, ControllerOptions{}.max_handoffs);
   std::map<std::string, int> led, held;
   for (const Partition& p : map().parts) {
     EXPECT_EQ(p.replicas.size(), 2u);
@@ -314,6 +317,59 @@ TEST_F(ControllerTest, AddingAMemberMovesPartitionsUntilBalanced) {
     EXPECT_GE(held[n], 31) << n;  // 128/4 = 32
     EXPECT_LE(held[n], 33) << n;
   }
+}
+
+// A member back after a failure holds in-sync copies but leads nothing:
+// leadership-only moves copy no data, so they start together (up to
+// max_handoffs) instead of one per map version, while data moves stay at
+// max_moves.
+TEST_F(ControllerTest, LeadershipComesBackInOneRoundWithinMaxHandoffs) {
+  auto m = NewClusterMap({"n1", "n2", "n3"}, 48, 2, 1);
+  ASSERT_TRUE(m.ok());
+  store_ = std::make_unique<FakeMapStore>(*m);
+  Settle();
+  // Every partition n1 leads hands its role to its backup, as a failover
+  // would, but n1 keeps an in-sync copy (it came back in time).
+  ClusterMap led_elsewhere = map();
+  size_t n1_led = 0;
+  for (Partition& p : led_elsewhere.parts) {
+    if (p.primary() != "n1") continue;
+    ++n1_led;
+    std::swap(p.replicas[0], p.replicas[1]);
+    p.in_sync = p.replicas;
+    p.epoch += 1;
+    p.leader_epoch = p.epoch;
+  }
+  ASSERT_GE(n1_led, 10u);
+  led_elsewhere.version += 1;
+  ASSERT_TRUE(store_->Cas(store_->Read().second, led_elsewhere));
+
+  auto count = [](const ClusterMap& map, size_t* handing_off, size_t* moving) {
+    *handing_off = *moving = 0;
+    for (const Partition& p : map.parts) {
+      if (!p.move_to.empty()) ++*moving;
+      if (p.move_to.empty() && !p.handoff.empty()) {
+        ++*handing_off;
+        EXPECT_EQ(p.handoff, "n1");
+      }
+    }
+  };
+  // Default options: every hand-off n1 needs starts in the first round.
+  ASSERT_TRUE(Step().next);
+  size_t handing_off = 0, moving = 0;
+  count(map(), &handing_off, &moving);
+  EXPECT_EQ(moving, 0u);
+  EXPECT_GE(handing_off, 48u / 3 - 2);  // n1's share, P/N within the planner's slack
+  EXPECT_LE(handing_off, ControllerOptions{}.max_handoffs);
+
+  // With max_handoffs 3, only three at a time (the rest follow as they drain).
+  ControllerOptions narrow;
+  narrow.max_handoffs = 3;
+  Controller::Decision d = Controller(narrow, 0).Decide(led_elsewhere, in_);
+  ASSERT_TRUE(d.next);
+  count(*d.next, &handing_off, &moving);
+  EXPECT_EQ(handing_off, 3u);
+  EXPECT_EQ(moving, 0u);
 }
 
 TEST_F(ControllerTest, RemovingAMemberDrainsItThenItLeaves) {
