@@ -203,7 +203,7 @@ std::string NodeMetrics::PrometheusText() const {
            "records).");
   for (uint32_t i = 0; i < shards; ++i) {
     w.Sample("todo_node_rid_records", shard_label(i),
-             static_cast<double>(store_->writer(i).stats().rid_records.load()));
+             static_cast<double>(store_->writer(i).stats().RidRecords()));
   }
   w.Family("todo_node_rid_lookups_skipped_total", "counter",
            "First writes with a rid that the in-memory filter spared a disk lookup.");
@@ -293,7 +293,7 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
   uint64_t rid[5] = {};
   for (uint32_t i = 0; i < store_->shards(); ++i) {
     const store::WriterStats& st = store_->writer(i).stats();
-    rid[0] += st.rid_records.load();
+    rid[0] += st.RidRecords();
     rid[1] += st.rid_written.load();
     rid[2] += st.rid_hits.load();
     rid[3] += st.rid_conflicts.load();
@@ -316,7 +316,7 @@ void NodeMetrics::EncodeStats(msgpack::sbuffer& out, const protocol::RequestId& 
     const store::WriterStats& st = wr.stats();
     pk.pack_map(14);
     protocol::AppendUintField(out, "queue_depth", wr.depth());
-    protocol::AppendUintField(out, "rid_records", st.rid_records.load());
+    protocol::AppendUintField(out, "rid_records", st.RidRecords());
     protocol::AppendUintField(out, "rid_written", st.rid_written.load());
     protocol::AppendUintField(out, "rid_hits", st.rid_hits.load());
     protocol::AppendUintField(out, "rid_conflicts", st.rid_conflicts.load());

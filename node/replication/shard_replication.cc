@@ -471,17 +471,24 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
       // it lacks goes (our meta key aside).
       std::unique_ptr<leveldb::Iterator> local(db_->db->NewIterator(leveldb::ReadOptions()));
       size_t j = 0;
+      // The rid records this chunk adds and drops, for `stats` (records).
+      int64_t rid_change = 0;
       for (local->Seek(leveldb::Slice(from.data(), from.size())); local->Valid(); local->Next()) {
         std::string_view k(local->key().data(), local->key().size());
         if (!to.empty() && k >= std::string_view(to)) break;
         if (k == prefix) continue;
         while (j < m.items.size() && m.items[j] < k) j += 2;
+        // Each held record goes, or is put again below (counted there).
+        if (storage::ParseRidRecordKey(prefix, k)) --rid_change;
         if (j < m.items.size() && m.items[j] == k) continue;
         group->Delete(group->Own(std::string(k)));
       }
       for (size_t i = 0; i < m.items.size(); i += 2) {
         group->Put(m.items[i], m.items[i + 1]);
-        NoteRidPut(prefix, m.items[i]);
+        rid_change += NoteRidPut(prefix, m.items[i]);
+      }
+      if (writer_stats_ != nullptr && rid_change != 0) {
+        writer_stats_->rid_records_offset.fetch_add(rid_change, std::memory_order_relaxed);
       }
       b.expected_from = to;
       backup_dirty_.push_back(p);

@@ -57,7 +57,11 @@ bool RidSweeper::InFlight() const {
 
 void RidSweeper::TendFilter(uint64_t now_ms) {
   RidFilter* filter = options_.filter;
-  if (filter == nullptr || !filter->enabled()) return;
+  const bool fill = filter != nullptr && filter->enabled();
+  // The replicated mode keeps no count key: the records on disk are counted
+  // here, once, and stats counts on from there (WriterStats::RidRecords).
+  const bool count = static_cast<bool>(options_.term_of);
+  if (!fill && !count) return;
   if (!filled_) {
     filled_ = true;
     uint64_t found = 0;
@@ -69,6 +73,11 @@ void RidSweeper::TendFilter(uint64_t now_ms) {
         spdlog::warn("shard {}: down at start; rid lookups always read the disk", i);
         return;  // never marked complete
       }
+      // Read before the scan's snapshot is taken (see SetRidRecordsScanned).
+      const WriterStats& ws = writers_[i]->stats();
+      const uint64_t written = ws.rid_written.load(std::memory_order_relaxed);
+      const uint64_t expired = ws.rid_expired.load(std::memory_order_relaxed);
+      uint64_t in_shard = 0;
       std::unique_ptr<leveldb::Iterator> it(shard.db->NewIterator(VerifiedReads()));
       // Static mode: the shard's records (no prefix); replicated mode: those
       // of each of its partitions (prefixed by the partition). Records
@@ -82,13 +91,17 @@ void RidSweeper::TendFilter(uint64_t now_ms) {
         spaces.emplace_back();
       }
       for (const std::string& ns : spaces) {
-        // The records not yet due (the lookups never read the others).
+        // The filter gets the records not yet due (the lookups never read
+        // the others); the count is of every record.
         const std::string end = storage::RidRecordRangeEnd(ns);
-        for (it->Seek(storage::RidRecordSeekKey(ns, now_ms + 1));
+        for (it->Seek(count ? storage::RidRecordRangeBegin(ns)
+                            : storage::RidRecordSeekKey(ns, now_ms + 1));
              it->Valid() && it->key().compare(end) < 0; it->Next()) {
           auto parsed =
               storage::ParseRidRecordKey(ns, std::string_view(it->key().data(), it->key().size()));
-          if (parsed) {
+          if (!parsed) continue;
+          ++in_shard;
+          if (fill && parsed->drop_at > now_ms) {
             filter->Insert(parsed->hash.h1);
             ++found;
           }
@@ -99,7 +112,9 @@ void RidSweeper::TendFilter(uint64_t now_ms) {
                it->Valid() && it->key().compare(legacy_end) < 0; it->Next()) {
             auto parsed = storage::ParseRidExpiryKey(
                 ns, std::string_view(it->key().data(), it->key().size()));
-            if (parsed) {
+            if (!parsed) continue;
+            ++in_shard;
+            if (fill) {
               filter->Insert(RidFilter::Hash(ns, parsed->list, parsed->rid));
               ++found;
             }
@@ -111,7 +126,9 @@ void RidSweeper::TendFilter(uint64_t now_ms) {
                      i, it->status().ToString());
         return;
       }
+      if (count) writers_[i]->SetRidRecordsScanned(in_shard, written, expired);
     }
+    if (!fill) return;
     filter->MarkComplete();
     generation_start_ms_ = now_ms;
     spdlog::info(
@@ -121,7 +138,7 @@ void RidSweeper::TendFilter(uint64_t now_ms) {
         filter->bytes() >> 20);
     return;
   }
-  if (filter->complete() &&
+  if (fill && filter->complete() &&
       now_ms >= generation_start_ms_ + static_cast<uint64_t>(options_.ttl.count())) {
     filter->Rotate();
     generation_start_ms_ = now_ms;

@@ -184,6 +184,25 @@ struct WriterStats {
   std::atomic<uint64_t> rid_expired{0};     // rid records dropped by the sweeper since the start
   std::atomic<uint64_t> rid_hits{0};        // retries answered from a record (counted by actors)
   std::atomic<uint64_t> rid_conflicts{0};   // rids refused as used for another request (actors)
+  // Replicated mode, which keeps no count key: the sweeper's count of the
+  // shard's records at start less (rid_written - rid_expired) as they were
+  // then (SetRidRecordsScanned), plus the records snapshots received since
+  // brought and dropped; valid once rid_records_scanned is true.
+  std::atomic<int64_t> rid_records_offset{0};
+  std::atomic<bool> rid_records_scanned{false};
+
+  // The rid records in the shard now: the count key's (static mode), or
+  // the start scan's count plus what was written and expired since
+  // (replicated mode; 0 until the scan is done). Thread-safe.
+  uint64_t RidRecords() const {
+    if (!rid_records_scanned.load(std::memory_order_acquire)) {
+      return rid_records.load(std::memory_order_relaxed);
+    }
+    const int64_t n = rid_records_offset.load(std::memory_order_relaxed) +
+                      static_cast<int64_t>(rid_written.load(std::memory_order_relaxed)) -
+                      static_cast<int64_t>(rid_expired.load(std::memory_order_relaxed));
+    return n > 0 ? static_cast<uint64_t>(n) : 0;
+  }
 };
 
 // Per group commit: its size (writes) and its DB::Write time (seconds).
@@ -227,6 +246,15 @@ class ShardWriter {
   // Thread-safe: the list actors' rid counters (kept with the writer's).
   void CountRidHit() { stats_.rid_hits.fetch_add(1, std::memory_order_relaxed); }
   void CountRidConflict() { stats_.rid_conflicts.fetch_add(1, std::memory_order_relaxed); }
+  // Replicated mode: the rid sweeper found `found` records in the shard at
+  // start, in a scan begun once rid_written and rid_expired read `written`
+  // and `expired`; stats' rid_records counts on from there (WriterStats).
+  void SetRidRecordsScanned(uint64_t found, uint64_t written, uint64_t expired) {
+    stats_.rid_records_offset.fetch_add(
+        static_cast<int64_t>(found) - static_cast<int64_t>(written) + static_cast<int64_t>(expired),
+        std::memory_order_relaxed);
+    stats_.rid_records_scanned.store(true, std::memory_order_release);
+  }
   // Thread-safe: a copy of the group-commit histograms.
   WriterHistograms histograms() const {
     std::lock_guard<std::mutex> lock(histograms_mu_);
