@@ -542,7 +542,13 @@ void NodeServer::Run(int signal_fd, std::chrono::milliseconds drain_timeout) {
         {static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0},
     };
     int n_items = draining ? 2 : 3;
-    zmq::poll(items, n_items, std::chrono::milliseconds(draining ? 50 : 200));
+    // Records of a hop batch not yet taken (a burst ended inside it) are
+    // taken now, without waiting for the socket.
+    const bool batch_left = batch_next_ < batch_records_.size();
+    zmq::poll(items, n_items,
+              std::chrono::milliseconds(batch_left && !draining ? 0
+                                        : draining              ? 50
+                                                                : 200));
     if (items[0].revents & ZMQ_POLLIN) SendReplies();
     if (!draining && (items[1].revents & ZMQ_POLLIN)) {
       signalfd_siginfo si;
@@ -552,7 +558,7 @@ void NodeServer::Run(int signal_fd, std::chrono::milliseconds drain_timeout) {
       draining = true;
       drain_deadline = Clock::now() + drain_timeout;
     }
-    if (!draining && (items[2].revents & ZMQ_POLLIN)) ReadBurst();
+    if (!draining && ((items[2].revents & ZMQ_POLLIN) || batch_left)) ReadBurst();
     auto now = Clock::now();
     if (draining) {
       if (inflight_ == 0) return;
