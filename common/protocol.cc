@@ -705,16 +705,20 @@ void EncodeMap(msgpack::sbuffer& out, const RequestId& id, uint32_t partitions,
 }
 
 void EncodePing(msgpack::sbuffer& out, const RequestId& id, std::string_view role,
-                std::string_view name) {
+                std::string_view name, uint64_t batch) {
   Packer pk(out);
   BeginOk(pk, id);
-  pk.pack_map(3);
+  pk.pack_map(batch > 0 ? 4 : 3);
   PackStr(pk, "pong");
   pk.pack_true();
   PackStr(pk, "role");
   PackStr(pk, role);
   PackStr(pk, "name");
   PackStr(pk, name);
+  if (batch > 0) {
+    PackStr(pk, "batch");
+    pk.pack_uint64(batch);
+  }
 }
 
 void BeginOkReply(msgpack::sbuffer& out, const RequestId& id) {

@@ -138,8 +138,10 @@ void EncodeMap(msgpack::sbuffer& out, const RequestId& id, uint32_t partitions,
 // partition's primary starts with this (a router then refreshes its map
 // and forwards once more).
 inline constexpr std::string_view kNotPrimaryPrefix = "not primary for partition ";
+// With `batch` > 0 (a node answering a router's heartbeat that asks for hop
+// batches, common/hop_batch.h), the pong also carries "batch": that limit.
 void EncodePing(msgpack::sbuffer& out, const RequestId& id, std::string_view role,
-                std::string_view name);
+                std::string_view name, uint64_t batch = 0);
 // Appends the start of a success reply, {"id": .., "ok": true, "result": ;
 // the caller then packs exactly one value (the result) to complete it. For
 // results with no encoder here, such as `stats`.

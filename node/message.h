@@ -39,6 +39,9 @@ struct Envelope : std::vector<zmq::message_t> {
     uint8_t op = kNoOp;                                // a protocol::Op
     uint32_t request_bytes = 0;                        // counted in FlightMeter::requests
     std::chrono::steady_clock::time_point received{};  // zero: not timed
+    // Came in a router's hop batch (common/hop_batch.h): the reply goes
+    // back in one too.
+    bool batch = false;
   };
   Trace trace;
 };

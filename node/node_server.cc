@@ -6,6 +6,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -101,9 +102,10 @@ void NodeServer::SendError(Envelope& envelope, const protocol::RequestId& id, co
   SendReply(envelope, body);
 }
 
-bool NodeServer::Admit(Call& call, std::chrono::steady_clock::time_point now) {
+bool NodeServer::Admit(Call& call, std::string_view body_bytes,
+                       std::chrono::steady_clock::time_point now) {
   ++counters_.requests;
-  auto decoded = protocol::DecodeRequest(call.body_view());
+  auto decoded = protocol::DecodeRequest(body_bytes);
   if (!decoded.status.ok()) {
     ++counters_.bad_requests;
     SendError(call.envelope, decoded.id, decoded.status);
@@ -128,7 +130,13 @@ bool NodeServer::Admit(Call& call, std::chrono::steady_clock::time_point now) {
       return false;
     case protocol::Op::kPing:
       body = EncodeBody([&](msgpack::sbuffer& b) {
-        protocol::EncodePing(b, call.request.id, "node", options_.name);
+        // A router's heartbeat (its head: 'H', an 8-byte token) that asks
+        // for hop batches is told this node takes them.
+        const bool heartbeat = call.envelope.size() >= 2 && call.envelope[1].size() == 9 &&
+                               static_cast<const char*>(call.envelope[1].data())[0] == 'H';
+        const bool batch = heartbeat && hop_batch::PingAsksBatch(body_bytes);
+        protocol::EncodePing(b, call.request.id, "node", options_.name,
+                             batch ? hop_batch::kMaxRecords : 0);
       });
       SendReply(call.envelope, body);
       return false;
@@ -250,8 +258,11 @@ void NodeServer::Dispatch(Call& call, uint64_t hash, std::chrono::steady_clock::
   // requests their count, not their bodies, is what fills memory.
   size_t envelope_bytes = 0;
   for (const zmq::message_t& f : call.envelope) envelope_bytes += f.size();
-  const uint32_t bytes =
-      static_cast<uint32_t>(call.body.size() + envelope_bytes + kCallOverheadBytes);
+  // A batched request's body is its record (trace.request_bytes until
+  // now), not the whole batch its Call shares.
+  const size_t body_bytes =
+      call.envelope.trace.batch ? call.envelope.trace.request_bytes : call.body.size();
+  const uint32_t bytes = static_cast<uint32_t>(body_bytes + envelope_bytes + kCallOverheadBytes);
   call.envelope.trace.request_bytes = bytes;
   if (!actor->Post(call)) {
     ++counters_.overloaded;
@@ -311,6 +322,61 @@ bool NodeServer::ReadMessage(Call* call) {
   return true;
 }
 
+bool NodeServer::NextCall(Call* call, std::string_view* body) {
+  if (batch_next_ >= batch_records_.size()) {
+    if (!ReadMessage(call)) return false;
+    Envelope& frames = call->envelope;
+    if (frames.size() != 2 || frames[1].size() != hop_batch::kMarker.size() ||
+        std::memcmp(frames[1].data(), hop_batch::kMarker.data(), hop_batch::kMarker.size()) != 0) {
+      *body = call->body_view();  // v1 (or dropped: no envelope)
+      return true;
+    }
+    // A hop batch: checked whole before any record is used (the records
+    // view batch_in_, so it is moved there first).
+    batch_in_ = std::move(call->body);
+    Status s = hop_batch::DecodeBatch(
+        std::string_view(static_cast<const char*>(batch_in_.data()), batch_in_.size()),
+        &batch_records_);
+    if (!s.ok()) {
+      batch_in_.rebuild();
+      ++counters_.requests;
+      ++counters_.bad_requests;
+      ++counters_.bad_batches;
+      if ((counters_.bad_batches & (counters_.bad_batches - 1)) == 0) {  // 1, 2, 4, ...
+        spdlog::warn("malformed hop batch ({} so far): {}", counters_.bad_batches, s.message());
+      }
+      SendError(frames, {}, s);
+      frames.clear();
+      *body = {};
+      return true;
+    }
+    ++counters_.batches_in;
+    batch_from_ = std::move(frames[0]);
+    batch_next_ = 0;
+  }
+  const hop_batch::Record& r = batch_records_[batch_next_++];
+  Envelope& envelope = call->envelope;
+  envelope.clear();
+  envelope.reserve(r.n);
+  envelope.emplace_back().copy(batch_from_);
+  for (size_t i = 0; i + 1 < r.n; ++i)
+    envelope.emplace_back(r.frames[i].data(), r.frames[i].size());
+  envelope.trace.batch = true;
+  envelope.trace.request_bytes = static_cast<uint32_t>(r.body().size());
+  // The body stays in the batch's message, shared (a reference, not a copy,
+  // unless the batch is small enough for zmq to keep inline).
+  call->body.copy(batch_in_);
+  const size_t offset =
+      static_cast<size_t>(r.body().data() - static_cast<const char*>(batch_in_.data()));
+  *body = std::string_view(static_cast<const char*>(call->body.data()) + offset, r.body().size());
+  if (batch_next_ == batch_records_.size()) {
+    batch_records_.clear();
+    batch_next_ = 0;
+    batch_in_.rebuild();
+  }
+  return true;
+}
+
 void NodeServer::ReadBurst() {
   // One clock read per burst: the messages of a burst arrived together.
   const auto now = std::chrono::steady_clock::now();
@@ -327,13 +393,14 @@ void NodeServer::ReadBurst() {
     while (stage_.size() < kStage && read < kReadBurst) {
       stage_.emplace_back();
       Call& call = stage_.back();
-      if (!ReadMessage(&call)) {
+      std::string_view body;
+      if (!NextCall(&call, &body)) {
         stage_.pop_back();
         more = false;
         break;
       }
       ++read;
-      if (call.envelope.empty() || !Admit(call, now)) {
+      if (call.envelope.empty() || !Admit(call, body, now)) {
         stage_.pop_back();  // answered (or dropped) already
         continue;
       }
@@ -356,8 +423,89 @@ void NodeServer::SendFastReplies() {
   if (replies_->HasReplies()) SendReplies();
   const auto now = metrics_ != nullptr ? std::chrono::steady_clock::now()
                                        : std::chrono::steady_clock::time_point{};
-  for (Reply& r : fast_) SendReply(r.envelope, r.body, now);
+  for (Reply& r : fast_) {
+    if (r.envelope.trace.batch) {
+      BatchReply(r, now);
+    } else {
+      SendReply(r.envelope, r.body, now);
+    }
+  }
   fast_.clear();
+  if (reply_batches_pending_) FlushReplyBatches();
+}
+
+void NodeServer::BatchReply(Reply& reply, std::chrono::steady_clock::time_point now) {
+  Envelope& envelope = reply.envelope;
+  std::array<std::string_view, hop_batch::kMaxRecordFrames> frames;
+  const size_t n = envelope.size();  // the head and envelope frames after the identity, the body
+  size_t bytes = reply.body.size();
+  if (n < 2 || n > hop_batch::kMaxRecordFrames) {
+    SendReply(envelope, reply.body, now);
+    return;
+  }
+  for (size_t i = 1; i < n; ++i) {
+    frames[i - 1] =
+        std::string_view(static_cast<const char*>(envelope[i].data()), envelope[i].size());
+    bytes += envelope[i].size();
+  }
+  frames[n - 1] = std::string_view(static_cast<const char*>(reply.body.data()), reply.body.size());
+  ReplyBatch* batch = nullptr;
+  for (ReplyBatch& b : reply_batches_) {
+    if (b.identity.size() == envelope[0].size() &&
+        std::memcmp(b.identity.data(), envelope[0].data(), b.identity.size()) == 0) {
+      batch = &b;
+    }
+  }
+  if (batch == nullptr) {
+    batch = &reply_batches_.emplace_back();
+    batch->identity.copy(envelope[0]);
+  }
+  if (!batch->writer.Fits(n, bytes)) {
+    FlushReplyBatch(*batch);
+    if (!batch->writer.Fits(n, bytes)) {  // too big for any batch: on its own
+      SendReply(envelope, reply.body, now);
+      return;
+    }
+  }
+  if (metrics_ != nullptr) {
+    metrics_->OnReply(
+        envelope.trace, reply.body,
+        now == std::chrono::steady_clock::time_point{} ? std::chrono::steady_clock::now() : now);
+  }
+  batch->writer.Add(frames.data(), n);
+  reply_batches_pending_ = true;
+}
+
+void NodeServer::FlushReplyBatches() {
+  reply_batches_pending_ = false;
+  for (ReplyBatch& b : reply_batches_) FlushReplyBatch(b);
+  // A router that went away leaves an empty batch behind: forget those
+  // once there are more than a few.
+  if (reply_batches_.size() > 8) {
+    std::erase_if(reply_batches_, [](const ReplyBatch& b) { return b.writer.empty(); });
+  }
+}
+
+void NodeServer::FlushReplyBatch(ReplyBatch& b) {
+  if (b.writer.empty()) return;
+  const size_t count = b.writer.count();
+  zmq::message_t identity;
+  identity.copy(b.identity);
+  zmq::message_t marker(hop_batch::kMarker.data(), hop_batch::kMarker.size());
+  zmq::message_t blob(b.writer.blob().data(), b.writer.blob().size());
+  b.writer.Clear();
+  try {
+    if (socket_.send(identity, zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
+        socket_.send(marker, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      socket_.send(blob, zmq::send_flags::dontwait);
+      counters_.replies_sent += count;
+      ++counters_.batches_out;
+    } else {
+      counters_.replies_dropped += count;  // the router's pipe is full
+    }
+  } catch (const zmq::error_t&) {
+    counters_.replies_dropped += count;  // EHOSTUNREACH: the router is gone
+  }
 }
 
 void NodeServer::SendReplies() {
@@ -367,8 +515,13 @@ void NodeServer::SendReplies() {
   int64_t bytes = 0;
   for (auto& r : drained_) {
     bytes += r.envelope.trace.request_bytes;
-    SendReply(r.envelope, r.body, now);
+    if (r.envelope.trace.batch) {
+      BatchReply(r, now);
+    } else {
+      SendReply(r.envelope, r.body, now);
+    }
   }
+  if (reply_batches_pending_) FlushReplyBatches();
   inflight_ -= drained_.size();
   flight_->requests.fetch_sub(bytes, std::memory_order_relaxed);
   drained_.clear();
@@ -389,7 +542,13 @@ void NodeServer::Run(int signal_fd, std::chrono::milliseconds drain_timeout) {
         {static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0},
     };
     int n_items = draining ? 2 : 3;
-    zmq::poll(items, n_items, std::chrono::milliseconds(draining ? 50 : 200));
+    // Records of a hop batch not yet taken (a burst ended inside it) are
+    // taken now, without waiting for the socket.
+    const bool batch_left = batch_next_ < batch_records_.size();
+    zmq::poll(items, n_items,
+              std::chrono::milliseconds(batch_left && !draining ? 0
+                                        : draining              ? 50
+                                                                : 200));
     if (items[0].revents & ZMQ_POLLIN) SendReplies();
     if (!draining && (items[1].revents & ZMQ_POLLIN)) {
       signalfd_siginfo si;
@@ -399,7 +558,7 @@ void NodeServer::Run(int signal_fd, std::chrono::milliseconds drain_timeout) {
       draining = true;
       drain_deadline = Clock::now() + drain_timeout;
     }
-    if (!draining && (items[2].revents & ZMQ_POLLIN)) ReadBurst();
+    if (!draining && ((items[2].revents & ZMQ_POLLIN) || batch_left)) ReadBurst();
     auto now = Clock::now();
     if (draining) {
       if (inflight_ == 0) return;

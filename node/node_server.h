@@ -14,6 +14,13 @@
 // `overloaded` at once. Replies are sent with DONTWAIT and ROUTER_MANDATORY:
 // a reply to a vanished or non-reading client is dropped and counted, never
 // blocking the loop.
+// A router that asks for it in its heartbeat ping (and is told yes in the
+// pong) may send hop batches: many requests in one message (common/
+// hop_batch.h). The loop checks a whole batch before using any of it, then
+// takes its records one by one exactly like v1 messages; the replies to
+// batched requests that one pass of the loop sends are gathered per router
+// into batches too (never waiting for more). Plain v1 messages are served
+// as before, from routers and clients alike.
 // On a signal the loop stops reading requests, keeps sending replies until
 // nothing is in flight (bounded by a drain deadline), and returns.
 #pragma once
@@ -24,6 +31,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/hop_batch.h"
 #include "common/io/cluster_view.h"
 #include "node/message.h"
 #include "node/options.h"
@@ -51,6 +59,9 @@ struct NodeCounters {
   uint64_t replies_sent = 0;
   uint64_t replies_dropped = 0;  // client gone or not reading
   uint64_t fast_reads = 0;       // reads answered on the socket loop (ListActor::TryAnswerRead)
+  uint64_t batches_in = 0;       // hop batches of requests taken (common/hop_batch.h)
+  uint64_t batches_out = 0;      // hop batches of replies sent
+  uint64_t bad_batches = 0;      // hop batches refused whole (malformed)
 };
 
 class NodeServer {
@@ -79,10 +90,14 @@ class NodeServer {
   // waiting. A message with too many frames is answered here (and *call
   // left without a body).
   bool ReadMessage(Call* call);
+  // The next request: the next record of the hop batch being taken, else
+  // the next message (a batch's first record, if it is one). *body: the
+  // request's body (inside call->body). False if no message is waiting.
+  bool NextCall(Call* call, std::string_view* body);
   // Decodes and validates the call, answers what the socket loop answers
   // itself (bad requests, ping, locate, stats); true if the call is for a
-  // list actor.
-  bool Admit(Call& call, std::chrono::steady_clock::time_point now);
+  // list actor. `body`: the request's bytes, inside call.body.
+  bool Admit(Call& call, std::string_view body, std::chrono::steady_clock::time_point now);
   // Posts an admitted call to its list's actor (or answers overloaded).
   void Dispatch(Call& call, uint64_t hash, std::chrono::steady_clock::time_point now);
   // `now`: the send time for the metrics (default: read the clock).
@@ -90,6 +105,12 @@ class NodeServer {
                  std::chrono::steady_clock::time_point now = {});
   void SendError(Envelope& envelope, const protocol::RequestId& id, const Status& s);
   void SendReplies();
+  // A reply to a batched request: into its router's reply batch (sent at
+  // once if full). FlushReplyBatches sends every batch begun.
+  void BatchReply(Reply& reply, std::chrono::steady_clock::time_point now);
+  void FlushReplyBatches();
+  struct ReplyBatch;
+  void FlushReplyBatch(ReplyBatch& batch);
   // Sends the reads answered on this thread in the last stage (fast_), after
   // the replies the workers and writers have queued, so a write's reply
   // still goes before that of a read that shows it.
@@ -116,6 +137,19 @@ class NodeServer {
   // list names' hashes (reused; emptied after each stage).
   std::vector<Call> stage_;
   std::vector<uint64_t> stage_hashes_;
+  // The hop batch being taken: its message (the records' bodies stay in
+  // it, shared by their Calls), its sender and its records (views into it).
+  zmq::message_t batch_in_;
+  zmq::message_t batch_from_;
+  std::vector<hop_batch::Record> batch_records_;
+  size_t batch_next_ = 0;
+  // Replies to batched requests, one batch per router (a handful).
+  struct ReplyBatch {
+    zmq::message_t identity;
+    hop_batch::BatchWriter writer;
+  };
+  std::vector<ReplyBatch> reply_batches_;
+  bool reply_batches_pending_ = false;
 };
 
 }  // namespace todo::node

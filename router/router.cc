@@ -153,7 +153,9 @@ Router::Router(const RouterOptions& options, zmq::context_t* ctx)
                                milliseconds(options.down_after_ms)},
              Clock::now()),
       inflight_(options.max_inflight),
-      outstanding_(options.nodes.size(), 0) {
+      outstanding_(options.nodes.size(), 0),
+      batching_(options.nodes.size(), 0),
+      pending_(options.nodes.size()) {
   std::random_device rd;
   guest_secret_ = (uint64_t{rd()} << 32) ^ rd();
   frontend_.set(zmq::sockopt::router_mandatory, 1);
@@ -162,9 +164,7 @@ Router::Router(const RouterOptions& options, zmq::context_t* ctx)
   frontend_.set(zmq::sockopt::maxmsgsize, protocol::kMaxFrameBytes);
   frontend_.set(zmq::sockopt::linger, 1000);  // let the last replies out at exit
   for (size_t i = 0; i < options.nodes.size(); ++i) backends_.push_back(MakeBackend(*ctx));
-  protocol::Request ping;
-  ping.op = protocol::Op::kPing;
-  protocol::EncodeRequest(heartbeat_body_, ping);
+  hop_batch::EncodeBatchPing(heartbeat_body_);  // {"op": "ping", "batch": N}
   if (options.replicated()) view_ = std::make_unique<io::ClusterView>();
 }
 
@@ -241,13 +241,17 @@ size_t Router::EnsureNode(const cluster::NodeInfo& info, TimePoint now) {
     spec.server_key = key;
     specs_.push_back(std::move(spec));
     outstanding_.push_back(0);
+    batching_.push_back(0);
+    pending_.emplace_back();
     node_index_[name] = i;
   } else {
     i = it->second;
     if (specs_[i].endpoint == endpoint && specs_[i].server_key == key) return i;
     // Moved, or a new key: a fresh connection (requests in flight on the old
-    // one expire).
+    // one expire), v1 until the node's pong says it takes batches.
+    FlushBatch(i);
     backends_[i] = MakeBackend(*ctx_);
+    batching_[i] = 0;
     specs_[i].endpoint = endpoint;
     specs_[i].server_key = key;
   }
@@ -666,9 +670,35 @@ void Router::Forward(size_t node, const protocol::Request& request, uint32_t par
     ReplyError(entry.id.view(), ErrorCode::kInternal, "router could not record the request");
     return;
   }
+  const zmq::message_t& identity = frames_.front();
+  if (batching_[node]) {
+    // Into this pass's batch for the node: [head][envelope...][body] as one
+    // record, the head built in place.
+    unsigned char head[kHeadBytes + 256];
+    const size_t n = frames_.size();
+    size_t record_bytes = kHeadBytes + identity.size();
+    for (size_t i = 1; i < n; ++i) record_bytes += frames_[i].size();
+    PendingBatch& batch = pending_[node];
+    if (!batch.writer.Fits(n, record_bytes) && !batch.writer.empty()) FlushBatch(node);
+    if (identity.size() <= 256 && batch.writer.Fits(n, record_bytes)) {
+      head[0] = static_cast<unsigned char>(kRequestTag);
+      PutBigEndian(seq, head + 1);
+      std::memcpy(head + kHeadBytes, identity.data(), identity.size());
+      std::array<std::string_view, hop_batch::kMaxRecordFrames> record;
+      record[0] =
+          std::string_view(reinterpret_cast<const char*>(head), kHeadBytes + identity.size());
+      for (size_t i = 1; i < n; ++i) record[i] = View(frames_[i]);
+      batch.writer.Add(record.data(), n);
+      batch.seqs.push_back(seq);
+      batches_pending_ = true;
+      ++outstanding_[node];
+      ++counters_.forwarded;
+      return;
+    }
+    // Too big for a batch: on its own, as v1.
+  }
   // The head: 'R', seq, the client's identity (a ROUTER identity is 1-255
   // bytes, so the head stays small: zmq keeps up to 33 bytes inline).
-  const zmq::message_t& identity = frames_.front();
   zmq::message_t head(kHeadBytes + identity.size());
   auto* h = static_cast<unsigned char*>(head.data());
   h[0] = static_cast<unsigned char>(kRequestTag);
@@ -712,6 +742,59 @@ void Router::Forward(size_t node, const protocol::Request& request, uint32_t par
   ++counters_.forwarded;
 }
 
+void Router::FlushBatch(size_t node) {
+  PendingBatch& batch = pending_[node];
+  if (batch.writer.empty()) return;
+  zmq::message_t marker(hop_batch::kMarker.data(), hop_batch::kMarker.size());
+  zmq::message_t blob(batch.writer.blob().data(), batch.writer.blob().size());
+  batch.writer.Clear();
+  zmq::socket_t& backend = *backends_[node];
+  bool sent = false;
+  try {
+    if (backend.send(marker, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      sent = true;
+      (void)backend.send(blob, zmq::send_flags::dontwait);
+    }
+  } catch (const zmq::error_t& e) {
+    spdlog::error("send to node '{}' failed: {}", specs_[node].name, e.what());
+  }
+  if (sent) {
+    ++counters_.batches_sent;
+    batch.seqs.clear();
+    return;
+  }
+  // Refused whole: each request is answered as Forward answers a refused one.
+  const NodeSpec& n = specs_[node];
+  const bool connected = outstanding_[node] >= static_cast<size_t>(kNodeSndHwm / 2);
+  std::vector<zmq::message_t> frames;
+  for (uint64_t seq : batch.seqs) {
+    std::optional<InflightEntry> e = inflight_.Complete(seq);
+    if (!e) continue;
+    --outstanding_[node];
+    --counters_.forwarded;
+    msgpack::sbuffer reply(kReplyBufferBytes);
+    ErrorCode code;
+    if (!connected) {
+      code = ErrorCode::kUnavailable;
+      protocol::EncodeError(reply, e->id.view(), code,
+                            "node '" + n.name + "' (" + n.endpoint +
+                                ") that owns the list is not connected (down or restarting)");
+    } else {
+      code = ErrorCode::kOverloaded;
+      protocol::EncodeError(reply, e->id.view(), code,
+                            "node '" + n.name + "' (" + n.endpoint + ") has " +
+                                std::to_string(outstanding_[node]) +
+                                " requests queued; retry later");
+    }
+    ++counters_.replies_by_code[static_cast<size_t>(code)];
+    frames.clear();
+    for (const std::string& f : e->envelope) frames.emplace_back(f.data(), f.size());
+    frames.push_back(ToMessage(reply));
+    SendToClient(frames);
+  }
+  batch.seqs.clear();
+}
+
 // --- Node replies and heartbeats ---
 
 void Router::ReadNode(size_t node, TimePoint now) {
@@ -744,7 +827,52 @@ void Router::ReadNode(size_t node, TimePoint now) {
 void Router::HandleNodeMessage(size_t node, TimePoint now) {
   if (auto t = nodes_.Heard(node, now)) NoteTransition(*t, now);
   const zmq::message_t& head = frames_.front();
-  if (head.size() == kHeartbeatBytes && View(head)[0] == kHeartbeatTag) return;
+  if (head.size() == kHeartbeatBytes && View(head)[0] == kHeartbeatTag) {
+    // The pong says whether the node takes hop batches (now).
+    const bool batching = frames_.size() == 2 && hop_batch::PongBatchLimit(View(frames_[1])) > 0;
+    if (batching != (batching_[node] != 0)) {
+      spdlog::info("node '{}' {} hop batches", specs_[node].name,
+                   batching ? "takes" : "does not take");
+      FlushBatch(node);
+      batching_[node] = batching ? 1 : 0;
+    }
+    return;
+  }
+  if (View(head) == hop_batch::kMarker) {
+    if (frames_.size() != 2) {
+      ++counters_.bad_node_messages;
+      return;
+    }
+    batch_in_ = std::move(frames_[1]);
+    Status s = hop_batch::DecodeBatch(View(batch_in_), &records_);
+    if (!s.ok()) {
+      ++counters_.bad_node_messages;
+      // A node that does not know batches answers one with an error (its
+      // envelope: the marker); its requests are left to their deadline.
+      if (batching_[node]) {
+        spdlog::warn(
+            "node '{}' refused a hop batch ({}): v1 from now on until its pong says "
+            "otherwise; the batch's requests will time out",
+            specs_[node].name, s.message());
+        batching_[node] = 0;
+      }
+      return;
+    }
+    ++counters_.batches_received;
+    for (const hop_batch::Record& r : records_) {
+      frames_.clear();
+      for (size_t i = 0; i < r.n; ++i) frames_.emplace_back(r.frames[i].data(), r.frames[i].size());
+      HandleNodeReply(node, now);
+    }
+    records_.clear();
+    batch_in_.rebuild();
+    return;
+  }
+  HandleNodeReply(node, now);
+}
+
+void Router::HandleNodeReply(size_t node, TimePoint now) {
+  const zmq::message_t& head = frames_.front();
   if (head.size() <= kHeadBytes || View(head)[0] != kRequestTag || frames_.size() < 2) {
     ++counters_.bad_node_messages;
     return;
@@ -818,6 +946,10 @@ void Router::NoteTransition(const NodeTransition& t, TimePoint now) {
     spdlog::warn("node '{}' ({}) is DOWN: not heard from for {} ms{}", n.name, n.endpoint,
                  Millis(now - nodes_.last_heard(t.node)),
                  nodes_.ever_heard(t.node) ? "" : " (never heard since start)");
+    // Batches again only once its pong says so (it may come back as a
+    // build that does not take them).
+    FlushBatch(t.node);
+    batching_[t.node] = 0;
   } else {
     ++counters_.node_up;
     spdlog::info("node '{}' ({}) is UP{}", n.name, n.endpoint,
@@ -941,13 +1073,17 @@ void Router::Run(int signal_fd) {
       if (items[kFirstNode + i].revents & ZMQ_POLLIN) ReadNode(i, now);
     }
     if (!draining && (items[1].revents & ZMQ_POLLIN)) ReadFrontend(now);
+    FlushBatches();  // what this pass forwarded, at once
     now = Clock::now();
     ExpireDeadlines(now);
     RetryParked(now);
     TendNodes(now);
     // After the replies above: the guest reads new requests (submitting
     // them) and sends the answers that are ready.
-    if (guest_) guest_->Serve((items[3].revents & ZMQ_POLLIN) != 0);
+    if (guest_) {
+      guest_->Serve((items[3].revents & ZMQ_POLLIN) != 0);
+      FlushBatches();
+    }
     if (publish_ && now >= next_publish_) {
       publish_(*this);
       next_publish_ = now + kPublishEvery;
@@ -985,6 +1121,8 @@ std::string Router::CountersSummary() const {
   add("not_primary_retries", c.not_primary_retries);
   add("unroutable_sends", c.unroutable_sends);
   add("bad_node_messages", c.bad_node_messages);
+  add("batches_sent", c.batches_sent);
+  add("batches_received", c.batches_received);
   s.append("; heartbeats");
   add("sent", c.heartbeats_sent);
   add("unsent", c.heartbeats_unsent);

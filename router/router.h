@@ -20,6 +20,12 @@
 //   - sends heartbeats ['H' + token][ping] to every node on the NodeTable's
 //     schedule; the node echoes them, and any message from a node counts as
 //     hearing from it. A node silent for --down-after-ms is down.
+// Hop batches (common/hop_batch.h): a node whose pong to the heartbeat
+// says it takes them gets the requests that one pass of the loop forwards
+// to it as one message (at most hop_batch::kMaxRecords / kMaxBytes each;
+// flushed at the end of the pass, never held for more), and may answer in
+// batches too; any other node gets v1 messages. A node that goes down, or
+// answers a heartbeat without "batch", gets v1 until it says so again.
 // Bounded: --max-inflight requests awaiting replies (then `overloaded`),
 // per-node send queues (a full one, or a node with no connection, means
 // `overloaded`), bursts per wake-up, frames per message, bytes per frame.
@@ -46,6 +52,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/hop_batch.h"
 #include "common/io/cluster_view.h"
 #include "common/io/cluster_watcher.h"
 #include "common/io/etcd/client.h"
@@ -79,6 +86,8 @@ struct RouterCounters {
   // queue full.
   uint64_t unroutable_sends = 0;
   uint64_t bad_node_messages = 0;  // from a node, neither a reply nor a heartbeat echo
+  uint64_t batches_sent = 0;       // hop batches of requests to nodes
+  uint64_t batches_received = 0;   // hop batches of replies from nodes
   uint64_t heartbeats_sent = 0;
   uint64_t heartbeats_unsent = 0;  // node not connected or its queue full
   uint64_t node_up = 0;            // transitions to up
@@ -162,6 +171,17 @@ class Router {
   void Forward(size_t node, const protocol::Request& request, uint32_t partition, TimePoint now);
   void ReadNode(size_t node, TimePoint now);
   void HandleNodeMessage(size_t node, TimePoint now);
+  // A reply in frames_ ([head][envelope...][reply]), v1 or from a batch.
+  void HandleNodeReply(size_t node, TimePoint now);
+  // Sends the hop batch begun for `node` (every node's: FlushBatches); a
+  // batch the node's queue refuses is answered as Forward answers a refused
+  // request.
+  void FlushBatch(size_t node);
+  void FlushBatches() {
+    if (!batches_pending_) return;
+    batches_pending_ = false;
+    for (size_t i = 0; i < pending_.size(); ++i) FlushBatch(i);
+  }
   void ExpireDeadlines(TimePoint now);
   // Answers `timeout` for every entry in expired_ (with `why`, or the
   // deadline's message if empty), then empties it.
@@ -232,6 +252,17 @@ class Router {
   // failed send to a node with fewer outstanding than its queue bound means
   // the node is not connected (ZMQ_IMMEDIATE), not that its queue is full.
   std::vector<size_t> outstanding_;
+  // Per node: whether it takes hop batches (its last pong said so), and the
+  // batch begun for it in this pass with the seqs in it.
+  std::vector<uint8_t> batching_;
+  struct PendingBatch {
+    hop_batch::BatchWriter writer;
+    std::vector<uint64_t> seqs;
+  };
+  std::vector<PendingBatch> pending_;
+  bool batches_pending_ = false;
+  std::vector<hop_batch::Record> records_;  // a batch of replies being taken
+  zmq::message_t batch_in_;                 // its message
   uint64_t next_seq_ = 1;
   RouterCounters counters_;
   std::vector<zmq::message_t> frames_;  // the message being handled
