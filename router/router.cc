@@ -42,8 +42,9 @@ constexpr milliseconds kNotPrimaryBackoffMax{320};
 // protocol::kMaxFrameBytes drops the client's connection).
 constexpr int kFrontendSndHwm = 100000;
 constexpr int kFrontendRcvHwm = 10000;
-// Per-node DEALER: messages queued for a node at most (then `overloaded`),
-// and replies queued for the loop.
+// Per-node DEALER: messages queued for a node at most (then `overloaded`;
+// to a node that takes batches, requests outstanding at most), and replies
+// queued for the loop.
 constexpr int kNodeSndHwm = 32768;
 constexpr int kNodeRcvHwm = 100000;
 // Frame 0 of a message to or from a node: a forwarded request's head, 'R',
@@ -644,6 +645,17 @@ void Router::HandleRequest(TimePoint now) {
 
 void Router::Forward(size_t node, const protocol::Request& request, uint32_t partition,
                      TimePoint now) {
+  if (batching_[node] && outstanding_[node] >= static_cast<size_t>(kNodeSndHwm)) {
+    // ZeroMQ's queue bound counts messages, and a batch is one message for
+    // up to 64 requests: to a node that takes batches the same bound counts
+    // requests, so a node that stopped reading still fills its queue at
+    // kNodeSndHwm requests and the rest are told `overloaded` at once.
+    const NodeSpec& n = specs_[node];
+    ReplyError(request.id, ErrorCode::kOverloaded,
+               "node '" + n.name + "' (" + n.endpoint + ") has " +
+                   std::to_string(outstanding_[node]) + " requests queued; retry later");
+    return;
+  }
   InflightEntry entry;
   entry.seq = next_seq_++;
   entry.deadline = now + milliseconds(options_.timeout_ms);
