@@ -261,9 +261,35 @@ def reply_seeds():
     return s
 
 
+def batch_record(frames):
+    out = bytes([len(frames)])
+    for f in frames:
+        out += struct.pack(">I", len(f)) + f
+    return out
+
+
+def batch_seeds():
+    add = pack({"op": "add_entry", "id": 3, "list": "groceries", "date": "2026-03-01",
+                "title": "milk"})
+    ok = pack({"id": 3, "ok": True, "result": {"id": 1}})
+    head = b"R" + bytes(8)
+    return {
+        "one-request": batch_record([head, add]),
+        "request-with-envelope": batch_record([head, b"client-7", b"", add]),
+        "two-replies": batch_record([head, ok]) + batch_record([head, b"", ok]),
+        "max-frames": batch_record([head] + [b"e"] * 15 + [add]),
+        "ping-asks": pack({"op": "ping", "batch": 64}),
+        "pong-grants": pack({"ok": True, "result": {"pong": True, "batch": 64}}),
+        "bad-one-frame": batch_record([add]),
+        "bad-short-length": bytes([2]) + struct.pack(">I", 100) + b"xx",
+        "bad-trailing": batch_record([head, add]) + b"\x00",
+    }
+
+
 def main():
     for target, seeds in (("request", request_seeds()), ("cluster", cluster_seeds()),
-                          ("storage", storage_seeds()), ("reply", reply_seeds())):
+                          ("storage", storage_seeds()), ("reply", reply_seeds()),
+                          ("batch", batch_seeds())):
         d = os.path.join(HERE, "corpus", target)
         os.makedirs(d, exist_ok=True)
         for f in os.listdir(d):
