@@ -40,6 +40,14 @@ class MsgpackReader {
     return Need(1) && (StrLenBytes(Byte(0)) >= 0 || BinLenBytes(Byte(0)) >= 0);
   }
   bool PeekBool() const { return Need(1) && (Byte(0) == 0xc2 || Byte(0) == 0xc3); }
+  // A non-negative integer (positive fixint, uint 8/16/32/64).
+  bool Uint(uint64_t* v) {
+    if (!Need(1)) return false;
+    const uint8_t t = Byte(0);
+    if (t <= 0x7f) return Skip(1), *v = t, true;
+    if (t < 0xcc || t > 0xcf) return false;
+    return Skip(1) && Number(size_t{1} << (t - 0xcc), v);
+  }
   bool Bool(bool* b) {
     if (!PeekBool()) return false;
     *b = Byte(0) == 0xc3;

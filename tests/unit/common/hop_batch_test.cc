@@ -171,5 +171,43 @@ TEST(HopBatch, PingAsksAndPongGrants) {
   EXPECT_EQ(PongBatchLimit(""), 0u);
 }
 
+// Found by the fuzzer: the keys are read from the raw bytes, so a map that
+// claims 2^32 - 1 entries (once the whole body, once a nested value before
+// the key) ends at the input's end instead of an allocation for every
+// claimed entry; the key after such a value is still found.
+TEST(HopBatch, LyingCountsCostNothingAndKeysAfterNestedValuesAreFound) {
+  const std::string huge_map("\xdf\xff\xff\xff\xff", 5);
+  EXPECT_FALSE(PingAsksBatch(huge_map));
+  EXPECT_EQ(PongBatchLimit(huge_map), 0u);
+  // {"x": {2^32-1 entries...}} cut short.
+  const std::string nested = std::string("\x81\xa1x", 3) + huge_map;
+  EXPECT_FALSE(PingAsksBatch(nested));
+  EXPECT_EQ(PongBatchLimit(std::string("\x81\xa6result", 8) + huge_map), 0u);
+  // {"op": "ping", "x": [1, {"y": 2}], "batch": 64}
+  msgpack::sbuffer b;
+  msgpack::packer<msgpack::sbuffer> pk(b);
+  pk.pack_map(3);
+  pk.pack("op");
+  pk.pack("ping");
+  pk.pack("x");
+  pk.pack_array(2);
+  pk.pack(1);
+  pk.pack_map(1);
+  pk.pack("y");
+  pk.pack(2);
+  pk.pack("batch");
+  pk.pack(uint64_t{64});
+  EXPECT_TRUE(PingAsksBatch(std::string_view(b.data(), b.size())));
+  // A non-str key before it is skipped; "batch": 0 or -1 does not ask.
+  msgpack::sbuffer c;
+  msgpack::packer<msgpack::sbuffer> pc(c);
+  pc.pack_map(2);
+  pc.pack(7);
+  pc.pack("v");
+  pc.pack("batch");
+  pc.pack(-1);
+  EXPECT_FALSE(PingAsksBatch(std::string_view(c.data(), c.size())));
+}
+
 }  // namespace
 }  // namespace todo::hop_batch
