@@ -28,8 +28,17 @@
 
 namespace todo::hop_batch {
 
+// A router's heartbeat head, the first frame of its ping to a node ('H',
+// then an 8-byte token): the node answers batch pings only behind it, so a
+// client's ping is always answered as v1 says.
+inline constexpr char kHeartbeatTag = 'H';
+inline constexpr size_t kHeartbeatHeadBytes = 9;
+inline bool IsHeartbeatHead(std::string_view head) {
+  return head.size() == kHeartbeatHeadBytes && head[0] == kHeartbeatTag;
+}
+
 // The frame that says "a batch follows" (where a v1 message has a router's
-// head: 'R' or 'H' first, never this byte).
+// head: 'R' or kHeartbeatTag first, never this byte).
 inline constexpr std::string_view kMarker{"\xB7todo-batch/1", 13};
 // Bounds of one batch (a sender never goes past them; a receiver refuses a
 // blob that does). kMaxBytes stays under protocol::kMaxFrameBytes, so a

@@ -130,10 +130,12 @@ bool NodeServer::Admit(Call& call, std::string_view body_bytes,
       return false;
     case protocol::Op::kPing:
       body = EncodeBody([&](msgpack::sbuffer& b) {
-        // A router's heartbeat (its head: 'H', an 8-byte token) that asks
-        // for hop batches is told this node takes them.
-        const bool heartbeat = call.envelope.size() >= 2 && call.envelope[1].size() == 9 &&
-                               static_cast<const char*>(call.envelope[1].data())[0] == 'H';
+        // A router's heartbeat that asks for hop batches is told this node
+        // takes them.
+        const bool heartbeat =
+            call.envelope.size() >= 2 &&
+            hop_batch::IsHeartbeatHead(std::string_view(
+                static_cast<const char*>(call.envelope[1].data()), call.envelope[1].size()));
         const bool batch = heartbeat && hop_batch::PingAsksBatch(body_bytes);
         protocol::EncodePing(b, call.request.id, "node", options_.name,
                              batch ? hop_batch::kMaxRecords : 0);

@@ -54,8 +54,6 @@ constexpr int kNodeRcvHwm = 100000;
 constexpr char kRequestTag = 'R';
 constexpr size_t kSeqBytes = 8;
 constexpr size_t kHeadBytes = 1 + kSeqBytes;  // before the identity
-constexpr size_t kHeartbeatBytes = 9;
-constexpr char kHeartbeatTag = 'H';
 // Initial size of a reply the router builds itself (msgpack's default is 8 KiB).
 constexpr size_t kReplyBufferBytes = 256;
 // An internal (guest) identity: a 0 byte, the secret, the token. A ZeroMQ
@@ -71,6 +69,14 @@ void PutBigEndian(uint64_t v, unsigned char* out) {
     out[i] = static_cast<unsigned char>(v & 0xff);
     v >>= 8;
   }
+}
+
+// Writes a forwarded request's head ('R', seq, the client's identity) to
+// `out`, which has room for kHeadBytes + identity.size().
+void PutHead(uint64_t seq, std::string_view identity, unsigned char* out) {
+  out[0] = static_cast<unsigned char>(kRequestTag);
+  PutBigEndian(seq, out + 1);
+  std::memcpy(out + kHeadBytes, identity.data(), identity.size());
 }
 
 uint64_t GetBigEndian(const unsigned char* in) {
@@ -424,10 +430,7 @@ void Router::Resend(uint64_t seq, TimePoint now, bool same_ok) {
   }
   const std::string& identity = e->envelope.front();
   zmq::message_t head(kHeadBytes + identity.size());
-  auto* h = static_cast<unsigned char*>(head.data());
-  h[0] = static_cast<unsigned char>(kRequestTag);
-  PutBigEndian(seq, h + 1);
-  std::memcpy(h + kHeadBytes, identity.data(), identity.size());
+  PutHead(seq, identity, static_cast<unsigned char*>(head.data()));
   zmq::socket_t& backend = *backends_[static_cast<size_t>(node)];
   bool sent = false;
   try {
@@ -650,10 +653,8 @@ void Router::Forward(size_t node, const protocol::Request& request, uint32_t par
     // up to 64 requests: to a node that takes batches the same bound counts
     // requests, so a node that stopped reading still fills its queue at
     // kNodeSndHwm requests and the rest are told `overloaded` at once.
-    const NodeSpec& n = specs_[node];
-    ReplyError(request.id, ErrorCode::kOverloaded,
-               "node '" + n.name + "' (" + n.endpoint + ") has " +
-                   std::to_string(outstanding_[node]) + " requests queued; retry later");
+    const auto [code, message] = QueueRefusal(node);
+    ReplyError(request.id, code, message);
     return;
   }
   InflightEntry entry;
@@ -693,9 +694,7 @@ void Router::Forward(size_t node, const protocol::Request& request, uint32_t par
     PendingBatch& batch = pending_[node];
     if (!batch.writer.Fits(n, record_bytes) && !batch.writer.empty()) FlushBatch(node);
     if (identity.size() <= 256 && batch.writer.Fits(n, record_bytes)) {
-      head[0] = static_cast<unsigned char>(kRequestTag);
-      PutBigEndian(seq, head + 1);
-      std::memcpy(head + kHeadBytes, identity.data(), identity.size());
+      PutHead(seq, View(identity), head);
       std::array<std::string_view, hop_batch::kMaxRecordFrames> record;
       record[0] =
           std::string_view(reinterpret_cast<const char*>(head), kHeadBytes + identity.size());
@@ -712,10 +711,7 @@ void Router::Forward(size_t node, const protocol::Request& request, uint32_t par
   // The head: 'R', seq, the client's identity (a ROUTER identity is 1-255
   // bytes, so the head stays small: zmq keeps up to 33 bytes inline).
   zmq::message_t head(kHeadBytes + identity.size());
-  auto* h = static_cast<unsigned char*>(head.data());
-  h[0] = static_cast<unsigned char>(kRequestTag);
-  PutBigEndian(seq, h + 1);
-  std::memcpy(h + kHeadBytes, identity.data(), identity.size());
+  PutHead(seq, View(identity), static_cast<unsigned char*>(head.data()));
   zmq::socket_t& backend = *backends_[node];
   bool sent = false;
   try {
@@ -734,24 +730,28 @@ void Router::Forward(size_t node, const protocol::Request& request, uint32_t par
   }
   if (!sent) {
     const OwnedRequestId id = std::move(inflight_.Complete(seq)->id);
-    const NodeSpec& n = specs_[node];
-    // A full queue, or no connection (ZMQ_IMMEDIATE)? ZeroMQ tells the
-    // sender how far the reader has got only every HWM/2 messages, so a
-    // queue can report full once it holds half its HWM: with fewer than
-    // that outstanding, the node is not connected.
-    if (outstanding_[node] < static_cast<size_t>(kNodeSndHwm / 2)) {
-      ReplyError(id.view(), ErrorCode::kUnavailable,
-                 "node '" + n.name + "' (" + n.endpoint +
-                     ") that owns the list is not connected (down or restarting)");
-    } else {
-      ReplyError(id.view(), ErrorCode::kOverloaded,
-                 "node '" + n.name + "' (" + n.endpoint + ") has " +
-                     std::to_string(outstanding_[node]) + " requests queued; retry later");
-    }
+    const auto [code, message] = QueueRefusal(node);
+    ReplyError(id.view(), code, message);
     return;
   }
   ++outstanding_[node];
   ++counters_.forwarded;
+}
+
+std::pair<ErrorCode, std::string> Router::QueueRefusal(size_t node) const {
+  const NodeSpec& n = specs_[node];
+  // A full queue, or no connection (ZMQ_IMMEDIATE)? ZeroMQ tells the sender
+  // how far the reader has got only every HWM/2 messages, so a queue can
+  // report full once it holds half its HWM: with fewer than that
+  // outstanding, the node is not connected.
+  if (outstanding_[node] < static_cast<size_t>(kNodeSndHwm / 2)) {
+    return {ErrorCode::kUnavailable, "node '" + n.name + "' (" + n.endpoint +
+                                         ") that owns the list is not connected (down or "
+                                         "restarting)"};
+  }
+  return {ErrorCode::kOverloaded, "node '" + n.name + "' (" + n.endpoint + ") has " +
+                                      std::to_string(outstanding_[node]) +
+                                      " requests queued; retry later"};
 }
 
 void Router::FlushBatch(size_t node) {
@@ -776,8 +776,7 @@ void Router::FlushBatch(size_t node) {
     return;
   }
   // Refused whole: each request is answered as Forward answers a refused one.
-  const NodeSpec& n = specs_[node];
-  const bool connected = outstanding_[node] >= static_cast<size_t>(kNodeSndHwm / 2);
+  const auto [code, message] = QueueRefusal(node);
   std::vector<zmq::message_t> frames;
   for (uint64_t seq : batch.seqs) {
     std::optional<InflightEntry> e = inflight_.Complete(seq);
@@ -785,19 +784,7 @@ void Router::FlushBatch(size_t node) {
     --outstanding_[node];
     --counters_.forwarded;
     msgpack::sbuffer reply(kReplyBufferBytes);
-    ErrorCode code;
-    if (!connected) {
-      code = ErrorCode::kUnavailable;
-      protocol::EncodeError(reply, e->id.view(), code,
-                            "node '" + n.name + "' (" + n.endpoint +
-                                ") that owns the list is not connected (down or restarting)");
-    } else {
-      code = ErrorCode::kOverloaded;
-      protocol::EncodeError(reply, e->id.view(), code,
-                            "node '" + n.name + "' (" + n.endpoint + ") has " +
-                                std::to_string(outstanding_[node]) +
-                                " requests queued; retry later");
-    }
+    protocol::EncodeError(reply, e->id.view(), code, message);
     ++counters_.replies_by_code[static_cast<size_t>(code)];
     frames.clear();
     for (const std::string& f : e->envelope) frames.emplace_back(f.data(), f.size());
@@ -839,7 +826,7 @@ void Router::ReadNode(size_t node, TimePoint now) {
 void Router::HandleNodeMessage(size_t node, TimePoint now) {
   if (auto t = nodes_.Heard(node, now)) NoteTransition(*t, now);
   const zmq::message_t& head = frames_.front();
-  if (head.size() == kHeartbeatBytes && View(head)[0] == kHeartbeatTag) {
+  if (hop_batch::IsHeartbeatHead(View(head))) {
     // The pong says whether the node takes hop batches (now).
     const bool batching = frames_.size() == 2 && hop_batch::PongBatchLimit(View(frames_[1])) > 0;
     if (batching != (batching_[node] != 0)) {
@@ -971,10 +958,10 @@ void Router::NoteTransition(const NodeTransition& t, TimePoint now) {
 
 void Router::SendHeartbeats() {
   for (size_t i = 0; i < backends_.size(); ++i) {
-    unsigned char head[kHeartbeatBytes];
-    head[0] = static_cast<unsigned char>(kHeartbeatTag);
+    unsigned char head[hop_batch::kHeartbeatHeadBytes];
+    head[0] = static_cast<unsigned char>(hop_batch::kHeartbeatTag);
     PutBigEndian(nodes_.NextHeartbeatToken(i), head + 1);
-    zmq::message_t head_frame(head, kHeartbeatBytes);
+    zmq::message_t head_frame(head, hop_batch::kHeartbeatHeadBytes);
     zmq::message_t body(heartbeat_body_.data(), heartbeat_body_.size());
     try {
       if (backends_[i]->send(head_frame, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {

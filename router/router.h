@@ -177,6 +177,9 @@ class Router {
   // batch the node's queue refuses is answered as Forward answers a refused
   // request.
   void FlushBatch(size_t node);
+  // What a request to `node` whose queue takes no more is answered:
+  // `overloaded` with many outstanding, else `unavailable` (not connected).
+  std::pair<ErrorCode, std::string> QueueRefusal(size_t node) const;
   void FlushBatches() {
     if (!batches_pending_) return;
     batches_pending_ = false;
