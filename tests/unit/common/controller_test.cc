@@ -246,6 +246,24 @@ TEST_F(ControllerTest, RepairSpreadsNewReplicasOverTheLeastLoaded) {
   }
 }
 
+// Moves in progress in a map: data moves (a new replica catching up, then
+// maybe a hand-off) and leadership-only hand-offs.
+struct MoveCounts {
+  size_t moving = 0;
+  size_t handing_off = 0;
+};
+MoveCounts CountMoves(const ClusterMap& map) {
+  MoveCounts c;
+  for (const Partition& p : map.parts) {
+    if (!p.move_to.empty()) {
+      ++c.moving;
+    } else if (!p.handoff.empty()) {
+      ++c.handing_off;
+    }
+  }
+  return c;
+}
+
 // Plays the primaries: every replica not in sync has caught up, every
 // hand-off has drained. Rounds until the map stops changing (bounded).
 void PlayPrimaries(ControllerTest* t, std::function<ClusterMap()> map,
@@ -292,13 +310,9 @@ TEST_F(ControllerTest, AddingAMemberMovesPartitionsUntilBalanced) {
       this, [&] { return map(); }, [&](std::vector<NodeReport> r) { in_.reports = std::move(r); },
       [&] {
         bool changed = Step().next.has_value();
-        size_t moving = 0, handing_off = 0;
-        for (const Partition& p : map().parts) {
-          moving += !p.move_to.empty() ? 1 : 0;
-          handing_off += (p.move_to.empty() && !p.handoff.empty()) ? 1 : 0;
-        }
-        max_moving = std::max(max_moving, moving);
-        max_handing_off = std::max(max_handing_off, handing_off);
+        const MoveCounts c = CountMoves(map());
+        max_moving = std::max(max_moving, c.moving);
+        max_handing_off = std::max(max_handing_off, c.handing_off);
         return changed;
       });
   EXPECT_EQ(max_moving, ControllerOptions{}.max_moves);
@@ -344,32 +358,30 @@ TEST_F(ControllerTest, LeadershipComesBackInOneRoundWithinMaxHandoffs) {
   led_elsewhere.version += 1;
   ASSERT_TRUE(store_->Cas(store_->Read().second, led_elsewhere));
 
-  auto count = [](const ClusterMap& map, size_t* handing_off, size_t* moving) {
-    *handing_off = *moving = 0;
+  auto hand_offs_go_to_n1 = [](const ClusterMap& map) {
     for (const Partition& p : map.parts) {
-      if (!p.move_to.empty()) ++*moving;
-      if (p.move_to.empty() && !p.handoff.empty()) {
-        ++*handing_off;
+      if (!p.handoff.empty()) {
         EXPECT_EQ(p.handoff, "n1");
       }
     }
   };
   // Default options: every hand-off n1 needs starts in the first round.
   ASSERT_TRUE(Step().next);
-  size_t handing_off = 0, moving = 0;
-  count(map(), &handing_off, &moving);
-  EXPECT_EQ(moving, 0u);
-  EXPECT_GE(handing_off, 48u / 3 - 2);  // n1's share, P/N within the planner's slack
-  EXPECT_LE(handing_off, ControllerOptions{}.max_handoffs);
+  MoveCounts c = CountMoves(map());
+  EXPECT_EQ(c.moving, 0u);
+  EXPECT_GE(c.handing_off, 48u / 3 - 2);  // n1's share, P/N within the planner's slack
+  EXPECT_LE(c.handing_off, ControllerOptions{}.max_handoffs);
+  hand_offs_go_to_n1(map());
 
   // With max_handoffs 3, only three at a time (the rest follow as they drain).
   ControllerOptions narrow;
   narrow.max_handoffs = 3;
   Controller::Decision d = Controller(narrow, 0).Decide(led_elsewhere, in_);
   ASSERT_TRUE(d.next);
-  count(*d.next, &handing_off, &moving);
-  EXPECT_EQ(handing_off, 3u);
-  EXPECT_EQ(moving, 0u);
+  c = CountMoves(*d.next);
+  EXPECT_EQ(c.handing_off, 3u);
+  EXPECT_EQ(c.moving, 0u);
+  hand_offs_go_to_n1(*d.next);
 }
 
 TEST_F(ControllerTest, RemovingAMemberDrainsItThenItLeaves) {
