@@ -167,6 +167,50 @@ TEST_F(PrimaryTest, ReportedReplicaStaysRequiredUntilTheMapAnswers) {
   EXPECT_EQ(primary_.committed(), 11u);
 }
 
+// c is reported caught up, then lags (a stall over repl_timeout) before a
+// map takes it in. The primary keeps it required (a map listing it in sync
+// may be on its way) and reports it lagging, not caught up, even once c is
+// back up to date: only a map at a new epoch answers (the controller's).
+TEST_F(PrimaryTest, ReportedReplicaThatLagsBeforeTheMapTookItInWaitsForANewEpoch) {
+  primary_.SetMap(1, Part({"a", "c"}, {"a"}), now_, &out_);
+  primary_.OnState("c", Session("c"), Position{1, 10}, true, false, now_, &out_);
+  ASSERT_EQ(primary_.Reports().size(), 1u);
+  ASSERT_EQ(primary_.Reports()[0].kind, Kind::kCaughtUp);
+  Write(1);  // 11: c does not acknowledge it in time
+  now_ += 1000;
+  primary_.Tick(now_, &out_);
+  auto reports = primary_.Reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].kind, Kind::kLagging);
+  EXPECT_EQ(reports[0].epoch, 1u);
+  EXPECT_EQ(primary_.committed(), 10u);  // still required
+  // c catches up: writes go on, but the report stays until a map answers.
+  primary_.OnAck("c", Session("c"), 11, true, now_);
+  EXPECT_EQ(primary_.committed(), 11u);
+  for (int i = 0; i < 100; ++i) {
+    now_ += 1000;
+    out_ = {};
+    primary_.Tick(now_, &out_);
+  }
+  reports = primary_.Reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].kind, Kind::kLagging);
+  // The answer: the same replicas at a new epoch. c is let go and catches
+  // up again from a probe, then is reported at the new epoch.
+  out_ = {};
+  primary_.SetMap(2, Part({"a", "c"}, {"a"}, 2), now_, &out_);
+  EXPECT_EQ(S("c").required_from, PrimaryPartition::kNotRequired);
+  EXPECT_TRUE(primary_.Reports().empty());
+  ASSERT_EQ(out_.probes.size(), 1u);
+  out_ = {};
+  primary_.OnState("c", Session("c"), Position{1, 11}, true, false, now_, &out_);
+  EXPECT_TRUE(out_.snapshots.empty());  // by tail
+  reports = primary_.Reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].kind, Kind::kCaughtUp);
+  EXPECT_EQ(reports[0].epoch, 2u);
+}
+
 TEST_F(PrimaryTest, BackupAheadOfTheNewPrimaryIsSnapshotted) {
   // This term started at (1, 10); b holds a record 11 of the old leader
   // that was never committed: it must not be continued from.
