@@ -129,6 +129,8 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
   }
 
   // 4. Reports of the current primaries, at the epoch they saw.
+  // Partitions whose new epoch is the whole answer to a report.
+  std::vector<bool> answered(n_parts, false);
   for (const NodeReport& rep : in.reports) {
     for (const ReplicaReport& r : rep.replicas) {
       if (r.partition >= n_parts) continue;
@@ -142,6 +144,16 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
         Erase(&part.in_sync, r.replica);
         d.log.push_back(Where(r.partition) + "replica '" + r.replica + "' out of sync (primary '" +
                         rep.name + "' reports it lagging)");
+      } else if (r.kind == ReplicaReport::Kind::kLagging) {
+        // Not in sync here: its primary reported it caught up, and it
+        // lagged before a map took it in. The primary keeps it required
+        // (a map listing it in sync might be on its way) until a map at a
+        // new epoch answers; then it lets it go and it catches up again.
+        // Without this the primary waits for ever, and so does a move to it.
+        answered[r.partition] = true;
+        d.log.push_back(Where(r.partition) + "replica '" + r.replica +
+                        "' lagged before it was taken in sync: a new epoch lets primary '" +
+                        rep.name + "' release it");
       } else if (r.kind == ReplicaReport::Kind::kCaughtUp && !part.IsInSync(r.replica) &&
                  !dead(r.replica)) {
         AddInSync(&part, r.replica);
@@ -298,7 +310,7 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
   for (size_t p = 0; p < n_parts; ++p) {
     Partition& part = next.parts[p];
     const Partition& before = map.parts[p];
-    if (part == before) continue;
+    if (part == before && !answered[p]) continue;
     any = true;
     part.epoch = before.epoch + 1;
     if (part.primary() != before.primary()) part.leader_epoch = part.epoch;

@@ -69,7 +69,9 @@ struct NodeInfo {
 // A primary's request about one replica of one partition.
 struct ReplicaReport {
   enum class Kind {
-    kLagging,   // a backup did not acknowledge in time: out of sync, please
+    // A backup did not acknowledge in time: out of sync, please (one not in
+    // sync, reported caught up before: a new epoch, so the primary lets it go).
+    kLagging,
     kCaughtUp,  // a replica holds every committed record: in sync, please
     kDrained,   // the primary handing off to `replica` has nothing in flight
   };

@@ -49,6 +49,8 @@ void PrimaryPartition::LeaveTail(Session* s, int64_t now) {
 }
 
 void PrimaryPartition::StartProbe(Session* s, int64_t now, Outbox* out) {
+  // A half-sent snapshot's chunks stop: the new session sends its own.
+  if (s->mode == Mode::kSnapshot) out->cancelled.push_back(s->replica);
   LeaveTail(s, now);
   s->id = ++next_session_;
   s->mode = Mode::kProbing;
@@ -230,6 +232,7 @@ void PrimaryPartition::OnState(const std::string& replica, uint64_t session, Pos
   } else {
     s->mode = Mode::kSnapshot;
     s->acked = 0;
+    s->last_ack_ms = now;  // the stall clock starts with the snapshot
     out->snapshots.push_back(replica);
   }
 }
@@ -248,6 +251,12 @@ void PrimaryPartition::OnSnapshotEnd(const std::string& replica, uint64_t sessio
   // mode (OnAck).
   s->sync_at = seq;
   s->last_ack_ms = now;
+}
+
+void PrimaryPartition::OnSnapshotHeld(const std::string& replica, uint64_t session, int64_t now) {
+  Session* s = Find(replica);
+  if (s == nullptr || s->id != session || s->mode != Mode::kSnapshot) return;
+  s->last_ack_ms = std::max(s->last_ack_ms, now);
 }
 
 void PrimaryPartition::OnSessionBroken(const std::string& replica, int64_t now, Outbox* out) {
@@ -279,6 +288,13 @@ void PrimaryPartition::Tick(int64_t now, Outbox* out) {
     } else if (s.mode == Mode::kTail && !s.in_sync && s.required_from == kNotRequired &&
                now - s.last_ack_ms >= options_.stall_ms) {
       StartProbe(&s, now, out);  // e.g. its snapshot's end was lost: resume from the tail
+    } else if (s.mode == Mode::kSnapshot && now - s.last_ack_ms >= options_.stall_ms) {
+      // Chunks sent and nothing acknowledged: lost with nothing after them
+      // to show the backup a gap, or a backup that stopped reading. The
+      // probe frees the backup's slot for incoming snapshots too (a new
+      // session); the snapshot starts over. A backup that applies chunks
+      // acknowledges each (incomplete) and is left alone, however slow.
+      StartProbe(&s, now, out);
     }
   }
   // Lag: a required backup that has not acknowledged a record appended
@@ -349,7 +365,14 @@ void BackupPartition::RaiseLeaderEpoch(uint64_t leader_epoch) {
     session_ = 0;
     primary_.clear();
     snapshotting_ = false;
+    abandoned_ = false;
   }
+}
+
+void BackupPartition::Abandon(uint64_t session) {
+  if (session_ == 0 || session != session_) return;
+  abandoned_ = true;
+  snapshotting_ = false;
 }
 
 bool BackupPartition::Current(const std::string& from, uint64_t leader_epoch,
@@ -365,6 +388,7 @@ BackupPartition::Verdict BackupPartition::OnProbe(const std::string& from, uint6
   primary_ = from;
   session_ = session;
   snapshotting_ = false;
+  abandoned_ = false;
   return Verdict::kAccept;
 }
 
@@ -372,6 +396,7 @@ BackupPartition::Verdict BackupPartition::OnAppend(const std::string& from, uint
                                                    uint64_t session, uint64_t first_seq,
                                                    uint64_t n) {
   if (leader_epoch < state_.leader_epoch) return Verdict::kResync;
+  if (abandoned(from, leader_epoch, session)) return Verdict::kIgnore;
   if (!Current(from, leader_epoch, session)) {
     // Another session (an old one of this primary, or before our probe
     // answer arrived): the primary resynchronises after our state.
@@ -391,6 +416,7 @@ BackupPartition::Verdict BackupPartition::OnAppend(const std::string& from, uint
 BackupPartition::Verdict BackupPartition::OnChunk(const std::string& from, uint64_t leader_epoch,
                                                   uint64_t session, bool first) {
   if (leader_epoch < state_.leader_epoch) return Verdict::kResync;
+  if (abandoned(from, leader_epoch, session)) return Verdict::kIgnore;
   if (!Current(from, leader_epoch, session)) return Verdict::kResync;
   if (first) {
     // From here until the end the copy is incomplete; records carry on from
@@ -408,6 +434,8 @@ BackupPartition::Verdict BackupPartition::OnSnapshotEnd(const std::string& from,
                                                         uint64_t leader_epoch, uint64_t session,
                                                         Position at) {
   if (leader_epoch < state_.leader_epoch) return Verdict::kResync;
+  // After a gap: the copy lacks the lost chunk's keys, whatever the end says.
+  if (abandoned(from, leader_epoch, session)) return Verdict::kIgnore;
   if (!Current(from, leader_epoch, session) || !snapshotting_) return Verdict::kResync;
   if (state_.applied.seq != 0 && state_.applied.seq != at.seq) return Verdict::kResync;
   snapshotting_ = false;

@@ -50,8 +50,11 @@ class PrimaryPartition {
     // records it needs to resume by tail this long (min_needed() counts
     // them); then, or once they are trimmed, it resumes by snapshot.
     int64_t resume_window_ms = 60000;
-    // A tail session not yet in sync mode (nothing waits for it) that
-    // acknowledges nothing this long starts over with a probe.
+    // A tail session not yet in sync mode (nothing waits for it), or a
+    // snapshot session, whose backup acknowledges nothing this long starts
+    // over with a probe (a snapshot's chunks may be lost with nothing after
+    // them to show the backup a gap). Time the primary itself holds a
+    // snapshot's chunks back (OnSnapshotHeld) does not count.
     int64_t stall_ms = 10000;
   };
 
@@ -78,7 +81,9 @@ class PrimaryPartition {
     // it lacked when its tail began: the snapshot's end, or the last record
     // then), its acks are required from the next record on.
     uint64_t sync_at = 0;
-    int64_t last_ack_ms = 0;  // its last acknowledgement (or its tail's start)
+    // Its last acknowledgement (or its tail's or snapshot's start, or the
+    // last time the primary held the snapshot back): stalls count from here.
+    int64_t last_ack_ms = 0;
     // Not in kTail: the first seq it needs to resume by tail (0: none, it
     // resumes by snapshot), kept until resume_until_ms.
     uint64_t resume_from = 0;
@@ -91,7 +96,8 @@ class PrimaryPartition {
     std::vector<std::pair<std::string, uint64_t>> probes;  // (replica, session) to probe
     std::vector<std::pair<std::string, uint64_t>> tails;   // (replica, first seq) to send from
     std::vector<std::string> snapshots;                    // replicas to snapshot from the start
-    std::vector<std::string> cancelled;                    // sessions ended (stop sending)
+    // Sessions ended, or a snapshot that starts over (stop sending chunks).
+    std::vector<std::string> cancelled;
     bool empty() const {
       return probes.empty() && tails.empty() && snapshots.empty() && cancelled.empty();
     }
@@ -134,6 +140,9 @@ class PrimaryPartition {
   // The caller sent the snapshot's end at `seq` (the last record written
   // before it): the backup is required for every later record.
   void OnSnapshotEnd(const std::string& replica, uint64_t session, uint64_t seq, int64_t now);
+  // The caller holds the next chunks of the session's snapshot back (its
+  // own catch-up rate): the backup is not waited on meanwhile.
+  void OnSnapshotHeld(const std::string& replica, uint64_t session, int64_t now);
   // The caller could not keep up a session (its queue to the backup
   // overflowed): it starts again after a pause.
   void OnSessionBroken(const std::string& replica, int64_t now, Outbox* out);
@@ -213,6 +222,19 @@ class BackupPartition {
   // Records first_seq .. first_seq+n-1.
   Verdict OnAppend(const std::string& from, uint64_t leader_epoch, uint64_t session,
                    uint64_t first_seq, uint64_t n);
+  // The caller gave up on the current session (a snapshot chunk out of
+  // order, i.e. one lost before it, or a first chunk refused by
+  // AdmitSnapshot) and answered with its state: whatever more that session
+  // sends (chunks, records, the snapshot's end, already on their way) is
+  // kIgnore until the primary probes again. A snapshot it was sending no
+  // longer counts as received (snapshotting() false); the copy stays as it
+  // is (incomplete if chunks were taken). `session` not the current one:
+  // nothing.
+  void Abandon(uint64_t session);
+  // That session, from that primary, is the current one and abandoned.
+  bool abandoned(const std::string& from, uint64_t leader_epoch, uint64_t session) const {
+    return abandoned_ && Current(from, leader_epoch, session);
+  }
   // A snapshot chunk; `first` if it starts at the partition's beginning.
   Verdict OnChunk(const std::string& from, uint64_t leader_epoch, uint64_t session, bool first);
   // The snapshot's end: the data now equals the primary's at `at`.
@@ -240,6 +262,7 @@ class BackupPartition {
   std::string primary_;   // of the current session
   uint64_t session_ = 0;  // 0: none
   bool snapshotting_ = false;
+  bool abandoned_ = false;  // the current session was given up (Abandon)
 };
 
 }  // namespace todo::cluster

@@ -74,8 +74,7 @@ struct ShardReplication::Primary {
 struct ShardReplication::Backup {
   explicit Backup(cluster::BackupPartition sm_) : sm(std::move(sm_)) {}
   cluster::BackupPartition sm;
-  std::string expected_from;    // a snapshot's next chunk starts here
-  uint64_t broken_session = 0;  // a chunk of it failed: its later chunks are dropped quietly
+  std::string expected_from;  // a snapshot's next chunk starts here
 };
 
 ShardReplication::ShardReplication(const ReplContext* ctx, uint32_t shard, store::ShardDb* db,
@@ -374,11 +373,10 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
   switch (m.type) {
     case ReplType::kProbe:
       v = b.sm.OnProbe(peer, m.leader_epoch, m.session);
-      if (v == V::kAccept) b.broken_session = 0;
       AnswerState(p, peer, m.session, v != V::kAccept);
       return;
     case ReplType::kAppend: {
-      if (m.session != 0 && m.session == b.broken_session) return;  // refused or broken
+      if (b.sm.abandoned(peer, m.leader_epoch, m.session)) return;  // refused or broken
       // Every key of every record must be in p's range: a primary can't
       // write outside the partition it leads.
       bool ok = true;
@@ -421,11 +419,12 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
       break;
     }
     case ReplType::kChunk: {
-      if (m.session != b.sm.session() || peer != b.sm.primary() || m.session == b.broken_session) {
-        // Not the current session, or one whose thread is already lost
-        // (the chunks after a gap, still in flight): the state machine
-        // decides without looking at the chunk.
-        if (m.session == b.broken_session) return;
+      // The chunks of a session whose thread is already lost (those after a
+      // gap, still in flight): dropped quietly.
+      if (b.sm.abandoned(peer, m.leader_epoch, m.session)) return;
+      if (m.session != b.sm.session() || peer != b.sm.primary()) {
+        // Not the current session: the state machine decides without
+        // looking at the chunk.
         v = b.sm.OnChunk(peer, m.leader_epoch, m.session, m.flag1);
         break;
       }
@@ -448,7 +447,7 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
         // said once per session, then the snapshot starts again.
         spdlog::warn("{}a snapshot chunk from '{}' is out of order or out of range; resync", Pfx(p),
                      peer);
-        b.broken_session = m.session;
+        b.sm.Abandon(m.session);
         AnswerState(p, peer, m.session, false);
         return;
       }
@@ -459,8 +458,8 @@ void ShardReplication::FromPrimary(const std::string& peer, const ReplMessage& m
             1, ctx_->options.max_incoming_snapshots / std::max<uint32_t>(1, ctx_->shards));
         if (!cluster::BackupPartition::AdmitSnapshot(receiving, limit)) {
           // Busy: the primary tries again later; the rest of this session
-          // is dropped quietly.
-          b.broken_session = m.session;
+          // (its end too) is dropped quietly.
+          b.sm.Abandon(m.session);
           AnswerState(p, peer, m.session, false);
           return;
         }
@@ -636,7 +635,12 @@ void ShardReplication::SendChunks(uint32_t p, Primary& pr, Clock::time_point now
   for (auto it = pr.snaps.begin(); it != pr.snaps.end();) {
     Snapshot& snap = it->second;
     for (int i = 0; i < kChunksPerTick && !snap.cursor.empty(); ++i) {
-      if (chunk_tokens_ < static_cast<double>(ctx_->options.chunk_bytes)) break;
+      if (chunk_tokens_ < static_cast<double>(ctx_->options.chunk_bytes)) {
+        // Held back by our own rate, not the backup's fault: its stall
+        // clock waits (PrimaryPartition::OnSnapshotHeld).
+        pr.sm.OnSnapshotHeld(it->first, snap.session, Ms(now));
+        break;
+      }
       if (ctx_->io->queued_bytes(it->first) + Out(it->first, ReplIo::Via::kDealer).size() >
           ctx_->options.window_bytes) {
         break;

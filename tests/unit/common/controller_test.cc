@@ -171,6 +171,37 @@ TEST_F(ControllerTest, CaughtUpReportsPutAReplicaBackInSync) {
   EXPECT_EQ(map().parts[3].leader_epoch, p3.leader_epoch);
 }
 
+// A primary reported a backup caught up, then lagging before a map took
+// it in (the kCaughtUp report was replaced before this controller read
+// it). The primary holds the backup required until a map answers, and
+// reports it lagging until then: the answer is the partition at a new
+// epoch, nothing else changed. Without it the primary waits for ever, and
+// a move to that backup never ends (python_smart_client_e2e's flake).
+TEST_F(ControllerTest, ALaggingReportOfAReplicaNotInSyncIsAnsweredWithANewEpoch) {
+  Settle();
+  const Partition p3 = map().parts[3];
+  const std::string primary = p3.primary(), backup = p3.replicas[1];
+  in_.reports = {
+      NodeReport{primary, {ReplicaReport{ReplicaReport::Kind::kLagging, 3, backup, p3.epoch}}}};
+  Settle();
+  const Partition out = map().parts[3];
+  ASSERT_FALSE(out.IsInSync(backup));
+  in_.reports = {
+      NodeReport{primary, {ReplicaReport{ReplicaReport::Kind::kLagging, 3, backup, out.epoch}}}};
+  ASSERT_TRUE(Step().next);
+  const Partition& now = map().parts[3];
+  EXPECT_EQ(now.epoch, out.epoch + 1);
+  EXPECT_EQ(now.leader_epoch, out.leader_epoch);
+  EXPECT_EQ(now.replicas, out.replicas);
+  EXPECT_EQ(now.in_sync, out.in_sync);
+  // The same report is stale now: nothing more.
+  EXPECT_FALSE(Step().next);
+  // Nor from a node that is not the primary.
+  in_.reports = {
+      NodeReport{backup, {ReplicaReport{ReplicaReport::Kind::kLagging, 3, backup, now.epoch}}}};
+  EXPECT_FALSE(Step().next);
+}
+
 TEST_F(ControllerTest, BothReplicasDeadKeepsTheInSyncOnes) {
   Settle();
   Dead("n1");

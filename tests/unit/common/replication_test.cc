@@ -167,6 +167,50 @@ TEST_F(PrimaryTest, ReportedReplicaStaysRequiredUntilTheMapAnswers) {
   EXPECT_EQ(primary_.committed(), 11u);
 }
 
+// c is reported caught up, then lags (a stall over repl_timeout) before a
+// map takes it in. The primary keeps it required (a map listing it in sync
+// may be on its way) and reports it lagging, not caught up, even once c is
+// back up to date: only a map at a new epoch answers (the controller's).
+TEST_F(PrimaryTest, ReportedReplicaThatLagsBeforeTheMapTookItInWaitsForANewEpoch) {
+  primary_.SetMap(1, Part({"a", "c"}, {"a"}), now_, &out_);
+  primary_.OnState("c", Session("c"), Position{1, 10}, true, false, now_, &out_);
+  ASSERT_EQ(primary_.Reports().size(), 1u);
+  ASSERT_EQ(primary_.Reports()[0].kind, Kind::kCaughtUp);
+  Write(1);  // 11: c does not acknowledge it in time
+  now_ += 1000;
+  primary_.Tick(now_, &out_);
+  auto reports = primary_.Reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].kind, Kind::kLagging);
+  EXPECT_EQ(reports[0].epoch, 1u);
+  EXPECT_EQ(primary_.committed(), 10u);  // still required
+  // c catches up: writes go on, but the report stays until a map answers.
+  primary_.OnAck("c", Session("c"), 11, true, now_);
+  EXPECT_EQ(primary_.committed(), 11u);
+  for (int i = 0; i < 100; ++i) {
+    now_ += 1000;
+    out_ = {};
+    primary_.Tick(now_, &out_);
+  }
+  reports = primary_.Reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].kind, Kind::kLagging);
+  // The answer: the same replicas at a new epoch. c is let go and catches
+  // up again from a probe, then is reported at the new epoch.
+  out_ = {};
+  primary_.SetMap(2, Part({"a", "c"}, {"a"}, 2), now_, &out_);
+  EXPECT_EQ(S("c").required_from, PrimaryPartition::kNotRequired);
+  EXPECT_TRUE(primary_.Reports().empty());
+  ASSERT_EQ(out_.probes.size(), 1u);
+  out_ = {};
+  primary_.OnState("c", Session("c"), Position{1, 11}, true, false, now_, &out_);
+  EXPECT_TRUE(out_.snapshots.empty());  // by tail
+  reports = primary_.Reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].kind, Kind::kCaughtUp);
+  EXPECT_EQ(reports[0].epoch, 2u);
+}
+
 TEST_F(PrimaryTest, BackupAheadOfTheNewPrimaryIsSnapshotted) {
   // This term started at (1, 10); b holds a record 11 of the old leader
   // that was never committed: it must not be continued from.
@@ -369,6 +413,113 @@ TEST_F(PrimaryTest, SnapshotRefusedByABusyTargetIsRetriedAfterAPause) {
   now_ += 1;
   primary_.Tick(now_, &out_);
   ASSERT_EQ(out_.probes.size(), 1u);
+}
+
+// A snapshot whose backup stops answering (chunks lost with nothing after
+// them to show the gap, a backup that dropped them, a queue that never
+// drains) starts over with a probe after stall_ms; the probe frees the
+// backup's slot for incoming snapshots.
+TEST_F(PrimaryTest, SnapshotWhoseBackupStopsAnsweringStartsOver) {
+  primary_.SetMap(1, Part({"a", "c"}, {"a"}), now_, &out_);
+  now_ = 50000;  // long after the probe: the stall counts from the snapshot's start
+  const uint64_t sid = Session("c");
+  primary_.OnState("c", sid, Position{0, 0}, true, false, now_, &out_);
+  ASSERT_EQ(S("c").mode, Mode::kSnapshot);
+  out_ = {};
+  now_ += 9999;
+  primary_.Tick(now_, &out_);
+  EXPECT_TRUE(out_.empty());
+  EXPECT_EQ(S("c").mode, Mode::kSnapshot);
+  now_ += 1;
+  primary_.Tick(now_, &out_);
+  ASSERT_EQ(out_.probes.size(), 1u);
+  EXPECT_NE(out_.probes[0].second, sid);
+  EXPECT_EQ(out_.cancelled, std::vector<std::string>{"c"});  // its chunks stop
+  EXPECT_EQ(S("c").mode, Mode::kProbing);
+  // The half-sent snapshot keeps no records: it starts over.
+  EXPECT_EQ(primary_.min_needed(), primary_.last().seq + 1);
+  // A late ack of the old session changes nothing.
+  primary_.OnAck("c", sid, 0, false, now_);
+  EXPECT_EQ(S("c").mode, Mode::kProbing);
+}
+
+TEST_F(PrimaryTest, SlowSnapshotThatKeepsAcknowledgingIsNotRestarted) {
+  primary_.SetMap(1, Part({"a", "c"}, {"a"}), now_, &out_);
+  const uint64_t sid = Session("c");
+  primary_.OnState("c", sid, Position{0, 0}, true, false, now_, &out_);
+  // 60 s of chunks, each applied (acknowledged, incomplete) within 9 s.
+  for (int i = 0; i < 60; ++i) {
+    now_ += 1000;
+    out_ = {};
+    primary_.Tick(now_, &out_);
+    EXPECT_TRUE(out_.empty()) << i;
+    if (i % 9 == 8) primary_.OnAck("c", sid, 0, /*complete=*/false, now_);
+  }
+  EXPECT_EQ(S("c").mode, Mode::kSnapshot);
+  EXPECT_EQ(S("c").id, sid);
+}
+
+TEST_F(PrimaryTest, SnapshotHeldBackByThePrimarysRateIsNotTheBackupsStall) {
+  primary_.SetMap(1, Part({"a", "c"}, {"a"}), now_, &out_);
+  const uint64_t sid = Session("c");
+  primary_.OnState("c", sid, Position{0, 0}, true, false, now_, &out_);
+  // The backup acknowledged the first chunk; the primary's catch-up rate
+  // (shared with other snapshots) then holds the next ones back for 30 s.
+  primary_.OnAck("c", sid, 0, false, now_);
+  for (int i = 0; i < 30; ++i) {
+    now_ += 1000;
+    primary_.OnSnapshotHeld("c", sid, now_);
+    out_ = {};
+    primary_.Tick(now_, &out_);
+    EXPECT_TRUE(out_.empty()) << i;
+  }
+  // Chunks flow again and nothing answers them: a stall from then on.
+  now_ += 10000;
+  out_ = {};
+  primary_.Tick(now_, &out_);
+  ASSERT_EQ(out_.probes.size(), 1u);
+}
+
+// A chunk lost on a reconnect: the backup sees the gap at the next chunk
+// and answers with its state; the chunks after it, and the snapshot's end,
+// are already on their way. They must change nothing: an end taken after a
+// gap would call a copy that lacks the lost chunk's keys complete.
+TEST(BackupTest, AnAbandonedSnapshotIsIgnoredToItsEndAndFreesItsSlot) {
+  BackupPartition b(3, {1, Position{1, 4}, true});
+  using V = BackupPartition::Verdict;
+  ASSERT_EQ(b.OnProbe("a", 1, 5), V::kAccept);
+  ASSERT_EQ(b.OnChunk("a", 1, 5, true), V::kAccept);
+  EXPECT_TRUE(b.snapshotting());
+  b.Abandon(5);                    // the next chunk did not start where the last one ended
+  EXPECT_FALSE(b.snapshotting());  // no longer counts against AdmitSnapshot
+  EXPECT_TRUE(b.abandoned("a", 1, 5));
+  EXPECT_EQ(b.OnChunk("a", 1, 5, false), V::kIgnore);
+  EXPECT_EQ(b.OnAppend("a", 1, 5, 20, 1), V::kIgnore);
+  EXPECT_EQ(b.OnSnapshotEnd("a", 1, 5, Position{1, 19}), V::kIgnore);
+  EXPECT_FALSE(b.state().complete);
+  EXPECT_EQ(b.state().applied, (Position{}));
+  // Another primary's session of the same number is not this one.
+  EXPECT_FALSE(b.abandoned("x", 1, 5));
+  // The primary starts over: a new session takes chunks again.
+  ASSERT_EQ(b.OnProbe("a", 1, 6), V::kAccept);
+  EXPECT_FALSE(b.abandoned("a", 1, 6));
+  ASSERT_EQ(b.OnChunk("a", 1, 6, true), V::kAccept);
+  EXPECT_EQ(b.OnSnapshotEnd("a", 1, 6, Position{1, 19}), V::kAccept);
+  EXPECT_TRUE(b.state().complete);
+  // Abandoning an old session number does nothing to the current one.
+  b.Abandon(5);
+  EXPECT_FALSE(b.abandoned("a", 1, 6));
+}
+
+TEST(BackupTest, ARefusedSnapshotIsIgnoredToItsEnd) {
+  BackupPartition b(3, {1, Position{1, 4}, true});
+  using V = BackupPartition::Verdict;
+  ASSERT_EQ(b.OnProbe("a", 1, 5), V::kAccept);
+  b.Abandon(5);  // its first chunk refused: too many snapshots at once
+  EXPECT_FALSE(b.snapshotting());
+  EXPECT_EQ(b.OnSnapshotEnd("a", 1, 5, Position{1, 19}), V::kIgnore);
+  EXPECT_TRUE(b.state().complete);  // untouched
+  EXPECT_EQ(b.state().applied, (Position{1, 4}));
 }
 
 TEST(BackupTest, TakesAFewSnapshotsAtOnce) {
