@@ -978,6 +978,9 @@ void ShardReplication::PublishReports() {
     PartitionStats s;
     s.partition = p;
     s.role = "backup";
+    // The partition's epoch in the last map this shard applied (a backup's
+    // state machine tracks only the leader epoch).
+    if (map_ && p < map_->map->parts.size()) s.epoch = map_->map->parts[p].epoch;
     s.leader_epoch = b->sm.state().leader_epoch;
     s.seq = b->sm.state().applied.seq;
     s.complete = b->sm.state().complete;
