@@ -656,6 +656,12 @@ void ShardReplication::Complete(uint32_t p, Primary& pr, Clock::time_point now,
                                 std::vector<Done>* done) {
   const uint64_t c = pr.sm.committed();
   const bool lease = ctx_->table->lease_valid(now);
+  // --min-insync K: a write is acknowledged only on K in-sync copies. One
+  // that waited on a backup the map then took out of sync, leaving fewer
+  // than K, is on fewer copies than promised: its outcome is unknown to the
+  // client (replication.md), so `timeout`, never a success.
+  const uint32_t k = map_ ? map_->map->min_insync : 1;
+  const bool enough = pr.sm.in_sync_count() >= k;
   while (!pr.held.empty() && pr.held.front().seq <= c) {
     auto& h = pr.held.front();
     Status s = h.error;
@@ -663,11 +669,18 @@ void ShardReplication::Complete(uint32_t p, Primary& pr, Clock::time_point now,
     if (s.ok() && h.op.barrier && !lease) {
       // A read: only with a current lease (no other primary can exist).
       s = Status(ErrorCode::kUnavailable, "node is fenced: its etcd lease is not current");
+    } else if (s.ok() && !h.op.barrier && !enough) {
+      s = Status(ErrorCode::kTimeout, "partition " + std::to_string(p) + " fell to " +
+                                          std::to_string(pr.sm.in_sync_count()) +
+                                          " in-sync replicas, fewer than --min-insync " +
+                                          std::to_string(k) +
+                                          ", before this write was confirmed; it may or may "
+                                          "not have been applied");
+      invalidate = true;
     }
     done->push_back(Done{std::move(h.op), s, invalidate});
     pr.held.pop_front();
   }
-  (void)p;
 }
 
 void ShardReplication::TrimLog(uint32_t p, Primary& pr, Clock::time_point now, size_t cap) {
