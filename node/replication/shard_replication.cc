@@ -652,6 +652,19 @@ void ShardReplication::SendChunks(uint32_t p, Primary& pr, Clock::time_point now
   }
 }
 
+namespace {
+
+// The refusal of a write, or of a retry answered from its rid record, while
+// p has fewer than --min-insync replicas in sync.
+Status BelowMinInsync(uint32_t p, size_t in_sync, uint32_t k) {
+  return Status(ErrorCode::kUnavailable, "partition " + std::to_string(p) + " has " +
+                                             std::to_string(in_sync) +
+                                             " in-sync replicas, fewer than --min-insync " +
+                                             std::to_string(k) + "; the write was not applied");
+}
+
+}  // namespace
+
 void ShardReplication::Complete(uint32_t p, Primary& pr, Clock::time_point now,
                                 std::vector<Done>* done) {
   const uint64_t c = pr.sm.committed();
@@ -669,6 +682,8 @@ void ShardReplication::Complete(uint32_t p, Primary& pr, Clock::time_point now,
     if (s.ok() && h.op.barrier && !lease) {
       // A read: only with a current lease (no other primary can exist).
       s = Status(ErrorCode::kUnavailable, "node is fenced: its etcd lease is not current");
+    } else if (s.ok() && h.op.barrier && h.op.late_reply && !enough) {
+      s = BelowMinInsync(p, pr.sm.in_sync_count(), k);
     } else if (s.ok() && !h.op.barrier && !enough) {
       s = Status(ErrorCode::kTimeout, "partition " + std::to_string(p) + " fell to " +
                                           std::to_string(pr.sm.in_sync_count()) +
@@ -799,12 +814,10 @@ void ShardReplication::Sequence(std::vector<WriteOp>& ops, Clock::time_point now
     } else if (!op.barrier && !lease) {
       refusal = Status(ErrorCode::kUnavailable,
                        "node is fenced: its etcd lease is not current; the write was not applied");
-    } else if (!op.barrier && pr->sm.in_sync_count() < k) {
-      refusal =
-          Status(ErrorCode::kUnavailable, "partition " + std::to_string(p) + " has " +
-                                              std::to_string(pr->sm.in_sync_count()) +
-                                              " in-sync replicas, fewer than --min-insync " +
-                                              std::to_string(k) + "; the write was not applied");
+    } else if ((!op.barrier || op.late_reply) && pr->sm.in_sync_count() < k) {
+      // A retry answered from its rid record (late_reply) is refused too:
+      // its success would be told on fewer than K copies.
+      refusal = BelowMinInsync(p, pr->sm.in_sync_count(), k);
     }
     if (!refusal.ok()) {
       if (pr != nullptr && !pr->held.empty()) {

@@ -3,13 +3,14 @@
 set would drop below K refuses writes with `unavailable`, and a write whose
 outcome the node cannot know (handed to a backup that then fell silent) is
 answered `timeout`, never a success. So with K = 2 no write is acknowledged
-on one copy.
+on one copy, not even to a retry answered from the write's rid record.
 
 2 nodes, R = 2, K = 2 (every partition on both). Writes with rids go
 straight to n1, for partitions it leads. n2 is killed (kill -9) while they
 flow; every write sent after that is answered `unavailable` or `timeout`,
 none `ok` (before the fix, the writes that waited on n2 when the map took
-it out of sync were acknowledged with one copy). n2 comes back; each write
+it out of sync were acknowledged with one copy), and a retry of one answered
+`timeout` is not `ok` while n2 is down. n2 comes back; each write
 is retried with its rid until it succeeds, and each list then holds each
 intended entry exactly once.
 """
@@ -86,6 +87,14 @@ def test(workdir):
         rl.log(f"writes sent after n2 was killed: {codes}")
         assert "ok" not in codes, f"acknowledged on one copy with --min-insync 2: {codes}"
         assert set(codes) <= {"unavailable", "timeout"}, codes
+
+        # A retry of a write answered `timeout` is answered from its rid
+        # record: while one copy is in sync, not with a success either.
+        timed_out = [j for j in range(after_kill, i) if replies[j].get("error", {}).get("code") == "timeout"]
+        for j in timed_out[:5]:
+            r = rl.call(ctx, ep, sent[j], 5)
+            assert r is not None and not r.get("ok"), ("a retry told a success on one copy", sent[j], r)
+        rl.log(f"{len(timed_out[:5])} retries of timed-out writes refused while n2 is down")
 
         cluster.start_node("n2")
         cluster.wait_in_sync(60)
