@@ -437,8 +437,8 @@ bool ListActor::AnswerFromRecord(Call& call, uint64_t rid_hash, std::vector<Repl
   // Not in the store's filter: no record on disk, none in flight (a first
   // request puts its rid in the filter before its write is submitted).
   if (!store_->RidMayExist(rid_hash)) return false;
-  if (RidInFlight(rid_hash)) {
-    // The original is in flight: wait behind it, then answer from its record.
+  // Waits in the writer, then answers from the record.
+  auto behind_writer = [&] {
     if (!writer_.TryReserve()) {
       Fail(call, Status::Overloaded("shard writer queue is full"), now);
       return true;
@@ -448,7 +448,9 @@ bool ListActor::AnswerFromRecord(Call& call, uint64_t rid_hash, std::vector<Repl
     op.late_reply = std::make_unique<RidRetryReply>(store_, ns_, name_, req, &writer_);
     Submit(call, std::move(op), zmq::message_t(), writes);
     return true;
-  }
+  };
+  // The original is in flight: wait behind it.
+  if (RidInFlight(rid_hash)) return behind_writer();
   thread_local std::string stored;
   auto found = store_->ReadRid(name_, req.rid, rid_hash, &stored);
   if (!found.ok()) {
@@ -456,6 +458,10 @@ bool ListActor::AnswerFromRecord(Call& call, uint64_t rid_hash, std::vector<Repl
     return true;
   }
   if (!*found) return false;
+  // Replicated mode: through the writer too, which tells a success only
+  // where a write could be acknowledged (--min-insync copies in sync; the
+  // original may have been answered `timeout` when they fell short).
+  if (table_ != nullptr) return behind_writer();
   Answer(call, ReplyFromRecord(name_, req, stored, &writer_), now, writes);
   return true;
 }

@@ -656,10 +656,29 @@ void ShardReplication::SendChunks(uint32_t p, Primary& pr, Clock::time_point now
   }
 }
 
+namespace {
+
+// The refusal of a write, or of a retry answered from its rid record, while
+// p has fewer than --min-insync replicas in sync.
+Status BelowMinInsync(uint32_t p, size_t in_sync, uint32_t k) {
+  return Status(ErrorCode::kUnavailable, "partition " + std::to_string(p) + " has " +
+                                             std::to_string(in_sync) +
+                                             " in-sync replicas, fewer than --min-insync " +
+                                             std::to_string(k) + "; the write was not applied");
+}
+
+}  // namespace
+
 void ShardReplication::Complete(uint32_t p, Primary& pr, Clock::time_point now,
                                 std::vector<Done>* done) {
   const uint64_t c = pr.sm.committed();
   const bool lease = ctx_->table->lease_valid(now);
+  // --min-insync K: a write is acknowledged only on K in-sync copies. One
+  // that waited on a backup the map then took out of sync, leaving fewer
+  // than K, is on fewer copies than promised: its outcome is unknown to the
+  // client (replication.md), so `timeout`, never a success.
+  const uint32_t k = map_ ? map_->map->min_insync : 1;
+  const bool enough = pr.sm.in_sync_count() >= k;
   while (!pr.held.empty() && pr.held.front().seq <= c) {
     auto& h = pr.held.front();
     Status s = h.error;
@@ -667,11 +686,20 @@ void ShardReplication::Complete(uint32_t p, Primary& pr, Clock::time_point now,
     if (s.ok() && h.op.barrier && !lease) {
       // A read: only with a current lease (no other primary can exist).
       s = Status(ErrorCode::kUnavailable, "node is fenced: its etcd lease is not current");
+    } else if (s.ok() && h.op.barrier && h.op.late_reply && !enough) {
+      s = BelowMinInsync(p, pr.sm.in_sync_count(), k);
+    } else if (s.ok() && !h.op.barrier && !enough) {
+      s = Status(ErrorCode::kTimeout, "partition " + std::to_string(p) + " fell to " +
+                                          std::to_string(pr.sm.in_sync_count()) +
+                                          " in-sync replicas, fewer than --min-insync " +
+                                          std::to_string(k) +
+                                          ", before this write was confirmed; it may or may "
+                                          "not have been applied");
+      invalidate = true;
     }
     done->push_back(Done{std::move(h.op), s, invalidate});
     pr.held.pop_front();
   }
-  (void)p;
 }
 
 void ShardReplication::TrimLog(uint32_t p, Primary& pr, Clock::time_point now, size_t cap) {
@@ -790,12 +818,10 @@ void ShardReplication::Sequence(std::vector<WriteOp>& ops, Clock::time_point now
     } else if (!op.barrier && !lease) {
       refusal = Status(ErrorCode::kUnavailable,
                        "node is fenced: its etcd lease is not current; the write was not applied");
-    } else if (!op.barrier && pr->sm.in_sync_count() < k) {
-      refusal =
-          Status(ErrorCode::kUnavailable, "partition " + std::to_string(p) + " has " +
-                                              std::to_string(pr->sm.in_sync_count()) +
-                                              " in-sync replicas, fewer than --min-insync " +
-                                              std::to_string(k) + "; the write was not applied");
+    } else if ((!op.barrier || op.late_reply) && pr->sm.in_sync_count() < k) {
+      // A retry answered from its rid record (late_reply) is refused too:
+      // its success would be told on fewer than K copies.
+      refusal = BelowMinInsync(p, pr->sm.in_sync_count(), k);
     }
     if (!refusal.ok()) {
       if (pr != nullptr && !pr->held.empty()) {
@@ -982,6 +1008,9 @@ void ShardReplication::PublishReports() {
     PartitionStats s;
     s.partition = p;
     s.role = "backup";
+    // The partition's epoch in the last map this shard applied (a backup's
+    // state machine tracks only the leader epoch).
+    if (map_ && p < map_->map->parts.size()) s.epoch = map_->map->parts[p].epoch;
     s.leader_epoch = b->sm.state().leader_epoch;
     s.seq = b->sm.state().applied.seq;
     s.complete = b->sm.state().complete;

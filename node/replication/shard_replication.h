@@ -92,8 +92,9 @@ struct ReplContext {
 // a lock at each tick).
 struct PartitionStats {
   uint32_t partition = 0;
-  std::string role;  // "primary", "backup", or "none"
-  uint64_t epoch = 0, leader_epoch = 0;
+  std::string role;    // "primary", "backup", or "none"
+  uint64_t epoch = 0;  // the partition's epoch in the last map applied
+  uint64_t leader_epoch = 0;
   uint64_t seq = 0;        // last sequenced (primary) or applied (backup)
   uint64_t committed = 0;  // primary
   bool complete = true;
