@@ -136,6 +136,25 @@ Status NodeOptions::Validate() const {
         return Status::BadRequest(std::string(flag) + " needs --etcd (the replicated mode)");
       }
     }
+    // The replicated mode's other flags, given a value other than their
+    // default, would be silently ignored in the static mode: refuse them.
+    const NodeOptions d;
+    const std::pair<const char*, bool> changed[] = {
+        {"--cluster-name", cluster_name != d.cluster_name},
+        {"--lease-ms", lease_ms != d.lease_ms},
+        {"--repl-timeout-ms", repl_timeout_ms != d.repl_timeout_ms},
+        {"--catchup-rate-mb", catchup_rate_mb != d.catchup_rate_mb},
+        {"--retained-mb", retained_mb != d.retained_mb},
+        {"--max-incoming-snapshots", max_incoming_snapshots != d.max_incoming_snapshots},
+        {"--no-controller", controller != d.controller},
+        {"--max-moves", max_moves != d.max_moves},
+        {"--max-handoffs", max_handoffs != d.max_handoffs},
+    };
+    for (const auto& [flag, is_changed] : changed) {
+      if (is_changed) {
+        return Status::BadRequest(std::string(flag) + " needs --etcd (the replicated mode)");
+      }
+    }
   }
   for (const char* l : {"trace", "debug", "info", "warn", "error"}) {
     if (log_level == l) return Status::Ok();

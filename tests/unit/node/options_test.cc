@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 namespace todo::node {
 namespace {
 
@@ -83,6 +85,41 @@ TEST(NodeOptionsTest, ReplicationRetentionAndIncomingSnapshotRanges) {
   }
   o.max_incoming_snapshots = 1;
   EXPECT_TRUE(o.Validate().ok());
+}
+
+TEST(NodeOptionsTest, ReplicatedModeFlagsNeedEtcd) {
+  const auto fresh = [] {
+    NodeOptions o;
+    o.name = "n1";
+    o.listen = "tcp://127.0.0.1:7001";
+    o.data = "/tmp/x";
+    return o;
+  };
+  ASSERT_TRUE(fresh().Validate().ok());
+  // Static mode: a replicated-mode flag set to anything but its default
+  // would be ignored without a word; it is refused, naming the flag.
+  const std::pair<const char*, std::function<void(NodeOptions&)>> cases[] = {
+      {"--cluster-name", [](NodeOptions& o) { o.cluster_name = "other"; }},
+      {"--lease-ms", [](NodeOptions& o) { o.lease_ms = 5000; }},
+      {"--repl-timeout-ms", [](NodeOptions& o) { o.repl_timeout_ms = 50; }},
+      {"--catchup-rate-mb", [](NodeOptions& o) { o.catchup_rate_mb = 8; }},
+      {"--retained-mb", [](NodeOptions& o) { o.retained_mb = 8; }},
+      {"--max-incoming-snapshots", [](NodeOptions& o) { o.max_incoming_snapshots = 4; }},
+      {"--no-controller", [](NodeOptions& o) { o.controller = false; }},
+      {"--max-moves", [](NodeOptions& o) { o.max_moves = 2; }},
+      {"--max-handoffs", [](NodeOptions& o) { o.max_handoffs = 2; }},
+      {"--advertise", [](NodeOptions& o) { o.advertise = "tcp://127.0.0.1:7001"; }},
+  };
+  for (const auto& [flag, set] : cases) {
+    NodeOptions o = fresh();
+    set(o);
+    Status s = o.Validate();
+    ASSERT_FALSE(s.ok()) << flag;
+    EXPECT_EQ(s.message(), std::string(flag) + " needs --etcd (the replicated mode)");
+    // The same in the replicated mode is fine.
+    o.etcd = "http://127.0.0.1:2379";
+    EXPECT_TRUE(o.Validate().ok()) << flag << ": " << o.Validate().message();
+  }
 }
 
 }  // namespace
