@@ -37,6 +37,9 @@ bool IsValidEndpoint(std::string_view endpoint) {
       if (scheme == "tcp://") {
         // libzmq reads a port past 65535 modulo 65536 (99999 is 34463).
         const std::string_view rest = endpoint.substr(scheme.size());
+        // An IPv6 literal ([::1]) would pass here and fail at bind with
+        // libzmq's "No such device": the sockets are IPv4 (no ZMQ_IPV6).
+        if (rest.front() == '[') return false;
         const size_t colon = rest.rfind(':');
         if (colon == std::string_view::npos || colon == 0) return false;
         return IsValidPort(rest.substr(colon + 1));

@@ -58,8 +58,8 @@ Status NodeOptions::Validate() const {
   }
   if (!IsValidEndpoint(listen)) {
     return Status::BadRequest(
-        "--listen must be a tcp://, ipc:// or inproc:// endpoint (tcp://HOST:PORT, PORT 0-65535 "
-        "or *)");
+        "--listen must be a tcp://, ipc:// or inproc:// endpoint (tcp://HOST:PORT, HOST an IPv4 "
+        "address or a name, PORT 0-65535 or *)");
   }
   if (data.empty()) return Status::BadRequest("--data must name a directory");
   if (shards > 256) return Status::BadRequest("--shards must be 1-256");

@@ -52,9 +52,10 @@ Status CheckSpec(const NodeSpec& spec) {
                               " must be 1-64 characters of [A-Za-z0-9_.-]");
   }
   if (!IsValidEndpoint(spec.endpoint)) {
-    return Status::BadRequest(
-        spec.origin + ": endpoint " + Quote(spec.endpoint) + " of node '" + spec.name +
-        "' must be a tcp://, ipc:// or inproc:// endpoint (tcp://HOST:PORT, PORT 0-65535 or *)");
+    return Status::BadRequest(spec.origin + ": endpoint " + Quote(spec.endpoint) + " of node '" +
+                              spec.name +
+                              "' must be a tcp://, ipc:// or inproc:// endpoint (tcp://HOST:PORT, "
+                              "HOST an IPv4 address or a name, PORT 0-65535 or *)");
   }
   return Status::Ok();
 }

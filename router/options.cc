@@ -29,8 +29,8 @@ std::nullopt_t FlagError(std::string_view message, int* exit_code) {
 Status RouterOptions::Validate() const {
   if (!IsValidEndpoint(listen)) {
     return Status::BadRequest(
-        "--listen must be a tcp://, ipc:// or inproc:// endpoint (tcp://HOST:PORT, PORT 0-65535 "
-        "or *)");
+        "--listen must be a tcp://, ipc:// or inproc:// endpoint (tcp://HOST:PORT, HOST an IPv4 "
+        "address or a name, PORT 0-65535 or *)");
   }
   if (replicated() && !nodes.empty()) {
     return Status::BadRequest(
