@@ -23,9 +23,6 @@ constexpr size_t kRequestBufferBytes = 256;
 
 bool IsBookPath(std::string_view path) { return path == "/entries" || path == "/add_entry"; }
 
-// How a protocol reply becomes the HTTP answer.
-enum class ReplyKind : uint8_t { kBookEntries, kBookAddEntry, kJsonResult, kCreated, kCallback };
-
 // The HTTP server's own counters as Prometheus text (appended to the
 // router's on /metrics).
 std::string ServerStatsText(const HttpServerStats& st) {
@@ -64,6 +61,11 @@ std::string ServerStatsText(const HttpServerStats& st) {
 }  // namespace
 
 struct HttpFrontend::Impl {
+  // How a protocol reply becomes the HTTP answer. (A member, not in the
+  // anonymous namespace: Pending's field of this type would give Impl
+  // internal linkage, which GCC warns of in a unity build.)
+  enum class ReplyKind : uint8_t { kBookEntries, kBookAddEntry, kJsonResult, kCreated, kCallback };
+
   // A forwarded request awaiting the router's reply.
   struct Pending {
     uint32_t gen = 0;  // 0: free
@@ -296,7 +298,7 @@ void HttpFrontend::AddAsyncRoute(std::string path, HttpRoute route, AsyncHandler
 }
 
 void HttpFrontend::SubmitRequest(const http::OwnedRequest& request, ReplyCallback done) {
-  impl_->Forward(0, HttpRoute::kOther, ReplyKind::kCallback, request, Clock::now(),
+  impl_->Forward(0, HttpRoute::kOther, Impl::ReplyKind::kCallback, request, Clock::now(),
                  std::move(done));
 }
 

@@ -149,14 +149,16 @@ class BeastRequest final : public HttpRequest {
   const beast_http::request<beast_http::string_body>& m_;
 };
 
-// The timer a connection is on; each has its own FIFO list, in deadline
-// order because each deadline is "now + that timer's constant".
-enum class Timer : uint8_t { kNone, kHeader, kBody, kIdle, kSend, kLinger };
-constexpr size_t kNumTimers = 6;
-
 }  // namespace
 
 struct HttpServer::Impl {
+  // The timer a connection is on; each has its own FIFO list, in deadline
+  // order because each deadline is "now + that timer's constant". (A
+  // member, not in the anonymous namespace: Conn's field of this type would
+  // give Impl internal linkage, which GCC warns of in a unity build.)
+  enum class Timer : uint8_t { kNone, kHeader, kBody, kIdle, kSend, kLinger };
+  static constexpr size_t kNumTimers = 6;
+
   // An answer in request order: written once every answer before it is.
   struct Slot {
     uint32_t serial = 0;

@@ -15,7 +15,7 @@
 namespace todo::node {
 namespace {
 
-constexpr int kReadBurst = 256;
+constexpr int kPeerReadBurst = 256;
 constexpr int kSndHwm = 10000;
 constexpr int kRcvHwm = 10000;
 constexpr std::chrono::milliseconds kMaxWait(100);
@@ -287,7 +287,7 @@ void ReplIo::PostGathered() {
 }
 
 void ReplIo::ReadRouter() {
-  for (int i = 0; i < kReadBurst; ++i) {
+  for (int i = 0; i < kPeerReadBurst; ++i) {
     zmq::message_t id;
     if (!router_.recv(id, zmq::recv_flags::dontwait)) return;
     std::vector<zmq::message_t> parts;
@@ -307,7 +307,7 @@ void ReplIo::ReadRouter() {
 }
 
 void ReplIo::ReadDealer(const std::string& name, Peer& peer) {
-  for (int i = 0; i < kReadBurst; ++i) {
+  for (int i = 0; i < kPeerReadBurst; ++i) {
     zmq::message_t frame;
     if (!peer.dealer->recv(frame, zmq::recv_flags::dontwait)) return;
     if (frame.more()) {

@@ -15,14 +15,6 @@ constexpr std::chrono::milliseconds kBacklogPause(20);
 // Every this many passes a shard's scan starts over from the oldest entry.
 constexpr uint32_t kRestartEvery = 64;
 
-// Reads verify their blocks' checksums, as the store's do: a damaged block
-// is never read (nor cached) as if it were sound.
-leveldb::ReadOptions VerifiedReads() {
-  leveldb::ReadOptions ro;
-  ro.verify_checksums = true;
-  return ro;
-}
-
 }  // namespace
 
 RidSweeper::RidSweeper(std::vector<ShardDb*> shards, std::vector<ShardWriter*> writers,

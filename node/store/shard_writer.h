@@ -140,6 +140,16 @@ struct ShardDb {
   TableCheck* table_check = nullptr;  // finds damaged tables (not owned; may be null)
 };
 
+// The options of every read of a shard's `db` (the store's and the rid
+// sweeper's): each verifies the checksums of the blocks it reads from disk,
+// so a damaged block is never read (nor cached) as if it were sound (a block
+// in the block cache was verified when it was read).
+inline leveldb::ReadOptions VerifiedReads() {
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = true;
+  return ro;
+}
+
 // A barrier's reply made when it completes, on the writer thread, from the
 // database as it is then (every earlier op of its owner is durable): how a
 // retry of a write still in flight gets that write's reply (list_actor.h).

@@ -28,14 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Every read verifies the checksums of the blocks it reads from disk (a
-// block in the block cache was verified when it was read).
-leveldb::ReadOptions VerifiedReads() {
-  leveldb::ReadOptions ro;
-  ro.verify_checksums = true;
-  return ro;
-}
-
 Status ReadFile(const fs::path& p, std::string* out) {
   std::ifstream in(p, std::ios::binary);
   if (!in) return Status::Internal("cannot read " + p.string());

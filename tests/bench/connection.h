@@ -14,6 +14,7 @@
 
 #include <zmq.h>
 
+#include <array>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,9 @@ namespace todo::bench {
 // What the bench asks for. kPing is only used to check that a server answers.
 enum class BenchOp : uint8_t { kAdd, kEntries, kEntriesAll, kUpdate, kDelete, kPing };
 constexpr int kNumLoadOps = 5;  // kAdd..kDelete, the ops of a --mix
+// The ops of a --mix, in BenchOp order.
+inline constexpr std::array<BenchOp, kNumLoadOps> kLoadOps = {
+    BenchOp::kAdd, BenchOp::kEntries, BenchOp::kEntriesAll, BenchOp::kUpdate, BenchOp::kDelete};
 
 // "add", "entries", "entries_all", "update", "delete", "ping".
 std::string_view BenchOpName(BenchOp op);

@@ -8,9 +8,6 @@
 namespace todo::bench {
 namespace {
 
-constexpr BenchOp kLoadOps[kNumLoadOps] = {BenchOp::kAdd, BenchOp::kEntries, BenchOp::kEntriesAll,
-                                           BenchOp::kUpdate, BenchOp::kDelete};
-
 void Appendf(std::string* out, const char* format, ...) __attribute__((format(printf, 2, 3)));
 void Appendf(std::string* out, const char* format, ...) {
   char buf[512];

@@ -16,9 +16,6 @@ __extension__ typedef unsigned __int128 Uint128;  // GCC/Clang; -Wpedantic-clean
 
 uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-constexpr std::array<BenchOp, kNumLoadOps> kLoadOps = {
-    BenchOp::kAdd, BenchOp::kEntries, BenchOp::kEntriesAll, BenchOp::kUpdate, BenchOp::kDelete};
-
 Date NextDay(Date d) {
   int y = d.year(), m = d.month(), day = d.day() + 1;
   if (!IsValidDate(y, m, day)) {

@@ -21,9 +21,10 @@ namespace {
 
 using ClusterHttpTest = ClusterTest;
 
-class Client {
+// A raw HTTP/1.1 client on loopback (blocking, 10 s receive timeout).
+class HttpClient {
  public:
-  explicit Client(int port) {
+  explicit HttpClient(int port) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
     timeval tv{10, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -33,7 +34,7 @@ class Client {
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
   }
-  ~Client() { close(fd_); }
+  ~HttpClient() { close(fd_); }
   bool connected() const { return connected_; }
   void Send(std::string_view s) { (void)!send(fd_, s.data(), s.size(), MSG_NOSIGNAL); }
   // One answer (status line to the end of its Content-Length body), or ""
@@ -73,7 +74,7 @@ TEST_F(ClusterHttpTest, BookEndpointsPipeliningBadInputAndManyConnections) {
   const int port = FreeTcpPort();
   ASSERT_GE(cluster_->StartRouterToAll({"--http", "127.0.0.1:" + std::to_string(port)}), 0);
   {
-    Client c(port);
+    HttpClient c(port);
     ASSERT_TRUE(c.connected());
     c.Send(
         "POST /add_entry?list=bob&date=2026-12-19&title=Dentist HTTP/1.1\r\n\r\n"
@@ -88,15 +89,15 @@ TEST_F(ClusterHttpTest, BookEndpointsPipeliningBadInputAndManyConnections) {
     EXPECT_NE(c.Read().find("\"status\":\"serving\""), std::string::npos);
   }
   {
-    Client bad(port);
+    HttpClient bad(port);
     bad.Send("NOT HTTP AT ALL\r\n\r\n");
     EXPECT_TRUE(bad.Read().starts_with("HTTP/1.1 400 Bad Request\r\n"));
     EXPECT_TRUE(bad.Closed());
   }
   // 300 connections, each with a request in flight at once.
-  std::vector<std::unique_ptr<Client>> many;
+  std::vector<std::unique_ptr<HttpClient>> many;
   for (int i = 0; i < 300; ++i) {
-    many.push_back(std::make_unique<Client>(port));
+    many.push_back(std::make_unique<HttpClient>(port));
     many.back()->Send("GET /lists/many-" + std::to_string(i % 30) + "/entries HTTP/1.1\r\n\r\n");
   }
   int ok = 0;
@@ -111,7 +112,7 @@ TEST_F(ClusterHttpTest, BookEndpointsPipeliningBadInputAndManyConnections) {
 TEST_F(ClusterHttpTest, IdempotencyKeyMakesRetriedWritesHappenOnce) {
   const int port = FreeTcpPort();
   ASSERT_GE(cluster_->StartRouterToAll({"--http", "127.0.0.1:" + std::to_string(port)}), 0);
-  Client c(port);
+  HttpClient c(port);
   ASSERT_TRUE(c.connected());
   const std::string book =
       "POST /add_entry?list=idem&date=2026-12-19&title=Dentist HTTP/1.1\r\n"
@@ -177,9 +178,9 @@ TEST_F(ClusterHttpTest, SigtermAnswersHttpRequestsInFlightThenExits) {
   const std::string list = cluster_->ListsOwnedBy("n1", "frozen", 1)[0];
   Process& n1 = *cluster_->node(0).process;
   ASSERT_TRUE(n1.Signal(SIGSTOP));
-  Client waiting(port);
+  HttpClient waiting(port);
   waiting.Send("GET /lists/" + list + "/entries HTTP/1.1\r\n\r\n");
-  Client idle(port);
+  HttpClient idle(port);
   idle.Send("GET /health HTTP/1.1\r\n\r\n");
   EXPECT_NE(idle.Read().find("200 OK"), std::string::npos);
   usleep(200 * 1000);  // the request reaches the router

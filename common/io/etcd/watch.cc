@@ -16,7 +16,7 @@ namespace todo::io {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr auto kFirstBackoff = std::chrono::milliseconds(50);
+constexpr auto kWatchFirstBackoff = std::chrono::milliseconds(50);
 // Bytes of a non-200 answer's body read for its error message.
 constexpr size_t kMaxErrorBody = 64 << 10;
 
@@ -87,7 +87,7 @@ void EtcdWatch::Report(WatchUpdate update) {
 void EtcdWatch::Loop() {
   const size_t n = client_->endpoints().size();
   size_t index = client_->preferred_endpoint() % n;
-  auto backoff = std::chrono::milliseconds(kFirstBackoff);
+  auto backoff = std::chrono::milliseconds(kWatchFirstBackoff);
   while (!stopping_.load(std::memory_order_acquire)) {
     connected_once_ = false;
     Status why;
@@ -99,7 +99,7 @@ void EtcdWatch::Loop() {
     lost.status = why;
     Report(std::move(lost));
     index = (index + 1) % n;
-    if (connected_once_) backoff = std::chrono::milliseconds(kFirstBackoff);
+    if (connected_once_) backoff = std::chrono::milliseconds(kWatchFirstBackoff);
     if (SleepUnlessStopped(backoff)) break;
     backoff = std::min(backoff * 2, options_.max_backoff);
   }

@@ -24,7 +24,8 @@ namespace {
 namespace fs = std::filesystem;
 using todo::testing::TempDir;
 
-StoreOptions Opts(const std::string& dir, uint32_t shards = 1) {
+// One shard by default, every write synced.
+StoreOptions SyncedOpts(const std::string& dir, uint32_t shards = 1) {
   StoreOptions o;
   o.dir = dir;
   o.shards = shards;
@@ -76,7 +77,7 @@ void Spit(const std::string& path, const std::string& bytes) {
 class StoreIntegrityTest : public ::testing::Test {
  protected:
   StatusOr<std::unique_ptr<Store>> Open(uint32_t shards = 1) {
-    return Store::Open(Opts(dir_.path(), shards), &q_);
+    return Store::Open(SyncedOpts(dir_.path(), shards), &q_);
   }
   // A store with `list` holding entries 1..n (and "other" 1..3), closed.
   void Populate(uint32_t shards = 1, uint64_t n = 200) {

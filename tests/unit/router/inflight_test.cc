@@ -4,16 +4,15 @@
 
 #include <vector>
 
+#include "tests/unit/router/test_time.h"
+
 namespace todo::router {
 namespace {
 
-using std::chrono::milliseconds;
+using test_time::At;
+using test_time::kStart;
 
-const TimePoint kStart = TimePoint() + std::chrono::hours(1);
-
-TimePoint At(int64_t ms) { return kStart + milliseconds(ms); }
-
-InflightEntry Entry(uint64_t seq, int64_t deadline_ms, uint32_t node = 0) {
+InflightEntry InflightAt(uint64_t seq, int64_t deadline_ms, uint32_t node = 0) {
   InflightEntry e;
   e.seq = seq;
   e.deadline = At(deadline_ms);
@@ -32,7 +31,7 @@ std::vector<uint64_t> Seqs(const std::vector<InflightEntry>& entries) {
 
 TEST(InflightTableTest, CompleteReturnsTheEntryOnce) {
   InflightTable t(10);
-  ASSERT_TRUE(t.Insert(Entry(1, 5000, 2)));
+  ASSERT_TRUE(t.Insert(InflightAt(1, 5000, 2)));
   EXPECT_EQ(t.size(), 1u);
   auto e = t.Complete(1);
   ASSERT_TRUE(e.has_value());
@@ -49,7 +48,7 @@ TEST(InflightTableTest, CompleteReturnsTheEntryOnce) {
 TEST(InflightTableTest, BytesCountLiveEntriesOnly) {
   InflightTable t(10);
   for (uint64_t s = 1; s <= 4; ++s) {
-    InflightEntry e = Entry(s, 1000 * static_cast<int64_t>(s));
+    InflightEntry e = InflightAt(s, 1000 * static_cast<int64_t>(s));
     e.bytes = static_cast<uint32_t>(100 * s);
     ASSERT_TRUE(t.Insert(std::move(e)));
   }
@@ -61,7 +60,7 @@ TEST(InflightTableTest, BytesCountLiveEntriesOnly) {
   std::vector<InflightEntry> expired;
   EXPECT_EQ(t.Expire(At(3000), &expired), 2u);  // 1 and 3
   EXPECT_EQ(t.bytes(), 400u);
-  InflightEntry dup = Entry(4, 9000);
+  InflightEntry dup = InflightAt(4, 9000);
   dup.bytes = 7;
   EXPECT_FALSE(t.Insert(std::move(dup)));  // refused: nothing counted
   EXPECT_EQ(t.bytes(), 400u);
@@ -71,7 +70,7 @@ TEST(InflightTableTest, BytesCountLiveEntriesOnly) {
 
 TEST(InflightTableTest, ExpiresInDeadlineOrderSkippingCompleted) {
   InflightTable t(10);
-  for (uint64_t s = 1; s <= 5; ++s) ASSERT_TRUE(t.Insert(Entry(s, 100 * s)));
+  for (uint64_t s = 1; s <= 5; ++s) ASSERT_TRUE(t.Insert(InflightAt(s, 100 * s)));
   ASSERT_TRUE(t.Complete(2).has_value());
   ASSERT_TRUE(t.Complete(4).has_value());
   std::vector<InflightEntry> expired;
@@ -90,7 +89,7 @@ TEST(InflightTableTest, ExpiresInDeadlineOrderSkippingCompleted) {
 
 TEST(InflightTableTest, LateCompletionAfterExpiryIsNotFound) {
   InflightTable t(10);
-  ASSERT_TRUE(t.Insert(Entry(7, 5000)));
+  ASSERT_TRUE(t.Insert(InflightAt(7, 5000)));
   std::vector<InflightEntry> expired;
   ASSERT_EQ(t.Expire(At(5000), &expired), 1u);
   EXPECT_FALSE(t.Complete(7).has_value());
@@ -102,9 +101,9 @@ TEST(InflightTableTest, LateCompletionAfterExpiryIsNotFound) {
 TEST(InflightTableTest, NextDeadlineIsTheEarliestLiveEntry) {
   InflightTable t(10);
   EXPECT_FALSE(t.NextDeadline().has_value());
-  ASSERT_TRUE(t.Insert(Entry(1, 100)));
-  ASSERT_TRUE(t.Insert(Entry(2, 200)));
-  ASSERT_TRUE(t.Insert(Entry(3, 300)));
+  ASSERT_TRUE(t.Insert(InflightAt(1, 100)));
+  ASSERT_TRUE(t.Insert(InflightAt(2, 200)));
+  ASSERT_TRUE(t.Insert(InflightAt(3, 300)));
   EXPECT_EQ(t.NextDeadline(), At(100));
   ASSERT_TRUE(t.Complete(1).has_value());
   EXPECT_EQ(t.NextDeadline(), At(200));
@@ -118,13 +117,13 @@ TEST(InflightTableTest, NextDeadlineIsTheEarliestLiveEntry) {
 TEST(InflightTableTest, BoundedByCapacity) {
   InflightTable t(3);
   EXPECT_EQ(t.capacity(), 3u);
-  for (uint64_t s = 1; s <= 3; ++s) ASSERT_TRUE(t.Insert(Entry(s, 100)));
+  for (uint64_t s = 1; s <= 3; ++s) ASSERT_TRUE(t.Insert(InflightAt(s, 100)));
   EXPECT_TRUE(t.full());
-  EXPECT_FALSE(t.Insert(Entry(4, 100)));
+  EXPECT_FALSE(t.Insert(InflightAt(4, 100)));
   EXPECT_EQ(t.size(), 3u);
   ASSERT_TRUE(t.Complete(2).has_value());
   EXPECT_FALSE(t.full());
-  EXPECT_TRUE(t.Insert(Entry(4, 100)));
+  EXPECT_TRUE(t.Insert(InflightAt(4, 100)));
   EXPECT_TRUE(t.full());
   std::vector<InflightEntry> expired;
   EXPECT_EQ(t.Expire(At(100), &expired), 3u);
@@ -133,19 +132,19 @@ TEST(InflightTableTest, BoundedByCapacity) {
 
 TEST(InflightTableTest, RejectsDuplicateSeqAndDecreasingDeadline) {
   InflightTable t(10);
-  ASSERT_TRUE(t.Insert(Entry(1, 200)));
-  EXPECT_FALSE(t.Insert(Entry(1, 300)));
-  EXPECT_FALSE(t.Insert(Entry(2, 199)));
-  EXPECT_TRUE(t.Insert(Entry(2, 200)));  // equal deadlines are fine
+  ASSERT_TRUE(t.Insert(InflightAt(1, 200)));
+  EXPECT_FALSE(t.Insert(InflightAt(1, 300)));
+  EXPECT_FALSE(t.Insert(InflightAt(2, 199)));
+  EXPECT_TRUE(t.Insert(InflightAt(2, 200)));  // equal deadlines are fine
   EXPECT_EQ(t.size(), 2u);
 }
 
 TEST(InflightTableTest, CompletedSlotsBehindAStuckEntryStayBounded) {
   const size_t capacity = 8;
   InflightTable t(capacity);
-  ASSERT_TRUE(t.Insert(Entry(1, 5000)));  // never answered
+  ASSERT_TRUE(t.Insert(InflightAt(1, 5000)));  // never answered
   for (uint64_t s = 2; s < 100000; ++s) {
-    ASSERT_TRUE(t.Insert(Entry(s, 5000)));
+    ASSERT_TRUE(t.Insert(InflightAt(s, 5000)));
     ASSERT_TRUE(t.Complete(s).has_value());
     ASSERT_LE(t.slots(), 2 * capacity + 64 + 1);
   }

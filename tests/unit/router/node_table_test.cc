@@ -4,14 +4,15 @@
 
 #include <vector>
 
+#include "tests/unit/router/test_time.h"
+
 namespace todo::router {
 namespace {
 
 using std::chrono::milliseconds;
 
-const TimePoint kStart = TimePoint() + std::chrono::hours(1);
-
-TimePoint At(int64_t ms) { return kStart + milliseconds(ms); }
+using test_time::At;
+using test_time::kStart;
 
 NodeTable MakeTable(size_t nodes) {
   return NodeTable(nodes, NodeHealthOptions{milliseconds(500), milliseconds(2000)}, kStart);

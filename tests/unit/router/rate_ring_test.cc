@@ -2,14 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/router/test_time.h"
+
 namespace todo::router {
 namespace {
 
-using std::chrono::milliseconds;
-using TimePoint = std::chrono::steady_clock::time_point;
-
-const TimePoint kStart = TimePoint() + std::chrono::hours(1);
-TimePoint At(int64_t ms) { return kStart + milliseconds(ms); }
+using test_time::At;
+using test_time::kStart;
 
 RateTotals Totals(uint64_t requests, uint64_t ok, uint64_t timeouts,
                   std::vector<uint64_t> buckets = {}) {
