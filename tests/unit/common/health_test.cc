@@ -61,7 +61,8 @@ TEST(HealthTest, ReplicasOutOfSyncCountAndCatchUp) {
 
 TEST(HealthTest, AMoveAndAHandOffAreInProgressAndANewMemberLeavesMovesToMake) {
   ClusterMap m = Joined({"n1", "n2", "n3"}, 12);
-  m.members.push_back(Member{.name = "n4", .data_id = "data-n4"});
+  m.members.push_back(
+      Member{.name = "n4", .data_id = "data-n4", .incarnation = {}, .leaving = false});
   Partition& p = m.parts[0];
   p.move_from = p.replicas.back();
   p.move_to = "n4";
@@ -81,7 +82,8 @@ TEST(HealthTest, AMoveAndAHandOffAreInProgressAndANewMemberLeavesMovesToMake) {
 TEST(HealthTest, LeavingAndJoiningMembersAreCounted) {
   ClusterMap m = Joined({"n1", "n2", "n3"}, 12);
   m.FindMember("n3")->leaving = true;
-  m.members.push_back(Member{.name = "n4"});  // added, never ran
+  m.members.push_back(Member{
+      .name = "n4", .data_id = {}, .incarnation = {}, .leaving = false});  // added, never ran
   const ClusterHealth h = SummarizeHealth(m, AliveSet({"n1", "n2", "n3"}));
   EXPECT_EQ(h.members, 4u);
   EXPECT_EQ(h.members_leaving, 1u);
