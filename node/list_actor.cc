@@ -373,15 +373,19 @@ zmq::message_t ReplyFromRecord(std::string_view list, const protocol::Request& r
 // Owns copies of what it needs: the request's body is gone by then.
 class RidRetryReply final : public store::LateReply {
  public:
+  // `stored`: the record's value if the caller has already read it (a
+  // record never changes), else it is read once the writer gets here.
   RidRetryReply(const store::Store* store, std::string_view ns, std::string_view list,
-                const protocol::Request& req, store::ShardWriter* writer)
+                const protocol::Request& req, store::ShardWriter* writer,
+                std::optional<std::string> stored)
       : store_(store),
         ns_(ns),
         list_(list),
         rid_(req.rid),
         id_(protocol::OwnedRequestId::From(req.id)),
         writer_(writer),
-        request_(req) {
+        request_(req),
+        stored_(std::move(stored)) {
     if (req.title) title_.emplace(*req.title);
   }
 
@@ -391,6 +395,7 @@ class RidRetryReply final : public store::LateReply {
     req.rid = rid_;
     req.id = id_.view();
     if (title_) req.title = *title_;
+    if (stored_) return ReplyFromRecord(list_, req, *stored_, writer_);
     std::string value;
     leveldb::Status s = store_->GetRid(db, ns_, list_, rid_, store_->NowMs(), &value);
     if (s.ok()) return ReplyFromRecord(list_, req, value, writer_);
@@ -413,6 +418,7 @@ class RidRetryReply final : public store::LateReply {
   store::ShardWriter* const writer_;
   const protocol::Request request_;  // op, entry_id, date (its views are replaced in Make)
   std::optional<std::string> title_;
+  const std::optional<std::string> stored_;
 };
 
 }  // namespace
@@ -437,20 +443,22 @@ bool ListActor::AnswerFromRecord(Call& call, uint64_t rid_hash, std::vector<Repl
   // Not in the store's filter: no record on disk, none in flight (a first
   // request puts its rid in the filter before its write is submitted).
   if (!store_->RidMayExist(rid_hash)) return false;
-  // Waits in the writer, then answers from the record.
-  auto behind_writer = [&] {
+  // Waits in the writer, then answers from the record (`stored`, or read
+  // there).
+  auto behind_writer = [&](std::optional<std::string> stored) {
     if (!writer_.TryReserve()) {
       Fail(call, Status::Overloaded("shard writer queue is full"), now);
       return true;
     }
     store::WriteOp op;
     op.barrier = true;
-    op.late_reply = std::make_unique<RidRetryReply>(store_, ns_, name_, req, &writer_);
+    op.late_reply =
+        std::make_unique<RidRetryReply>(store_, ns_, name_, req, &writer_, std::move(stored));
     Submit(call, std::move(op), zmq::message_t(), writes);
     return true;
   };
   // The original is in flight: wait behind it.
-  if (RidInFlight(rid_hash)) return behind_writer();
+  if (RidInFlight(rid_hash)) return behind_writer(std::nullopt);
   thread_local std::string stored;
   auto found = store_->ReadRid(name_, req.rid, rid_hash, &stored);
   if (!found.ok()) {
@@ -461,7 +469,7 @@ bool ListActor::AnswerFromRecord(Call& call, uint64_t rid_hash, std::vector<Repl
   // Replicated mode: through the writer too, which tells a success only
   // where a write could be acknowledged (--min-insync copies in sync; the
   // original may have been answered `timeout` when they fell short).
-  if (table_ != nullptr) return behind_writer();
+  if (table_ != nullptr) return behind_writer(stored);
   Answer(call, ReplyFromRecord(name_, req, stored, &writer_), now, writes);
   return true;
 }
