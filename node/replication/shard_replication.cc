@@ -677,7 +677,7 @@ void ShardReplication::Complete(uint32_t p, Primary& pr, Clock::time_point now,
   // that waited on a backup the map then took out of sync, leaving fewer
   // than K, is on fewer copies than promised: its outcome is unknown to the
   // client (replication.md), so `timeout`, never a success.
-  const uint32_t k = map_ ? map_->map->min_insync : 1;
+  const uint32_t k = MinInsync();
   const bool enough = pr.sm.in_sync_count() >= k;
   while (!pr.held.empty() && pr.held.front().seq <= c) {
     auto& h = pr.held.front();
@@ -788,7 +788,7 @@ void ShardReplication::Sequence(std::vector<WriteOp>& ops, Clock::time_point now
   sequenced_.assign(ops.size(), Sequenced{});
   const int64_t ms = Ms(now);
   const bool lease = ctx_->table->lease_valid(now);
-  const uint32_t k = map_ ? map_->map->min_insync : 1;
+  const uint32_t k = MinInsync();
   std::vector<uint32_t> touched;
   for (size_t i = 0; i < ops.size(); ++i) {
     WriteOp& op = ops[i];

@@ -196,6 +196,9 @@ class ShardReplication {
   bool SendChunk(uint32_t p, Primary& pr, const std::string& replica, Snapshot& snap,
                  Clock::time_point now);
   void Complete(uint32_t p, Primary& pr, Clock::time_point now, std::vector<Done>* done);
+  // The map's --min-insync K (1 before a map): fewer in-sync copies refuse
+  // writes, and the retries a rid record would answer.
+  uint32_t MinInsync() const { return map_ ? map_->map->min_insync : 1; }
   // Drops the records no session needs, then the oldest past `cap` bytes.
   void TrimLog(uint32_t p, Primary& pr, Clock::time_point now, size_t cap);
   // Keeps the shard's records within its share of the node's budget.
