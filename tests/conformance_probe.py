@@ -71,6 +71,26 @@ def check(ok, what, detail=""):
         print(f"FAIL {what}: {detail}", flush=True)
 
 
+def exit_status(proc, timeout):
+    """The process's exit status, or None if it is still running after
+    `timeout` seconds."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def run_refusal(what, argv, timeout, hung):
+    """Runs a command line that must be refused; its CompletedProcess, or
+    None (a failed check saying `hung`) if it still runs after `timeout`."""
+    try:
+        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=timeout, text=True)
+    except subprocess.TimeoutExpired:
+        check(False, what, hung)
+        return None
+
+
 def pack(obj):
     return msgpack.packb(obj, use_bin_type=True)
 
@@ -521,10 +541,7 @@ def probe_single_node(ctx, work):
         node = sl.Process("n1", sl.node_argv("n1", port, data), os.path.join(work, "n1.log")).start()
         check(sl.wait_serving(ctx, port, node), "node restarted (3)", node.log()[-300:])
         os.kill(node.pid, signal.SIGINT)
-        try:
-            st = node.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            st = None
+        st = exit_status(node.proc, 20)
         check(st == 0, "node: SIGINT -> 0", str(st))
     finally:
         node.terminate(timeout=10)
@@ -556,11 +573,8 @@ def probe_flags(work):
         ("admin add-node no name", [rl.ADMIN_BIN, "--etcd", "http://127.0.0.1:1", "add-node"]),
     ]
     for what, argv in cases:
-        try:
-            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=15,
-                                  text=True)
-        except subprocess.TimeoutExpired:
-            check(False, what, "did not exit within 15 s")
+        done = run_refusal(what, argv, 15, "did not exit within 15 s")
+        if done is None:
             continue
         lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
         check(done.returncode == 2, what + " exit 2", f"{done.returncode} {done.stderr[-300:]}")
@@ -643,10 +657,7 @@ def probe_router(ctx, work):
               "router: dead node -> unavailable/timeout within deadline", f"{r} {time.monotonic() - t0:.1f}s")
         c.close()
         os.kill(router.pid, signal.SIGINT)
-        try:
-            st = router.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            st = None
+        st = exit_status(router.proc, 20)
         check(st == 0, "router: SIGINT -> 0", str(st))
     finally:
         router.terminate(timeout=10)
@@ -928,10 +939,7 @@ def probe_bounds(ctx, work):
                     got[rr.get("id")] = rr
             check(len(got) == 20, "router: SIGTERM answers every request in flight",
                   f"{len(got)} of 20 answered: {set(code(x) for x in got.values())}")
-            try:
-                st = router.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                st = None
+            st = exit_status(router.proc, 15)
             check(st == 0, "router: SIGTERM with a frozen node -> 0", str(st))
             c.close()
             c2.close()
@@ -957,10 +965,7 @@ def probe_bounds(ctx, work):
             rr = msgpack.unpackb(c.sock.recv(), raw=False)
             if rr.get("ok"):
                 acked[rr["result"]["id"]] = rr["id"]
-        try:
-            st = node.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            st = None
+        st = exit_status(node.proc, 10)
         check(st == 0, "node: SIGTERM under load -> 0", str(st))
         c.close()
         node = sl.Process("b1", sl.node_argv("b1", port, data), os.path.join(work, "b1.log")).start()
@@ -1187,10 +1192,8 @@ def probe_more_flags(ctx, work):
                                         "n1", "n1"]),
     ]
     for what, argv in cases:
-        try:
-            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=8, text=True)
-        except subprocess.TimeoutExpired:
-            check(False, what, "still running after 8 s (accepted?)")
+        done = run_refusal(what, argv, 8, "still running after 8 s (accepted?)")
+        if done is None:
             continue
         lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
         check(done.returncode in (1, 2), what + " refused", f"{done.returncode} {done.stderr[-300:]}")

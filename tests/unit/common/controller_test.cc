@@ -11,6 +11,12 @@
 namespace todo::cluster {
 namespace {
 
+// A node's report holding one request about one replica.
+NodeReport OneReport(const std::string& from, ReplicaReport::Kind kind, uint32_t partition,
+                     const std::string& replica, uint64_t epoch) {
+  return NodeReport{from, {ReplicaReport{kind, partition, replica, epoch}}};
+}
+
 // The map as etcd would hold it: changed only by compare-and-swap.
 class FakeMapStore {
  public:
@@ -131,8 +137,7 @@ TEST_F(ControllerTest, NeverPromotesAReplicaThatIsNotInSync) {
   // Partition 0: its backup falls out of sync (the primary reports it).
   const Partition p0 = map().parts[0];
   const std::string primary = p0.primary(), backup = p0.replicas[1];
-  in_.reports = {
-      NodeReport{primary, {ReplicaReport{ReplicaReport::Kind::kLagging, 0, backup, p0.epoch}}}};
+  in_.reports = {OneReport(primary, ReplicaReport::Kind::kLagging, 0, backup, p0.epoch)};
   Settle();
   EXPECT_EQ(map().parts[0].in_sync, std::vector<std::string>{primary});
   in_.reports.clear();
@@ -152,19 +157,16 @@ TEST_F(ControllerTest, CaughtUpReportsPutAReplicaBackInSync) {
   Settle();
   const Partition p3 = map().parts[3];
   const std::string primary = p3.primary(), backup = p3.replicas[1];
-  in_.reports = {
-      NodeReport{primary, {ReplicaReport{ReplicaReport::Kind::kLagging, 3, backup, p3.epoch}}}};
+  in_.reports = {OneReport(primary, ReplicaReport::Kind::kLagging, 3, backup, p3.epoch)};
   Settle();
   const uint64_t e = map().parts[3].epoch;
   // A stale report (old epoch) changes nothing.
-  in_.reports = {
-      NodeReport{primary, {ReplicaReport{ReplicaReport::Kind::kCaughtUp, 3, backup, e - 1}}}};
+  in_.reports = {OneReport(primary, ReplicaReport::Kind::kCaughtUp, 3, backup, e - 1)};
   EXPECT_FALSE(Step().next);
   // A report from a node that is not the primary changes nothing.
-  in_.reports = {NodeReport{backup, {ReplicaReport{ReplicaReport::Kind::kCaughtUp, 3, backup, e}}}};
+  in_.reports = {OneReport(backup, ReplicaReport::Kind::kCaughtUp, 3, backup, e)};
   EXPECT_FALSE(Step().next);
-  in_.reports = {
-      NodeReport{primary, {ReplicaReport{ReplicaReport::Kind::kCaughtUp, 3, backup, e}}}};
+  in_.reports = {OneReport(primary, ReplicaReport::Kind::kCaughtUp, 3, backup, e)};
   Settle();
   EXPECT_EQ(map().parts[3].in_sync, map().parts[3].replicas);
   EXPECT_EQ(map().parts[3].epoch, e + 1);
@@ -181,13 +183,11 @@ TEST_F(ControllerTest, ALaggingReportOfAReplicaNotInSyncIsAnsweredWithANewEpoch)
   Settle();
   const Partition p3 = map().parts[3];
   const std::string primary = p3.primary(), backup = p3.replicas[1];
-  in_.reports = {
-      NodeReport{primary, {ReplicaReport{ReplicaReport::Kind::kLagging, 3, backup, p3.epoch}}}};
+  in_.reports = {OneReport(primary, ReplicaReport::Kind::kLagging, 3, backup, p3.epoch)};
   Settle();
   const Partition out = map().parts[3];
   ASSERT_FALSE(out.IsInSync(backup));
-  in_.reports = {
-      NodeReport{primary, {ReplicaReport{ReplicaReport::Kind::kLagging, 3, backup, out.epoch}}}};
+  in_.reports = {OneReport(primary, ReplicaReport::Kind::kLagging, 3, backup, out.epoch)};
   ASSERT_TRUE(Step().next);
   const Partition& now = map().parts[3];
   EXPECT_EQ(now.epoch, out.epoch + 1);
@@ -197,8 +197,7 @@ TEST_F(ControllerTest, ALaggingReportOfAReplicaNotInSyncIsAnsweredWithANewEpoch)
   // The same report is stale now: nothing more.
   EXPECT_FALSE(Step().next);
   // Nor from a node that is not the primary.
-  in_.reports = {
-      NodeReport{backup, {ReplicaReport{ReplicaReport::Kind::kLagging, 3, backup, now.epoch}}}};
+  in_.reports = {OneReport(backup, ReplicaReport::Kind::kLagging, 3, backup, now.epoch)};
   EXPECT_FALSE(Step().next);
 }
 
@@ -479,9 +478,8 @@ TEST_F(ControllerTest, AHandOffWaitsForTheDrainAndRaisesTheLeaderEpoch) {
   EXPECT_EQ(map().parts[0].primary(), p0.primary());
   EXPECT_EQ(map().parts[0].handoff, p0.replicas[1]);
   h.parts[0].epoch = map().parts[0].epoch;
-  in_.reports = {NodeReport{
-      p0.primary(),
-      {ReplicaReport{ReplicaReport::Kind::kDrained, 0, p0.replicas[1], h.parts[0].epoch}}}};
+  in_.reports = {
+      OneReport(p0.primary(), ReplicaReport::Kind::kDrained, 0, p0.replicas[1], h.parts[0].epoch)};
   ASSERT_TRUE(Step().next);
   const Partition& now = map().parts[0];
   EXPECT_EQ(now.primary(), p0.replicas[1]);
