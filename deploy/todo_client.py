@@ -639,6 +639,15 @@ class TodoClient:
             if not isinstance(body, dict):
                 continue
             request_id = body.get("id")
+            if "op" in body and "ok" not in body:
+                # Our own request came back: with nothing listening on a
+                # loopback port in the ephemeral range, TCP can connect the
+                # socket to itself. Nothing was applied; answered as a dead
+                # endpoint, so the caller moves on (and reconnects).
+                body = {"id": request_id, "ok": False, "error": {
+                    "code": "unavailable",
+                    "message": f"{self._endpoint_of(sock)} sent our request back: the socket "
+                               "is connected to itself (nothing listens there)"}}
             if isinstance(request_id, int) and request_id in self._pending \
                     and self._pending[request_id] is None:
                 self._pending[request_id] = body

@@ -291,9 +291,7 @@ class ClientAgainstFakeServerTest(unittest.TestCase):
             self.assertGreater(len(set(delays)), 100)  # jittered, not in lock-step
 
     def test_moves_to_the_next_endpoint_on_timeout_and_unavailable(self):
-        with socket.socket() as s:  # a port nobody listens on
-            s.bind(("127.0.0.1", 0))
-            dead = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        dead = dead_endpoint(self)
         down = FakeServer(lambda b, n: [err(b, "unavailable", "node n1 is down")])
         self.addCleanup(down.close)
         live = FakeServer(lambda b, n: [ok(b, {"id": 3})])
@@ -310,6 +308,26 @@ class ClientAgainstFakeServerTest(unittest.TestCase):
         # And reads too; it stays on the endpoint that answered.
         self.assertEqual(client.ping()["id"], 3)
         self.assertEqual(live.count(), 2)
+
+    def test_its_own_request_sent_back_is_a_dead_endpoint(self):
+        # What a DEALER sees when TCP connected it to itself: its request.
+        echo = FakeServer(lambda b, n: [b])
+        self.addCleanup(echo.close)
+        live = FakeServer(lambda b, n: [ok(b, {"id": 4})])
+        self.addCleanup(live.close)
+        client = TodoClient([echo.endpoint, live.endpoint], timeout=0.5, retries=3,
+                            backoff=0.01, smart=False)
+        self.addCleanup(client.close)
+        self.assertEqual(client.add_entry("bob", "2026-12-19", "Dentist"), 4)
+        self.assertEqual(client.endpoint, live.endpoint)
+        self.assertEqual((echo.count(), live.count()), (1, 1))
+        # One request at a time (no retries): the error says what happened.
+        lone = TodoClient(echo.endpoint, timeout=0.5, retries=0, smart=False)
+        self.addCleanup(lone.close)
+        with self.assertRaises(TodoError) as caught:
+            lone.ping()
+        self.assertEqual(caught.exception.code, "unavailable")
+        self.assertIn("connected to itself", caught.exception.message)
 
     def test_endpoints_parse(self):
         from todo_client import parse_endpoints  # pylint: disable=import-outside-toplevel
@@ -478,6 +496,20 @@ def ports_free(base, count):
             except OSError:
                 return False
     return True
+
+
+def dead_endpoint(test):
+    """A loopback endpoint nobody listens on, held bound until `test` ends.
+
+    The port stays bound (never listened on) so the kernel cannot hand it out
+    as a connecting socket's own source port: a TCP connect to a free port in
+    the ephemeral range can otherwise connect to itself, and a ZeroMQ DEALER
+    then receives its own request back as if it were the reply.
+    """
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    test.addCleanup(holder.close)
+    return f"tcp://127.0.0.1:{holder.getsockname()[1]}"
 
 
 def pick_base_port(count):
@@ -764,7 +796,7 @@ class TodoCommandE2ETest(E2EBase):
         self.assertEqual(proc.returncode, 2)
 
     def test_several_endpoints_the_dead_ones_skipped(self):
-        dead = f"tcp://127.0.0.1:{pick_base_port(1)}"
+        dead = dead_endpoint(self)
         live = self.cluster.endpoint
         out = self.assert_ok(self.todo("--timeout", "0.5", "--endpoint", f"{dead},{live}",
                                        "add", "multi", "2026-12-19", "A"))
