@@ -681,10 +681,91 @@ std::string CommitKey() { return std::string(1, '\x00'); }
 std::string EncodeCommitValue(uint64_t commit) { return EncodeMetaValue(commit); }
 
 StatusOr<uint64_t> DecodeCommitValue(std::string_view value) {
-  if (value.size() != 9 || static_cast<uint8_t>(value[0]) != kRecordVersion) {
+  if (value.size() < 9 || static_cast<uint8_t>(value[0]) != kRecordVersion) {
     return Status::Internal("stored commit counter is malformed");
   }
+  if (value.size() > 9) {
+    auto journal = DecodeMetaJournal(value);
+    if (!journal.ok()) return journal.status();
+  }
   return GetBe(value.substr(1), 8);
+}
+
+namespace {
+
+constexpr char kMetaJournalTag = 'J';
+
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// Reads a varint of at most 10 bytes from *in; false if cut short or too long.
+bool GetVarint(std::string_view* in, uint64_t* v) {
+  uint64_t result = 0;
+  for (int shift = 0; shift <= 63 && !in->empty(); shift += 7) {
+    const auto byte = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    if (shift == 63 && byte > 1) return false;
+    result |= uint64_t{byte & 0x7fu} << shift;
+    if ((byte & 0x80) == 0) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void BeginMetaJournal(std::string* commit_value, size_t count) {
+  commit_value->push_back(kMetaJournalTag);
+  PutVarint(commit_value, count);
+}
+
+void AppendJournaledMeta(std::string* commit_value, uint32_t partition, const PartitionMeta& m) {
+  PutVarint(commit_value, partition);
+  PutVarint(commit_value, m.leader_epoch);
+  PutVarint(commit_value, m.applied_epoch);
+  PutVarint(commit_value, m.applied_seq);
+  commit_value->push_back(m.complete ? '\x01' : '\x00');
+}
+
+StatusOr<std::vector<JournaledMeta>> DecodeMetaJournal(std::string_view commit_value) {
+  const auto bad = [](const std::string& what) {
+    return Status::Internal("stored partition meta journal is malformed: " + what);
+  };
+  std::vector<JournaledMeta> out;
+  if (commit_value.size() < 9 || static_cast<uint8_t>(commit_value[0]) != kRecordVersion) {
+    return Status::Internal("stored commit counter is malformed");
+  }
+  std::string_view in = commit_value.substr(9);
+  if (in.empty()) return out;
+  if (in.front() != kMetaJournalTag) return bad("no journal tag after the counter");
+  in.remove_prefix(1);
+  uint64_t count = 0;
+  // Each entry takes at least 5 bytes: a count past that can't be right.
+  if (!GetVarint(&in, &count) || count > in.size() / 5) return bad("its count");
+  out.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t p = 0;
+    JournaledMeta e;
+    if (!GetVarint(&in, &p) || p > 0xffff || (i > 0 && p <= out.back().partition) ||
+        !GetVarint(&in, &e.meta.leader_epoch) || !GetVarint(&in, &e.meta.applied_epoch) ||
+        !GetVarint(&in, &e.meta.applied_seq) || in.empty() ||
+        static_cast<uint8_t>(in.front()) > 1) {
+      return bad("entry " + std::to_string(i));
+    }
+    e.partition = static_cast<uint32_t>(p);
+    e.meta.complete = in.front() == '\x01';
+    in.remove_prefix(1);
+    out.push_back(e);
+  }
+  if (!in.empty()) return bad(std::to_string(in.size()) + " bytes after its last entry");
+  return out;
 }
 
 namespace {

@@ -90,6 +90,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/date.h"
 #include "common/protocol.h"
@@ -272,7 +273,35 @@ StatusOr<uint64_t> DecodeRidCount(std::string_view value);
 // The shard's commit counter (see above): key and value (0x01 | u64 n).
 std::string CommitKey();
 std::string EncodeCommitValue(uint64_t commit);
+// The counter of a value with or without a meta journal (below).
 StatusOr<uint64_t> DecodeCommitValue(std::string_view value);
+
+// Format 2: the partition meta journal. A replicated shard's writer does
+// not rewrite a partition's meta key in every group commit that moves the
+// partition on (one key per partition per group was a fifth of a
+// replicated node's CPU): it keeps the metas not yet written to their keys
+// in memory and puts all of them in every group's commit value, after the
+// counter,
+//   u8 0x4a ('J') | varint count | count x (varint partition |
+//   varint leader_epoch | varint applied_epoch | varint applied_seq |
+//   u8 complete (0 or 1))
+// partitions ascending, each once; from time to time it writes them to
+// their keys and the journal starts empty again. Both in one atomic
+// batch, so the shard's last commit value always says which metas are
+// newer than their keys: a partition it lists has that meta.
+struct JournaledMeta {
+  uint32_t partition = 0;
+  PartitionMeta meta;
+  bool operator==(const JournaledMeta&) const = default;
+};
+// Appends the journal of `count` metas to a commit value: the header, then
+// AppendJournaledMeta for each, partitions ascending.
+void BeginMetaJournal(std::string* commit_value, size_t count);
+void AppendJournaledMeta(std::string* commit_value, uint32_t partition, const PartitionMeta& m);
+// The journal of a commit value (empty without one); internal if the value
+// is malformed (a count that does not match, partitions out of order or
+// past 0xffff, bytes left over).
+StatusOr<std::vector<JournaledMeta>> DecodeMetaJournal(std::string_view commit_value);
 
 // The shard's COMMITTED file (kCommittedFile in the shard's directory):
 //   todo-node committed N

@@ -21,6 +21,8 @@ using store::WriteOp;
 namespace {
 
 constexpr std::chrono::milliseconds kTickEvery(20);
+// How often the journaled partition metas are written to their own keys.
+constexpr std::chrono::milliseconds kMetaCheckpointEvery(1000);
 constexpr int kChunksPerTick = 8;  // at most, per snapshot and tick
 
 std::string Pfx(uint32_t p) { return "partition " + std::to_string(p) + ": "; }
@@ -79,7 +81,9 @@ struct ShardReplication::Backup {
 
 ShardReplication::ShardReplication(const ReplContext* ctx, uint32_t shard, store::ShardDb* db,
                                    store::WriterStats* stats)
-    : ctx_(ctx), shard_(shard), db_(db), writer_stats_(stats), epoch_zero_(Clock::now()) {}
+    : ctx_(ctx), shard_(shard), db_(db), writer_stats_(stats), epoch_zero_(Clock::now()) {
+  LoadMetaJournal();
+}
 
 ShardReplication::~ShardReplication() = default;
 
@@ -109,6 +113,7 @@ void Add(std::string& frame, F&& encode) {
 
 void ShardReplication::HandleEvents(std::vector<ReplEvent>& events, Clock::time_point now,
                                     store::Group* group, std::vector<Done>* done) {
+  meta_changed_ = false;
   backup_dirty_.clear();
   for (ReplEvent& e : events) {
     if (e.map) {
@@ -131,9 +136,8 @@ void ShardReplication::HandleEvents(std::vector<ReplEvent>& events, Clock::time_
     auto it = backups_.find(p);
     if (it == backups_.end()) continue;
     const auto& st = it->second->sm.state();
-    storage::PartitionMeta meta{st.leader_epoch, st.applied.epoch, st.applied.seq, st.complete};
-    group->Put(group->Own(storage::PartitionPrefix(p)),
-               group->Own(storage::EncodePartitionMeta(meta)));
+    PutMeta(p,
+            storage::PartitionMeta{st.leader_epoch, st.applied.epoch, st.applied.seq, st.complete});
   }
 }
 
@@ -183,7 +187,9 @@ void ShardReplication::ApplyMap(const MapSnapshot& snap, Clock::time_point now,
         const std::string prefix = storage::PartitionPrefix(p);
         const std::string end = storage::PartitionRangeEnd(p);
         it->Seek(prefix);
-        if (it->Valid() && (end.empty() || it->key().ToString() < end)) drops_[p] = prefix;
+        if ((it->Valid() && (end.empty() || it->key().ToString() < end)) || journal_.contains(p)) {
+          drops_[p] = prefix;
+        }
       }
     }
     if (primary || backup) drops_.erase(p);
@@ -210,7 +216,7 @@ void ShardReplication::DropSome(store::Group* group) {
       // catches up by snapshot).
       storage::PartitionMeta meta;
       meta.complete = false;
-      group->Put(group->Own(prefix), group->Own(storage::EncodePartitionMeta(meta)));
+      PutMeta(p, meta);
       spdlog::info("{}no longer held here: dropping this node's copy", Pfx(p));
     }
     std::unique_ptr<leveldb::Iterator> keys(db_->db->NewIterator(leveldb::ReadOptions()));
@@ -230,6 +236,8 @@ void ShardReplication::DropSome(store::Group* group) {
     budget -= n;
     if (next.empty()) {
       group->Delete(group->Own(prefix));  // all gone: as if never held
+      journal_.erase(p);
+      meta_changed_ = true;
       it = drops_.erase(it);
     } else {
       it->second = std::move(next);
@@ -253,12 +261,64 @@ void ShardReplication::SetHandoff(uint32_t p, Primary& pr, const cluster::Partit
   }
 }
 
+// --- The partition meta journal (storage_format.h) ---
+
+void ShardReplication::PutMeta(uint32_t p, const storage::PartitionMeta& m) {
+  journal_[p] = m;
+  meta_changed_ = true;
+}
+
+void ShardReplication::WriteMetaKeys(store::Group* group) {
+  if (journal_.empty()) return;
+  for (const auto& [p, m] : journal_) {
+    group->Put(group->Own(storage::PartitionPrefix(p)),
+               group->Own(storage::EncodePartitionMeta(m)));
+  }
+  journal_.clear();
+  meta_changed_ = true;  // the commit value loses its journal
+}
+
+void ShardReplication::AppendMetaJournal(std::string* commit_value) const {
+  if (journal_.empty()) return;
+  storage::BeginMetaJournal(commit_value, journal_.size());
+  for (const auto& [p, m] : journal_) storage::AppendJournaledMeta(commit_value, p, m);
+}
+
+void ShardReplication::LoadMetaJournal() {
+  if (db_ == nullptr || db_->db == nullptr) return;
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = true;
+  std::string value;
+  leveldb::Status s = db_->db->Get(ro, storage::CommitKey(), &value);
+  if (s.IsNotFound()) return;  // a new shard
+  StatusOr<std::vector<storage::JournaledMeta>> journal =
+      s.ok() ? storage::DecodeMetaJournal(value) : Status::Internal(s.ToString());
+  if (!journal.ok()) {
+    // Which metas are newer than their keys is lost: no copy of this shard
+    // is trusted; each is rebuilt by snapshot when the map needs it.
+    spdlog::error(
+        "shard {}: its partition meta journal is unreadable ({}); every copy it holds counts "
+        "as incomplete and will be replaced",
+        shard_, journal.status().message());
+    journal_damaged_ = true;
+    return;
+  }
+  for (const auto& e : *journal) journal_[e.partition] = e.meta;
+}
+
 ShardReplication::Backup* ShardReplication::EnsureBackup(uint32_t p) {
   auto it = backups_.find(p);
   if (it != backups_.end()) return it->second.get();
   storage::PartitionMeta meta;
   std::string value;
-  leveldb::Status s = db_->db->Get(leveldb::ReadOptions(), storage::PartitionPrefix(p), &value);
+  leveldb::Status s = leveldb::Status::NotFound("");
+  if (auto j = journal_.find(p); j != journal_.end()) {
+    meta = j->second;  // newer than its key
+  } else if (journal_damaged_) {
+    meta.complete = false;  // its key may be behind its records: rebuilt
+  } else {
+    s = db_->db->Get(leveldb::ReadOptions(), storage::PartitionPrefix(p), &value);
+  }
   if (s.ok()) {
     auto m = storage::DecodePartitionMeta(value);
     if (m.ok()) {
@@ -758,6 +818,10 @@ void ShardReplication::Tick(Clock::time_point now, store::Group* group, std::vec
   for (auto& [p, pr] : primaries_) SendChunks(p, *pr, now);
   if (now < next_tick_) return;
   if (!drops_.empty()) DropSome(group);
+  if (now >= next_checkpoint_) {
+    WriteMetaKeys(group);
+    next_checkpoint_ = now + kMetaCheckpointEvery;
+  }
   next_tick_ = now + kTickEvery;
   const int64_t ms = Ms(now);
   for (auto& [p, pr] : primaries_) {
@@ -859,9 +923,7 @@ void ShardReplication::Sequence(std::vector<WriteOp>& ops, Clock::time_point now
   for (uint32_t p : touched) {
     Primary& pr = *primaries_[p];
     const cluster::Position last = pr.sm.last();
-    storage::PartitionMeta meta{pr.sm.leader_epoch(), last.epoch, last.seq, true};
-    group->Put(group->Own(storage::PartitionPrefix(p)),
-               group->Own(storage::EncodePartitionMeta(meta)));
+    PutMeta(p, storage::PartitionMeta{pr.sm.leader_epoch(), last.epoch, last.seq, true});
   }
   touched_ = std::move(touched);
 }

@@ -147,6 +147,12 @@ class ShardReplication {
   void Stop(std::vector<Done>* done);
   // When Tick next wants to run.
   Clock::time_point NextTick() const { return next_tick_; }
+  // 5. The group's commit value: the partition meta journal goes after the
+  // counter (storage_format.h), in every group. meta_changed(): this
+  // iteration changed a meta, so the group must be written even if it
+  // holds nothing else.
+  void AppendMetaJournal(std::string* commit_value) const;
+  bool meta_changed() const { return meta_changed_; }
 
   // Any thread: the reports for the controller (changed() once per change),
   // and per-partition figures.
@@ -179,6 +185,13 @@ class ShardReplication {
   // the drain).
   void SetHandoff(uint32_t p, Primary& pr, const cluster::Partition& part);
   Backup* EnsureBackup(uint32_t p);
+  // p's meta from now on: into the journal (its key is written at the next
+  // checkpoint); WriteMetaKeys writes every journaled meta to its key in
+  // `group` and empties the journal.
+  void PutMeta(uint32_t p, const storage::PartitionMeta& m);
+  void WriteMetaKeys(store::Group* group);
+  // The journal of the shard's last commit (at start).
+  void LoadMetaJournal();
 
   void FromBackup(const std::string& peer, const cluster::ReplMessage& m, Clock::time_point now,
                   std::vector<Done>* done);
@@ -236,6 +249,14 @@ class ShardReplication {
   std::vector<uint32_t> touched_;  // partitions with records in this group
   std::map<std::pair<std::string, ReplIo::Via>, std::string> out_;
   std::vector<uint32_t> backup_dirty_;  // partitions whose backups applied something
+
+  // The partition meta journal: the metas newer than their keys, by
+  // partition. Bounded by the shard's partitions; written to their keys
+  // every kMetaCheckpointEvery.
+  std::map<uint32_t, storage::PartitionMeta> journal_;
+  bool meta_changed_ = false;     // this iteration
+  bool journal_damaged_ = false;  // unreadable at start: every copy incomplete
+  Clock::time_point next_checkpoint_{};
   std::vector<std::tuple<uint32_t, std::string, uint64_t, bool>> state_answers_;
 
   mutable std::mutex published_mu_;

@@ -658,9 +658,11 @@ void ShardWriter::LoopReplicated() {
     // now, not after this group's fsync: their own fsync was an earlier
     // group's, so nothing here waits for it.
     release();
-    if (!group.empty()) {
-      // The shard's commit counter (storage_format.h), as in static mode.
+    if (!group.empty() || repl_->meta_changed()) {
+      // The shard's commit counter (storage_format.h), as in static mode,
+      // and after it the partition metas newer than their keys.
       commit_value_ = storage::EncodeCommitValue(commit_ + 1);
+      repl_->AppendMetaJournal(&commit_value_);
       static const std::string kCommitKey = storage::CommitKey();
       group.Put(kCommitKey, commit_value_);
       group.BuildSorted(&group_);

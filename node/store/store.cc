@@ -560,19 +560,6 @@ std::string Store::KeyNs(std::string_view list) const {
   return replicated() ? storage::PartitionPrefix(PartitionFor(list)) : std::string();
 }
 
-StatusOr<storage::PartitionMeta> Store::ReadPartitionMeta(uint32_t p) const {
-  const ShardDb& shard = *shards_[ShardOfPartition(p)];
-  std::shared_lock<std::shared_mutex> lock(shard.mu);
-  if (!shard.db) return Status::Internal("shard of partition " + std::to_string(p) + " is down");
-  std::string value;
-  leveldb::Status s = shard.db->Get(leveldb::ReadOptions(), storage::PartitionPrefix(p), &value);
-  if (s.IsNotFound()) return storage::PartitionMeta{};
-  if (!s.ok()) {
-    return Status::Internal("partition " + std::to_string(p) + " meta: " + s.ToString());
-  }
-  return storage::DecodePartitionMeta(value);
-}
-
 Status Store::ReadFailure(uint32_t index, std::string_view list, const std::string& what,
                           bool leveldb_error) const {
   const ShardDb& shard = *shards_[index];

@@ -141,9 +141,6 @@ class Store {
   // "" in static mode.
   std::string KeyNs(std::string_view list) const;
   ShardDb& shard_db(uint32_t shard) { return *shards_[shard]; }
-  // Replicated mode: what this dir holds of partition p (its meta key; the
-  // default, an empty complete copy, if none).
-  StatusOr<storage::PartitionMeta> ReadPartitionMeta(uint32_t p) const;
   ShardWriter& writer(uint32_t shard) { return *writers_[shard]; }
   const ShardWriter& writer(uint32_t shard) const { return *writers_[shard]; }
 

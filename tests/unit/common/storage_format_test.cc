@@ -796,6 +796,76 @@ TEST(CommitCounterTest, ValueRoundTripsAndRejectsGarbage) {
   }
 }
 
+TEST(MetaJournalTest, RoundTripsAfterTheCounter) {
+  std::string v = EncodeCommitValue(77);
+  auto none = DecodeMetaJournal(v);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  const std::vector<JournaledMeta> metas = {
+      {0, PartitionMeta{1, 1, 1, true}},
+      {5, PartitionMeta{3, 2, 1000000, false}},
+      {300, PartitionMeta{UINT64_MAX, UINT64_MAX - 1, UINT64_MAX, true}},
+      {0xffff, PartitionMeta{0, 0, 0, true}},
+  };
+  BeginMetaJournal(&v, metas.size());
+  for (const auto& e : metas) AppendJournaledMeta(&v, e.partition, e.meta);
+  auto back = DecodeMetaJournal(v);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(*back, metas);
+  // The counter reads the same with the journal after it.
+  auto commit = DecodeCommitValue(v);
+  ASSERT_TRUE(commit.ok());
+  EXPECT_EQ(*commit, 77u);
+  // A small journal is small: an entry of small numbers takes 5 bytes.
+  std::string one = EncodeCommitValue(1);
+  BeginMetaJournal(&one, 1);
+  AppendJournaledMeta(&one, 7, PartitionMeta{2, 2, 100, true});
+  EXPECT_EQ(one.size(), 9u + 2u + 5u);
+}
+
+TEST(MetaJournalTest, RejectsEveryMalformedJournal) {
+  std::string good = EncodeCommitValue(3);
+  BeginMetaJournal(&good, 2);
+  AppendJournaledMeta(&good, 1, PartitionMeta{1, 1, 5, true});
+  AppendJournaledMeta(&good, 2, PartitionMeta{1, 1, 6, true});
+  ASSERT_TRUE(DecodeMetaJournal(good).ok());
+  std::vector<std::string> bad;
+  bad.push_back(good.substr(0, good.size() - 1));  // cut short
+  bad.push_back(good + "x");                       // bytes left over
+  std::string tag = good;
+  tag[9] = 'K';  // not the journal's tag
+  bad.push_back(tag);
+  std::string count = good;
+  count[10] = 3;  // more entries than there are
+  bad.push_back(count);
+  std::string order = EncodeCommitValue(3);  // partitions not ascending
+  BeginMetaJournal(&order, 2);
+  AppendJournaledMeta(&order, 2, PartitionMeta{});
+  AppendJournaledMeta(&order, 2, PartitionMeta{});
+  bad.push_back(order);
+  std::string range = EncodeCommitValue(3);  // past the last partition
+  BeginMetaJournal(&range, 1);
+  AppendJournaledMeta(&range, 0x10000, PartitionMeta{});
+  bad.push_back(range);
+  std::string flag = EncodeCommitValue(3);  // complete neither 0 nor 1
+  BeginMetaJournal(&flag, 1);
+  AppendJournaledMeta(&flag, 1, PartitionMeta{});
+  flag.back() = 2;
+  bad.push_back(flag);
+  std::string varint = EncodeCommitValue(3);  // a varint of 11 bytes
+  BeginMetaJournal(&varint, 1);
+  varint.append(10, '\xff');
+  varint.append("\x01\x00\x00\x00\x01", 5);
+  bad.push_back(varint);
+  for (const std::string& b : bad) {
+    auto d = DecodeMetaJournal(b);
+    ASSERT_FALSE(d.ok()) << testing::PrintToString(b);
+    EXPECT_EQ(d.status().code(), ErrorCode::kInternal);
+    EXPECT_NE(d.status().message().find("malformed"), std::string::npos);
+    EXPECT_FALSE(DecodeCommitValue(b).ok());
+  }
+}
+
 TEST(CommitCounterTest, CommittedFileRoundTripsAndIsStrict) {
   EXPECT_EQ(FormatCommitted(42), "todo-node committed 42\n");
   for (uint64_t n : {uint64_t{0}, uint64_t{7}, UINT64_MAX}) {
