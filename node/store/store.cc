@@ -19,6 +19,7 @@
 #include "common/rendezvous.h"
 #include "common/storage_format.h"
 #include "node/replication/shard_replication.h"
+#include "node/store/log_env.h"
 #include "node/store/pread_env.h"
 #include "node/store/rid_filter.h"
 #include "node/store/rid_sweeper.h"
@@ -240,7 +241,11 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
   }
   // The files are on the real disk unless a test injects its own Env (an
   // in-memory one, or one that fails on purpose): that one is used as is.
-  if (options.env == nullptr) store->env_ = std::make_unique<PreadEnv>(leveldb::Env::Default());
+  if (options.env == nullptr) {
+    store->env_ = std::make_unique<LogEnv>(
+        leveldb::Env::Default(),
+        options.preallocate_logs ? options.write_buffer_bytes + (size_t{1} << 20) : 0);
+  }
   leveldb::Env* env = options.env != nullptr ? options.env : store->env_.get();
   store->table_check_ = std::make_unique<TableCheck>(env);
 
