@@ -710,6 +710,7 @@ bool GetVarint(std::string_view* in, uint64_t* v) {
     const auto byte = static_cast<uint8_t>(in->front());
     in->remove_prefix(1);
     if (shift == 63 && byte > 1) return false;
+    if (shift > 0 && byte == 0) return false;  // overlong: one value, one encoding
     result |= uint64_t{byte & 0x7fu} << shift;
     if ((byte & 0x80) == 0) {
       *v = result;
@@ -748,7 +749,8 @@ StatusOr<std::vector<JournaledMeta>> DecodeMetaJournal(std::string_view commit_v
   in.remove_prefix(1);
   uint64_t count = 0;
   // Each entry takes at least 5 bytes: a count past that can't be right.
-  if (!GetVarint(&in, &count) || count > in.size() / 5) return bad("its count");
+  // No journal is written as none, never as zero entries.
+  if (!GetVarint(&in, &count) || count == 0 || count > in.size() / 5) return bad("its count");
   out.reserve(count);
   for (uint64_t i = 0; i < count; ++i) {
     uint64_t p = 0;

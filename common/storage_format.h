@@ -299,8 +299,9 @@ struct JournaledMeta {
 void BeginMetaJournal(std::string* commit_value, size_t count);
 void AppendJournaledMeta(std::string* commit_value, uint32_t partition, const PartitionMeta& m);
 // The journal of a commit value (empty without one); internal if the value
-// is malformed (a count that does not match, partitions out of order or
-// past 0xffff, bytes left over).
+// is malformed (a count of 0 or that does not match, partitions out of
+// order or past 0xffff, a varint not in its shortest form, bytes left
+// over): a value decodes only if it is the one encoding of its journal.
 StatusOr<std::vector<JournaledMeta>> DecodeMetaJournal(std::string_view commit_value);
 
 // The shard's COMMITTED file (kCommittedFile in the shard's directory):

@@ -70,7 +70,21 @@ void CheckDecoders(std::string_view in) {
   }
   if (auto count = DecodeRidCount(in); count.ok()) FUZZ_CHECK(EncodeRidCount(*count) == in);
   if (auto c = DecodeCommitValue(in); c.ok()) {
-    FUZZ_CHECK(EncodeCommitValue(*c) == in);
+    // The counter and its partition meta journal, if any, encode back to
+    // the same bytes.
+    std::string again = EncodeCommitValue(*c);
+    auto journal = DecodeMetaJournal(in);
+    FUZZ_CHECK(journal.ok());
+    if (!journal->empty()) {
+      BeginMetaJournal(&again, journal->size());
+      for (const auto& e : *journal) {
+        FUZZ_CHECK(e.partition <= 0xffff);
+        AppendJournaledMeta(&again, e.partition, e.meta);
+      }
+    }
+    FUZZ_CHECK(again == in);
+  } else {
+    FUZZ_CHECK(!DecodeMetaJournal(in).ok());
   }
   if (auto c = ParseCommitted(in); c.ok()) {
     FUZZ_CHECK(FormatCommitted(*c) == in);

@@ -852,6 +852,13 @@ TEST(MetaJournalTest, RejectsEveryMalformedJournal) {
   AppendJournaledMeta(&flag, 1, PartitionMeta{});
   flag.back() = 2;
   bad.push_back(flag);
+  std::string empty = EncodeCommitValue(3);  // no journal is written as none
+  BeginMetaJournal(&empty, 0);
+  bad.push_back(empty);
+  std::string overlong = EncodeCommitValue(3);  // 1 as 0x81 0x00
+  BeginMetaJournal(&overlong, 1);
+  overlong.append("\x81\x00\x01\x01\x01\x01", 6);
+  bad.push_back(overlong);
   std::string varint = EncodeCommitValue(3);  // a varint of 11 bytes
   BeginMetaJournal(&varint, 1);
   varint.append(10, '\xff');
