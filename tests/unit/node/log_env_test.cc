@@ -21,23 +21,9 @@ using todo::testing::TempDir;
 
 constexpr size_t kPrealloc = 1 << 20;
 
-// A temporary dir under the working dir (the build tree, on disk): /tmp may
-// be a tmpfs, where LogEnv rightly leaves logs as LevelDB's own.
-class DiskDir {
- public:
-  DiskDir() {
-    std::string tmpl = (fs::current_path() / "todo-logenv-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data()) != nullptr ? tmpl : std::string();
-  }
-  ~DiskDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+// Under the working dir (the build tree, on disk): /tmp may be a tmpfs,
+// where LogEnv rightly leaves logs as LevelDB's own.
+std::string OnDisk() { return fs::current_path().string(); }
 
 std::string LogKey(int i) {
   std::string k = "key-";
@@ -96,7 +82,7 @@ TEST(LogEnvTest, Crc32cIsCastagnolis) {
 }
 
 TEST(LogEnvTest, LogsArePreZeroedAndReadBackWhole) {
-  DiskDir dir;
+  TempDir dir(OnDisk());
   ASSERT_FALSE(dir.path().empty());
   LogEnv env(leveldb::Env::Default(), kPrealloc);
   {
@@ -120,7 +106,7 @@ TEST(LogEnvTest, LogsArePreZeroedAndReadBackWhole) {
 }
 
 TEST(LogEnvTest, ARecordTornByACrashIsDroppedAndTheShardOpens) {
-  DiskDir dir;
+  TempDir dir(OnDisk());
   ASSERT_FALSE(dir.path().empty());
   LogEnv env(leveldb::Env::Default(), kPrealloc);
   size_t before = 0;
@@ -155,7 +141,7 @@ TEST(LogEnvTest, ARecordTornByACrashIsDroppedAndTheShardOpens) {
 }
 
 TEST(LogEnvTest, CorruptionWithRecordsAfterItIsStillRefused) {
-  DiskDir dir;
+  TempDir dir(OnDisk());
   ASSERT_FALSE(dir.path().empty());
   LogEnv env(leveldb::Env::Default(), kPrealloc);
   {
@@ -193,7 +179,7 @@ TEST(LogEnvTest, LogicalEndOfHandMadeLogs) {
 }
 
 TEST(LogEnvTest, ASpareIsReadyForTheNextLog) {
-  DiskDir dir;
+  TempDir dir(OnDisk());
   ASSERT_FALSE(dir.path().empty());
   LogEnv env(leveldb::Env::Default(), kPrealloc);
   std::unique_ptr<leveldb::DB> db;
@@ -237,7 +223,7 @@ TEST(LogEnvTest, OnTmpfsALogIsLevelDbsOwn) {
 }
 
 TEST(LogEnvTest, OtherFilesAreLevelDbsOwn) {
-  DiskDir dir;
+  TempDir dir(OnDisk());
   ASSERT_FALSE(dir.path().empty());
   LogEnv env(leveldb::Env::Default(), kPrealloc);
   leveldb::WritableFile* raw = nullptr;

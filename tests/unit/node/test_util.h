@@ -21,13 +21,15 @@ namespace todo::testing {
 
 class TempDir {
  public:
-  TempDir() {
-    char tmpl[] = "/tmp/todo-unit-XXXXXX";
-    path_ = mkdtemp(tmpl);
+  // Under /tmp, or under `parent` (e.g. the working dir, on disk where
+  // /tmp may be a tmpfs). path() is empty if it could not be made.
+  explicit TempDir(const std::string& parent = "/tmp") {
+    std::string tmpl = parent + "/todo-unit-XXXXXX";
+    if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
   }
   ~TempDir() {
     std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
   }
   const std::string& path() const { return path_; }
 
