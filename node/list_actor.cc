@@ -221,6 +221,33 @@ void ListActor::Handle(std::vector<Call>& batch) {
   thread_local std::vector<store::WriteOp> writes;
   TrimCompleted();
   for (auto& call : batch) HandleOne(call, &now, &writes);
+  EndSlice();
+  writer_.Submit(writes);
+  replies_->PushAll(now);
+}
+
+bool ListActor::CanHandleInline(const Call& call) const {
+  const protocol::Request& req = call.request;
+  if (!protocol::IsMutating(req.op) || !Idle() || state_ == State::kEmpty) return false;
+  if (req.op != Op::kAddEntry && state_ != State::kLoaded) return false;
+  if (table_ != nullptr && call.term != term_) return false;
+  // As EnsureCounted and EnsureLoaded: current unless a write failed since
+  // (a raised epoch) or, with nothing in flight, the shard was reopened.
+  if (epoch_ < valid_epoch.load(std::memory_order_acquire)) return false;
+  if (inflight.load(std::memory_order_acquire) == 0 && writer_.generation() != generation_) {
+    return false;
+  }
+  return req.rid.empty() || !store_->RidMayExist(storage::RidKeyHash(name_, req.rid).h1);
+}
+
+void ListActor::HandleInline(Call& call, std::vector<Reply>* now,
+                             std::vector<store::WriteOp>* writes) {
+  TrimCompleted();
+  HandleOne(call, now, writes);
+  EndSlice();
+}
+
+void ListActor::EndSlice() {
   // Asked to shed, or far over the cache's budget (the registry's requests
   // reach actors only at their next request, while reloads for reads keep
   // adding): don't keep the list. Adds don't need it; the next other
@@ -233,8 +260,6 @@ void ListActor::Handle(std::vector<Call>& batch) {
     Shed();
   }
   Meter();
-  writer_.Submit(writes);
-  replies_->PushAll(now);
 }
 
 void ListActor::Fail(Call& call, const Status& s, std::vector<Reply>* now) {

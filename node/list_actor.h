@@ -126,6 +126,24 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   bool TryAnswerRead(const Call& call, std::chrono::steady_clock::time_point now,
                      zmq::message_t* body) const;
 
+  // The socket loop's fast path for a write: true if `call`, a mutation,
+  // can be handled on the calling thread without reading the disk: the
+  // actor is Idle(), its counter (an add) or its whole list (an update or
+  // a delete) is in memory and current, in replicated mode under the
+  // call's term, and a rid, if any, surely has no record (the store's
+  // filter says so). Socket loop only, as TryAnswerRead. A race with the
+  // writer (its last write completing meanwhile) can only make
+  // HandleInline read the disk, never answer differently.
+  bool CanHandleInline(const Call& call) const;
+  // Handles `call` on the calling thread exactly as a slice of one would on
+  // a worker, except that its write (if any) goes to *writes and its
+  // immediate reply (if any) to *now, for the caller to submit and send;
+  // exactly one of them grows. Only after CanHandleInline(call), on the
+  // socket loop: while the actor is Idle() no worker touches its state,
+  // and the next Post() publishes what this did to the next slice.
+  void HandleInline(Call& call, std::vector<Reply>* now, std::vector<store::WriteOp>* writes);
+  store::ShardWriter& writer() const { return writer_; }
+
  protected:
   void Handle(std::vector<Call>& batch) override;
 
@@ -180,6 +198,9 @@ class ListActor : public runtime::MailboxActor<Call>, public store::WriteOwner {
   std::shared_ptr<store::WriteOwner> self();
   // Reports the change of this actor's memory estimate to meter_.
   void Meter();
+  // The end of every slice (inline ones too): sheds the list if asked to,
+  // and reports the memory estimate.
+  void EndSlice();
 
   const std::string name_;
   const std::string ns_;  // the prefix of the list's keys (its partition's in a replicated dir)

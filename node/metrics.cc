@@ -45,6 +45,10 @@ constexpr Scalar kScalars[] = {
      &NodeCounters::replies_dropped},
     {"fast_reads", "Reads answered on the socket loop, without a hand-off to the list's actor.",
      &NodeCounters::fast_reads},
+    {"inline_writes",
+     "Writes handled on the socket loop (their actor idle, nothing to read from disk), without a "
+     "hand-off to a worker.",
+     &NodeCounters::inline_writes},
     {"batches_in", "Router hop batches of requests taken.", &NodeCounters::batches_in},
     {"batches_out", "Hop batches of replies sent to routers.", &NodeCounters::batches_out},
     {"bad_batches", "Hop batches refused whole as malformed.", &NodeCounters::bad_batches},

@@ -6,6 +6,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <cstring>
@@ -266,6 +267,33 @@ void NodeServer::Dispatch(Call& call, uint64_t hash, std::chrono::steady_clock::
       call.envelope.trace.batch ? call.envelope.trace.request_bytes : call.body.size();
   const uint32_t bytes = static_cast<uint32_t>(body_bytes + envelope_bytes + kCallOverheadBytes);
   call.envelope.trace.request_bytes = bytes;
+  // A write the actor can take right now without the disk is handled here
+  // as well, exactly as its worker would: no mailbox, no worker wake-up.
+  // Its write is queued with the stage's others (SubmitInlineWrites) and
+  // answered through the reply queue like any write; an immediate answer
+  // (e.g. a full writer queue) goes out with the fast reads.
+  if (actor->CanHandleInline(call)) {
+    store::ShardWriter* writer = &actor->writer();
+    auto slot = std::find_if(inline_writes_.begin(), inline_writes_.end(),
+                             [&](const auto& w) { return w.first == writer; });
+    if (slot == inline_writes_.end()) {
+      inline_writes_.emplace_back(writer, std::vector<store::WriteOp>{});
+      slot = inline_writes_.end() - 1;
+    }
+    const size_t queued = slot->second.size();
+    actor->HandleInline(call, &fast_, &slot->second);
+    ++counters_.inline_writes;
+    if (slot->second.size() > queued) {
+      inline_pending_ = true;
+      ++inflight_;
+      flight_->requests.fetch_add(bytes, std::memory_order_relaxed);
+    }
+    return;
+  }
+  // The writes handled here so far go to their writers before anything is
+  // posted: a worker's write of a list (e.g. a read behind an inline add)
+  // must queue behind that list's inline writes.
+  SubmitInlineWrites();
   if (!actor->Post(call)) {
     ++counters_.overloaded;
     SendError(call.envelope, call.request.id,
@@ -414,8 +442,15 @@ void NodeServer::ReadBurst() {
       registry_->PrefetchActor(stage_hashes_[i]);
     }
     for (size_t i = 0; i < stage_.size(); ++i) Dispatch(stage_[i], stage_hashes_[i], now);
+    SubmitInlineWrites();
     if (!fast_.empty()) SendFastReplies();
   }
+}
+
+void NodeServer::SubmitInlineWrites() {
+  if (!inline_pending_) return;
+  for (auto& [writer, writes] : inline_writes_) writer->Submit(writes);  // empties them
+  inline_pending_ = false;
 }
 
 void NodeServer::SendFastReplies() {

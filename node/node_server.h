@@ -8,7 +8,14 @@
 // answered here, and every list op is posted to its list actor through the
 // registry, except a read that its list's actor can answer at once on this
 // thread (ListActor::TryAnswerRead: idle actor, list loaded, no write in
-// flight), which skips the mailbox, a worker and the reply queue. Everything
+// flight), which skips the mailbox, a worker and the reply queue, and a
+// write that its idle actor can take without reading the disk first
+// (ListActor::CanHandleInline: an add with the list's counter known, an
+// update or delete with the list loaded, a rid the filter has never seen),
+// which is handled here as its worker would and skips the mailbox and the
+// worker: the writes of a stage go to their shard writers together, and
+// always before anything else is posted, so a list's later requests queue
+// behind them. Everything
 // posted is counted in flight until its one reply is sent; past
 // --max-inflight, a full mailbox or a full registry, the request is answered
 // `overloaded` at once. Replies are sent with DONTWAIT and ROUTER_MANDATORY:
@@ -28,6 +35,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <utility>
 #include <vector>
 #include <zmq.hpp>
 
@@ -38,6 +46,7 @@
 #include "node/registry.h"
 #include "node/replication/partition_table.h"
 #include "node/reply_queue.h"
+#include "node/store/shard_writer.h"
 
 namespace todo::node {
 
@@ -59,6 +68,7 @@ struct NodeCounters {
   uint64_t replies_sent = 0;
   uint64_t replies_dropped = 0;  // client gone or not reading
   uint64_t fast_reads = 0;       // reads answered on the socket loop (ListActor::TryAnswerRead)
+  uint64_t inline_writes = 0;    // writes handled on the socket loop (ListActor::HandleInline)
   uint64_t batches_in = 0;       // hop batches of requests taken (common/hop_batch.h)
   uint64_t batches_out = 0;      // hop batches of replies sent
   uint64_t bad_batches = 0;      // hop batches refused whole (malformed)
@@ -133,6 +143,12 @@ class NodeServer {
   NodeMetrics* metrics_ = nullptr;
   std::vector<Reply> drained_;
   std::vector<Reply> fast_;  // reads answered on this thread, not yet sent
+  // Writes handled on this thread in the current stage, not yet submitted:
+  // one entry per shard writer that has some (a handful at most).
+  std::vector<std::pair<store::ShardWriter*, std::vector<store::WriteOp>>> inline_writes_;
+  bool inline_pending_ = false;  // inline_writes_ holds some
+  // Queues each shard writer's inline writes (one Submit per writer).
+  void SubmitInlineWrites();
   // One stage of a burst: calls read, decoded and not yet posted, with their
   // list names' hashes (reused; emptied after each stage).
   std::vector<Call> stage_;
