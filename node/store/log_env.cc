@@ -238,8 +238,9 @@ leveldb::Status LogEnv::NewWritableFile(const std::string& fname, leveldb::Writa
   ok = ok && SyncDir(dir);
   const int fd = ok ? open(fname.c_str(), O_WRONLY | O_CLOEXEC) : -1;
   {
+    // Once per directory at most: the queue holds no more than the shards.
     std::lock_guard<std::mutex> lock(mu_);
-    wanted_.push_back(dir);
+    if (std::find(wanted_.begin(), wanted_.end(), dir) == wanted_.end()) wanted_.push_back(dir);
   }
   cv_.notify_one();
   if (fd < 0) {

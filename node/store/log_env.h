@@ -75,7 +75,7 @@ class LogEnv : public PreadEnv {
   const size_t prealloc_bytes_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::string> wanted_;    // directories that need a spare
+  std::vector<std::string> wanted_;    // directories that need a spare (each once)
   std::map<std::string, bool> ready_;  // directory -> its spare is ready
   bool stopping_ = false;
   std::thread spare_thread_;

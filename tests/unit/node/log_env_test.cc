@@ -70,6 +70,15 @@ void Put(leveldb::DB& db, int i, size_t value_bytes = 100) {
       db.Put(wo, LogKey(i), std::string(value_bytes, static_cast<char>('a' + i % 26))).ok());
 }
 
+// Opens a shard in `dir` over `env` and puts keys 0..n-1, synced, then
+// closes it.
+void Fill(leveldb::Env* env, const std::string& dir, int n) {
+  std::unique_ptr<leveldb::DB> db;
+  leveldb::Status s = OpenDb(env, dir, &db);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  for (int i = 0; i < n; ++i) Put(*db, i);
+}
+
 bool Has(leveldb::DB& db, int i) {
   std::string v;
   return db.Get(leveldb::ReadOptions(), LogKey(i), &v).ok();
@@ -85,11 +94,7 @@ TEST(LogEnvTest, LogsArePreZeroedAndReadBackWhole) {
   TempDir dir(OnDisk());
   ASSERT_FALSE(dir.path().empty());
   LogEnv env(leveldb::Env::Default(), kPrealloc);
-  {
-    std::unique_ptr<leveldb::DB> db;
-    ASSERT_TRUE(OpenDb(&env, dir.path(), &db).ok());
-    for (int i = 0; i < 200; ++i) Put(*db, i);
-  }
+  ASSERT_NO_FATAL_FAILURE(Fill(&env, dir.path(), 200));
   auto logs = Logs(dir.path());
   ASSERT_EQ(logs.size(), 1u);
   const std::string bytes = ReadAll(logs[0]);
@@ -144,11 +149,7 @@ TEST(LogEnvTest, CorruptionWithRecordsAfterItIsStillRefused) {
   TempDir dir(OnDisk());
   ASSERT_FALSE(dir.path().empty());
   LogEnv env(leveldb::Env::Default(), kPrealloc);
-  {
-    std::unique_ptr<leveldb::DB> db;
-    ASSERT_TRUE(OpenDb(&env, dir.path(), &db).ok());
-    for (int i = 0; i < 50; ++i) Put(*db, i);
-  }
+  ASSERT_NO_FATAL_FAILURE(Fill(&env, dir.path(), 50));
   const std::string log = Logs(dir.path())[0];
   std::string bytes = ReadAll(log);
   const size_t at = bytes.find(std::string(100, 'a' + 3));  // key-3's value
@@ -205,9 +206,9 @@ TEST(LogEnvTest, ASpareIsReadyForTheNextLog) {
 }
 
 TEST(LogEnvTest, OnTmpfsALogIsLevelDbsOwn) {
-  char tmpl[] = "/dev/shm/todo-logenv-XXXXXX";
-  if (!fs::is_directory("/dev/shm") || mkdtemp(tmpl) == nullptr) GTEST_SKIP() << "no /dev/shm";
-  const std::string dir = tmpl;
+  TempDir shm("/dev/shm");  // a tmpfs on every Linux this runs on
+  ASSERT_FALSE(shm.path().empty()) << "can't make a directory in /dev/shm";
+  const std::string& dir = shm.path();
   LogEnv env(leveldb::Env::Default(), kPrealloc);
   leveldb::WritableFile* raw = nullptr;
   ASSERT_TRUE(env.NewWritableFile(dir + "/000003.log", &raw).ok());
@@ -215,11 +216,8 @@ TEST(LogEnvTest, OnTmpfsALogIsLevelDbsOwn) {
   ASSERT_TRUE(f->Append("abc").ok());
   ASSERT_TRUE(f->Sync().ok());
   ASSERT_TRUE(f->Close().ok());
-  const auto size = fs::file_size(dir + "/000003.log");
-  const bool spare = fs::exists(LogEnv::SpareName(dir));
-  fs::remove_all(dir);
-  EXPECT_EQ(size, 3u);  // appended, not pre-zeroed: a sync on tmpfs costs nothing
-  EXPECT_FALSE(spare);
+  EXPECT_EQ(fs::file_size(dir + "/000003.log"), 3u);  // appended: a sync on tmpfs costs nothing
+  EXPECT_FALSE(fs::exists(LogEnv::SpareName(dir)));
 }
 
 TEST(LogEnvTest, OtherFilesAreLevelDbsOwn) {
