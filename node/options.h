@@ -37,7 +37,7 @@ struct NodeOptions {
   int workers = DefaultWorkers();  // --workers: threads running list actors
   double idle_timeout_s = 60;      // --idle-timeout: seconds before an idle list leaves memory
   size_t max_lists = 100000;       // --max-lists: live list actors at most
-  size_t cache_mb = 96;            // --cache-mb: memory budget of the live lists (MiB)
+  size_t cache_mb = 512;           // --cache-mb: memory budget of the live lists (MiB)
   size_t mailbox = 4096;           // --mailbox: queued requests per list at most
   size_t max_inflight = 65536;     // --max-inflight: requests inside the node at most
   size_t max_inflight_mb = 24;     // --max-inflight-mb: their MiB; as many of unsent big replies
