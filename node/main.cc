@@ -283,6 +283,7 @@ int main(int argc, char** argv) {
         exit_status = 1;
       } else {
         spdlog::info("security: {}", security::Describe(o.curve));
+        spdlog::info("malloc: {}", io::AllocatorName());
         spdlog::info("listening on {} (data {}, {} shards, {} workers, sync {}, rid ttl {} s)",
                      o.listen, o.data, store->shards(), o.workers, o.sync ? "on" : "off",
                      static_cast<double>(o.rid_ttl.count()) / 1000.0);

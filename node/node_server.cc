@@ -1,6 +1,5 @@
 #include "node/node_server.h"
 
-#include <malloc.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
@@ -14,6 +13,7 @@
 
 #include "common/cluster/map.h"
 #include "common/io/listen.h"
+#include "common/io/process.h"
 #include "common/io/security/curve.h"
 #include "node/metrics.h"
 
@@ -607,13 +607,14 @@ void NodeServer::Run(int signal_fd, std::chrono::milliseconds drain_timeout) {
     if (now >= next_evict) {
       size_t evicted = registry_->EvictIdle(now);
       if (evicted > 0) spdlog::debug("evicted {} idle lists, {} live", evicted, registry_->size());
-      // After a large eviction, hand the freed memory back to the OS: glibc
-      // keeps freed chunks in its per-thread arenas otherwise, and idle
-      // lists should leave memory for real.
+      // After a large eviction, hand the freed memory back to the OS: the
+      // allocator keeps freed memory otherwise (tcmalloc in its page heap,
+      // glibc in its per-thread arenas), and idle lists should leave
+      // memory for real.
       // Lists shed for memory are freed on the worker threads, so the same.
       const uint64_t sheds = registry_->shed_requests();
       if (evicted >= kTrimAfterEvictions || sheds - sheds_at_trim_ >= kTrimAfterEvictions) {
-        malloc_trim(0);
+        io::ReleaseFreeMemory();
         sheds_at_trim_ = sheds;
       }
       next_evict = now + evict_every;

@@ -138,7 +138,7 @@ class NodeServer {
   FlightMeter* const flight_;                  // its `requests`: bytes of the requests inside
   const ReplicatedServing* const replicated_;  // null in static mode
   size_t inflight_ = 0;
-  uint64_t sheds_at_trim_ = 0;  // registry's shed requests at the last malloc_trim
+  uint64_t sheds_at_trim_ = 0;  // registry's shed requests at the last ReleaseFreeMemory
   NodeCounters counters_;
   NodeMetrics* metrics_ = nullptr;
   std::vector<Reply> drained_;

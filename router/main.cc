@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
           }
         }
         spdlog::info("security: {}", security::Describe(o.curve));
+        spdlog::info("malloc: {}", io::AllocatorName());
         std::string nodes;
         for (const auto& n : o.nodes) nodes += " " + n.name + "=" + n.endpoint;
         if (o.replicated()) {

@@ -1,5 +1,6 @@
 #include "common/io/process.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -9,6 +10,10 @@
 
 #include <cerrno>
 #include <cstring>
+
+// gperftools' C entry point (gperftools/malloc_extension_c.h), declared
+// weak: null unless tcmalloc is in the process.
+extern "C" void MallocExtension_ReleaseFreeMemory(void) __attribute__((weak));
 
 namespace todo::io {
 
@@ -67,6 +72,18 @@ StatusOr<FileLimit> RaiseOpenFileLimit() {
   }
   limit.after = rl.rlim_cur;
   return limit;
+}
+
+const char* AllocatorName() {
+  return MallocExtension_ReleaseFreeMemory != nullptr ? "tcmalloc_minimal" : "glibc";
+}
+
+void ReleaseFreeMemory() {
+  if (MallocExtension_ReleaseFreeMemory != nullptr) {
+    MallocExtension_ReleaseFreeMemory();
+  } else {
+    malloc_trim(0);
+  }
 }
 
 }  // namespace todo::io

@@ -56,4 +56,17 @@ struct FileLimit {
 // unchanged.
 StatusOr<FileLimit> RaiseOpenFileLimit();
 
+// The allocator serving malloc in this process: "tcmalloc_minimal" when
+// gperftools' tcmalloc is linked in (TODO_MALLOC, CMakeLists.txt) or
+// preloaded, else "glibc". Found at run time, from tcmalloc's C entry
+// points (weak references), so a library needs no build flag to know.
+const char* AllocatorName();
+
+// Hands the memory the allocator holds free back to the OS: tcmalloc's
+// ReleaseFreeMemory (it otherwise keeps freed pages in its page heap and
+// returns them only slowly), glibc's malloc_trim(0) (its arenas). Costs a
+// walk of the free lists; call after freeing much at once (idle lists
+// evicted), not per request.
+void ReleaseFreeMemory();
+
 }  // namespace todo::io
