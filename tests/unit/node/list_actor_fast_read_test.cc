@@ -194,7 +194,9 @@ TEST_F(FastReadTest, NeverOvertakesAWriteAgainstRealWorkers) {
     // Now and then let every write complete, so that fast reads are sure to
     // be tried on quiet lists however slow the machine (a sanitizer build,
     // a loaded CI box): the count of fast reads must not depend on timing.
-    if (round % 50 == 0) ASSERT_TRUE(todo::testing::WaitFor(all_quiet));
+    if (round % 50 == 0) {
+      ASSERT_TRUE(todo::testing::WaitFor(all_quiet));
+    }
   }
   ASSERT_TRUE(todo::testing::WaitFor(all_quiet));
   for (int i = 0; i < kLists; ++i) EXPECT_EQ(Fast(*actors[i], "l" + std::to_string(i)), posted[i]);
