@@ -221,20 +221,28 @@ TEST_F(NodeRetryTest, ARidReusedForAnotherRequestIsRefusedAndWritesWithoutOneAre
 }
 
 TEST_F(NodeRetryTest, RecordsSurviveACleanRestartAndExpireAfterTheTtl) {
-  Process* node = StartNode({"--rid-ttl", "2s"});
+  // A record lives between one and two TTLs (its bucket's drop time). The
+  // TTL must outlast the restart below, which takes seconds in a sanitizer
+  // build on a loaded machine (2.3 s seen under TSan in CI, where a 2 s TTL
+  // let the record expire before the retry).
+  const auto ttl = Millis(8000);
+  Process* node = StartNode({"--rid-ttl", "8s"});
   ASSERT_NE(node, nullptr);
   Client c(endpoint_);
+  const auto written = std::chrono::steady_clock::now();
   Reply first = MustCall(c, WithRid(AddReq("l", "2026-01-01", "t"), "r"));
   StopNodeCleanly(node);
-  node = StartNode({"--rid-ttl", "2s"});
+  node = StartNode({"--rid-ttl", "8s"});
   ASSERT_NE(node, nullptr);
   Client c2(endpoint_);
   Reply again = MustCall(c2, WithRid(AddReq("l", "2026-01-01", "t"), "r"));
+  ASSERT_LT(std::chrono::steady_clock::now() - written, ttl)
+      << "the restart took longer than the TTL: the record may have expired, nothing to check";
   EXPECT_EQ(WithoutId(first), WithoutId(again));
   EXPECT_EQ(RidStat(c2, "records"), 1u);
   // After the TTL (and a sweep, every second) the record is gone: a retry is
   // then a first request and is applied anew (the contract after the TTL).
-  const auto deadline = std::chrono::steady_clock::now() + Millis(15000);
+  const auto deadline = std::chrono::steady_clock::now() + 2 * ttl + Millis(10000);
   while (RidStat(c2, "records") > 0 && std::chrono::steady_clock::now() < deadline) usleep(50000);
   EXPECT_EQ(RidStat(c2, "records"), 0u);
   EXPECT_EQ(RidStat(c2, "expired"), 1u);
