@@ -168,12 +168,7 @@ TEST_F(FastReadTest, NeverOvertakesAWriteAgainstRealWorkers) {
   }
   int fast = 0, declined = 0;
   std::vector<Reply> drained;
-  auto all_quiet = [&] {
-    for (auto& a : actors) {
-      if (!a->Evictable()) return false;
-    }
-    return true;
-  };
+  auto all_quiet = [&] { return todo::testing::AllQuiet(actors); };
   uint64_t id = 1;
   for (int round = 0; round < 4000; ++round) {
     const int i = round % kLists;

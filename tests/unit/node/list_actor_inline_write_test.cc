@@ -165,10 +165,7 @@ TEST_F(InlineWriteTest, InlineAndPostedWritesKeepTheirOrderAgainstRealWorkers) {
   };
   auto all_quiet = [&] {
     take();
-    for (auto& a : actors) {
-      if (!a->Evictable()) return false;
-    }
-    return true;
+    return todo::testing::AllQuiet(actors);
   };
   uint64_t id = 1;
   for (int round = 0; round < 4000; ++round) {

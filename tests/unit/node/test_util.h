@@ -111,6 +111,17 @@ bool WaitFor(Pred pred, int timeout_ms = 10000) {
   return pred();
 }
 
+// True if every actor in `actors` (pointers to ListActor) is idle with no
+// write in flight (ListActor::Evictable): tests that race real workers wait
+// for this (with WaitFor) to reach a known state, never for a fixed time.
+template <typename Actors>
+bool AllQuiet(const Actors& actors) {
+  for (const auto& a : actors) {
+    if (!a->Evictable()) return false;
+  }
+  return true;
+}
+
 // Waits (bounded) until the queue has produced `n` replies in total.
 inline std::vector<node::Reply> WaitReplies(node::ReplyQueue& q, size_t n, int timeout_ms = 5000) {
   std::vector<node::Reply> all, got;
