@@ -1,6 +1,7 @@
 #include "node/store/rid_filter.h"
 
 #include <functional>
+#include <new>
 
 #include "common/storage_format.h"
 
@@ -31,8 +32,9 @@ constexpr size_t kHalf = 4;  // words of one generation in a block
 
 RidFilter::RidFilter(size_t bytes) : blocks_(bytes / (kWords * sizeof(uint64_t))) {
   if (blocks_ == 0) return;
-  bits_.reset(new Word[blocks_ * kWords]);
-  for (size_t i = 0; i < blocks_ * kWords; ++i) bits_[i].store(0, std::memory_order_relaxed);
+  static_assert(Ref::required_alignment <= alignof(std::max_align_t));
+  bits_.reset(static_cast<Word*>(std::calloc(blocks_ * kWords, sizeof(Word))));
+  if (!bits_) throw std::bad_alloc();
 }
 
 uint64_t RidFilter::Hash(std::string_view /*ns*/, std::string_view list, std::string_view rid) {
@@ -48,9 +50,9 @@ RidFilter::Word* RidFilter::Half(int generation, uint64_t hash) const {
   return &bits_[index * kWords + static_cast<size_t>(generation) * kHalf];
 }
 
-bool RidFilter::Has(const Word* half, uint64_t hash) {
+bool RidFilter::Has(Word* half, uint64_t hash) {
   for (size_t i = 0; i < kHalf; ++i) {
-    if ((half[i].load(std::memory_order_relaxed) & Bit(hash, i)) == 0) return false;
+    if ((Ref(half[i]).load(std::memory_order_relaxed) & Bit(hash, i)) == 0) return false;
   }
   return true;
 }
@@ -61,8 +63,8 @@ void RidFilter::Insert(uint64_t hash) {
   for (size_t i = 0; i < kHalf; ++i) {
     const uint64_t bit = Bit(hash, i);
     // Most inserts find their bits unset; skip the locked op when set.
-    if ((half[i].load(std::memory_order_relaxed) & bit) == 0) {
-      half[i].fetch_or(bit, std::memory_order_relaxed);
+    if ((Ref(half[i]).load(std::memory_order_relaxed) & bit) == 0) {
+      Ref(half[i]).fetch_or(bit, std::memory_order_relaxed);
     }
   }
   inserted_.fetch_add(1, std::memory_order_relaxed);
@@ -81,8 +83,8 @@ void RidFilter::Rotate() {
   const int previous = 1 - current_.load(std::memory_order_relaxed);
   for (size_t b = 0; b < blocks_; ++b) {
     for (size_t i = 0; i < kHalf; ++i) {
-      bits_[b * kWords + static_cast<size_t>(previous) * kHalf + i].store(
-          0, std::memory_order_relaxed);
+      Ref(bits_[b * kWords + static_cast<size_t>(previous) * kHalf + i])
+          .store(0, std::memory_order_relaxed);
     }
   }
   current_.store(previous, std::memory_order_release);
