@@ -1,5 +1,7 @@
 #include "node/store/rid_filter.h"
 
+#include <sys/mman.h>
+
 #include <functional>
 #include <new>
 
@@ -32,10 +34,14 @@ constexpr size_t kHalf = 4;  // words of one generation in a block
 
 RidFilter::RidFilter(size_t bytes) : blocks_(bytes / (kWords * sizeof(uint64_t))) {
   if (blocks_ == 0) return;
-  static_assert(Ref::required_alignment <= alignof(std::max_align_t));
-  bits_.reset(static_cast<Word*>(std::calloc(blocks_ * kWords, sizeof(Word))));
-  if (!bits_) throw std::bad_alloc();
+  static_assert(Ref::required_alignment <= 4096);  // a mapping is page-aligned
+  const size_t len = blocks_ * kWords * sizeof(Word);
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  bits_ = std::unique_ptr<Word[], Unmap>(static_cast<Word*>(p), Unmap{len});
 }
+
+void RidFilter::Unmap::operator()(Word* p) const { munmap(p, bytes); }
 
 uint64_t RidFilter::Hash(std::string_view /*ns*/, std::string_view list, std::string_view rid) {
   // The record key's hash (its first half), so that the filter can be
@@ -83,8 +89,10 @@ void RidFilter::Rotate() {
   const int previous = 1 - current_.load(std::memory_order_relaxed);
   for (size_t b = 0; b < blocks_; ++b) {
     for (size_t i = 0; i < kHalf; ++i) {
-      Ref(bits_[b * kWords + static_cast<size_t>(previous) * kHalf + i])
-          .store(0, std::memory_order_relaxed);
+      // Only words with a bit set are written: a page no rid has touched
+      // stays unallocated (reading it maps the shared zero page).
+      Ref word(bits_[b * kWords + static_cast<size_t>(previous) * kHalf + i]);
+      if (word.load(std::memory_order_relaxed) != 0) word.store(0, std::memory_order_relaxed);
     }
   }
   current_.store(previous, std::memory_order_release);

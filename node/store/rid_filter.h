@@ -41,8 +41,8 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 #include <string_view>
 
@@ -76,16 +76,18 @@ class RidFilter {
   uint64_t inserted() const { return inserted_.load(std::memory_order_relaxed); }
 
  private:
-  // The bits are plain words from calloc, read and written through
-  // std::atomic_ref: a filter of many MiB costs nothing until its pages are
-  // touched (calloc maps zero pages), where an array of std::atomic would
-  // be written word by word when made (and under the thread sanitizer, each
-  // of those writes is an instrumented access: ~0.2 s per store opened).
+  // The bits are plain words in an anonymous mapping of their own, read and
+  // written through std::atomic_ref: a filter of many MiB takes no memory
+  // until rids touch its pages (the kernel's zero pages until then; calloc
+  // would not do: tcmalloc's writes every byte). An array of std::atomic
+  // was written word by word when made, and under the thread sanitizer each
+  // of those writes was an instrumented access: ~0.2 s per store opened.
   using Word = uint64_t;
   using Ref = std::atomic_ref<Word>;
   static constexpr size_t kWords = 8;  // a block: 64 bytes, 4 words a generation
-  struct Free {
-    void operator()(Word* p) const { std::free(p); }
+  struct Unmap {
+    size_t bytes;  // (no initializer: one would make it not default-constructible here, CWG 1397)
+    void operator()(Word* p) const;
   };
 
   // The four words of `generation` in the pair's block.
@@ -93,7 +95,7 @@ class RidFilter {
   static bool Has(Word* half, uint64_t hash);
 
   const size_t blocks_;
-  std::unique_ptr<Word[], Free> bits_;
+  std::unique_ptr<Word[], Unmap> bits_;
   std::atomic<int> current_{0};
   std::atomic<bool> complete_{false};
   mutable std::atomic<uint64_t> skipped_{0};
