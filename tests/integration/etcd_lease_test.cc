@@ -151,6 +151,8 @@ TEST(LeaseKeeperTest, FrozenEtcdInvalidatesTheLeaseAndAFreshOneFollows) {
   ASSERT_TRUE(Eventually([&] { return keeper.Valid(); }, Millis(20000)));
   EXPECT_NE(keeper.lease_id(), old);
   EXPECT_NE(keeper.lease_id(), 0);
+  // The keeper makes the lease valid, then tells its listener: wait for it.
+  EXPECT_TRUE(Eventually([&] { return events.granted().size() >= 2; }, Millis(10000)));
   EXPECT_EQ(events.granted().size(), 2u);
   EXPECT_EQ(keeper.losses(), 1u);
   // The old lease is gone from etcd (expired, or revoked by the keeper).
