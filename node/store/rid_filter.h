@@ -79,7 +79,7 @@ class RidFilter {
   // The bits are plain words in an anonymous mapping of their own, read and
   // written through std::atomic_ref: a filter of many MiB takes no memory
   // until rids touch its pages (the kernel's zero pages until then; calloc
-  // would not do: tcmalloc's writes every byte). An array of std::atomic
+  // promises no such thing: an allocator may zero the block by writing it). An array of std::atomic
   // was written word by word when made, and under the thread sanitizer each
   // of those writes was an instrumented access: ~0.2 s per store opened.
   using Word = uint64_t;

@@ -32,10 +32,13 @@ P = 32  # partitions
 MOVE_FLAGS = ["--catchup-rate-mb", "1", "--max-moves", "2"]  # moves that take a while
 
 
-def add_node(cluster, name, extra=()):
+def add_node(cluster, name, extra=(), start=True):
+    """Starts node `name` (unless not `start`: the caller starts it later
+    with cluster.start_node) and adds it to the map with todo-admin."""
     cluster.names.append(name)
     cluster.ports[name] = rl.sl.free_ports(1)[0]
-    cluster.start_node(name, extra)
+    if start:
+        cluster.start_node(name, extra)
     done = cluster.admin("add-node", name, check=False)
     assert done.returncode == 0, done.stderr
     rl.log(done.stdout.strip())
@@ -189,9 +192,7 @@ def scenario_refusals(wd):
         # joined): that lasts until the test starts it. Checked while n4's
         # moves ran instead, it raced them: they took under 0.1 s, and once
         # (CI, 2026-12-07) they ended between two todo-admin calls.
-        cluster.names.append("n4")
-        cluster.ports["n4"] = rl.sl.free_ports(1)[0]
-        rl.log(cluster.admin("add-node", "n4").stdout.strip())
+        add_node(cluster, "n4", start=False)
         r = cluster.admin("add-node", "n5", check=False)
         assert r.returncode == 1 and "in progress" in r.stderr, (r.returncode, r.stderr)
         rl.log("a second add-node while n4 joins: " + r.stderr.strip())
