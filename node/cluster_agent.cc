@@ -176,7 +176,9 @@ void ClusterAgent::PublishReports(int64_t lease_id) {
 void ClusterAgent::RunController(std::chrono::steady_clock::time_point now) {
   if (!options_.host_controller) return;
   const bool lease_ok = lease_->Valid();
-  auto snap = view_->Get();
+  // The snapshot decided on and its version, read together (see
+  // GetVersioned): a report that arrives later is decided on next turn.
+  const auto [snap, version] = view_->GetVersioned();
   if (leadership_ && (!lease_ok || leadership_->lease != lease_->lease_id())) {
     spdlog::warn("controller: no longer held by '{}' (lease lost)", options_.name);
     leadership_.reset();
@@ -211,7 +213,6 @@ void ClusterAgent::RunController(std::chrono::steady_clock::time_point now) {
     spdlog::info("controller: elected ('{}' holds {})", options_.name, keys_.controller);
   }
   // Decide when the view changed, or a grace period ends.
-  const uint64_t version = view_->version();
   const int64_t now_ms = SteadyMs(now);
   if (version == decided_view_ && (recheck_at_ms_ == 0 || now_ms < recheck_at_ms_)) return;
   if (!snap->map) return;

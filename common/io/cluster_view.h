@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "common/cluster/controller.h"
 #include "common/cluster/map.h"
@@ -34,14 +35,24 @@ class ClusterView {
     std::lock_guard<std::mutex> lock(mu_);
     return snap_;
   }
+  // The snapshot and the version that published it, read together. A
+  // reader that decides on a snapshot and remembers "decided up to version
+  // V" must take both here: Get() then version() can pair an older
+  // snapshot with a newer version, and the newer snapshot is then never
+  // decided on (until the next change, which in a quiet cluster may not
+  // come: a controller sat on a replica's "caught up" report for 60 s).
+  std::pair<std::shared_ptr<const ClusterSnapshot>, uint64_t> GetVersioned() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {snap_, version_.load(std::memory_order_relaxed)};
+  }
   void Set(std::shared_ptr<const ClusterSnapshot> s) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      snap_ = std::move(s);
-    }
+    std::lock_guard<std::mutex> lock(mu_);
+    snap_ = std::move(s);
     version_.fetch_add(1, std::memory_order_release);
   }
-  // Raised by every Set: a reader that cached a snapshot compares it.
+  // Raised by every Set: a reader that cached a snapshot compares it. Read
+  // before Get(), it can only be older than the snapshot (a change is seen
+  // again, never missed).
   uint64_t version() const { return version_.load(std::memory_order_acquire); }
 
  private:
