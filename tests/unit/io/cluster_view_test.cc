@@ -41,29 +41,40 @@ TEST(ClusterViewTest, EverySetRaisesTheVersionOnce) {
   }
 }
 
-TEST(ClusterViewTest, GetVersionedNeverPairsASnapshotWithAnotherVersion) {
-  ClusterView view;
+// Publishes kSets numbered snapshots from another thread while `read` runs
+// over and over on this one (at most 30 s); returns how many reads it made.
+constexpr int64_t kSets = 20000;
+template <typename Read>
+uint64_t ReadWhilePublishing(ClusterView& view, Read read) {
   std::atomic<bool> done{false};
   std::thread writer([&] {
-    for (int64_t k = 1; k <= 20000; ++k) view.Set(Numbered(k));
+    for (int64_t k = 1; k <= kSets; ++k) view.Set(Numbered(k));
     done.store(true);
   });
   uint64_t reads = 0;
-  uint64_t mismatches = 0;
-  uint64_t last = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!done.load() && std::chrono::steady_clock::now() < deadline) {
-    auto [snap, version] = view.GetVersioned();
+    read();
     ++reads;
+  }
+  writer.join();
+  return reads;
+}
+
+TEST(ClusterViewTest, GetVersionedNeverPairsASnapshotWithAnotherVersion) {
+  ClusterView view;
+  uint64_t mismatches = 0;
+  uint64_t last = 0;
+  const uint64_t reads = ReadWhilePublishing(view, [&] {
+    auto [snap, version] = view.GetVersioned();
     if (static_cast<uint64_t>(snap->revision) != version) ++mismatches;
     EXPECT_GE(version, last);  // versions never go back
     last = version;
-  }
-  writer.join();
+  });
   EXPECT_EQ(mismatches, 0u) << "of " << reads << " reads";
   auto [snap, version] = view.GetVersioned();
-  EXPECT_EQ(version, 20000u);
-  EXPECT_EQ(snap->revision, 20000);
+  EXPECT_EQ(version, static_cast<uint64_t>(kSets));
+  EXPECT_EQ(snap->revision, kSets);
 }
 
 // What the router does (version first, then Get): the snapshot it gets is
@@ -71,20 +82,13 @@ TEST(ClusterViewTest, GetVersionedNeverPairsASnapshotWithAnotherVersion) {
 // never missed.
 TEST(ClusterViewTest, VersionReadBeforeGetIsNeverNewerThanTheSnapshot) {
   ClusterView view;
-  std::atomic<bool> done{false};
-  std::thread writer([&] {
-    for (int64_t k = 1; k <= 20000; ++k) view.Set(Numbered(k));
-    done.store(true);
-  });
   uint64_t newer = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!done.load() && std::chrono::steady_clock::now() < deadline) {
+  const uint64_t reads = ReadWhilePublishing(view, [&] {
     const uint64_t version = view.version();
     auto snap = view.Get();
     if (version > static_cast<uint64_t>(snap->revision)) ++newer;
-  }
-  writer.join();
-  EXPECT_EQ(newer, 0u);
+  });
+  EXPECT_EQ(newer, 0u) << "of " << reads << " reads";
 }
 
 }  // namespace
