@@ -38,6 +38,13 @@ constexpr size_t kStage = 32;
 // request), the envelope's four frames on the heap (256 bytes), and a slot
 // in its mailbox's vector (a Call, with up to as much again spare).
 constexpr size_t kCallOverheadBytes = 640;
+
+// A msgpack map's first byte: fixmap (0x80-0x8f), map 16 (0xde), map 32 (0xdf).
+bool LooksLikeRequestBody(const zmq::message_t& m) {
+  if (m.size() == 0) return false;
+  const auto b = static_cast<const uint8_t*>(m.data())[0];
+  return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
+}
 }  // namespace
 
 NodeServer::NodeServer(const NodeOptions& options, zmq::context_t* ctx, Registry* registry,
@@ -367,6 +374,17 @@ bool NodeServer::NextCall(Call* call, std::string_view* body) {
     Status s = hop_batch::DecodeBatch(
         std::string_view(static_cast<const char*>(batch_in_.data()), batch_in_.size()),
         &batch_records_);
+    if (!s.ok() && LooksLikeRequestBody(batch_in_)) {
+      // Not a batch: a client's request whose envelope happens to be the
+      // marker (a DEALER with that routing id behind a proxy). Envelopes
+      // are opaque (protocol.md), so it is served as v1 serves any other.
+      // A request body is a msgpack map, whose first byte can't start a
+      // batch (a record's frame count, 2-17), so no batch is misread as a
+      // request, nor a request as a batch.
+      call->body = std::move(batch_in_);
+      *body = call->body_view();
+      return true;
+    }
     if (!s.ok()) {
       batch_in_.rebuild();
       ++counters_.requests;

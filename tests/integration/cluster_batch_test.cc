@@ -317,6 +317,20 @@ TEST_F(ClusterBatchTest, NodeTakesABatchStraightAndRefusesAMalformedOne) {
   Reply entries = MustCall(c, EntriesReq(list));
   EXPECT_EQ(AsArray(ExpectOk(entries)).size(), 1u) << entries.ToString();
   EXPECT_EQ(StatsCounter(c, "bad_batches"), bad.size());
+
+  // A client whose envelope is the marker (a DEALER with that routing id
+  // behind a proxy) sends a v1 request: envelopes are opaque, so it is
+  // served and answered behind the same envelope, not refused as a batch.
+  ASSERT_TRUE(c.SendFrames({kMarker, Pack(WithId(AddReq(list, "2026-08-09", "enveloped"), 9))}));
+  std::optional<Reply> got = c.Recv(Millis(5000));
+  ASSERT_TRUE(got.has_value());
+  ASSERT_EQ(got->frames().size(), 2u);
+  EXPECT_EQ(got->frames()[0], kMarker);
+  Reply added({got->frames()[1]});
+  EXPECT_TRUE(added.ok()) << added.ToString();
+  entries = MustCall(c, EntriesReq(list));
+  EXPECT_EQ(AsArray(ExpectOk(entries)).size(), 2u) << entries.ToString();
+  EXPECT_EQ(StatsCounter(c, "bad_batches"), bad.size());
 }
 
 }  // namespace
