@@ -223,10 +223,26 @@ void ClusterAgent::RunController(std::chrono::steady_clock::time_point now) {
   auto d = controller_->Decide(*snap->map, in);
   decided_view_ = version;
   recheck_at_ms_ = d.recheck_at_ms;
+  // The value in etcd was not taken (malformed, older than the map in
+  // force, or deleted: see ClusterWatcher): the map in force is written
+  // back over it, with a new version, so that a process that starts now
+  // reads the map the cluster runs on, not a stale one.
+  const bool write_back = snap->etcd_map_revision != snap->map_revision;
+  if (!d.next && write_back) {
+    d.next = *snap->map;
+    d.next->version = snap->map->version + 1;
+    d.log.push_back("the map in etcd was not taken (" + snap->map_error +
+                    "): writing the map in force back as version " +
+                    std::to_string(d.next->version));
+  }
   if (!d.next) return;
   io::TxnRequest txn;
-  txn.compares.push_back(
-      io::Compare::ModRevision(keys_.map, io::CompareOp::kEqual, snap->map_revision));
+  if (snap->etcd_map_revision == 0) {
+    txn.compares.push_back(io::Compare::CreateRevision(keys_.map, io::CompareOp::kEqual, 0));
+  } else {
+    txn.compares.push_back(
+        io::Compare::ModRevision(keys_.map, io::CompareOp::kEqual, snap->etcd_map_revision));
+  }
   io::Election::Guard(*leadership_, &txn);
   txn.success.push_back(io::Op::Put(keys_.map, cluster::FormatMap(*d.next)));
   auto r = etcd_->Txn(txn);

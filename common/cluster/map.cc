@@ -186,6 +186,34 @@ Status Get(const json& j, const char* key, const std::string& where, T* out, boo
 
 }  // namespace
 
+Status CheckFollows(const ClusterMap& taken, const ClusterMap& next) {
+  if (next.partitions != taken.partitions) {
+    return Status::BadRequest(
+        "it has " + std::to_string(next.partitions) + " partitions where the map in force has " +
+        std::to_string(taken.partitions) + " (P is fixed when the cluster is created)");
+  }
+  if (next.version < taken.version) {
+    return Status::BadRequest("its version " + std::to_string(next.version) +
+                              " is older than the map in force (version " +
+                              std::to_string(taken.version) + ")");
+  }
+  for (uint32_t p = 0; p < next.partitions; ++p) {
+    const Partition& a = taken.parts[p];
+    const Partition& b = next.parts[p];
+    if (b.epoch < a.epoch || b.leader_epoch < a.leader_epoch) {
+      return Status::BadRequest(
+          "partition " + std::to_string(p) + " goes back from epoch " + std::to_string(a.epoch) +
+          " (leader epoch " + std::to_string(a.leader_epoch) + ") to epoch " +
+          std::to_string(b.epoch) + " (leader epoch " + std::to_string(b.leader_epoch) + ")");
+    }
+  }
+  if (next.version == taken.version && !(next == taken)) {
+    return Status::BadRequest("it differs from the map in force under the same version " +
+                              std::to_string(next.version));
+  }
+  return Status::Ok();
+}
+
 StatusOr<ClusterMap> ParseMap(std::string_view text) {
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::BadRequest("map: not valid JSON");

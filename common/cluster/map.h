@@ -104,6 +104,15 @@ Status Validate(const ClusterMap& map);
 std::string FormatMap(const ClusterMap& map);
 StatusOr<ClusterMap> ParseMap(std::string_view json);
 
+// Whether `next` may follow `taken`, a map already taken from etcd: every
+// writer (the controller, todo-admin) raises the version on each change,
+// and no partition's epoch or leader epoch ever goes down, nor P changes.
+// A map that breaks this was not written by them: an old value put back by
+// hand, or etcd restored from an old backup. Taking it would make deposed
+// primaries primary again, serving what they held then and reusing ids.
+// An error naming the first thing that went back (the same map is fine).
+Status CheckFollows(const ClusterMap& taken, const ClusterMap& next);
+
 // A new cluster: every member empty and in sync, replica sets balanced
 // (each member primary for P/N partitions, +-1, and holding R*P/N
 // replicas), deterministic for the same inputs. Refuses R > members or an

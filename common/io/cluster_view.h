@@ -24,7 +24,12 @@ struct ClusterSnapshot {
   std::vector<cluster::NodeReport> reports;        // the primaries' requests
   std::string controller;                          // who holds the election ("" if nobody)
   std::string map_error;  // why the map in etcd was not taken ("" if it was, or there is none)
-  int64_t revision = 0;   // the etcd revision this snapshot reflects
+  // The mod_revision of the map key in etcd as last seen (0: no such key).
+  // It differs from map_revision while the value there was not taken
+  // (malformed, going back, deleted): the controller then writes the map in
+  // force back over it, comparing against this revision.
+  int64_t etcd_map_revision = 0;
+  int64_t revision = 0;  // the etcd revision this snapshot reflects
 };
 
 class ClusterView {

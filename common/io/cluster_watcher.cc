@@ -166,6 +166,9 @@ StatusOr<ClusterSnapshot> ReadCluster(EtcdClient* client, const ClusterKeys& key
     }
   }
   auto snap = Build(keys, kvs, std::move(map), map_revision, error);
+  snap->etcd_map_revision = map_revision;
+  if (auto it = kvs.find(keys.map); it != kvs.end())
+    snap->etcd_map_revision = it->second.mod_revision;
   snap->revision = r->revision;
   return *snap;
 }
@@ -198,23 +201,44 @@ bool ClusterWatcher::WaitForMap(std::chrono::milliseconds timeout) {
 void ClusterWatcher::Publish() {
   std::string error;
   auto it = kvs_.find(keys_.map);
+  const int64_t etcd_revision = it != kvs_.end() ? it->second.mod_revision : 0;
   if (it != kvs_.end() && it->second.mod_revision != map_revision_) {
     auto m = cluster::ParseMap(it->second.value);
-    if (m.ok()) {
+    // A well-formed map that goes back from the one in force (an old value
+    // put back, etcd restored from a backup) is refused as well: taking it
+    // would make deposed primaries serve what they held then.
+    Status follows = m.ok() && map_ ? cluster::CheckFollows(*map_, *m) : Status::Ok();
+    if (m.ok() && follows.ok()) {
       map_ = std::make_shared<const cluster::ClusterMap>(std::move(*m));
       map_revision_ = it->second.mod_revision;
+      bad_map_logged_ = 0;
     } else {
-      error = m.status().message();
+      error = m.ok() ? "it goes back: " + follows.message() : m.status().message();
       if (bad_map_logged_ != it->second.mod_revision) {
         bad_map_logged_ = it->second.mod_revision;
         spdlog::error(
-            "the cluster map in etcd ({} at revision {}) is malformed and was not taken: {}; "
-            "the last valid map stays in force",
-            keys_.map, it->second.mod_revision, error);
+            "the cluster map in etcd ({} at revision {}) {} and was not taken: {}; the last "
+            "valid map (version {}) stays in force{}",
+            keys_.map, it->second.mod_revision,
+            m.ok() ? "is older than the map in force" : "is malformed", error,
+            map_ ? map_->version : 0,
+            m.ok() ? " (was an old value put back, or etcd restored from an old backup?); the "
+                     "controller writes the map in force back"
+                   : "");
       }
+    }
+  } else if (it == kvs_.end() && map_) {
+    error = "the map's key was deleted";
+    if (bad_map_logged_ != -1) {
+      bad_map_logged_ = -1;
+      spdlog::error(
+          "the cluster map in etcd ({}) was deleted; the last valid map (version {}) stays in "
+          "force, and the controller writes it back",
+          keys_.map, map_->version);
     }
   }
   auto snap = Build(keys_, kvs_, map_, map_revision_, error);
+  snap->etcd_map_revision = etcd_revision;
   std::shared_ptr<const ClusterSnapshot> s = std::move(snap);
   view_->Set(s);
   if (s->map && !has_map()) {

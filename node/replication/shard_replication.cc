@@ -341,6 +341,18 @@ void ShardReplication::BecomePrimary(uint32_t p, const cluster::Partition& part,
                                      Clock::time_point now, std::vector<Done>* done) {
   Backup* b = EnsureBackup(p);
   const auto st = b->sm.state();
+  if (part.leader_epoch < st.leader_epoch || part.leader_epoch < st.applied.epoch) {
+    // Leader epochs only grow. This copy has seen a later term than the one
+    // the map gives this node: the map is older than the cluster (etcd
+    // restored from an old backup, an old value put back) and serving under
+    // it would hand out what this copy held as if current, ids included.
+    spdlog::error(
+        "{}the map makes this node primary at leader epoch {}, but this copy has seen leader "
+        "epoch {} (its last record: epoch {}, seq {}): the map is older than the cluster; not "
+        "serving it",
+        Pfx(p), part.leader_epoch, st.leader_epoch, st.applied.epoch, st.applied.seq);
+    return;
+  }
   if (!st.complete) {
     spdlog::error(
         "{}the map makes this node primary (leader epoch {}) but its copy is incomplete (a "

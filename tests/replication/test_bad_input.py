@@ -25,6 +25,8 @@ import zmq
 
 import repl_lib as rl
 
+MAP_KEY = "/todo/todo/map"
+
 
 def wait_log(proc, text, timeout=15):
     return rl.sl.wait_until(lambda: text in proc.log(), timeout, 0.1)
@@ -49,6 +51,7 @@ def scenario(wd):
             cluster.start_node(n)
         cluster.wait_in_sync(60)
         rl.log("etcd started, cluster initialized: the early node joined and serves")
+        early_map = etcd.get_raw(MAP_KEY)  # put back in step 3, once the map has moved on
 
         # A node told to stop while etcd is unreachable exits at once, 0.
         lost = rl.sl.Process("lost", [rl.NODE_BIN, "--name", "n9", "--listen",
@@ -92,22 +95,39 @@ def scenario(wd):
         rl.log(f"a non-member logs why it waits, answers {r['error']['message']!r}")
         extra.terminate()
 
-        # 3. A malformed map in etcd.
-        good_map = etcd.get_raw("/todo/todo/map")
-        etcd.put_raw("/todo/todo/map", '{"partitions": 16, "replicas": "two"}')
+        # 3. A malformed map in etcd, then an old map put back (etcd restored
+        # from an old backup): neither is taken, writes go on, and the
+        # controller writes the map in force back over it.
+        cur = json.loads(etcd.get_raw(MAP_KEY))
+        etcd.put_raw(MAP_KEY, '{"partitions": 16, "replicas": "two"}')
         for n in cluster.names:
             assert wait_log(cluster.procs[n], "malformed and was not taken"), \
                 f"{n} did not log the malformed map"
         acked = load.acked_count()
         time.sleep(2)
         assert load.acked_count() > acked, f"writes stopped with a malformed map: {load.errors}"
-        done = cluster.admin("status", check=False)
-        assert done.returncode == 1 and "malformed" in done.stderr, (done.returncode, done.stderr)
-        rl.log("a malformed map: logged by every node, the last valid one kept, writes go on; "
-               "status: " + done.stderr.strip()[:100])
-        # The valid map written back is taken again.
-        etcd.put_raw("/todo/todo/map", good_map)
-        assert rl.sl.wait_until(lambda: cluster.status() is not None, 10, 0.2)
+        assert rl.sl.wait_until(lambda: (cluster.status() or {}).get("version", 0) > cur["version"],
+                                15, 0.2), "the controller did not write the map back"
+        assert any("writing the map in force back" in cluster.procs[n].log() for n in cluster.names)
+        rl.log("a malformed map: logged by every node, the last valid one kept, writes go on, "
+               f"the controller wrote back version {cluster.status()['version']}")
+
+        cur = json.loads(etcd.get_raw(MAP_KEY))
+        assert json.loads(early_map)["version"] < cur["version"], (early_map, cur["version"])
+        etcd.put_raw(MAP_KEY, early_map)
+        for n in cluster.names:
+            assert wait_log(cluster.procs[n], "is older than the map in force"), \
+                f"{n} did not log the old map: {cluster.procs[n].log()[-800:]}"
+        acked = load.acked_count()
+        time.sleep(2)
+        assert load.acked_count() > acked, f"writes stopped with an old map: {load.errors}"
+        assert rl.sl.wait_until(lambda: (cluster.status() or {}).get("version", 0) > cur["version"],
+                                15, 0.2), "the controller did not write the map back"
+        back = json.loads(etcd.get_raw(MAP_KEY))
+        assert [p["leader_epoch"] for p in back["parts"]] == \
+            [p["leader_epoch"] for p in cur["parts"]], "the map written back is not the one in force"
+        rl.log(f"an old map (version {json.loads(early_map)['version']}) put back: refused by "
+               f"every node, writes go on, the controller wrote back version {back['version']}")
 
         # 4. Old-epoch and garbage replication messages to a backup.
         rl.log("old-epoch replication messages and garbage to a backup")

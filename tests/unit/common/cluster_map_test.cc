@@ -108,5 +108,52 @@ TEST(ClusterMap, ParseRefusesMalformedMapsWithAMessage) {
   EXPECT_FALSE(ParseMap("{").ok());
 }
 
+TEST(ClusterMap, AMapFollowsTheOneInForceOnlyIfNothingGoesBack) {
+  auto taken = NewClusterMap({"n1", "n2", "n3"}, 8, 2, 1);
+  ASSERT_TRUE(taken.ok());
+  taken->version = 18;
+  taken->parts[3].epoch = 6;
+  taken->parts[3].leader_epoch = 5;
+  // The same map (an etcd put of the same value) and a newer one follow.
+  EXPECT_TRUE(CheckFollows(*taken, *taken).ok());
+  ClusterMap next = *taken;
+  next.version = 19;
+  next.parts[3].epoch = 7;
+  next.parts[3].in_sync = {next.parts[3].replicas[0]};
+  EXPECT_TRUE(CheckFollows(*taken, next).ok());
+
+  // An old value put back: its version is older.
+  ClusterMap old = *taken;
+  old.version = 5;
+  Status s = CheckFollows(*taken, old);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("version 5 is older than the map in force (version 18)"),
+            std::string::npos)
+      << s.message();
+  // A newer version whose partition went back a term.
+  ClusterMap back = next;
+  back.parts[3].leader_epoch = 2;
+  s = CheckFollows(*taken, back);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("partition 3 goes back from epoch 6 (leader epoch 5)"),
+            std::string::npos)
+      << s.message();
+  back = next;
+  back.parts[3].epoch = 5;
+  EXPECT_FALSE(CheckFollows(*taken, back).ok());
+  // P changed.
+  auto other = NewClusterMap({"n1", "n2", "n3"}, 16, 2, 1);
+  ASSERT_TRUE(other.ok());
+  other->version = 40;
+  s = CheckFollows(*taken, *other);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("16 partitions where the map in force has 8"), std::string::npos)
+      << s.message();
+  // Another map under the same version.
+  ClusterMap same_version = *taken;
+  same_version.parts[3].epoch = 9;
+  EXPECT_FALSE(CheckFollows(*taken, same_version).ok());
+}
+
 }  // namespace
 }  // namespace todo::cluster
