@@ -207,7 +207,7 @@ struct HttpFrontend::Impl {
           return ServeJson(id, HttpRoute::kCreateEntry, ReplyKind::kCreated,
                            http::MapCreateEntry(*path, req.body(), IdempotencyKey(req)), start);
         }
-        return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "GET, POST"), start);
+        return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "GET, HEAD, POST"), start);
       case Kind::kEntry:
         if (m == "PATCH") {
           return ServeJson(id, HttpRoute::kUpdateEntry, ReplyKind::kJsonResult,
@@ -223,8 +223,19 @@ struct HttpFrontend::Impl {
           return ServeJson(id, HttpRoute::kOwner, ReplyKind::kJsonResult, http::MapOwner(*path),
                            start);
         }
-        return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "GET"), start);
+        return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "GET, HEAD"), start);
     }
+  }
+
+  // The book's endpoints answer errors in plain text, as the book does.
+  static HttpReply BookMethodNotAllowed(std::string_view method, std::string_view allow) {
+    HttpReply r{405,
+                std::string(http::kTextPlain),
+                "method " + std::string(method) +
+                    " not allowed here; allowed: " + std::string(allow) + "\n",
+                {}};
+    r.headers.emplace_back("Allow", std::string(allow));
+    return r;
   }
 
   void OnRequest(HttpExchangeId id, const HttpRequest& req) {
@@ -233,7 +244,9 @@ struct HttpFrontend::Impl {
     const std::string_view m = req.method();
     const bool get = m == "GET" || m == "HEAD";
     if (auto it = local.find(path); it != local.end()) {
-      if (!get) return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "GET"), start);
+      if (!get) {
+        return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "GET, HEAD"), start);
+      }
       const HttpRoute route = it->second.route;
       if (it->second.async_handler) {
         return it->second.async_handler(req, [this, id, route, start](const HttpReply& reply) {
@@ -243,13 +256,12 @@ struct HttpFrontend::Impl {
       return Answer(id, route, it->second.handler(req), start);
     }
     if (path == "/entries") {
-      if (!get) return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "GET"), start);
+      if (!get) return Answer(id, HttpRoute::kOther, BookMethodNotAllowed(m, "GET, HEAD"), start);
       return Serve(id, HttpRoute::kBookEntries, ReplyKind::kBookEntries,
                    http::MapBookEntriesFromTarget(req.target()), http::BookError, start);
     }
     if (path == "/add_entry") {
-      if (m != "POST")
-        return Answer(id, HttpRoute::kOther, http::MethodNotAllowed(m, "POST"), start);
+      if (m != "POST") return Answer(id, HttpRoute::kOther, BookMethodNotAllowed(m, "POST"), start);
       return Serve(id, HttpRoute::kBookAddEntry, ReplyKind::kBookAddEntry,
                    http::MapBookAddEntryFromTarget(req.target(), IdempotencyKey(req)),
                    http::BookError, start);
@@ -314,6 +326,11 @@ bool HttpFrontend::Idle() const { return impl_->server.Idle(); }
 
 void HttpFrontend::OnRequest(HttpExchangeId id, const HttpRequest& request) {
   impl_->OnRequest(id, request);
+}
+
+bool HttpFrontend::AnswersAtOnce(std::string_view target) const {
+  auto it = impl_->local.find(http::TargetPath(target));
+  return it != impl_->local.end() && it->second.handler != nullptr;
 }
 
 HttpReply HttpFrontend::ErrorReply(std::string_view target, int status, std::string_view code,

@@ -81,6 +81,7 @@ class HttpFrontend final : public LoopGuest, private HttpHandler {
  private:
   // HttpHandler (called by the server).
   void OnRequest(HttpExchangeId id, const HttpRequest& request) override;
+  bool AnswersAtOnce(std::string_view target) const override;
   http::HttpReply ErrorReply(std::string_view target, int status, std::string_view code,
                              const std::string& message) override;
 

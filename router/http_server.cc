@@ -80,6 +80,22 @@ void AppendNumber(std::string& out, uint64_t v) {
   out.append(buf, r.ptr);
 }
 
+// "Date: <IMF-fixdate>\r\n" (RFC 9110 6.6.1) for the current second,
+// formatted once a second.
+std::string_view DateHeader() {
+  static thread_local time_t cached_at = 0;
+  static thread_local char line[64];
+  static thread_local size_t len = 0;
+  const time_t now = ::time(nullptr);
+  if (now != cached_at || len == 0) {
+    cached_at = now;
+    struct tm tm {};
+    gmtime_r(&now, &tm);
+    len = strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+  }
+  return {line, len};
+}
+
 // Appends the whole answer (status line, headers, body unless `head`).
 void Serialize(std::string& out, const http::HttpReply& r, bool head, bool close,
                bool http10_keep_alive) {
@@ -88,6 +104,7 @@ void Serialize(std::string& out, const http::HttpReply& r, bool head, bool close
   out.push_back(' ');
   out.append(Reason(r.status));
   out.append("\r\n");
+  out.append(DateHeader());
   if (!r.content_type.empty()) out.append("Content-Type: ").append(r.content_type).append("\r\n");
   for (const auto& [k, v] : r.headers) out.append(k).append(": ").append(v).append("\r\n");
   out.append("Content-Length: ");
@@ -113,6 +130,23 @@ bool IEquals(std::string_view a, std::string_view b) {
   return true;
 }
 
+// A request target in absolute form ("http://host:port/path?query", RFC
+// 9112 3.2.2, which a server must accept) as its origin form
+// ("/path?query"); any other target as it is.
+std::string_view OriginForm(std::string_view t) {
+  size_t scheme = 0;
+  if (t.size() >= 7 && IEquals(t.substr(0, 7), "http://")) {
+    scheme = 7;
+  } else if (t.size() >= 8 && IEquals(t.substr(0, 8), "https://")) {
+    scheme = 8;
+  } else {
+    return t;
+  }
+  const size_t path = t.find_first_of("/?", scheme);
+  if (path == std::string_view::npos) return "/";
+  return t.substr(path);  // "?query" alone (no path) finds no resource
+}
+
 void ReleaseIfEmpty(std::string& s) {
   if (s.empty() && s.capacity() >= kKeepBufferBytes) std::string().swap(s);
 }
@@ -126,7 +160,7 @@ class BeastRequest final : public HttpRequest {
   }
   std::string_view target() const override {
     auto s = m_.target();
-    return {s.data(), s.size()};
+    return OriginForm({s.data(), s.size()});
   }
   std::string_view body() const override { return m_.body(); }
   std::optional<std::string_view> header(std::string_view name) const override {
@@ -297,9 +331,15 @@ struct HttpServer::Impl {
           case Timer::kIdle:
             ++stats.idle_timeouts;
             break;
-          case Timer::kSend:
+          case Timer::kSend: {
             ++stats.send_timeouts;
+            // A reset, not a FIN: a FIN would leave what the client never
+            // read in the kernel's send buffer (megabytes) until it reads or
+            // the kernel gives up; the answers are void anyway.
+            linger l{1, 0};
+            (void)::setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
             break;
+          }
           default:
             break;
         }
@@ -467,6 +507,10 @@ struct HttpServer::Impl {
     size_t off = 0;
     while (off < c->in.size() && CanTakeRequest(c)) {
       if (!c->parser) {
+        // Empty lines before a request line are ignored (RFC 9112 2.2: some
+        // clients send a CRLF after a POST body).
+        while (off < c->in.size() && (c->in[off] == '\r' || c->in[off] == '\n')) ++off;
+        if (off == c->in.size()) break;
         c->parser = std::make_unique<Parser>();
         c->parser->header_limit(static_cast<uint32_t>(o.max_header_bytes));
         c->parser->body_limit(o.max_body_bytes);
@@ -481,6 +525,11 @@ struct HttpServer::Impl {
       if (!c->header_done && c->parser->is_header_done()) {
         c->header_done = true;
         SetTimer(c, Timer::kBody);
+        if (std::string fault = HeaderFault(*c->parser); !fault.empty()) {
+          ++stats.bad_requests;
+          Refuse(c, 400, "bad_request", fault);
+          break;
+        }
         if (!ec || ec == beast_http::error::need_more) MaybeContinue(c);
       }
       if (ec == beast_http::error::need_more) break;
@@ -503,8 +552,25 @@ struct HttpServer::Impl {
     UpdateTimer(c);
   }
 
+  // What makes a complete header unacceptable, beyond what Beast checks
+  // ("" if nothing). A Transfer-Encoding whose last coding is not chunked
+  // leaves the body's length unknown (RFC 9112 6.3: answer 400 and close);
+  // reading it as "no body" would take the body for the next request
+  // (request smuggling behind a proxy that reads it otherwise).
+  static std::string HeaderFault(const Parser& p) {
+    const auto& m = p.get();
+    auto te = m.find(beast_http::field::transfer_encoding);
+    if (te != m.end() && !p.chunked()) {
+      return "Transfer-Encoding " + std::string(te->value()) +
+             " is not supported: only chunked, as the last coding, is";
+    }
+    return {};
+  }
+
   void MaybeContinue(Conn* c) {
     if (c->continue_sent || c->parser->is_done() || !c->slots.empty()) return;
+    // An HTTP/1.0 client's expectation is ignored (RFC 9110 10.1.1).
+    if (c->parser->get().version() < 11) return;
     auto expect = c->parser->get().find(beast_http::field::expect);
     if (expect == c->parser->get().end()) return;
     auto v = expect->value();
@@ -532,6 +598,12 @@ struct HttpServer::Impl {
       message = "malformed HTTP request: " + ec.message();
       ++stats.bad_requests;
     }
+    Refuse(c, status, code, message);
+  }
+
+  // Answers the request being read with an error, and reads no more from
+  // the connection (the answer says close).
+  void Refuse(Conn* c, int status, const std::string& code, const std::string& message) {
     std::string target;
     if (c->header_done) {
       auto t = c->parser->get().target();
@@ -561,7 +633,9 @@ struct HttpServer::Impl {
     if (!keep_alive) c->no_more_requests = true;
     const uint32_t serial = slot.serial;
     const HttpExchangeId id = (uint64_t{c->index} << 32) | serial;
-    if (c->awaiting >= o.max_pipeline || stats.awaiting >= o.max_inflight) {
+    if (c->awaiting >= o.max_pipeline ||
+        (stats.awaiting >= o.max_inflight &&
+         !handler->AnswersAtOnce(OriginForm({m.target().data(), m.target().size()})))) {
       ++stats.overloaded;
       std::string why =
           c->awaiting >= o.max_pipeline

@@ -38,7 +38,14 @@
 //           own connection (until send_timeout).
 // Keep-alive (HTTP/1.1 by default, HTTP/1.0 with "Connection: keep-alive"),
 // pipelining, chunked request bodies and "Expect: 100-continue" (answered at
-// once when nothing is queued before it) are supported. After an error
+// once when nothing is queued before it; ignored from HTTP/1.0 clients) are
+// supported; empty lines before a request line are skipped, an absolute-form
+// target is given to the handler in origin form, and every answer has a
+// Date. A Transfer-Encoding whose last coding is not chunked is a 400 (RFC
+// 9112 6.3: the body's length is unknown). Requests the handler answers at
+// once (HttpHandler::AnswersAtOnce) are not held back by max_inflight. A
+// connection closed by its send deadline is reset (SO_LINGER 0), so the
+// kernel frees the answers it still held. After an error
 // answer or "Connection: close" the server writes the answer, shuts its side
 // down and discards what the client still sends for up to 2 s (a lingering
 // close), so the client reads the answer instead of a reset.
@@ -100,6 +107,11 @@ class HttpHandler {
   // during this call or later. If the connection closes first, Respond()
   // returns false and nothing is sent.
   virtual void OnRequest(HttpExchangeId id, const HttpRequest& request) = 0;
+  // True if a request for `target` is answered during OnRequest from the
+  // handler's own state (health checks, metrics): such requests are not
+  // held back by max_inflight (max_pipeline still applies), so a health
+  // check answers while the router is saturated. Asked only at that bound.
+  virtual bool AnswersAtOnce(std::string_view /*target*/) const { return false; }
   // The answer the server gives itself (400 malformed request, 413, 429,
   // 431, 503 too many connections) in the style of the endpoint named by
   // `target` (maybe unparsed: "" if unknown). `code` is a short token such as

@@ -304,7 +304,7 @@ class HttpApiTest(unittest.TestCase):
         self.assert_json_error(status, 404, body, "not_found")
         status, headers, body = self.json_req("PUT", "/lists/x/entries")
         self.assert_json_error(status, 405, body, "method_not_allowed")
-        self.assertEqual(headers["allow"], "GET, POST")
+        self.assertEqual(headers["allow"], "GET, HEAD, POST")
         status, headers, body = self.json_req("GET", "/lists/x/entries/1")
         self.assertEqual((status, headers["allow"]), (405, "PATCH, DELETE"))
         big = json.dumps({"date": "2026-12-19", "title": "x" * 70000}).encode()

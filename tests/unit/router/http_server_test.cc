@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <functional>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -134,7 +135,11 @@ TEST_F(HttpServerTest, AnswersAndKeepsTheConnectionOpen) {
   int c = Connect();
   Send(c, "POST /x?a=1 HTTP/1.1\r\nHost: h\r\nIdempotency-Key: k1\r\nContent-Length: 3\r\n\r\nabc");
   std::string got = Await(c, "echo:abc");
-  EXPECT_EQ(got,
+  // Every answer carries the date (RFC 9110 6.6.1), in IMF-fixdate form.
+  const std::regex date(
+      "Date: [A-Z][a-z]{2}, \\d{2} [A-Z][a-z]{2} \\d{4} \\d{2}:\\d{2}:\\d{2} GMT\r\n");
+  EXPECT_TRUE(std::regex_search(got, date)) << got;
+  EXPECT_EQ(std::regex_replace(got, date, ""),
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\necho:abc");
   ASSERT_EQ(handler_.seen.size(), 1u);
   EXPECT_EQ(handler_.seen[0].method, "POST");
@@ -183,6 +188,47 @@ TEST_F(HttpServerTest, ExpectContinueGetsAnInterimAnswer) {
   EXPECT_EQ(Await(c, "100 Continue"), "HTTP/1.1 100 Continue\r\n\r\n");
   Send(c, "ok");
   Await(c, "echo:ok");
+}
+
+TEST_F(HttpServerTest, Http10ExpectationIsIgnored) {
+  Start();
+  int c = Connect();
+  Send(c, "POST /e HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+  PumpFor(milliseconds(100));
+  Drain(c);
+  EXPECT_EQ(received_[c], "");  // no interim answer to a 1.0 client
+  Send(c, "ok");
+  std::string got = Await(c, "echo:ok");
+  EXPECT_EQ(got.find("100 Continue"), std::string::npos) << got;
+}
+
+TEST_F(HttpServerTest, EmptyLinesBeforeARequestAndAbsoluteTargetsAreAccepted) {
+  Start();
+  int c = Connect();
+  // A CRLF after a POST body (old clients), then an absolute-form target.
+  Send(c,
+       "\r\nPOST /a HTTP/1.1\r\nContent-Length: 1\r\n\r\nx\r\n"
+       "GET http://example.org:8080/b?c=d HTTP/1.1\r\n\r\nGET HTTP://h HTTP/1.1\r\n\r\n");
+  Await(c, "HTTP/1.1 200 OK", 3);
+  ASSERT_EQ(handler_.seen.size(), 3u);
+  EXPECT_EQ(handler_.seen[0].target, "/a");
+  EXPECT_EQ(handler_.seen[1].target, "/b?c=d");
+  EXPECT_EQ(handler_.seen[2].target, "/");
+}
+
+TEST_F(HttpServerTest, ATransferEncodingNotEndingInChunkedIsRefusedNotSmuggled) {
+  Start();
+  // Read as "no body", the body below would be a second request.
+  const std::string hidden = "POST /smuggled HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+  for (std::string te : {"gzip", "identity", "", "chunked, gzip", "chunked, chunked"}) {
+    int c = Connect();
+    Send(c, "POST /front HTTP/1.1\r\nTransfer-Encoding: " + te +
+                "\r\nContent-Length: " + std::to_string(hidden.size()) + "\r\n\r\n" + hidden);
+    std::string got = Await(c, "\r\n\r\n");
+    EXPECT_TRUE(got.starts_with("HTTP/1.1 400 Bad Request")) << te << ": " << got;
+    EXPECT_TRUE(AwaitClose(c)) << te;
+  }
+  EXPECT_TRUE(handler_.seen.empty());
 }
 
 TEST_F(HttpServerTest, BadInputGetsItsStatusAndTheConnectionCloses) {
@@ -279,6 +325,36 @@ TEST_F(HttpServerTest, PastThePipelineBoundRequestsGet429) {
   std::string got = Await(c, "overloaded");
   EXPECT_NE(got.find("429 Too Many Requests"), std::string::npos) << got;
   EXPECT_EQ(server_->Stats().overloaded, 1u);
+}
+
+TEST_F(HttpServerTest, AnswersTheHandlerGivesAtOnceAreNotHeldBackByTheGlobalBound) {
+  class LocalHealth : public TestHandler {
+   public:
+    bool AnswersAtOnce(std::string_view target) const override { return target == "/health"; }
+  };
+  HttpServerOptions o;
+  o.max_inflight = 2;
+  o.address = {"127.0.0.1", 0};
+  LocalHealth h;
+  h.defer = true;
+  server_ = std::make_unique<HttpServer>(o, &h);
+  h.server = server_.get();
+  ASSERT_TRUE(server_->Start().ok());
+  int a = Connect();
+  int b = Connect();
+  Send(a, "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(Pump([&] { return h.seen.size() == 2; }));
+  Send(b, "GET /3 HTTP/1.1\r\n\r\n");  // past max_inflight
+  EXPECT_NE(Await(b, "overloaded").find("429"), std::string::npos);
+  int d = Connect();
+  Send(d, "GET /health HTTP/1.1\r\n\r\n");  // handed over all the same
+  ASSERT_TRUE(Pump([&] { return h.seen.size() == 3; }));
+  EXPECT_EQ(h.seen[2].target, "/health");
+  server_->Respond(h.seen[2].id, TestHandler::Reply(200, "healthy"));
+  EXPECT_NE(Await(d, "healthy").find("200 OK"), std::string::npos);
+  for (size_t i = 0; i < 2; ++i) server_->Respond(h.seen[i].id, TestHandler::Reply(200, "x"));
+  Await(a, "HTTP/1.1 200", 2);
+  server_.reset();  // before `h`, which it points to
 }
 
 TEST_F(HttpServerTest, PastTheConnectionBoundNewOnesGet503AtOnce) {
