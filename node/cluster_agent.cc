@@ -115,8 +115,14 @@ void ClusterAgent::OnSnapshot(const std::shared_ptr<const io::ClusterSnapshot>& 
     const int64_t incarnation = incarnation_.load(std::memory_order_acquire);
     const bool data_ok = me != nullptr && me->data_id == options_.data_id && incarnation != 0 &&
                          me->incarnation == Hex(incarnation);
-    if (me == nullptr && warned_not_member_ != snap->map->version) {
+    // Said when it stops being one, then once a minute while it is not (a
+    // rebalance writes many maps a second).
+    const auto now = std::chrono::steady_clock::now();
+    if (me != nullptr) {
+      warned_not_member_ = 0;
+    } else if (warned_not_member_ == 0 || now >= next_not_member_warning_) {
       warned_not_member_ = snap->map->version;
+      next_not_member_warning_ = now + std::chrono::minutes(1);
       spdlog::warn(
           "'{}' is not a member of cluster '{}': serving nothing until it is (todo-admin "
           "add-node {})",

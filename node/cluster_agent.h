@@ -100,9 +100,10 @@ class ClusterAgent {
   // OnSnapshot runs on the watcher's thread, and on the agent's after each
   // announcement and lease loss: serialized by this lock.
   std::mutex snapshot_mu_;
-  int64_t posted_map_revision_ = -1;  // guarded by snapshot_mu_
-  bool posted_data_ok_ = false;       // guarded by snapshot_mu_
-  uint64_t warned_not_member_ = 0;    // guarded by snapshot_mu_
+  int64_t posted_map_revision_ = -1;                                 // guarded by snapshot_mu_
+  bool posted_data_ok_ = false;                                      // guarded by snapshot_mu_
+  uint64_t warned_not_member_ = 0;                                   // guarded by snapshot_mu_
+  std::chrono::steady_clock::time_point next_not_member_warning_{};  // guarded by snapshot_mu_
   // The lease the node is announced under (its incarnation); 0: none (lost).
   std::atomic<int64_t> incarnation_{0};
 

@@ -194,7 +194,11 @@ void NodeServer::EncodeMapReply(msgpack::sbuffer& b, const Call& call) const {
     return;
   }
   std::vector<std::pair<std::string_view, std::string_view>> nodes;
-  for (const auto& [name, info] : snap->alive) nodes.emplace_back(name, info.endpoint);
+  // Members only: a live node that is not one (yet, or any more) serves
+  // nothing, so a client must not be sent to it.
+  for (const auto& [name, info] : snap->alive) {
+    if (snap->map->IsMember(name)) nodes.emplace_back(name, info.endpoint);
+  }
   std::vector<protocol::MapPart> parts;
   parts.reserve(snap->map->parts.size());
   for (const cluster::Partition& p : snap->map->parts) parts.push_back({p.primary(), p.epoch});

@@ -592,7 +592,10 @@ void Router::HandleRequest(TimePoint now) {
         protocol::EncodeError(reply, id, ErrorCode::kUnavailable, "no cluster map yet");
       } else {
         std::vector<std::pair<std::string_view, std::string_view>> nodes;
-        for (const auto& [n, info] : snap_->alive) nodes.emplace_back(n, info.endpoint);
+        // Members only (a live non-member serves nothing).
+        for (const auto& [n, info] : snap_->alive) {
+          if (snap_->map->IsMember(n)) nodes.emplace_back(n, info.endpoint);
+        }
         std::vector<protocol::MapPart> parts;
         for (const cluster::Partition& p : snap_->map->parts)
           parts.push_back({p.primary(), p.epoch});

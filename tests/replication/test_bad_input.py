@@ -92,6 +92,9 @@ def scenario(wd):
         assert [p["replicas"] for p in st["partitions"]] == \
             [p["replicas"] for p in map_before["partitions"]], "a non-member changed the map"
         assert "n9" in st["not_members_alive"], st["not_members_alive"]
+        # The map a client gets sends it to members only.
+        m = rl.call(ctx, cluster.endpoint("n1"), {"op": "map"})
+        assert m and m["ok"] and "n9" not in m["result"]["nodes"], m
         rl.log(f"a non-member logs why it waits, answers {r['error']['message']!r}")
         extra.terminate()
 
