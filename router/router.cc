@@ -334,6 +334,11 @@ void Router::ApplyView(TimePoint now) {
                    snap->map_revision, map.partitions);
     }
   }
+  if (!snap->map && snap->map_error.empty() && !said_no_cluster_) {
+    said_no_cluster_ = true;
+    spdlog::warn("cluster '{}' is not initialized in etcd ({}): run todo-admin init; waiting",
+                 options_.cluster_name, io::ClusterKeys(options_.cluster_name).map);
+  }
   snap_ = std::move(snap);
   // Requests parked on a "not primary" answer go out again if the map now
   // names another primary.
@@ -368,7 +373,14 @@ void Router::RetryParked(TimePoint now) {
 
 int64_t Router::PrimaryOf(const protocol::Request& request, uint32_t* partition, std::string* why) {
   if (!snap_ || !snap_->map) {
-    *why = "no cluster map yet (etcd " + options_.etcd + " not read)";
+    if (snap_ && !snap_->map_error.empty()) {
+      *why = "no valid cluster map (the one in etcd is malformed: " + snap_->map_error + ")";
+    } else if (snap_) {  // etcd was read: ApplyView takes published snapshots only
+      *why = "no cluster map yet (cluster '" + options_.cluster_name +
+             "' is not initialized in etcd: todo-admin init)";
+    } else {
+      *why = "no cluster map yet (etcd " + options_.etcd + " not read)";
+    }
     return -1;
   }
   const cluster::ClusterMap& map = *snap_->map;

@@ -241,6 +241,7 @@ class Router {
   uint64_t view_seen_ = 0;                           // view_->version() applied
   std::shared_ptr<const io::ClusterSnapshot> snap_;  // applied
   uint64_t map_version_ = 0;                         // raised with every map applied
+  bool said_no_cluster_ = false;                     // the "not initialized" warning, once
   std::vector<int64_t> primary_;                     // partition -> node index (-1: none)
   std::unordered_map<std::string, size_t> node_index_;
   struct Parked {

@@ -46,6 +46,15 @@ def scenario(wd):
                [l for l in n1.log().splitlines() if "not reachable" in l][0].split("] ", 1)[1][:120])
         etcd.start()
         assert wait_log(n1, "not initialized"), f"no line about the missing cluster: {n1.log()[-800:]}"
+        # A router says so too, in its log and to its clients.
+        router = cluster.start_router()
+        assert wait_log(router, "is not initialized in etcd"), router.log()[-800:]
+        r = rl.call(ctx, cluster.router_endpoint,
+                    {"op": "add_entry", "list": "l1", "date": "2026-12-19", "title": "early"})
+        assert r and r["error"]["code"] == "unavailable" and "not initialized" in \
+            r["error"]["message"], r
+        router.terminate()
+        cluster.router = None
         cluster.init()
         for n in ("n2", "n3"):
             cluster.start_node(n)
