@@ -252,6 +252,8 @@ struct HttpServer::Impl {
   HttpServerStats stats;
   uint64_t refused_since_log = 0;
   TimePoint last_refusal_log{};
+  TimePoint refusal_window_start{};  // the first refusal not yet logged
+  std::string refusal_why;
   TimePoint now{};
 
   Impl(HttpServerOptions options, HttpHandler* h) : o(std::move(options)), handler(h) {}
@@ -444,12 +446,21 @@ struct HttpServer::Impl {
     }
   }
 
+  // Refusals are logged at most once per kRefusalLogEvery: the first at
+  // once, the ones after it when the period is over (from Serve(), so a
+  // burst that ends is still reported).
   void NoteRefusal(const std::string& why) {
+    if (refused_since_log == 0) refusal_window_start = now;
     ++refused_since_log;
-    if (now - last_refusal_log < kRefusalLogEvery) return;
-    spdlog::warn("HTTP: refused {} connection(s) in the last {} s ({}; {} open)", refused_since_log,
-                 std::chrono::duration_cast<std::chrono::seconds>(kRefusalLogEvery).count(), why,
-                 stats.connections_open);
+    refusal_why = why;
+    MaybeLogRefusals();
+  }
+
+  void MaybeLogRefusals() {
+    if (refused_since_log == 0 || now - last_refusal_log < kRefusalLogEvery) return;
+    const double window = std::chrono::duration<double>(now - refusal_window_start).count();
+    spdlog::warn("HTTP: refused {} connection(s) in the last {:.0f} s ({}; {} open)",
+                 refused_since_log, std::max(1.0, window), refusal_why, stats.connections_open);
     refused_since_log = 0;
     last_refusal_log = now;
   }
@@ -795,6 +806,7 @@ struct HttpServer::Impl {
     FlushDirty();
     ExpireTimers();
     ResumeAccepting();
+    MaybeLogRefusals();
   }
 };
 

@@ -480,6 +480,13 @@ class HttpServerTest(unittest.TestCase):
             self.assertTrue(closed)
             self.assertTrue(wait_until(lambda: "refused 1 connection(s)" in
                                        self.cluster.log("r1"), timeout=5))
+            # Those refused within the next 10 s are logged when the period
+            # ends, even with no refusal after them.
+            for _ in range(3):
+                r, closed = self.exchange(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+                self.assertEqual(r[0], 503)
+            self.assertTrue(wait_until(lambda: "refused 3 connection(s)" in
+                                       self.cluster.log("r1"), timeout=15))
             socks.pop().close()
             self.assertTrue(wait_until(lambda: self.fresh_request()[0] == 200, timeout=5))
         finally:
