@@ -62,10 +62,30 @@ Status ClusterAgent::Start() {
         Wake();
       });
   table_->set_lease_keeper(lease_.get());
+  // The map this node last ran on, if it saved one: etcd's is held against
+  // it, so a map that went back (etcd restored from an old backup while
+  // every node was down) is not taken, and the newest saved map is put back.
+  std::shared_ptr<const cluster::ClusterMap> saved;
+  if (std::optional<std::string> text = store_->LoadClusterMap()) {
+    auto m = cluster::ParseMap(*text);
+    if (!m.ok() || m->partitions != store_->partitions()) {
+      spdlog::error("the data dir's {} is unreadable or not this dir's ({}); ignored",
+                    store::Store::kClusterMapFile,
+                    m.ok() ? "another partition count" : m.status().message());
+    } else {
+      saved = std::make_shared<const cluster::ClusterMap>(*std::move(m));
+      start_map_version_ = saved_map_version_ = saved->version;
+      spdlog::info(
+          "the cluster map this node last ran on: version {} (a map in etcd that goes "
+          "back from it is not taken)",
+          saved->version);
+    }
+  }
   if (Status s = lease_->Start(); !s.ok()) return s;
   watcher_ = std::make_unique<io::ClusterWatcher>(
       etcd_, options_.cluster, view_,
       [this](const std::shared_ptr<const io::ClusterSnapshot>& s) { OnSnapshot(s); });
+  if (saved) watcher_->SetFloor(std::move(saved));
   watcher_->Start();
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();
@@ -81,7 +101,10 @@ void ClusterAgent::Stop() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
-  if (watcher_) watcher_->Stop();
+  if (watcher_) {
+    watcher_->Stop();
+    SaveMap(std::chrono::steady_clock::now(), /*force=*/true);
+  }
   if (leadership_) {
     (void)election_.Resign(*leadership_);
     leadership_.reset();
@@ -143,7 +166,8 @@ void ClusterAgent::OnSnapshot(const std::shared_ptr<const io::ClusterSnapshot>& 
 
 void ClusterAgent::Announce(int64_t lease_id) {
   cluster::NodeInfo n{options_.name,     options_.data_id,       Hex(lease_id),
-                      options_.endpoint, options_.repl_endpoint, options_.curve_key};
+                      options_.endpoint, options_.repl_endpoint, options_.curve_key,
+                      start_map_version_};
   auto r = etcd_->Put(keys_.Node(options_.name), io::FormatNodeInfo(n), lease_id);
   if (!r.ok()) {
     spdlog::warn("etcd: cannot announce '{}' yet: {}", options_.name, r.status().message());
@@ -192,10 +216,13 @@ void ClusterAgent::RunController(std::chrono::steady_clock::time_point now) {
     controller_.reset();
   }
   // Only members host the controller: a node removed from the cluster (or
-  // not yet added) hands it over.
-  const bool member = snap->map && snap->map->IsMember(options_.name);
+  // not yet added) hands it over. And only one whose map is the newest a
+  // live member ran on (MayDecide): after etcd went back, a controller
+  // deciding on an older map would fork the map's history.
+  const bool member = snap->map && snap->map->IsMember(options_.name) && MayDecide(*snap);
   if (leadership_ && !member) {
-    spdlog::info("controller: '{}' is not a member any more: resigning", options_.name);
+    spdlog::info("controller: '{}' is not a member any more, or not on the newest map: resigning",
+                 options_.name);
     (void)election_.Resign(*leadership_);
     leadership_.reset();
     leader_.store(false);
@@ -292,7 +319,58 @@ void ClusterAgent::Loop() {
       table_->set_serving_lease(0);
     }
     RunController(now);
+    SaveMap(now, /*force=*/false);
   }
+}
+
+bool ClusterAgent::MayDecide(const io::ClusterSnapshot& snap) {
+  const cluster::ClusterMap& map = *snap.map;
+  uint64_t newest = 0;
+  std::string newest_name;
+  size_t alive_members = 0;
+  for (const auto& [name, info] : snap.alive) {
+    if (!map.IsMember(name)) continue;
+    ++alive_members;
+    if (info.map_version > newest) {
+      newest = info.map_version;
+      newest_name = name;
+    }
+  }
+  std::string why;
+  if (map.version < newest) {
+    why = "'" + newest_name + "' last ran on map version " + std::to_string(newest) +
+          ", newer than the map in force here (version " + std::to_string(map.version) + ")";
+  } else if (snap.map_revision == 0 && alive_members < map.members.size()) {
+    // The map in force is the one saved in the data dir (etcd's went back):
+    // a member not seen yet may have run on a newer one.
+    why = "the map in etcd went back, and " + std::to_string(map.members.size() - alive_members) +
+          " member(s) are not up to say which map they last ran on (if one is gone for good, "
+          "put the newest saved map back by hand: node/replication/DESIGN.md)";
+  }
+  if (why.empty()) {
+    said_waiting_ = {};
+    return true;
+  }
+  if (why != said_waiting_) {
+    said_waiting_ = why;
+    spdlog::warn("controller: '{}' will not decide: {}", options_.name, why);
+  }
+  return false;
+}
+
+void ClusterAgent::SaveMap(std::chrono::steady_clock::time_point now, bool force) {
+  auto snap = view_->Get();
+  // Only a map etcd holds (not one in force while etcd's was refused).
+  if (!snap->map || snap->map_revision == 0 || snap->etcd_map_revision != snap->map_revision) {
+    return;
+  }
+  if (snap->map->version <= saved_map_version_ || (!force && now < next_save_)) return;
+  next_save_ = now + std::chrono::seconds(1);
+  if (Status s = store_->SaveClusterMap(cluster::FormatMap(*snap->map)); !s.ok()) {
+    spdlog::warn("cannot save the cluster map (version {}): {}", snap->map->version, s.message());
+    return;
+  }
+  saved_map_version_ = snap->map->version;
 }
 
 }  // namespace todo::node

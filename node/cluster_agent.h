@@ -76,6 +76,14 @@ class ClusterAgent {
   void Announce(int64_t lease_id);
   void PublishReports(int64_t lease_id);
   void RunController(std::chrono::steady_clock::time_point now);
+  // The map in force saved to the data dir (at most once a second, and at
+  // Stop()); only maps taken from etcd.
+  void SaveMap(std::chrono::steady_clock::time_point now, bool force);
+  // Whether this node may host the controller on the map in force: it is
+  // at least as new as every live member's saved map (NodeInfo::
+  // map_version), and, when it is this node's own saved map (etcd's went
+  // back), every member is up to say which map it last ran on.
+  bool MayDecide(const io::ClusterSnapshot& snap);
   void Wake();
 
   const Options options_;
@@ -118,6 +126,10 @@ class ClusterAgent {
   int64_t recheck_at_ms_ = 0;
   std::chrono::steady_clock::time_point next_campaign_{};
   std::chrono::steady_clock::time_point started_;
+  uint64_t start_map_version_ = 0;  // of the map found saved at Start() (0: none)
+  uint64_t saved_map_version_ = 0;  // of the map last saved
+  std::chrono::steady_clock::time_point next_save_{};
+  std::string said_waiting_;  // why the controller may not decide, as last logged
 };
 
 }  // namespace todo::node

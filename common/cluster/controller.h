@@ -63,6 +63,11 @@ struct NodeInfo {
   // --curve-secret: the key its client and replication ports prove, which
   // routers and peers expect. "" when it speaks plaintext.
   std::string curve_key;
+  // The version of the map this process found saved in its data dir when
+  // it started (the last one it ran on before; 0: none). The node whose
+  // saved map is the newest restores it to etcd if etcd went back, and the
+  // controller decides nothing on a map older than any of them.
+  uint64_t map_version = 0;
   bool operator==(const NodeInfo&) const = default;
 };
 

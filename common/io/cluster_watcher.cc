@@ -25,6 +25,7 @@ std::string FormatNodeInfo(const cluster::NodeInfo& n) {
          {"endpoint", n.endpoint},
          {"repl_endpoint", n.repl_endpoint}};
   if (!n.curve_key.empty()) j["curve_key"] = n.curve_key;
+  if (n.map_version != 0) j["map_version"] = n.map_version;
   return j.dump();
 }
 
@@ -65,6 +66,11 @@ StatusOr<cluster::NodeInfo> ParseNodeInfo(std::string_view text) {
       return Status::BadRequest("curve_key: " + k.status().message());
     }
     n.curve_key = *std::move(key);
+  }
+  if (auto v = j.find("map_version"); v != j.end()) {
+    if (!v->is_number_unsigned())
+      return Status::BadRequest("map_version is not an unsigned number");
+    n.map_version = v->get<uint64_t>();
   }
   return n;
 }
@@ -178,6 +184,11 @@ ClusterWatcher::ClusterWatcher(EtcdClient* client, std::string cluster, ClusterV
     : client_(client), keys_(cluster), view_(view), on_change_(std::move(on_change)) {}
 
 ClusterWatcher::~ClusterWatcher() { Stop(); }
+
+void ClusterWatcher::SetFloor(std::shared_ptr<const cluster::ClusterMap> floor) {
+  map_ = std::move(floor);
+  map_revision_ = 0;
+}
 
 void ClusterWatcher::Start() {
   thread_ = std::thread([this] { Loop(); });

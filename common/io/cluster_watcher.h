@@ -71,6 +71,11 @@ class ClusterWatcher {
   ClusterWatcher(EtcdClient* client, std::string cluster, ClusterView* view, OnChange on_change);
   ~ClusterWatcher();  // Stop()
 
+  // Before Start(): the map to hold the one in etcd against from the start
+  // (a node's map saved in its data dir): etcd's is taken only if it
+  // follows this one (cluster::CheckFollows); until then this one is in
+  // force, with map_revision 0.
+  void SetFloor(std::shared_ptr<const cluster::ClusterMap> floor);
   // Starts the thread: reads (retrying, with a log line, while etcd can't
   // be reached), then watches. Returns at once.
   void Start();

@@ -665,4 +665,17 @@ StatusOr<TodoList> Store::Load(std::string_view list) const {
   return TodoList::Restore(std::move(entries), next_id);
 }
 
+Status Store::SaveClusterMap(const std::string& json) const {
+  return WriteFileAtomically(fs::path(options_.dir) / kClusterMapFile, json);
+}
+
+std::optional<std::string> Store::LoadClusterMap() const {
+  const fs::path p = fs::path(options_.dir) / kClusterMapFile;
+  std::error_code ec;
+  if (!fs::exists(p, ec)) return std::nullopt;
+  std::string text;
+  if (!ReadFile(p, &text).ok()) return std::nullopt;
+  return text;
+}
+
 }  // namespace todo::store

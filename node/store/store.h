@@ -141,6 +141,14 @@ class Store {
   uint32_t PartitionFor(std::string_view list) const;
   uint32_t ShardOfPartition(uint32_t p) const { return p % shards(); }
   const std::string& data_id() const { return data_id_; }
+  // Replicated mode: the cluster map this node last ran on, kept in the
+  // data dir (kClusterMapFile) so that a restarted node knows how far the
+  // cluster had gone even if etcd was rolled back (node/replication/
+  // DESIGN.md, "A map that goes back"). Saved whole and atomically; nullopt
+  // if none was saved.
+  static constexpr char kClusterMapFile[] = "CLUSTER_MAP";
+  Status SaveClusterMap(const std::string& json) const;
+  std::optional<std::string> LoadClusterMap() const;
   // The prefix of every key of `list`: its partition's in a replicated dir,
   // "" in static mode.
   std::string KeyNs(std::string_view list) const;

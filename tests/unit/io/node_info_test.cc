@@ -32,6 +32,22 @@ TEST(NodeInfoTest, RoundTripsTheCurveKey) {
   EXPECT_EQ(*back, n);
 }
 
+TEST(NodeInfoTest, RoundTripsTheSavedMapVersion) {
+  cluster::NodeInfo n = Sample();
+  n.map_version = 42;
+  const std::string text = FormatNodeInfo(n);
+  auto back = ParseNodeInfo(text);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(*back, n);
+  // 0 (nothing saved) is left out, as before saved maps existed.
+  EXPECT_EQ(FormatNodeInfo(Sample()).find("map_version"), std::string::npos);
+  auto bad = ParseNodeInfo(
+      R"({"name":"n1","data_id":"d","incarnation":"1","endpoint":"tcp://a:1",)"
+      R"("repl_endpoint":"tcp://a:2","map_version":-3})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("map_version"), std::string::npos);
+}
+
 TEST(NodeInfoTest, RefusesABadKeyNamingIt) {
   for (const char* text : {
            R"({"name":"n1","data_id":"d","incarnation":"1","endpoint":"tcp://a:1",)"
