@@ -41,9 +41,8 @@ TEST(NodeInfoTest, RoundTripsTheSavedMapVersion) {
   EXPECT_EQ(*back, n);
   // 0 (nothing saved) is left out, as before saved maps existed.
   EXPECT_EQ(FormatNodeInfo(Sample()).find("map_version"), std::string::npos);
-  auto bad = ParseNodeInfo(
-      R"({"name":"n1","data_id":"d","incarnation":"1","endpoint":"tcp://a:1",)"
-      R"("repl_endpoint":"tcp://a:2","map_version":-3})");
+  auto bad = ParseNodeInfo(R"({"name":"n1","data_id":"d","incarnation":"1","endpoint":"tcp://a:1",)"
+                           R"("repl_endpoint":"tcp://a:2","map_version":-3})");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("map_version"), std::string::npos);
 }
