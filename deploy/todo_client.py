@@ -35,9 +35,13 @@ rid=... to choose it, e.g. to retry a pipelined write yourself) but never
 retry.
 
 Several endpoints: on "timeout" or "unavailable" call() moves to the next
-endpoint (round robin) before it retries. A move, and any timeout, opens a
-new socket; replies still due on the old one are lost (those requests time
-out in collect()).
+endpoint (round robin) before it retries, at once to one not yet tried in
+this call (with back-off once all have been), and every endpoint gets a
+try before `retries` is counted: up to retries + (endpoints - 1) more
+attempts. A move, and any timeout, opens a new socket; replies still due
+on the old one are lost (those requests time out in collect()). Fetching
+the map counts against the deadline too. An error raised after several
+attempts says how many, for how long, and where.
 
 Skipping the router (smart=True, the default). In replicated mode a router
 or node answers the `map` op: which node is the primary of each partition
@@ -181,7 +185,7 @@ class Reply:
 
 def _timeout_reply(request_id, endpoint, seconds):
     return Reply(request_id, False,
-                 error=TodoError("timeout", f"no reply from {endpoint} within {seconds:g}s "
+                 error=TodoError("timeout", f"no reply from {endpoint} within {seconds:.3g}s "
                                             "(client-side deadline)"))
 
 
@@ -200,6 +204,7 @@ class TodoClient:
         and moves to the next on "timeout" or "unavailable".
       timeout: seconds to wait for each reply (per attempt); > 0.
       retries: extra attempts for retryable failures (see module doc); >= 0.
+        With several endpoints each gets a try before these are counted.
       backoff: the first back-off delay in seconds; doubles each retry.
       max_backoff: the cap on one back-off delay.
       deadline: seconds one call() may take in all, attempts and back-off
@@ -266,6 +271,7 @@ class TodoClient:
         self._avoid = {}  # node endpoint -> monotonic time until which it is avoided
         self._where = {}  # pending request id -> the socket it went on
         self._last_target = None  # the endpoint of the last submit()
+        self._call_deadline = None  # monotonic end of the call() in progress (bounds map fetches)
         self.redirects = 0
         self.direct = 0
         self._open()
@@ -431,15 +437,27 @@ class TodoClient:
             retry_codes = _RETRY_READ_CODES if keys.get("rid") else _RETRY_WRITE_CODES
         else:
             retry_codes = _RETRY_READ_CODES if op in READ_OPS else frozenset()
-        deadline = time.monotonic() + self.deadline
+        start = time.monotonic()
+        deadline = start + self.deadline
+        # Every endpoint gets a try before the retries are counted: moving
+        # on to the next router is what several endpoints are for.
+        max_attempts = self.retries + len(self.endpoints) - 1
+        tried = {self.endpoint}
+        self._call_deadline = deadline
+        try:
+            return self._call(op, keys, retry_codes, start, deadline, max_attempts, tried)
+        finally:
+            self._call_deadline = None
+
+    def _call(self, op, keys, retry_codes, start, deadline, max_attempts, tried):
         attempt = 0
         not_primary = 0
         while True:
-            remaining = deadline - time.monotonic()
             target = None
             try:
-                request_id = self.submit(op, **keys)
+                request_id = self.submit(op, **keys)  # may fetch the map: within the deadline
                 target = self._last_target
+                remaining = deadline - time.monotonic()
                 reply = self.collect([request_id], timeout=max(0.001, min(self.timeout,
                                                                           remaining)))[0]
             except TodoError as error:  # could not even queue the request
@@ -463,18 +481,33 @@ class TodoClient:
                         self._refresh_map(force=True)
                         continue
                 self._refresh_map(force=True)
-            if code not in retry_codes or attempt >= self.retries:
+            if code not in retry_codes:
                 raise reply.error
+            if attempt >= max_attempts:
+                raise self._gave_up(reply.error, attempt + 1, start, tried)
             delay = self._backoff_delay(attempt)
-            if time.monotonic() + delay >= deadline:
-                raise reply.error
             if direct:
                 self.redirects += 1  # the map (refreshed above) decides where it goes
+            elif code in _FAILOVER_CODES and len(self.endpoints) > 1:
+                # Another router: one not tried yet in this call goes at once.
+                self.reconnect(next_endpoint=True)
+                if self.endpoint not in tried:
+                    delay = 0.0
+                tried.add(self.endpoint)
             elif code in _FAILOVER_CODES:
-                # Another router (or a fresh connection to the same one).
-                self.reconnect(next_endpoint=len(self.endpoints) > 1)
+                self.reconnect()  # a fresh connection to the same one
+            if time.monotonic() + delay >= deadline:
+                raise self._gave_up(reply.error, attempt + 1, start, tried)
             time.sleep(delay)
             attempt += 1
+
+    def _gave_up(self, error, attempts, start, tried):
+        """The last error, saying how long the call tried and where."""
+        if attempts <= 1:
+            return error
+        where = ", ".join(sorted(tried)) if len(tried) > 1 else next(iter(tried))
+        return TodoError(error.code, f"{error.message}; gave up after {attempts} attempts in "
+                                     f"{time.monotonic() - start:.1f}s (tried {where})")
 
     def add_entry(self, list_name, date, title, **rid):
         """Adds an entry; returns its new id (int). Writes take an optional
@@ -575,8 +608,16 @@ class TodoClient:
         sources = list(dict.fromkeys(
             [self.endpoint] + self.endpoints +
             (list(self._map["nodes"].values()) if self._map else [])))
-        wait_ms = max(1, int(min(self.timeout, 1.0) * 1000))
-        for endpoint in sources[:4]:
+        # The whole fetch within one request timeout, and within the call's
+        # deadline: a dead endpoint costs at most half a second of it.
+        end = now + self.timeout
+        if self._call_deadline is not None:
+            end = min(end, self._call_deadline)
+        for endpoint in sources:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            wait_ms = max(1, int(min(left, 0.5) * 1000))
             sock = self._ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             try:

@@ -183,8 +183,11 @@ class ClientAgainstFakeServerTest(unittest.TestCase):
         server, client = self.serve(lambda b, n: [err(b, "unavailable", "node n1 is down")])
         with self.assertRaises(TodoError) as cm:
             client.ping()
-        self.assertEqual((cm.exception.code, cm.exception.message),
-                         ("unavailable", "node n1 is down"))
+        self.assertEqual(cm.exception.code, "unavailable")
+        # The last error, and how long and where the call tried.
+        self.assertTrue(cm.exception.message.startswith(
+            "node n1 is down; gave up after 3 attempts in "), cm.exception.message)
+        self.assertIn(f"(tried {server.endpoint})", cm.exception.message)
         self.assertEqual(server.count(), 3)
 
     def test_reads_are_not_retried_on_other_errors(self):
@@ -308,6 +311,29 @@ class ClientAgainstFakeServerTest(unittest.TestCase):
         # And reads too; it stays on the endpoint that answered.
         self.assertEqual(client.ping()["id"], 3)
         self.assertEqual(live.count(), 2)
+
+    def test_every_endpoint_gets_a_try_before_retries_are_counted(self):
+        dead = [dead_endpoint(self) for _ in range(3)]
+        live = FakeServer(lambda b, n: [ok(b, {"pong": True})])
+        self.addCleanup(live.close)
+        client = TodoClient(dead + [live.endpoint], timeout=0.2, retries=0, backoff=5.0,
+                            smart=False)
+        self.addCleanup(client.close)
+        start = time.monotonic()
+        self.assertEqual(client.ping(), {"pong": True})
+        self.assertEqual(client.endpoint, live.endpoint)
+        # Untried endpoints go at once, not after a back-off (5 s here).
+        self.assertLess(time.monotonic() - start, 4.0)  # a bound, not a perf check
+
+    def test_fetching_the_map_counts_against_the_deadline(self):
+        dead = [dead_endpoint(self) for _ in range(3)]
+        client = TodoClient(dead, timeout=5.0, retries=3, deadline=1.5)  # smart: asks for the map
+        self.addCleanup(client.close)
+        start = time.monotonic()
+        with self.assertRaises(TodoError) as cm:
+            client.add_entry("bob", "2026-12-19", "Dentist")
+        self.assertEqual(cm.exception.code, "timeout")
+        self.assertLess(time.monotonic() - start, 3.0)  # 1.5 s plus slack, not 3 x 1 s + 1.5
 
     def test_its_own_request_sent_back_is_a_dead_endpoint(self):
         # What a DEALER sees when TCP connected it to itself: its request.
