@@ -101,10 +101,7 @@ void ClusterAgent::Stop() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
-  if (watcher_) {
-    watcher_->Stop();
-    SaveMap(std::chrono::steady_clock::now(), /*force=*/true);
-  }
+  if (watcher_) watcher_->Stop();
   if (leadership_) {
     (void)election_.Resign(*leadership_);
     leadership_.reset();
@@ -152,6 +149,9 @@ void ClusterAgent::OnSnapshot(const std::shared_ptr<const io::ClusterSnapshot>& 
           options_.name, options_.cluster, options_.name);
     }
     if (snap->map_revision != posted_map_revision_ || data_ok != posted_data_ok_) {
+      // Saved before the shards act on it, so a node never runs on a map
+      // newer than the one it saved, even if it is killed the next moment.
+      SaveMap(*snap);
       posted_map_revision_ = snap->map_revision;
       posted_data_ok_ = data_ok;
       const bool may_drop = data_ok || me == nullptr;
@@ -319,7 +319,6 @@ void ClusterAgent::Loop() {
       table_->set_serving_lease(0);
     }
     RunController(now);
-    SaveMap(now, /*force=*/false);
   }
 }
 
@@ -358,19 +357,15 @@ bool ClusterAgent::MayDecide(const io::ClusterSnapshot& snap) {
   return false;
 }
 
-void ClusterAgent::SaveMap(std::chrono::steady_clock::time_point now, bool force) {
-  auto snap = view_->Get();
+void ClusterAgent::SaveMap(const io::ClusterSnapshot& snap) {
   // Only a map etcd holds (not one in force while etcd's was refused).
-  if (!snap->map || snap->map_revision == 0 || snap->etcd_map_revision != snap->map_revision) {
+  if (!snap.map || snap.map_revision == 0 || snap.etcd_map_revision != snap.map_revision) return;
+  if (snap.map->version <= saved_map_version_) return;
+  if (Status s = store_->SaveClusterMap(cluster::FormatMap(*snap.map)); !s.ok()) {
+    spdlog::warn("cannot save the cluster map (version {}): {}", snap.map->version, s.message());
     return;
   }
-  if (snap->map->version <= saved_map_version_ || (!force && now < next_save_)) return;
-  next_save_ = now + std::chrono::seconds(1);
-  if (Status s = store_->SaveClusterMap(cluster::FormatMap(*snap->map)); !s.ok()) {
-    spdlog::warn("cannot save the cluster map (version {}): {}", snap->map->version, s.message());
-    return;
-  }
-  saved_map_version_ = snap->map->version;
+  saved_map_version_ = snap.map->version;
 }
 
 }  // namespace todo::node

@@ -76,9 +76,9 @@ class ClusterAgent {
   void Announce(int64_t lease_id);
   void PublishReports(int64_t lease_id);
   void RunController(std::chrono::steady_clock::time_point now);
-  // The map in force saved to the data dir (at most once a second, and at
-  // Stop()); only maps taken from etcd.
-  void SaveMap(std::chrono::steady_clock::time_point now, bool force);
+  // The map in force saved to the data dir, if taken from etcd and newer
+  // than the one saved (OnSnapshot, before the shards are handed it).
+  void SaveMap(const io::ClusterSnapshot& snap);
   // Whether this node may host the controller on the map in force: it is
   // at least as new as every live member's saved map (NodeInfo::
   // map_version), and, when it is this node's own saved map (etcd's went
@@ -127,9 +127,8 @@ class ClusterAgent {
   std::chrono::steady_clock::time_point next_campaign_{};
   std::chrono::steady_clock::time_point started_;
   uint64_t start_map_version_ = 0;  // of the map found saved at Start() (0: none)
-  uint64_t saved_map_version_ = 0;  // of the map last saved
-  std::chrono::steady_clock::time_point next_save_{};
-  std::string said_waiting_;  // why the controller may not decide, as last logged
+  uint64_t saved_map_version_ = 0;  // of the map last saved; guarded by snapshot_mu_
+  std::string said_waiting_;        // why the controller may not decide, as last logged
 };
 
 }  // namespace todo::node

@@ -228,11 +228,12 @@ void ClusterWatcher::Publish() {
       if (bad_map_logged_ != it->second.mod_revision) {
         bad_map_logged_ = it->second.mod_revision;
         spdlog::error(
-            "the cluster map in etcd ({} at revision {}) {} and was not taken: {}; the last "
-            "valid map (version {}) stays in force{}",
-            keys_.map, it->second.mod_revision,
-            m.ok() ? "is older than the map in force" : "is malformed", error,
-            map_ ? map_->version : 0,
+            "the cluster map in etcd ({} at revision {}) {} and was not taken: {}; {}{}", keys_.map,
+            it->second.mod_revision, m.ok() ? "is older than the map in force" : "is malformed",
+            error,
+            map_ ? "the last valid map (version " + std::to_string(map_->version) +
+                       ") stays in force"
+                 : std::string("no valid map yet"),
             m.ok() ? " (was an old value put back, or etcd restored from an old backup?); the "
                      "controller writes the map in force back"
                    : "");

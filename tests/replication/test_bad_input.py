@@ -110,36 +110,36 @@ def scenario(wd):
         # 3. A malformed map in etcd, then an old map put back (etcd restored
         # from an old backup): neither is taken, writes go on, and the
         # controller writes the map in force back over it.
-        cur = json.loads(etcd.get_raw(MAP_KEY))
-        etcd.put_raw(MAP_KEY, '{"partitions": 16, "replicas": "two"}')
-        for n in cluster.names:
-            assert wait_log(cluster.procs[n], "malformed and was not taken"), \
-                f"{n} did not log the malformed map"
-        acked = load.acked_count()
-        time.sleep(2)
-        assert load.acked_count() > acked, f"writes stopped with a malformed map: {load.errors}"
-        assert rl.sl.wait_until(lambda: (cluster.status() or {}).get("version", 0) > cur["version"],
-                                15, 0.2), "the controller did not write the map back"
+        def refused_and_written_back(value, logged, what):
+            """Puts `value` as the map: every node logs `logged`, writes go
+            on, and the controller writes the map in force back over it.
+            Returns (the map before, the map written back)."""
+            cur = json.loads(etcd.get_raw(MAP_KEY))
+            etcd.put_raw(MAP_KEY, value)
+            for n in cluster.names:
+                assert wait_log(cluster.procs[n], logged), \
+                    f"{n} did not log the {what}: {cluster.procs[n].log()[-800:]}"
+            acked = load.acked_count()
+            time.sleep(2)
+            assert load.acked_count() > acked, f"writes stopped with the {what}: {load.errors}"
+            assert rl.sl.wait_until(
+                lambda: (cluster.status() or {}).get("version", 0) > cur["version"], 15, 0.2), \
+                f"the controller did not write the map back over the {what}"
+            return cur, json.loads(etcd.get_raw(MAP_KEY))
+
+        _, back = refused_and_written_back('{"partitions": 16, "replicas": "two"}',
+                                           "malformed and was not taken", "malformed map")
         assert any("writing the map in force back" in cluster.procs[n].log() for n in cluster.names)
         rl.log("a malformed map: logged by every node, the last valid one kept, writes go on, "
-               f"the controller wrote back version {cluster.status()['version']}")
+               f"the controller wrote back version {back['version']}")
 
-        cur = json.loads(etcd.get_raw(MAP_KEY))
-        assert json.loads(early_map)["version"] < cur["version"], (early_map, cur["version"])
-        etcd.put_raw(MAP_KEY, early_map)
-        for n in cluster.names:
-            assert wait_log(cluster.procs[n], "is older than the map in force"), \
-                f"{n} did not log the old map: {cluster.procs[n].log()[-800:]}"
-        acked = load.acked_count()
-        time.sleep(2)
-        assert load.acked_count() > acked, f"writes stopped with an old map: {load.errors}"
-        assert rl.sl.wait_until(lambda: (cluster.status() or {}).get("version", 0) > cur["version"],
-                                15, 0.2), "the controller did not write the map back"
-        back = json.loads(etcd.get_raw(MAP_KEY))
+        old_version = json.loads(early_map)["version"]
+        assert old_version < back["version"], (old_version, back["version"])
+        cur, back = refused_and_written_back(early_map, "is older than the map in force", "old map")
         assert [p["leader_epoch"] for p in back["parts"]] == \
             [p["leader_epoch"] for p in cur["parts"]], "the map written back is not the one in force"
-        rl.log(f"an old map (version {json.loads(early_map)['version']}) put back: refused by "
-               f"every node, writes go on, the controller wrote back version {back['version']}")
+        rl.log(f"an old map (version {old_version}) put back: refused by every node, writes go "
+               f"on, the controller wrote back version {back['version']}")
 
         # 4. Old-epoch and garbage replication messages to a backup.
         rl.log("old-epoch replication messages and garbage to a backup")
