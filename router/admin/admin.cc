@@ -383,22 +383,20 @@ int ChangeMap(
   return 1;
 }
 
-std::string InProgress(const io::ClusterSnapshot& snap) {
+// For the answer to add-node and remove-node: the changes already under
+// way, which the controller goes on with (it balances for the map as it
+// stands, so changes may overlap; nothing waits for the one before).
+std::string UnderWay(const io::ClusterSnapshot& snap) {
   Moves m = CountMoves(snap);
-  if (!m.leaving.empty()) {
-    return "a membership change is in progress (" + m.leaving.front() +
-           " is draining); try again once todo-admin status shows it done";
-  }
-  if (!m.joining.empty()) {
-    return "a membership change is in progress (" + m.joining.front() +
-           " was added and has not joined yet: start it)";
-  }
+  std::string s;
+  auto add = [&](const std::string& part) { s += (s.empty() ? "" : ", ") + part; };
+  for (const std::string& n : m.leaving) add("'" + n + "' draining");
+  for (const std::string& n : m.joining) add("'" + n + "' not started yet");
   if (!m.in_progress.empty() || m.remaining > 0) {
-    return "a membership change is in progress (" + std::to_string(m.in_progress.size()) +
-           " partitions moving, " + std::to_string(m.remaining) +
-           " moves to go); try again once todo-admin status shows the cluster balanced";
+    add(std::to_string(m.in_progress.size()) + " partitions moving, " +
+        std::to_string(m.remaining) + " more moves to go");
   }
-  return "";
+  return s.empty() ? "" : "; already under way: " + s;
 }
 
 }  // namespace
@@ -406,13 +404,23 @@ std::string InProgress(const io::ClusterSnapshot& snap) {
 int AddNode(io::EtcdClient* etcd, const AdminOptions& o, const std::string& name, std::ostream& out,
             std::ostream& err) {
   int64_t revision = 0;
+  std::string under_way;
+  bool cancelled = false;
   int rc = ChangeMap(
       etcd, o, err,
       [&](const io::ClusterSnapshot& snap, cluster::ClusterMap* map) -> std::string {
-        if (map->IsMember(name)) {
-          return "'" + name + "' is already a member of cluster '" + o.cluster_name + "'";
+        under_way = UnderWay(snap);
+        cancelled = false;
+        if (cluster::Member* m = map->FindMember(name); m != nullptr) {
+          if (!m->leaving) {
+            return "'" + name + "' is already a member of cluster '" + o.cluster_name + "'";
+          }
+          // Added back while it drains: the removal is called off, and
+          // it keeps what it still holds.
+          m->leaving = false;
+          cancelled = true;
+          return "";
         }
-        if (std::string busy = InProgress(snap); !busy.empty()) return busy;
         cluster::Member m;
         m.name = name;
         map->members.push_back(std::move(m));
@@ -420,15 +428,22 @@ int AddNode(io::EtcdClient* etcd, const AdminOptions& o, const std::string& name
       },
       &revision);
   if (rc != 0) return rc;
+  if (cancelled) {
+    out << "'" << name << "' stays a member of cluster '" << o.cluster_name << "' (etcd revision "
+        << revision << "): its removal is called off; it keeps what it still holds and the "
+        << "cluster balances again (todo-admin status shows the progress)" << under_way << "\n";
+    return 0;
+  }
   out << "'" << name << "' is a member of cluster '" << o.cluster_name << "' (etcd revision "
       << revision << "); partitions move to it once it runs "
-      << "(todo-admin status shows the progress)\n";
+      << "(todo-admin status shows the progress)" << under_way << "\n";
   return 0;
 }
 
 int RemoveNode(io::EtcdClient* etcd, const AdminOptions& o, const std::string& name,
                std::ostream& out, std::ostream& err) {
   int64_t revision = 0;
+  std::string under_way;
   int rc = ChangeMap(
       etcd, o, err,
       [&](const io::ClusterSnapshot& snap, cluster::ClusterMap* map) -> std::string {
@@ -444,7 +459,7 @@ int RemoveNode(io::EtcdClient* etcd, const AdminOptions& o, const std::string& n
                  " members, fewer than the " + std::to_string(map->replicas) +
                  " copies each list is kept in (--replicas); add a node first";
         }
-        if (std::string busy = InProgress(snap); !busy.empty()) return busy;
+        under_way = UnderWay(snap);
         m->leaving = true;
         return "";
       },
@@ -452,7 +467,7 @@ int RemoveNode(io::EtcdClient* etcd, const AdminOptions& o, const std::string& n
   if (rc != 0) return rc;
   out << "'" << name << "' is leaving cluster '" << o.cluster_name << "' (etcd revision "
       << revision << "): its partitions move away, then it is no longer a member and can be "
-      << "stopped (todo-admin status shows the progress)\n";
+      << "stopped (todo-admin status shows the progress)" << under_way << "\n";
   return 0;
 }
 

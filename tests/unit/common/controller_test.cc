@@ -441,6 +441,85 @@ TEST_F(ControllerTest, RemovingAMemberDrainsItThenItLeaves) {
   }
 }
 
+// Membership changes overlap (todo-admin takes one while another's moves
+// run): n4 is added, and while its moves run n1 is removed, then added back
+// (its removal called off), then removed again. Every step is planned from
+// the map as it stands; the end is balanced over n2, n3, n4 with every
+// partition at R in-sync replicas.
+TEST_F(ControllerTest, OverlappingChangesEndBalancedForTheLastMap) {
+  auto m = NewClusterMap({"n1", "n2", "n3"}, 64, 2, 1);
+  ASSERT_TRUE(m.ok());
+  store_ = std::make_unique<FakeMapStore>(*m);
+  Settle();
+  auto change = [&](const std::function<void(ClusterMap*)>& f) {
+    ClusterMap next = map();
+    f(&next);
+    next.version += 1;
+    ASSERT_TRUE(store_->Cas(store_->Read().second, next));
+  };
+  auto set_leaving = [&](bool leaving) {
+    change([&](ClusterMap* c) { c->FindMember("n1")->leaving = leaving; });
+  };
+  auto moves = [&] {
+    const MoveCounts c = CountMoves(map());
+    return c.moving + c.handing_off;
+  };
+  // One round of the primaries' reports, then one controller step.
+  auto round = [&] {
+    std::vector<NodeReport> reports;
+    const ClusterMap cur = map();
+    std::map<std::string, std::vector<ReplicaReport>> by_primary;
+    for (size_t p = 0; p < cur.parts.size(); ++p) {
+      const Partition& part = cur.parts[p];
+      for (const std::string& r : part.replicas) {
+        if (!part.IsInSync(r)) {
+          by_primary[part.primary()].push_back(
+              {ReplicaReport::Kind::kCaughtUp, static_cast<uint32_t>(p), r, part.epoch});
+        }
+      }
+      if (!part.handoff.empty()) {
+        by_primary[part.primary()].push_back(
+            {ReplicaReport::Kind::kDrained, static_cast<uint32_t>(p), part.handoff, part.epoch});
+      }
+    }
+    for (auto& [n, r] : by_primary) reports.push_back(NodeReport{n, r});
+    in_.reports = std::move(reports);
+    Step();
+  };
+  change([](ClusterMap* c) { c->members.push_back(Member{"n4", "", "", false}); });
+  Alive("n4", "data-n4");
+  Step();  // n4 joins
+  Step();  // its moves start
+  ASSERT_GT(moves(), 0u);
+  set_leaving(true);
+  round();
+  round();
+  ASSERT_TRUE(map().FindMember("n1") != nullptr);
+  set_leaving(false);  // add-node n1 while it drains: the removal is called off
+  round();
+  EXPECT_TRUE(map().FindMember("n1") != nullptr && !map().FindMember("n1")->leaving);
+  set_leaving(true);
+  PlayPrimaries(
+      this, [&] { return map(); }, [&](std::vector<NodeReport> r) { in_.reports = std::move(r); },
+      [&] { return Step().next.has_value(); });
+  EXPECT_EQ(map().FindMember("n1"), nullptr) << "n1 drained and left";
+  std::map<std::string, int> led, held;
+  for (const Partition& p : map().parts) {
+    EXPECT_EQ(p.replicas.size(), 2u);
+    EXPECT_EQ(p.in_sync, p.replicas);
+    EXPECT_TRUE(p.move_to.empty() && p.handoff.empty());
+    ++led[p.primary()];
+    for (const auto& r : p.replicas) ++held[r];
+  }
+  EXPECT_EQ(held.count("n1"), 0u);
+  for (const char* n : {"n2", "n3", "n4"}) {
+    EXPECT_GE(led[n], 20) << n;  // 64/3
+    EXPECT_LE(led[n], 23) << n;
+    EXPECT_GE(held[n], 42) << n;  // 128/3
+    EXPECT_LE(held[n], 44) << n;
+  }
+}
+
 TEST_F(ControllerTest, AMoveWhoseNewReplicaDiesIsAbandoned) {
   auto m = NewClusterMap({"n1", "n2", "n3"}, 16, 2, 1);
   ASSERT_TRUE(m.ok());
