@@ -192,6 +192,7 @@ int main(int argc, char** argv) {
   so.sync = o.sync;
   so.writer_queue = o.writer_queue;
   so.max_batch = o.max_batch;
+  so.write_buffer_bytes = o.write_buffer_mb << 20;
   so.rid_ttl = o.rid_ttl;
   so.rid_filter_bytes = o.rid_filter_mb << 20;
   if (o.replicated()) {

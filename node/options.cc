@@ -86,6 +86,9 @@ Status NodeOptions::Validate() const {
   }
   if (max_batch < 1 || max_batch > kMax)
     return Status::BadRequest("--max-batch must be 1-100000000");
+  if (write_buffer_mb < 1 || write_buffer_mb > 1024) {
+    return Status::BadRequest("--write-buffer-mb must be 1-1024");
+  }
   if (rid_ttl < std::chrono::seconds(1) || rid_ttl > std::chrono::hours(24 * 365)) {
     return Status::BadRequest("--rid-ttl must be 1s to 365d");
   }
@@ -194,6 +197,10 @@ std::optional<NodeOptions> ParseNodeFlags(int argc, char** argv, int* exit_code)
   app.add_option("--writer-queue", o.writer_queue, "queued writes per shard at most")
       ->capture_default_str();
   app.add_option("--max-batch", o.max_batch, "writes per group commit at most")
+      ->capture_default_str();
+  app.add_option("--write-buffer-mb", o.write_buffer_mb,
+                 "LevelDB memtable per shard (MiB; up to twice this per shard while one is "
+                 "written out)")
       ->capture_default_str();
   bool no_sync = false;
   app.add_flag("--no-sync", no_sync, "do not fsync writes (tests and benchmarks only)");

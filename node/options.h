@@ -43,6 +43,7 @@ struct NodeOptions {
   size_t max_inflight_mb = 24;     // --max-inflight-mb: their MiB; as many of unsent big replies
   size_t writer_queue = 16384;     // --writer-queue: queued writes per shard at most
   size_t max_batch = 4096;         // --max-batch: writes per group commit at most
+  size_t write_buffer_mb = 4;      // --write-buffer-mb: LevelDB memtable per shard (MiB)
   bool sync = true;                // --no-sync turns fsync off (tests/benchmarks only)
   // --rid-ttl: rid records (retried writes' outcomes) are kept at least this
   // long, then dropped in the background; 1 s to 365 days.

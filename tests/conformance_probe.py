@@ -558,6 +558,8 @@ def probe_flags(work):
         ("node missing --data", [sl.NODE_BIN, "--name", "n", "--listen", f"tcp://127.0.0.1:{port}"]),
         ("node --listen without value", [sl.NODE_BIN, "--name", "n", "--data", d, "--listen"]),
         ("node bad --shards", sl.node_argv("n1", port, d, "--shards", "abc")),
+        ("node --write-buffer-mb 0", sl.node_argv("n1", port, d, "--write-buffer-mb", "0")),
+        ("node --write-buffer-mb 2000", sl.node_argv("n1", port, d, "--write-buffer-mb", "2000")),
         ("node positional", sl.node_argv("n1", port, d, "extra")),
         ("router unknown flag", sl.router_argv(port, [("n1", port + 1)], "--frobnicate")),
         ("router malformed --node", [sl.ROUTER_BIN, "--listen", f"tcp://127.0.0.1:{port}", "--node", "n1"]),
