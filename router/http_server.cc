@@ -375,6 +375,8 @@ struct HttpServer::Impl {
       }
     }
     stats.awaiting -= c->awaiting;
+    stats.unsent_bytes -= c->out.size() - c->out_off;
+    for (const Slot& s : c->slots) stats.unsent_bytes -= s.bytes.size();
     ::close(c->fd);  // also leaves the epoll set
     --stats.connections_open;
     uint32_t index = c->index;
@@ -587,7 +589,9 @@ struct HttpServer::Impl {
     auto v = expect->value();
     if (!IEquals(std::string_view(v.data(), v.size()), "100-continue")) return;
     c->continue_sent = true;
+    const size_t before = c->out.size();
     c->out.append("HTTP/1.1 100 Continue\r\n\r\n");
+    stats.unsent_bytes += c->out.size() - before;
     MarkDirty(c);
   }
 
@@ -682,11 +686,10 @@ struct HttpServer::Impl {
       --stats.awaiting;
     }
     // The first pending answer goes straight to the output buffer.
-    if (&s == &c->slots.front()) {
-      Serialize(c->out, r, s.head, s.close, s.http10_keep_alive);
-    } else {
-      Serialize(s.bytes, r, s.head, s.close, s.http10_keep_alive);
-    }
+    std::string& to = &s == &c->slots.front() ? c->out : s.bytes;
+    const size_t before = to.size();
+    Serialize(to, r, s.head, s.close, s.http10_keep_alive);
+    stats.unsent_bytes += to.size() - before;
     MarkDirty(c);
   }
 
@@ -721,6 +724,7 @@ struct HttpServer::Impl {
           --c->awaiting;
           --stats.awaiting;
         }
+        stats.unsent_bytes -= s.bytes.size();
       }
       c->slots.clear();
       c->no_more_requests = true;
@@ -737,6 +741,7 @@ struct HttpServer::Impl {
         return Close(c);  // EPIPE, ECONNRESET
       }
       c->out_off += static_cast<size_t>(n);
+      stats.unsent_bytes -= static_cast<size_t>(n);
     }
     const bool progress = c->out.size() - c->out_off < before;
     if (c->out_off == c->out.size()) {
@@ -918,5 +923,7 @@ bool HttpServer::Idle() const {
 }
 
 HttpServerStats HttpServer::Stats() const { return impl_->stats; }
+
+size_t HttpServer::UnsentBytes() const { return impl_->stats.unsent_bytes; }
 
 }  // namespace todo::router

@@ -35,7 +35,10 @@
 //   answers not yet written: past max_unsent_bytes on a connection (or
 //           2 x max_pipeline answers queued), its input is not read until
 //           the client reads, so a client that never reads holds only its
-//           own connection (until send_timeout).
+//           own connection (until send_timeout). Their sum over every
+//           connection is UnsentBytes(): the handler answers large replies
+//           `overloaded` past a budget of its own (HttpFrontend), so many
+//           clients that never read cannot together grow the process.
 // Keep-alive (HTTP/1.1 by default, HTTP/1.0 with "Connection: keep-alive"),
 // pipelining, chunked request bodies and "Expect: 100-continue" (answered at
 // once when nothing is queued before it; ignored from HTTP/1.0 clients) are
@@ -133,6 +136,7 @@ struct HttpServerStats {
   uint64_t too_large = 0;     // 413 and 431
   uint64_t overloaded = 0;    // 429 from max_pipeline / max_inflight
   uint64_t awaiting = 0;      // requests handed to the handler, not yet answered
+  uint64_t unsent_bytes = 0;  // answers (and 100 Continue) not yet written, in all
 };
 
 class HttpServer {
@@ -166,6 +170,9 @@ class HttpServer {
   bool Idle() const;
 
   HttpServerStats Stats() const;
+  // Bytes of answers not yet written, over every connection (the handler
+  // holds back large answers past a budget of its own: HttpFrontend).
+  size_t UnsentBytes() const;
 
  private:
   struct Impl;

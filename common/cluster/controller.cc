@@ -305,6 +305,29 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
     }
   }
 
+  // An add is over once the cluster is balanced with the new member (no
+  // move under way, none to make), or once it is gone or leaving.
+  bool moves_under_way = repairing;
+  for (const Partition& part : next.parts) {
+    moves_under_way = moves_under_way || !part.move_to.empty() || !part.handoff.empty();
+  }
+  std::vector<std::string> active;
+  for (const Member& m : next.members) {
+    if (!m.leaving && !m.data_id.empty() && in.alive.contains(m.name)) active.push_back(m.name);
+  }
+  bool balanced = !moves_under_way && PlanMoves(next, active).balanced();
+  for (Member& m : next.members) {
+    if (!m.adding || m.data_id.empty()) continue;  // not run yet: still being added
+    if (m.leaving || dead(m.name)) {
+      m.adding = false;
+      d.log.push_back("member '" + m.name + "': its add is over (" +
+                      (m.leaving ? "it is leaving" : "it is down") + ")");
+    } else if (balanced) {
+      m.adding = false;
+      d.log.push_back("member '" + m.name + "' added: the cluster is balanced with it");
+    }
+  }
+
   // Epochs and the version.
   bool any = next.members != map.members;
   for (size_t p = 0; p < n_parts; ++p) {

@@ -112,6 +112,7 @@ std::string FormatMap(const ClusterMap& map) {
   for (const Member& m : map.members) {
     json jm = {{"name", m.name}, {"data_id", m.data_id}, {"incarnation", m.incarnation}};
     if (m.leaving) jm["leaving"] = true;
+    if (m.adding) jm["adding"] = true;
     members.push_back(std::move(jm));
   }
   j["members"] = std::move(members);
@@ -239,7 +240,8 @@ StatusOr<ClusterMap> ParseMap(std::string_view text) {
     for (Status s : {Get(jm, "name", "member: ", &m.name),
                      Get(jm, "data_id", "member: ", &m.data_id, /*required=*/false),
                      Get(jm, "incarnation", "member: ", &m.incarnation, /*required=*/false),
-                     Get(jm, "leaving", "member: ", &m.leaving, /*required=*/false)}) {
+                     Get(jm, "leaving", "member: ", &m.leaving, /*required=*/false),
+                     Get(jm, "adding", "member: ", &m.adding, /*required=*/false)}) {
       if (!s.ok()) return s;
     }
     map.members.push_back(std::move(m));

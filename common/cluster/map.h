@@ -51,6 +51,10 @@ struct Member {
   std::string incarnation;
   // remove-node: draining (its partitions move away), then it leaves.
   bool leaving = false;
+  // add-node: being added, until it has run and the cluster is balanced
+  // with it (or it is gone): the controller clears it. Another add-node
+  // is refused meanwhile.
+  bool adding = false;
 
   bool operator==(const Member&) const = default;
 };

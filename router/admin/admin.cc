@@ -196,6 +196,7 @@ int Status(io::EtcdClient* etcd, const AdminOptions& o, bool as_json, std::ostre
                {"primaries", roles[m.name].first},
                {"backups", roles[m.name].second}};
     if (m.leaving) jm["leaving"] = true;
+    if (m.adding) jm["adding"] = true;
     if (auto it = snap->alive.find(m.name); it != snap->alive.end()) {
       jm["endpoint"] = it->second.endpoint;
     }
@@ -421,8 +422,23 @@ int AddNode(io::EtcdClient* etcd, const AdminOptions& o, const std::string& name
           cancelled = true;
           return "";
         }
+        // One add at a time (issue 17: a concurrent second add-node is
+        // refused); removals and the moves a failure brings are no bar.
+        for (const cluster::Member& other : map->members) {
+          if (!other.adding) continue;
+          if (other.data_id.empty()) {
+            return "another add-node is in progress: '" + other.name +
+                   "' was added and has not run yet (start it, or remove-node it)";
+          }
+          Moves mv = CountMoves(snap);
+          return "another add-node is in progress: '" + other.name + "' is being added (" +
+                 std::to_string(mv.in_progress.size()) + " partitions moving, " +
+                 std::to_string(mv.remaining) +
+                 " more moves to go); try again once todo-admin status shows it done";
+        }
         cluster::Member m;
         m.name = name;
+        m.adding = true;
         map->members.push_back(std::move(m));
         return "";
       },

@@ -65,7 +65,8 @@ int main(int argc, char** argv) {
     std::cerr << "todo-admin: error: --timeout-ms must be 100-600000\n";
     return 2;
   }
-  if (!node.empty() && !IsValidNodeName(node)) {
+  const bool names_node = add_cmd->parsed() || remove_cmd->parsed();
+  if (names_node && !IsValidNodeName(node)) {
     std::cerr << "todo-admin: error: node name '" << node
               << "' must be 1-64 characters of [A-Za-z0-9_.-]\n";
     return 2;

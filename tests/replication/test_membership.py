@@ -10,12 +10,13 @@
    controller's host): each move is completed or abandoned, never half
    applied (every partition back to R in-sync replicas, no move left
    hanging), and nothing acknowledged is lost.
-3. refusals and overlapping changes: add-node of a member and remove-node
-   of an unknown name are refused; a second add-node while the first one's
-   node has not joined is not, nor a remove-node while moves run (the
-   controller balances for the map as it stands); a node added and removed
-   before it ran leaves the map; add-node of a member that is draining calls
-   its removal off; remove-node below R members is refused.
+3. refusals and overlapping changes: add-node of a member, remove-node of
+   an unknown name, and a second add-node while the first one's node has
+   not run or its moves run are refused; a remove-node while an add is under
+   way is taken (the controller balances for the map as it stands), and so
+   is add-node of a member that is draining (its removal is called off); a
+   node added and removed before it ran leaves the map; remove-node below R
+   members is refused.
 4. re-add: a node removed and added again starts from scratch: its old data
    is dropped, and what it serves after the moves is only what the cluster
    gives it.
@@ -190,30 +191,37 @@ def scenario_refusals(wd):
         rl.log("remove-node of an unknown name: " + r.stderr.strip())
         r = cluster.admin("add-node", "bad name", check=False)
         assert r.returncode == 2, (r.returncode, r.stderr)
-        # Changes overlap: the controller balances for the map as it stands,
-        # so none waits for the one before (checked while n4 is in the map
-        # but not started, and again while its moves run).
+        # One add at a time (issue 17: a concurrent second add-node is
+        # refused), checked while n4 is in the map but not started, and again
+        # while its moves run. Removals overlap: the controller balances for
+        # the map as it stands.
         add_node(cluster, "n4", start=False)
         r = cluster.admin("add-node", "n5", check=False)
-        assert r.returncode == 0 and "'n4' not started yet" in r.stdout, (r.returncode, r.stdout, r.stderr)
-        rl.log("a second add-node while n4 joins: " + r.stdout.strip())
-        # n5 never ran and holds nothing: removed, it leaves the map at once.
-        r = cluster.admin("remove-node", "n5", check=False)
-        assert r.returncode == 0, (r.returncode, r.stderr)
-        assert rl.sl.wait_until(lambda: not any(m["name"] == "n5" for m in cluster.status()["members"]),
-                                30, 0.2), "n5 (never started) is still a member"
-        rl.log("n5, added and removed before it ran, is gone from the map")
+        assert r.returncode == 1 and "in progress" in r.stderr and "'n4'" in r.stderr, \
+            (r.returncode, r.stdout, r.stderr)
+        rl.log("a second add-node while n4 joins: " + r.stderr.strip())
         # A removal called off by adding the node back.
         r = cluster.admin("remove-node", "n1", check=False)
         assert r.returncode == 0, (r.returncode, r.stderr)
+        rl.log("remove-node n1 while n4 joins: " + r.stdout.strip())
         assert any(m["name"] == "n1" and m.get("leaving") for m in cluster.status()["members"])
         r = cluster.admin("add-node", "n1", check=False)
         assert r.returncode == 0 and "called off" in r.stdout, (r.returncode, r.stdout, r.stderr)
         assert any(m["name"] == "n1" and not m.get("leaving") for m in cluster.status()["members"])
-        rl.log("remove-node n1 then add-node n1: " + r.stdout.strip())
-        # n4 starts; while its moves run, n1 is removed: both finish.
+        rl.log("then add-node n1: " + r.stdout.strip())
+        # n4 starts; while its moves run, a second add is refused and n1 is
+        # removed: both changes finish.
         cluster.start_node("n4")
         assert rl.sl.wait_until(lambda: moving(cluster), 30, 0.1), "no move to n4 started"
+        r = cluster.admin("add-node", "n5", check=False)
+        if r.returncode == 0:  # n4's moves all ended between the two calls
+            assert not any(m["name"] == "n4" and m.get("adding") for m in cluster.status()["members"])
+            rl.log("(n4's moves ended before the second add-node)")
+            r = cluster.admin("remove-node", "n5", check=False)
+            assert r.returncode == 0, r.stderr
+        else:
+            assert r.returncode == 1 and "'n4' is being added" in r.stderr, (r.returncode, r.stderr)
+            rl.log("a second add-node while n4's moves run: " + r.stderr.strip())
         r = cluster.admin("remove-node", "n1", check=False)
         assert r.returncode == 0, (r.returncode, r.stderr)
         rl.log("remove-node n1 while n4's moves run: " + r.stdout.strip())
@@ -221,6 +229,17 @@ def scenario_refusals(wd):
         led = check_balanced(cluster)
         rl.log(f"n4 in and n1 out, overlapping: balanced after {took:.1f} s, primaries {led}")
         assert sorted(led) == ["n2", "n3", "n4"], led
+        assert rl.sl.wait_until(lambda: not any(m.get("adding") for m in cluster.status()["members"]),
+                                30, 0.2), "n4's add never ended: " + json.dumps(cluster.status()["members"])
+        # The add is over: another is taken. A node added and removed
+        # before it ran leaves the map (it held nothing).
+        r = cluster.admin("add-node", "n5", check=False)
+        assert r.returncode == 0, (r.returncode, r.stderr)
+        r = cluster.admin("remove-node", "n5", check=False)
+        assert r.returncode == 0, (r.returncode, r.stderr)
+        assert rl.sl.wait_until(lambda: not any(m["name"] == "n5" for m in cluster.status()["members"]),
+                                30, 0.2), "n5 (never started) is still a member"
+        rl.log("n5, added and removed before it ran, is gone from the map")
         cluster.procs["n1"].terminate()
         time.sleep(1)
         finish(cluster, ctx, load)

@@ -486,11 +486,12 @@ TEST_F(ControllerTest, OverlappingChangesEndBalancedForTheLastMap) {
     in_.reports = std::move(reports);
     Step();
   };
-  change([](ClusterMap* c) { c->members.push_back(Member{"n4", "", "", false}); });
+  change([](ClusterMap* c) { c->members.push_back(Member{"n4", "", "", false, true}); });
   Alive("n4", "data-n4");
   Step();  // n4 joins
   Step();  // its moves start
   ASSERT_GT(moves(), 0u);
+  EXPECT_TRUE(map().FindMember("n4")->adding) << "still being added while its moves run";
   set_leaving(true);
   round();
   round();
@@ -503,6 +504,7 @@ TEST_F(ControllerTest, OverlappingChangesEndBalancedForTheLastMap) {
       this, [&] { return map(); }, [&](std::vector<NodeReport> r) { in_.reports = std::move(r); },
       [&] { return Step().next.has_value(); });
   EXPECT_EQ(map().FindMember("n1"), nullptr) << "n1 drained and left";
+  EXPECT_FALSE(map().FindMember("n4")->adding) << "balanced with n4: its add is over";
   std::map<std::string, int> led, held;
   for (const Partition& p : map().parts) {
     EXPECT_EQ(p.replicas.size(), 2u);
@@ -518,6 +520,43 @@ TEST_F(ControllerTest, OverlappingChangesEndBalancedForTheLastMap) {
     EXPECT_GE(held[n], 42) << n;  // 128/3
     EXPECT_LE(held[n], 44) << n;
   }
+}
+
+// `adding` (set by todo-admin add-node, which refuses a second add while
+// it is set) lasts while the member has not run and while its moves run;
+// the controller clears it once the cluster is balanced with the member, or
+// at once if the member dies.
+TEST_F(ControllerTest, AnAddIsOverOnceBalancedOrTheMemberIsDown) {
+  auto m = NewClusterMap({"n1", "n2", "n3"}, 32, 2, 1);
+  ASSERT_TRUE(m.ok());
+  store_ = std::make_unique<FakeMapStore>(*m);
+  Settle();
+  auto add = [&](const std::string& name) {
+    ClusterMap next = map();
+    next.members.push_back(Member{name, "", "", false, true});
+    next.version += 1;
+    ASSERT_TRUE(store_->Cas(store_->Read().second, next));
+  };
+  add("n4");
+  Step();
+  EXPECT_TRUE(map().FindMember("n4")->adding) << "not run yet";
+  Alive("n4", "data-n4");
+  Step();
+  Step();
+  EXPECT_TRUE(map().FindMember("n4")->adding) << "its moves run";
+  PlayPrimaries(
+      this, [&] { return map(); }, [&](std::vector<NodeReport> r) { in_.reports = std::move(r); },
+      [&] { return Step().next.has_value(); });
+  EXPECT_FALSE(map().FindMember("n4")->adding);
+  // A member that dies while being added: the add is over (repair's turn).
+  add("n5");
+  Alive("n5", "data-n5");
+  Step();
+  Step();
+  EXPECT_TRUE(map().FindMember("n5")->adding);
+  Dead("n5");
+  Settle();
+  EXPECT_FALSE(map().FindMember("n5")->adding);
 }
 
 TEST_F(ControllerTest, AMoveWhoseNewReplicaDiesIsAbandoned) {
