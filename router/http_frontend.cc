@@ -8,6 +8,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/protocol.h"
 #include "router/http_query.h"
 
 namespace todo::router {
@@ -20,6 +21,10 @@ using http::OwnedRequest;
 constexpr std::string_view kPrometheusType = "text/plain; version=0.0.4; charset=utf-8";
 // Initial size of an encoded request (msgpack's default buffer is 8 KiB).
 constexpr size_t kRequestBufferBytes = 256;
+// A node's reply this large or larger is checked against the HTTP server's
+// budget of answers not yet written (MayQueueLargeAnswer) before its answer
+// is built.
+constexpr size_t kLargeReplyBytes = 16 * 1024;
 
 bool IsBookPath(std::string_view path) { return path == "/entries" || path == "/add_entry"; }
 
@@ -49,12 +54,17 @@ std::string ServerStatsText(const HttpServerStats& st) {
   sample("todo_http_deadline_closes_total", "{deadline=\"send\"}", st.send_timeouts);
   family("todo_http_rejected_total", "counter",
          "HTTP requests the server answered itself: malformed (400), too large (413, 431), "
-         "overloaded (429).");
+         "overloaded (429), large answers past --http-max-unsent-mb (429).");
   sample("todo_http_rejected_total", "{reason=\"malformed\"}", st.bad_requests);
   sample("todo_http_rejected_total", "{reason=\"too_large\"}", st.too_large);
   sample("todo_http_rejected_total", "{reason=\"overloaded\"}", st.overloaded);
+  sample("todo_http_rejected_total", "{reason=\"unsent_budget\"}", st.large_refused);
   family("todo_http_awaiting", "gauge", "HTTP requests awaiting their answers.");
   sample("todo_http_awaiting", "", st.awaiting);
+  family("todo_http_unsent_bytes", "gauge",
+         "Bytes of HTTP answers not yet written to their clients (bounded by "
+         "--http-max-unsent-mb for large answers).");
+  sample("todo_http_unsent_bytes", "", st.unsent_bytes);
   return out;
 }
 
@@ -149,6 +159,19 @@ struct HttpFrontend::Impl {
       free_pending.push_back(index);
       done(body);
       return;
+    }
+    // A large answer (a big list's entries) past the budget of answers not
+    // yet written is answered `overloaded` instead: clients that never
+    // read their answers can't grow the router past it together (each
+    // connection alone is bounded by the server). Checked on the node's
+    // reply, before the answer is built from it.
+    msgpack::sbuffer refusal;
+    if (body.size() >= kLargeReplyBytes && !server.MayQueueLargeAnswer(body.size())) {
+      protocol::EncodeError(refusal, protocol::RequestId::Uint(token), ErrorCode::kOverloaded,
+                            "the router holds " + std::to_string(server.UnsentBytes() >> 20) +
+                                " MiB of HTTP answers its clients have not read yet "
+                                "(--http-max-unsent-mb); retry later");
+      body = std::string_view(refusal.data(), refusal.size());
     }
     HttpReply reply;
     switch (p.kind) {

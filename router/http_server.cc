@@ -926,4 +926,11 @@ HttpServerStats HttpServer::Stats() const { return impl_->stats; }
 
 size_t HttpServer::UnsentBytes() const { return impl_->stats.unsent_bytes; }
 
+bool HttpServer::MayQueueLargeAnswer(size_t bytes) {
+  Impl& m = *impl_;
+  if (m.stats.unsent_bytes + bytes <= m.o.max_unsent_total_bytes) return true;
+  ++m.stats.large_refused;
+  return false;
+}
+
 }  // namespace todo::router

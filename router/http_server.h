@@ -36,9 +36,10 @@
 //           2 x max_pipeline answers queued), its input is not read until
 //           the client reads, so a client that never reads holds only its
 //           own connection (until send_timeout). Their sum over every
-//           connection is UnsentBytes(): the handler answers large replies
-//           `overloaded` past a budget of its own (HttpFrontend), so many
-//           clients that never read cannot together grow the process.
+//           connection is UnsentBytes(): past max_unsent_total_bytes the
+//           handler answers large replies `overloaded` instead
+//           (MayQueueLargeAnswer), so many clients that never read cannot
+//           together grow the process.
 // Keep-alive (HTTP/1.1 by default, HTTP/1.0 with "Connection: keep-alive"),
 // pipelining, chunked request bodies and "Expect: 100-continue" (answered at
 // once when nothing is queued before it; ignored from HTTP/1.0 clients) are
@@ -78,6 +79,9 @@ struct HttpServerOptions {
   size_t max_pipeline = 16;              // per connection: requests awaiting answers
   size_t max_inflight = 20000;           // in all: requests awaiting answers
   size_t max_unsent_bytes = 256 * 1024;  // per connection: answers not yet written
+  // In all: past it, MayQueueLargeAnswer() says no (the handler answers
+  // `overloaded` instead of a large answer).
+  size_t max_unsent_total_bytes = size_t{64} << 20;
   std::chrono::milliseconds header_timeout{5000};
   std::chrono::milliseconds body_timeout{10000};
   std::chrono::milliseconds idle_timeout{60000};
@@ -132,11 +136,12 @@ struct HttpServerStats {
   uint64_t body_timeouts = 0;
   uint64_t idle_timeouts = 0;
   uint64_t send_timeouts = 0;
-  uint64_t bad_requests = 0;  // unparsable: 400
-  uint64_t too_large = 0;     // 413 and 431
-  uint64_t overloaded = 0;    // 429 from max_pipeline / max_inflight
-  uint64_t awaiting = 0;      // requests handed to the handler, not yet answered
-  uint64_t unsent_bytes = 0;  // answers (and 100 Continue) not yet written, in all
+  uint64_t bad_requests = 0;   // unparsable: 400
+  uint64_t too_large = 0;      // 413 and 431
+  uint64_t overloaded = 0;     // 429 from max_pipeline / max_inflight
+  uint64_t awaiting = 0;       // requests handed to the handler, not yet answered
+  uint64_t unsent_bytes = 0;   // answers (and 100 Continue) not yet written, in all
+  uint64_t large_refused = 0;  // large answers refused past max_unsent_total_bytes
 };
 
 class HttpServer {
@@ -170,9 +175,13 @@ class HttpServer {
   bool Idle() const;
 
   HttpServerStats Stats() const;
-  // Bytes of answers not yet written, over every connection (the handler
-  // holds back large answers past a budget of its own: HttpFrontend).
+  // Bytes of answers not yet written, over every connection.
   size_t UnsentBytes() const;
+  // Whether an answer of about `bytes` may be queued: false (and counted)
+  // if it would take the answers not yet written past
+  // max_unsent_total_bytes. The handler asks before building a large
+  // answer, and answers `overloaded` instead on false.
+  bool MayQueueLargeAnswer(size_t bytes);
 
  private:
   struct Impl;

@@ -136,6 +136,7 @@ int main(int argc, char** argv) {
           ho.max_connections = o.http_max_connections;
           ho.max_inflight = o.http_max_inflight;
           ho.max_pipeline = o.http_max_pipeline;
+          ho.max_unsent_total_bytes = o.http_max_unsent_mb << 20;
           ho.max_header_bytes = o.http_max_header_bytes;
           ho.max_body_bytes = o.http_max_body_bytes;
           ho.header_timeout = std::chrono::milliseconds(o.http_header_timeout_ms);

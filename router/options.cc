@@ -83,6 +83,9 @@ Status RouterOptions::Validate() const {
   if (http_max_header_bytes < 1024 || http_max_header_bytes > (1 << 20)) {
     return Status::BadRequest("--http-max-header-bytes must be 1024-1048576");
   }
+  if (http_max_unsent_mb < 1 || http_max_unsent_mb > 65536) {
+    return Status::BadRequest("--http-max-unsent-mb must be 1-65536");
+  }
   if (http_max_body_bytes < 1 || http_max_body_bytes > (8 << 20)) {
     return Status::BadRequest("--http-max-body-bytes must be 1-8388608");
   }
@@ -140,6 +143,10 @@ std::optional<RouterOptions> ParseRouterFlags(int argc, char** argv, int* exit_c
       ->capture_default_str();
   app.add_option("--http-max-header-bytes", o.http_max_header_bytes,
                  "a request's line and header fields at most; then 431")
+      ->capture_default_str();
+  app.add_option("--http-max-unsent-mb", o.http_max_unsent_mb,
+                 "MiB of HTTP answers not yet read by their clients, in all; past it, answers "
+                 "of 16 KiB or more are 429 overloaded")
       ->capture_default_str();
   app.add_option("--http-max-body-bytes", o.http_max_body_bytes,
                  "a request's body at most; then 413")

@@ -34,11 +34,12 @@ struct RouterOptions {
   std::string log_level = "info";  // --log-level: trace|debug|info|warn|error
   std::string http;                // --http ADDR:PORT: serve HTTP there ("" = no HTTP)
   // The HTTP server's bounds and deadlines (router/http_server.h).
-  size_t http_max_connections = 16384;    // --http-max-connections: then 503 and closed
-  size_t http_max_inflight = 20000;       // --http-max-inflight: awaiting answers, in all; then 429
-  size_t http_max_pipeline = 16;          // --http-max-pipeline: the same per connection; then 429
-  size_t http_max_header_bytes = 16384;   // --http-max-header-bytes: then 431
-  size_t http_max_body_bytes = 65536;     // --http-max-body-bytes: then 413
+  size_t http_max_connections = 16384;   // --http-max-connections: then 503 and closed
+  size_t http_max_inflight = 20000;      // --http-max-inflight: awaiting answers, in all; then 429
+  size_t http_max_pipeline = 16;         // --http-max-pipeline: the same per connection; then 429
+  size_t http_max_header_bytes = 16384;  // --http-max-header-bytes: then 431
+  size_t http_max_body_bytes = 65536;    // --http-max-body-bytes: then 413
+  size_t http_max_unsent_mb = 64;  // --http-max-unsent-mb: unread answers; then large ones 429
   int64_t http_header_timeout_ms = 5000;  // --http-header-timeout-ms: a request's header
   int64_t http_body_timeout_ms = 10000;   // --http-body-timeout-ms: its body, after the header
   int64_t http_idle_timeout_ms = 60000;   // --http-idle-timeout-ms: an idle keep-alive connection

@@ -354,6 +354,60 @@ class HttpServerTest(unittest.TestCase):
             r = read_response(s)
         self.assertEqual((r[0], r[2]), (200, b"OK"))
 
+    def test_many_clients_that_never_read_large_answers(self):
+        """Each connection alone is bounded (256 KiB of unread answers stops
+        its reading), but its pipelined requests were all parsed before the
+        first answer came: without a bound in all, many such clients of a
+        big list grew the router by ~275 KiB each (1.5 GB for 4,000). Past
+        --http-max-unsent-mb, large answers are 429 overloaded instead."""
+        budget_mib = 8
+        self.cluster.restart("r1", router_flags=ROUTER_FLAGS + f" --http-max-unsent-mb {budget_mib}")
+        try:
+            name = f"big-{RUN_ID}"
+            title = "x" * 1000
+            with self.connect() as s:
+                for i in range(300):
+                    body = json.dumps({"date": "2026-12-19", "title": f"{i} {title}"}).encode()
+                    s.sendall(f"POST /lists/{name}/entries HTTP/1.1\r\nHost: t\r\n"
+                              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                    self.assertEqual(read_response(s)[0], 201)
+            status, _, big = self.cluster.request("GET", f"/lists/{name}/entries")
+            self.assertEqual(status, 200)
+            self.assertGreater(len(big), 300_000)
+            pid = self.router_pid()
+            before = rss_mib(pid)
+            request = f"GET /lists/{name}/entries HTTP/1.1\r\nHost: t\r\n\r\n".encode() * 16
+            socks = []
+            try:
+                for _ in range(200):
+                    s = self.connect()
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                    s.sendall(request)
+                    socks.append(s)
+                # Every request is answered or refused; then nothing moves.
+                self.assertTrue(wait_until(
+                    lambda: self.metric("todo_http_awaiting") <= 1, timeout=30))  # itself
+                refused = self.metric('todo_http_rejected_total{reason="unsent_budget"}')
+                unsent = self.metric("todo_http_unsent_bytes")
+                grown = rss_mib(pid)
+                print(f"200 clients x 16 reads of a {len(big) // 1024} KiB list, never read: "
+                      f"{refused:.0f} answers refused, {unsent / 2**20:.1f} MiB unsent, router "
+                      f"RSS {before:.1f} -> {grown:.1f} MiB", flush=True)
+                self.assertGreater(refused, 0)
+                # The budget, plus one answer past it, plus the small 429s.
+                self.assertLess(unsent, (budget_mib << 20) + 2 * len(big) + 3200 * 1024)
+                self.assertLess(grown - before, budget_mib + 64)
+                self.assert_fresh_request_answered("beside 200 clients that never read")
+            finally:
+                for s in socks:
+                    s.close()
+            # Their answers leave with them: the count goes back to 0.
+            self.assertTrue(wait_until(lambda: self.metric("todo_http_unsent_bytes") == 0, timeout=10))
+            status, _, again = self.cluster.request("GET", f"/lists/{name}/entries")
+            self.assertEqual((status, len(again)), (200, len(big)))
+        finally:
+            self.cluster.restart("r1", router_flags=ROUTER_FLAGS)
+
     def test_client_that_never_reads(self):
         pid = self.router_pid()
         before = rss_mib(pid)
