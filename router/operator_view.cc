@@ -251,15 +251,17 @@ json ClusterJson(const OperatorState& s, PartitionDetail detail) {
     for (size_t i = 0; i < std::size(kPartStateNames); ++i)
       states[kPartStateNames[i]] = state_counts[i];
     auto or_null = [&](auto v) { return map != nullptr ? json(v) : json(nullptr); };
+    // A string that is empty when absent: null then, as every absent value.
+    auto text_or_null = [](const std::string& v) { return v.empty() ? json(nullptr) : json(v); };
     out["cluster"] = {{"name", s.cluster_name},
                       {"has_map", map != nullptr},
-                      {"map_error", snap != nullptr ? snap->map_error : std::string()},
+                      {"map_error", text_or_null(snap != nullptr ? snap->map_error : "")},
                       {"map_version", or_null(map ? map->version : 0)},
                       {"map_revision", or_null(snap ? snap->map_revision : 0)},
                       {"partition_count", or_null(map ? map->partitions : 0)},
                       {"replicas", or_null(map ? map->replicas : 0)},
                       {"min_insync", or_null(map ? map->min_insync : 0)},
-                      {"controller", snap != nullptr ? snap->controller : std::string()},
+                      {"controller", text_or_null(snap != nullptr ? snap->controller : "")},
                       {"etcd_revision", snap != nullptr ? snap->revision : 0},
                       {"partition_states", states}};
   }

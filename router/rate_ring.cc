@@ -43,12 +43,15 @@ void RateRing::Offer(std::chrono::steady_clock::time_point now, int64_t unix_ms,
                      const RateTotals& totals) {
   if (!last_) {
     last_ = now;
+    due_ = now + slot_;
     base_ = totals;
     return;
   }
   // The loop offers every kPublishEvery (250 ms) and wakes up to 100 ms
-  // late: closing at 7/8 of a slot keeps slots near one slot length.
-  if (now - *last_ < slot_ - slot_ / 8) return;
+  // late: a slot closes at the first offer from a 16th of a slot before its
+  // due time on, and the next is due one slot after this one was due (not
+  // after it closed), so slot ends keep to a grid: 60 slots span a minute.
+  if (now < due_ - slot_ / 16) return;
   RateSlot s;
   s.end_unix_ms = unix_ms;
   s.seconds = std::chrono::duration<double>(now - *last_).count();
@@ -62,6 +65,8 @@ void RateRing::Offer(std::chrono::steady_clock::time_point now, int64_t unix_ms,
   slots_.push_back(std::move(s));
   while (slots_.size() > kSlots) slots_.pop_front();
   last_ = now;
+  due_ += slot_;
+  if (due_ <= now) due_ = now + slot_;  // a whole slot late (a stalled loop): a new grid
   base_ = totals;
 }
 

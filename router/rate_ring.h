@@ -57,9 +57,11 @@ class RateRing {
   explicit RateRing(std::chrono::milliseconds slot = std::chrono::milliseconds(1000));
 
   // The totals as of steady time `now` (wall clock `unix_ms`). The first
-  // offer sets the baseline; after that, an offer at least 7/8 of a slot
-  // length after the last closed slot closes a new one with the differences (a
-  // total that went down counts as 0). Past kSlots, the oldest is dropped.
+  // offer sets the baseline; after that, the first offer from a 16th of a
+  // slot before the open slot's due time closes it with the differences (a
+  // total that went down counts as 0). Slots are due on a grid of one slot
+  // length from the first offer, so their ends don't drift. Past kSlots,
+  // the oldest is dropped.
   void Offer(std::chrono::steady_clock::time_point now, int64_t unix_ms, const RateTotals& totals);
 
   // The closed slots, oldest first (at most kSlots).
@@ -69,6 +71,7 @@ class RateRing {
  private:
   std::chrono::milliseconds slot_;
   std::optional<std::chrono::steady_clock::time_point> last_;
+  std::chrono::steady_clock::time_point due_;  // when the open slot closes
   RateTotals base_;
   std::deque<RateSlot> slots_;
 };

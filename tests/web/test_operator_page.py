@@ -75,9 +75,9 @@ def check_cluster_json(doc, partitions):
     check_types(doc["router"], {"name": str, "mode": str, "serving": bool, "inflight": int,
                                 "time_ms": int}, "router")
     assert doc["router"]["mode"] == "replicated"
-    check_types(doc["cluster"], {"name": str, "has_map": bool, "map_error": str,
+    check_types(doc["cluster"], {"name": str, "has_map": bool, "map_error": (str, None),
                                  "map_version": int, "map_revision": int, "partition_count": int,
-                                 "replicas": int, "min_insync": int, "controller": str,
+                                 "replicas": int, "min_insync": int, "controller": (str, None),
                                  "etcd_revision": int, "partition_states": dict}, "cluster")
     assert doc["cluster"]["partition_count"] == partitions and doc["cluster"]["replicas"] == 2
     for s in ("ok", "catching_up", "under_replicated", "moving", "unavailable"):

@@ -37,11 +37,38 @@ TEST(RateRingTest, FirstOfferIsTheBaselineThenOneSlotPerSecond) {
   EXPECT_EQ(s.replies[6], 2u);
   EXPECT_DOUBLE_EQ(s.seconds, 1.0);
   EXPECT_EQ(s.end_unix_ms, 2000);
-  // The next slot differences from the last closed one.
+  // The next slot differences from the last closed one; it is due at 2000
+  // and closes from a 16th of a slot before.
   ring.Offer(At(1900), 2900, Totals(160, 147, 3));
+  EXPECT_EQ(ring.slots().size(), 1u) << "100 ms early is too early";
+  ring.Offer(At(1950), 2950, Totals(160, 147, 3));
   ASSERT_EQ(ring.slots().size(), 2u);
   EXPECT_EQ(ring.slots().back().requests, 10u);
-  EXPECT_NEAR(ring.slots().back().seconds, 0.9, 1e-9);
+  EXPECT_NEAR(ring.slots().back().seconds, 0.95, 1e-9);
+}
+
+// The router's loop offers every 250 ms, up to 100 ms late: the slots still
+// average one second, so the ring's 60 slots span a minute (with a 7/8
+// threshold they were ~0.9 s apart: 54 s).
+TEST(RateRingTest, SlotEndsKeepToTheGridUnderJitter) {
+  RateRing ring;
+  uint64_t seed = 7;
+  auto jitter = [&] {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<int>((seed >> 33) % 101);  // 0-100 ms late
+  };
+  for (int tick = 0; tick <= 4 * 120; ++tick) {
+    const int t = tick * 250 + jitter();
+    ring.Offer(At(t), t, Totals(tick, tick, 0));
+  }
+  ASSERT_EQ(ring.slots().size(), RateRing::kSlots);
+  double span = 0;
+  for (const RateSlot& s : ring.slots()) {
+    EXPECT_GT(s.seconds, 0.6);  // each slot within an offer period of the grid
+    EXPECT_LT(s.seconds, 1.4);
+    span += s.seconds;
+  }
+  EXPECT_NEAR(span, 60.0, 0.5);
 }
 
 TEST(RateRingTest, KeepsTheLastMinuteOnly) {
