@@ -81,6 +81,7 @@ struct Moves {
   size_t remaining = 0;               // more moves to balance
   std::vector<std::string> leaving;   // members draining
   std::vector<std::string> joining;   // members that never ran yet (moves wait for them)
+  std::vector<std::string> adding;    // members being added (another add-node is refused)
 };
 
 Moves CountMoves(const io::ClusterSnapshot& snap) {
@@ -92,6 +93,7 @@ Moves CountMoves(const io::ClusterSnapshot& snap) {
   for (const cluster::Member& mb : map.members) {
     if (mb.leaving) m.leaving.push_back(mb.name);
     if (mb.data_id.empty()) m.joining.push_back(mb.name);
+    if (mb.adding) m.adding.push_back(mb.name);
   }
   // The same count the router's /metrics exports (todo_cluster_moves_remaining).
   m.remaining = cluster::SummarizeHealth(map, [&](const std::string& n) {
@@ -253,8 +255,11 @@ int Status(io::EtcdClient* etcd, const AdminOptions& o, bool as_json, std::ostre
                 {"remaining", moves.remaining},
                 {"leaving", moves.leaving},
                 {"joining", moves.joining},
+                {"adding", moves.adding},
+                // Balanced: nothing moves, nothing to move, no change under
+                // way (so an add-node is taken).
                 {"balanced", jmoves.empty() && moves.remaining == 0 && moves.leaving.empty() &&
-                                 moves.joining.empty()}}},
+                                 moves.joining.empty() && moves.adding.empty()}}},
               {"etcd", etcd_members}};
     out << j.dump() << "\n";
     return 0;
@@ -270,7 +275,8 @@ int Status(io::EtcdClient* etcd, const AdminOptions& o, bool as_json, std::ostre
         << (m["alive"].get<bool>() ? "yes" : "NO") << std::setw(11) << m["primaries"].get<int>()
         << std::setw(9) << m["backups"].get<int>()
         << (m.contains("endpoint") ? m["endpoint"].get<std::string>() : "-")
-        << (m.contains("leaving") ? "  (leaving)" : "") << "\n";
+        << (m.contains("leaving") ? "  (leaving)" : "")
+        << (m.contains("adding") ? "  (being added)" : "") << "\n";
   }
   for (const json& n : others) {
     out << "  " << n.get<std::string>() << " is alive but not a member (todo-admin add-node)\n";
@@ -280,7 +286,12 @@ int Status(io::EtcdClient* etcd, const AdminOptions& o, bool as_json, std::ostre
     out << "waiting for " << moves.joining.front()
         << " to join (added, never started): moves start once it runs\n";
   }
-  if (jmoves.empty() && moves.remaining == 0 && moves.leaving.empty() && moves.joining.empty()) {
+  if (!moves.adding.empty() && moves.joining.empty() && moves.leaving.empty() && jmoves.empty() &&
+      moves.remaining == 0) {
+    out << "adding " << moves.adding.front()
+        << ": balanced, waiting for the controller to mark the add done\n";
+  } else if (jmoves.empty() && moves.remaining == 0 && moves.leaving.empty() &&
+             moves.joining.empty()) {
     out << "balanced: no moves to make\n";
   } else {
     // A progress bar over the work known now: moves done of (done + left).
