@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <initializer_list>
+#include <map>
 #include <set>
 
 namespace todo::cluster {
@@ -294,29 +296,58 @@ MoveCounts CountMoves(const ClusterMap& map) {
   return c;
 }
 
+// What the primaries of `m` report when every replica not in sync has
+// caught up and every hand-off has drained.
+std::vector<NodeReport> PrimariesReports(const ClusterMap& m) {
+  std::map<std::string, std::vector<ReplicaReport>> by_primary;
+  for (size_t p = 0; p < m.parts.size(); ++p) {
+    const Partition& part = m.parts[p];
+    for (const std::string& r : part.replicas) {
+      if (!part.IsInSync(r)) {
+        by_primary[part.primary()].push_back(
+            {ReplicaReport::Kind::kCaughtUp, static_cast<uint32_t>(p), r, part.epoch});
+      }
+    }
+    if (!part.handoff.empty()) {
+      by_primary[part.primary()].push_back(
+          {ReplicaReport::Kind::kDrained, static_cast<uint32_t>(p), part.handoff, part.epoch});
+    }
+  }
+  std::vector<NodeReport> reports;
+  for (auto& [n, r] : by_primary) reports.push_back(NodeReport{n, r});
+  return reports;
+}
+
+// Every partition at R = 2 in-sync replicas with no move left, and each of
+// `names` leading [lead_lo, lead_hi] partitions and holding [held_lo,
+// held_hi] copies (held unchecked if held_hi is 0).
+void ExpectBalancedOver(const ClusterMap& m, std::initializer_list<const char*> names, int lead_lo,
+                        int lead_hi, int held_lo = 0, int held_hi = 0) {
+  std::map<std::string, int> led, held;
+  for (const Partition& p : m.parts) {
+    EXPECT_EQ(p.replicas.size(), 2u);
+    EXPECT_EQ(p.in_sync, p.replicas);
+    EXPECT_TRUE(p.move_to.empty() && p.handoff.empty());
+    ++led[p.primary()];
+    for (const auto& r : p.replicas) ++held[r];
+  }
+  EXPECT_EQ(held.size(), names.size()) << "copies on members outside the expected ones";
+  for (const char* n : names) {
+    EXPECT_GE(led[n], lead_lo) << n;
+    EXPECT_LE(led[n], lead_hi) << n;
+    if (held_hi == 0) continue;
+    EXPECT_GE(held[n], held_lo) << n;
+    EXPECT_LE(held[n], held_hi) << n;
+  }
+}
+
 // Plays the primaries: every replica not in sync has caught up, every
 // hand-off has drained. Rounds until the map stops changing (bounded).
 void PlayPrimaries(ControllerTest* t, std::function<ClusterMap()> map,
                    std::function<void(std::vector<NodeReport>)> report,
                    std::function<bool()> step) {
   for (int round = 0; round < 400; ++round) {
-    const ClusterMap m = map();
-    std::map<std::string, std::vector<ReplicaReport>> by_primary;
-    for (size_t p = 0; p < m.parts.size(); ++p) {
-      const Partition& part = m.parts[p];
-      for (const std::string& r : part.replicas) {
-        if (!part.IsInSync(r)) {
-          by_primary[part.primary()].push_back(
-              {ReplicaReport::Kind::kCaughtUp, static_cast<uint32_t>(p), r, part.epoch});
-        }
-      }
-      if (!part.handoff.empty()) {
-        by_primary[part.primary()].push_back(
-            {ReplicaReport::Kind::kDrained, static_cast<uint32_t>(p), part.handoff, part.epoch});
-      }
-    }
-    std::vector<NodeReport> reports;
-    for (auto& [n, r] : by_primary) reports.push_back(NodeReport{n, r});
+    std::vector<NodeReport> reports = PrimariesReports(map());
     report(reports);
     if (!step() && reports.empty()) return;
   }
@@ -347,20 +378,8 @@ TEST_F(ControllerTest, AddingAMemberMovesPartitionsUntilBalanced) {
       });
   EXPECT_EQ(max_moving, ControllerOptions{}.max_moves);
   EXPECT_LE(max_handing_off, ControllerOptions{}.max_handoffs);
-  std::map<std::string, int> led, held;
-  for (const Partition& p : map().parts) {
-    EXPECT_EQ(p.replicas.size(), 2u);
-    EXPECT_EQ(p.in_sync, p.replicas);
-    EXPECT_TRUE(p.move_to.empty() && p.handoff.empty());
-    ++led[p.primary()];
-    for (const auto& r : p.replicas) ++held[r];
-  }
-  for (const char* n : {"n1", "n2", "n3", "n4"}) {
-    EXPECT_GE(led[n], 15) << n;  // 64/4 = 16, +-10%
-    EXPECT_LE(led[n], 17) << n;
-    EXPECT_GE(held[n], 31) << n;  // 128/4 = 32
-    EXPECT_LE(held[n], 33) << n;
-  }
+  // 64/4 = 16 primaries each (+-10%), 128/4 = 32 copies.
+  ExpectBalancedOver(map(), {"n1", "n2", "n3", "n4"}, 15, 17, 31, 33);
 }
 
 // A member back after a failure holds in-sync copies but leads nothing:
@@ -428,22 +447,12 @@ TEST_F(ControllerTest, RemovingAMemberDrainsItThenItLeaves) {
       this, [&] { return map(); }, [&](std::vector<NodeReport> r) { in_.reports = std::move(r); },
       [&] { return Step().next.has_value(); });
   EXPECT_EQ(map().FindMember("n2"), nullptr);
-  std::map<std::string, int> led;
-  for (const Partition& p : map().parts) {
-    EXPECT_FALSE(p.HasReplica("n2"));
-    EXPECT_EQ(p.replicas.size(), 2u);
-    EXPECT_EQ(p.in_sync, p.replicas);
-    ++led[p.primary()];
-  }
-  for (const char* n : {"n1", "n3", "n4"}) {
-    EXPECT_GE(led[n], 20) << n;  // 64/3
-    EXPECT_LE(led[n], 23) << n;
-  }
+  ExpectBalancedOver(map(), {"n1", "n3", "n4"}, 20, 23);  // 64/3 each, none on n2
 }
 
-// Membership changes overlap (todo-admin takes one while another's moves
-// run): n4 is added, and while its moves run n1 is removed, then added back
-// (its removal called off), then removed again. Every step is planned from
+// Membership changes overlap (todo-admin takes a removal while an add's
+// moves run): n4 is added, and while its moves run n1 is removed, then added
+// back (its removal called off), then removed again. Every step is planned from
 // the map as it stands; the end is balanced over n2, n3, n4 with every
 // partition at R in-sync replicas.
 TEST_F(ControllerTest, OverlappingChangesEndBalancedForTheLastMap) {
@@ -466,24 +475,7 @@ TEST_F(ControllerTest, OverlappingChangesEndBalancedForTheLastMap) {
   };
   // One round of the primaries' reports, then one controller step.
   auto round = [&] {
-    std::vector<NodeReport> reports;
-    const ClusterMap cur = map();
-    std::map<std::string, std::vector<ReplicaReport>> by_primary;
-    for (size_t p = 0; p < cur.parts.size(); ++p) {
-      const Partition& part = cur.parts[p];
-      for (const std::string& r : part.replicas) {
-        if (!part.IsInSync(r)) {
-          by_primary[part.primary()].push_back(
-              {ReplicaReport::Kind::kCaughtUp, static_cast<uint32_t>(p), r, part.epoch});
-        }
-      }
-      if (!part.handoff.empty()) {
-        by_primary[part.primary()].push_back(
-            {ReplicaReport::Kind::kDrained, static_cast<uint32_t>(p), part.handoff, part.epoch});
-      }
-    }
-    for (auto& [n, r] : by_primary) reports.push_back(NodeReport{n, r});
-    in_.reports = std::move(reports);
+    in_.reports = PrimariesReports(map());
     Step();
   };
   change([](ClusterMap* c) { c->members.push_back(Member{"n4", "", "", false, true}); });
@@ -505,21 +497,7 @@ TEST_F(ControllerTest, OverlappingChangesEndBalancedForTheLastMap) {
       [&] { return Step().next.has_value(); });
   EXPECT_EQ(map().FindMember("n1"), nullptr) << "n1 drained and left";
   EXPECT_FALSE(map().FindMember("n4")->adding) << "balanced with n4: its add is over";
-  std::map<std::string, int> led, held;
-  for (const Partition& p : map().parts) {
-    EXPECT_EQ(p.replicas.size(), 2u);
-    EXPECT_EQ(p.in_sync, p.replicas);
-    EXPECT_TRUE(p.move_to.empty() && p.handoff.empty());
-    ++led[p.primary()];
-    for (const auto& r : p.replicas) ++held[r];
-  }
-  EXPECT_EQ(held.count("n1"), 0u);
-  for (const char* n : {"n2", "n3", "n4"}) {
-    EXPECT_GE(led[n], 20) << n;  // 64/3
-    EXPECT_LE(led[n], 23) << n;
-    EXPECT_GE(held[n], 42) << n;  // 128/3
-    EXPECT_LE(held[n], 44) << n;
-  }
+  ExpectBalancedOver(map(), {"n2", "n3", "n4"}, 20, 23, 42, 44);  // 64/3 and 128/3, none on n1
 }
 
 // `adding` (set by todo-admin add-node, which refuses a second add while
