@@ -151,6 +151,20 @@ struct HttpFrontend::Impl {
       return;
     }
     Pending& p = pending[index];
+    // A large answer (a big list's entries) past the budget of answers not
+    // yet written is answered `overloaded` instead: clients that never
+    // read their answers can't grow the router past it together (each
+    // connection alone is bounded by the server). Checked on the node's
+    // reply, before the answer is built from it (the operator's list
+    // look-up too: it shows the refusal as the entries' error).
+    msgpack::sbuffer refusal(0);  // allocates only if written (the default takes 8 KiB)
+    if (body.size() >= kLargeReplyBytes && !server.MayQueueLargeAnswer(body.size())) {
+      protocol::EncodeError(refusal, protocol::RequestId::Uint(token), ErrorCode::kOverloaded,
+                            "the router holds " + std::to_string(server.UnsentBytes() >> 20) +
+                                " MiB of HTTP answers its clients have not read yet "
+                                "(--http-max-unsent-mb); retry later");
+      body = std::string_view(refusal.data(), refusal.size());
+    }
     if (p.kind == ReplyKind::kCallback) {
       ReplyCallback done = std::move(p.callback);
       p.gen = 0;
@@ -159,19 +173,6 @@ struct HttpFrontend::Impl {
       free_pending.push_back(index);
       done(body);
       return;
-    }
-    // A large answer (a big list's entries) past the budget of answers not
-    // yet written is answered `overloaded` instead: clients that never
-    // read their answers can't grow the router past it together (each
-    // connection alone is bounded by the server). Checked on the node's
-    // reply, before the answer is built from it.
-    msgpack::sbuffer refusal;
-    if (body.size() >= kLargeReplyBytes && !server.MayQueueLargeAnswer(body.size())) {
-      protocol::EncodeError(refusal, protocol::RequestId::Uint(token), ErrorCode::kOverloaded,
-                            "the router holds " + std::to_string(server.UnsentBytes() >> 20) +
-                                " MiB of HTTP answers its clients have not read yet "
-                                "(--http-max-unsent-mb); retry later");
-      body = std::string_view(refusal.data(), refusal.size());
     }
     HttpReply reply;
     switch (p.kind) {
