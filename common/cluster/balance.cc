@@ -6,6 +6,15 @@
 
 namespace todo::cluster {
 
+std::vector<std::string> ActiveMembers(const ClusterMap& map,
+                                       const std::function<bool(const std::string&)>& alive) {
+  std::vector<std::string> active;
+  for (const Member& m : map.members) {
+    if (!m.leaving && !m.data_id.empty() && alive(m.name)) active.push_back(m.name);
+  }
+  return active;
+}
+
 BalancePlan PlanMoves(const ClusterMap& map, const std::vector<std::string>& active_list) {
   BalancePlan plan;
   const std::set<std::string> active(active_list.begin(), active_list.end());

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,9 +33,13 @@ struct BalancePlan {
   bool balanced() const { return moves.empty(); }
 };
 
-// `active`: the members that may hold replicas (alive, joined, not
-// leaving). Moves in progress in `map` count as done. Partitions with fewer
-// than R replicas are repair's business and are left alone.
+// The members that may hold replicas: joined (ran once), not leaving, and
+// alive by `alive`; in map order.
+std::vector<std::string> ActiveMembers(const ClusterMap& map,
+                                       const std::function<bool(const std::string&)>& alive);
+
+// `active`: the members that may hold replicas (ActiveMembers). Moves in progress in `map` count as
+// done. Partitions with fewer than R replicas are repair's business and are left alone.
 BalancePlan PlanMoves(const ClusterMap& map, const std::vector<std::string>& active);
 
 }  // namespace todo::cluster

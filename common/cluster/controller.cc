@@ -1,6 +1,7 @@
 #include "common/cluster/controller.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "common/cluster/balance.h"
 #include "common/rendezvous.h"
@@ -271,13 +272,13 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
       ++it;
     }
   }
+  // Planned whenever nothing is being repaired and there is room for a move;
+  // always so when nothing moves, which is what ends an add below.
+  std::optional<BalancePlan> plan;
   if (!repairing && (moving < options_.max_moves || handing_off < options_.max_handoffs)) {
-    std::vector<std::string> active;
-    for (const Member& m : next.members) {
-      if (!m.leaving && !m.data_id.empty() && in.alive.contains(m.name)) active.push_back(m.name);
-    }
-    BalancePlan plan = PlanMoves(next, active);
-    for (const Move& m : plan.moves) {
+    plan = PlanMoves(
+        next, ActiveMembers(next, [&](const std::string& n) { return in.alive.contains(n); }));
+    for (const Move& m : plan->moves) {
       if (moving >= options_.max_moves && handing_off >= options_.max_handoffs) break;
       if (m.role_only ? handing_off >= options_.max_handoffs : moving >= options_.max_moves) {
         continue;
@@ -306,16 +307,11 @@ Controller::Decision Controller::Decide(const ClusterMap& map, const ControllerI
   }
 
   // An add is over once the cluster is balanced with the new member (no
-  // move under way, none to make), or once it is gone or leaving.
-  bool moves_under_way = repairing;
-  for (const Partition& part : next.parts) {
-    moves_under_way = moves_under_way || !part.move_to.empty() || !part.handoff.empty();
-  }
-  std::vector<std::string> active;
-  for (const Member& m : next.members) {
-    if (!m.leaving && !m.data_id.empty() && in.alive.contains(m.name)) active.push_back(m.name);
-  }
-  bool balanced = !moves_under_way && PlanMoves(next, active).balanced();
+  // repair, no move under way or just started, none planned), or once it is
+  // gone or leaving. With nothing moving the plan above was made, on the
+  // map as it is now (it started nothing).
+  const bool balanced =
+      !repairing && moving == 0 && handing_off == 0 && plan.has_value() && plan->balanced();
   for (Member& m : next.members) {
     if (!m.adding || m.data_id.empty()) continue;  // not run yet: still being added
     if (m.leaving || dead(m.name)) {

@@ -32,21 +32,19 @@ PartitionHealth ClassifyPartition(const ClusterMap& map, const Partition& p, con
 
 ClusterHealth SummarizeHealth(const ClusterMap& map, const AliveFn& alive) {
   ClusterHealth h;
-  std::vector<std::string> active;
   for (const Member& m : map.members) {
     ++h.members;
     const bool up = alive(m.name);
     h.members_alive += up ? 1 : 0;
     h.members_leaving += m.leaving ? 1 : 0;
     h.members_joining += m.data_id.empty() ? 1 : 0;
-    if (up && !m.leaving && !m.data_id.empty()) active.push_back(m.name);
   }
   for (const Partition& p : map.parts) {
     ++h.partitions_by_state[static_cast<size_t>(ClassifyPartition(map, p, alive).state)];
     for (const std::string& r : p.replicas) h.replicas_not_in_sync += p.IsInSync(r) ? 0 : 1;
     if (!p.move_to.empty() || !p.handoff.empty()) ++h.moves_in_progress;
   }
-  h.moves_remaining = static_cast<uint32_t>(PlanMoves(map, active).moves.size());
+  h.moves_remaining = static_cast<uint32_t>(PlanMoves(map, ActiveMembers(map, alive)).moves.size());
   return h;
 }
 

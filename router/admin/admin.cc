@@ -102,6 +102,12 @@ Moves CountMoves(const io::ClusterSnapshot& snap) {
   return m;
 }
 
+// "N partitions moving, M more moves to go", for messages.
+std::string MovesText(const Moves& m) {
+  return std::to_string(m.in_progress.size()) + " partitions moving, " +
+         std::to_string(m.remaining) + " more moves to go";
+}
+
 }  // namespace
 
 int Init(io::EtcdClient* etcd, const AdminOptions& o, const InitArgs& a, std::ostream& out,
@@ -209,6 +215,10 @@ int Status(io::EtcdClient* etcd, const AdminOptions& o, bool as_json, std::ostre
     if (!map.IsMember(name)) others.push_back(name);
   }
   const Moves moves = CountMoves(*snap);
+  // Nothing moves, nothing to move, nobody joining or draining; balanced
+  // once no add is under way either (then an add-node is taken).
+  const bool settled = moves.in_progress.empty() && moves.remaining == 0 && moves.leaving.empty() &&
+                       moves.joining.empty();
   json jmoves = json::array();
   for (uint32_t p : moves.in_progress) {
     const cluster::Partition& part = map.parts[p];
@@ -256,10 +266,7 @@ int Status(io::EtcdClient* etcd, const AdminOptions& o, bool as_json, std::ostre
                 {"leaving", moves.leaving},
                 {"joining", moves.joining},
                 {"adding", moves.adding},
-                // Balanced: nothing moves, nothing to move, no change under
-                // way (so an add-node is taken).
-                {"balanced", jmoves.empty() && moves.remaining == 0 && moves.leaving.empty() &&
-                                 moves.joining.empty() && moves.adding.empty()}}},
+                {"balanced", settled && moves.adding.empty()}}},
               {"etcd", etcd_members}};
     out << j.dump() << "\n";
     return 0;
@@ -286,12 +293,10 @@ int Status(io::EtcdClient* etcd, const AdminOptions& o, bool as_json, std::ostre
     out << "waiting for " << moves.joining.front()
         << " to join (added, never started): moves start once it runs\n";
   }
-  if (!moves.adding.empty() && moves.joining.empty() && moves.leaving.empty() && jmoves.empty() &&
-      moves.remaining == 0) {
+  if (settled && !moves.adding.empty()) {
     out << "adding " << moves.adding.front()
         << ": balanced, waiting for the controller to mark the add done\n";
-  } else if (jmoves.empty() && moves.remaining == 0 && moves.leaving.empty() &&
-             moves.joining.empty()) {
+  } else if (settled) {
     out << "balanced: no moves to make\n";
   } else {
     // A progress bar over the work known now: moves done of (done + left).
@@ -396,18 +401,14 @@ int ChangeMap(
 }
 
 // For the answer to add-node and remove-node: the changes already under
-// way, which the controller goes on with (it balances for the map as it
-// stands, so changes may overlap; nothing waits for the one before).
-std::string UnderWay(const io::ClusterSnapshot& snap) {
-  Moves m = CountMoves(snap);
+// way, which the controller goes on with beside the new one (it balances
+// for the map as it stands; only a second add waits for the first).
+std::string UnderWay(const Moves& m) {
   std::string s;
   auto add = [&](const std::string& part) { s += (s.empty() ? "" : ", ") + part; };
   for (const std::string& n : m.leaving) add("'" + n + "' draining");
   for (const std::string& n : m.joining) add("'" + n + "' not started yet");
-  if (!m.in_progress.empty() || m.remaining > 0) {
-    add(std::to_string(m.in_progress.size()) + " partitions moving, " +
-        std::to_string(m.remaining) + " more moves to go");
-  }
+  if (!m.in_progress.empty() || m.remaining > 0) add(MovesText(m));
   return s.empty() ? "" : "; already under way: " + s;
 }
 
@@ -421,7 +422,8 @@ int AddNode(io::EtcdClient* etcd, const AdminOptions& o, const std::string& name
   int rc = ChangeMap(
       etcd, o, err,
       [&](const io::ClusterSnapshot& snap, cluster::ClusterMap* map) -> std::string {
-        under_way = UnderWay(snap);
+        const Moves moves = CountMoves(snap);
+        under_way = UnderWay(moves);
         cancelled = false;
         if (cluster::Member* m = map->FindMember(name); m != nullptr) {
           if (!m->leaving) {
@@ -441,11 +443,8 @@ int AddNode(io::EtcdClient* etcd, const AdminOptions& o, const std::string& name
             return "another add-node is in progress: '" + other.name +
                    "' was added and has not run yet (start it, or remove-node it)";
           }
-          Moves mv = CountMoves(snap);
           return "another add-node is in progress: '" + other.name + "' is being added (" +
-                 std::to_string(mv.in_progress.size()) + " partitions moving, " +
-                 std::to_string(mv.remaining) +
-                 " more moves to go); try again once todo-admin status shows it done";
+                 MovesText(moves) + "); try again once todo-admin status shows it done";
         }
         cluster::Member m;
         m.name = name;
@@ -486,7 +485,7 @@ int RemoveNode(io::EtcdClient* etcd, const AdminOptions& o, const std::string& n
                  " members, fewer than the " + std::to_string(map->replicas) +
                  " copies each list is kept in (--replicas); add a node first";
         }
-        under_way = UnderWay(snap);
+        under_way = UnderWay(CountMoves(snap));
         m->leaving = true;
         return "";
       },
